@@ -1,0 +1,178 @@
+"""JSON API under /api/v1: thin routes that parse, call app.game / app.stats, and shape the reply."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from app import messages
+from app.api.schemas import (
+    AnswerIn,
+    AnswerOut,
+    Confidence,
+    LeaderboardEntry,
+    PlayerCreate,
+    PlayerCreated,
+    Problem,
+    RoundCreated,
+    TallyOut,
+)
+from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
+from app.deps import ApiPlayer, ServiceDep, SessionDep, SettingsDep
+from app.errors import Conflict
+from app.game import players, rounds
+from app.game.difficulty import eps_as_grey_levels
+from app.ml.contracts import ModelService
+from app.stats import export
+from app.stats.leaderboard import leaderboard, tally
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+
+ERRORS = {
+    401: {"model": Problem, "description": "Missing or invalid player token"},
+    404: {"model": Problem, "description": "No such round (or not yours)"},
+    409: {"model": Problem, "description": "Already answered"},
+    422: {"description": "Invalid input"},
+    503: {"model": Problem, "description": "Model service busy or down; retry after Retry-After seconds"},
+}
+
+
+def image_urls(request: Request, round_id: str) -> dict[str, str]:
+    return {
+        kind: str(request.url_for("round_image", round_id=round_id, kind=kind))
+        for kind in ("adversarial", "original", "perturbation")
+    }
+
+
+@router.post("/players", status_code=201, response_model=PlayerCreated, responses={422: ERRORS[422]})
+async def create_player(body: PlayerCreate, session: SessionDep) -> PlayerCreated:
+    player, token = await players.create_player(session, nickname=body.nickname)
+    await session.commit()
+    return PlayerCreated(player_id=player.id, nickname=player.nickname, token=token)
+
+
+@router.post("/rounds", status_code=201, response_model=RoundCreated, responses={k: ERRORS[k] for k in (401, 503)})
+async def create_round(
+    request: Request, player: ApiPlayer, session: SessionDep, service: ServiceDep, settings: SettingsDep
+) -> RoundCreated:
+    plan = rounds.RoundPlan(opponent=settings.opponent, attack=settings.attack, steps=settings.attack_steps)
+    record = await rounds.start_round(session, player=player, source=service, plan=plan)
+    await session.commit()
+    return RoundCreated(
+        round_id=record.id,
+        image_url=image_urls(request, record.id)["adversarial"],
+        choices=list(service.opponent_info(record.opponent).class_names),
+        eps=record.eps,
+        eps_text=eps_as_grey_levels(record.eps),
+        answer_url=str(request.url_for("answer_round", round_id=record.id)),
+    )
+
+
+def answer_out(
+    request: Request, record: RoundRecord, answer: AnswerRecord, player: PlayerRecord, service: ModelService
+) -> AnswerOut:
+    reveal = rounds.build_reveal(record, answer, service.opponent_info(record.opponent).class_names)
+    urls = image_urls(request, record.id)
+    return AnswerOut(
+        round_id=record.id,
+        correct=reveal.correct,
+        choice=reveal.player_label,
+        true_label=reveal.true_label,
+        model_label=reveal.model_label,
+        model_confidence=reveal.model_confidence,
+        model_correct=reveal.model_correct,
+        model_top3=[Confidence(label=label, probability=p) for label, p in reveal.top3],
+        clean_model_label=reveal.clean_label,
+        beat_machine=reveal.beat_machine,
+        points=reveal.points,
+        score=player.score,
+        streak=player.streak,
+        eps=reveal.eps,
+        eps_text=reveal.eps_text,
+        response_ms=reveal.response_ms,
+        original_url=urls["original"],
+        adversarial_url=urls["adversarial"],
+        perturbation_url=urls["perturbation"],
+    )
+
+
+@router.post(
+    "/rounds/{round_id}/answer", response_model=AnswerOut, responses={k: ERRORS[k] for k in (401, 404, 409, 422)}
+)
+async def answer_round(
+    request: Request, round_id: str, body: AnswerIn, player: ApiPlayer, session: SessionDep, service: ServiceDep
+) -> AnswerOut:
+    record, answer = await rounds.answer_round(
+        session, player=player, round_id=round_id, choice=body.choice, source=service
+    )
+    reply = answer_out(request, record, answer, player, service)
+    await session.commit()  # the answer is on disk before the reply leaves
+    return reply
+
+
+@router.get("/rounds/{round_id}", response_model=AnswerOut, responses={k: ERRORS[k] for k in (401, 404, 409)})
+async def get_answered_round(
+    request: Request, round_id: str, player: ApiPlayer, session: SessionDep, service: ServiceDep
+) -> AnswerOut:
+    """The reveal of an answered round, to show it again. An unanswered round reveals nothing (409)."""
+    record = await rounds.player_round(session, player=player, round_id=round_id)
+    answer = await rounds.round_answer(session, round_id)
+    if answer is None:
+        raise Conflict(messages.REVEAL_NOT_READY)
+    return answer_out(request, record, answer, player, service)
+
+
+@router.get("/leaderboard", response_model=list[LeaderboardEntry])
+async def get_leaderboard(session: SessionDep, limit: int = Query(20, ge=1, le=500)) -> list[LeaderboardEntry]:
+    rows = await leaderboard(session, limit=limit)
+    return [
+        LeaderboardEntry(
+            rank=r.rank,
+            player_id=r.player_id,
+            nickname=r.nickname,
+            score=r.score,
+            rounds=r.rounds,
+            correct=r.correct,
+            accuracy=r.accuracy,
+            beat_machine=r.beat_machine,
+            best_streak=r.best_streak,
+        )
+        for r in rows
+    ]
+
+
+@router.get("/tally", response_model=TallyOut)
+async def get_tally(session: SessionDep) -> TallyOut:
+    t = await tally(session)
+    return TallyOut(
+        answers=t.answers, human_accuracy=t.human_accuracy, model_accuracy=t.model_accuracy, beat_machine=t.beat_machine
+    )
+
+
+@router.get("/export/answers.{fmt}", response_class=StreamingResponse)
+async def export_answers(
+    request: Request,
+    fmt: Literal["csv", "json", "jsonl"],
+    service: ServiceDep,
+    download: bool = Query(False, description="Send Content-Disposition: attachment"),
+) -> StreamingResponse:
+    """Every answer, one row each, oldest first, streamed in pages. The stream opens its own session so that it
+    does not hold the request's session while the client reads slowly."""
+    sessionmaker = request.app.state.database.sessionmaker
+
+    def class_names_of(pack: str) -> tuple[str, ...]:
+        from app.ml.packs import get_pack  # torch-free: packs only read idx files
+
+        return get_pack(pack).class_names
+
+    async def body() -> AsyncIterator[str]:
+        async with sessionmaker() as session:
+            async for chunk in export.stream_answers(session, fmt, class_names_of):
+                yield chunk
+
+    media = export.MEDIA_TYPES[fmt]
+    headers = {"Content-Disposition": f'attachment; filename="answers.{fmt}"'} if download else {}
+    return StreamingResponse(body(), media_type=media, headers=headers)

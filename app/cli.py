@@ -1,0 +1,163 @@
+"""The `arena` command. Thin wrappers: each command parses options and calls into app/."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.config import get_settings
+
+app = typer.Typer(help="Adversarial Arena: people against an image classifier under attack.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema and maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+logger = logging.getLogger("arena")
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default ARENA_HOST, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default ARENA_PORT, 8000).")] = None,
+    migrate: Annotated[bool, typer.Option(help="Wait for the database and apply migrations first.")] = True,
+) -> None:
+    """Start the web server (and the in-process model service)."""
+    import uvicorn
+
+    from app.db import migrate as migrations
+    from app.main import create_app
+
+    _setup_logging()
+    settings = get_settings()
+    if migrate:
+        migrations.wait_for_database(settings.database_url)
+        migrations.upgrade(settings.database_url)
+    _check_opponent_ready()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
+
+
+def _check_opponent_ready() -> None:
+    """Fail before the server starts, with the fix, rather than with a traceback inside the lifespan."""
+    from app.ml.opponents import OpponentMissing, opponent_pack
+    from app.ml.packs import DataPackMissing, get_pack
+
+    settings = get_settings()
+    try:
+        get_pack(opponent_pack(settings.opponent), settings.data_dir).load_split("test")
+    except DataPackMissing as error:
+        _fail(str(error))
+    except OpponentMissing as error:
+        _fail(str(error))
+    checkpoint = Path(settings.models_dir) / f"{settings.opponent}.safetensors"
+    if not checkpoint.is_file():
+        _fail(f"no checkpoint {checkpoint}; train it with `arena train --pack fashion`")
+
+
+@app.command()
+def train(
+    pack: Annotated[str, typer.Option(help="Data pack whose default opponent to train.")] = "fashion",
+    seed: Annotated[int, typer.Option(help="Seed for weights, shuffling and the card's attack evaluation.")] = 0,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default: the recipe's).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size (default: the recipe's).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default: the recipe's).")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+) -> None:
+    """Train the pack's opponent, save models/<name>.safetensors and rewrite its model card (with progress)."""
+    from app.ml.cli_train import summary, train_pack
+    from app.ml.packs import DataPackMissing
+
+    _setup_logging()
+    settings = get_settings()
+    try:
+        card = train_pack(
+            pack,
+            seed=seed,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            device=device,
+            models_dir=settings.models_dir,
+            data_dir=settings.data_dir,
+            threads=threads,
+        )
+    except DataPackMissing as error:
+        _fail(str(error))
+    except KeyError as error:
+        _fail(str(error.args[0]) if error.args else str(error))
+    except KeyboardInterrupt:
+        _fail("interrupted: the previous checkpoint and card were left as they were")
+    typer.echo(summary(card))
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply the Alembic migrations to ARENA_DATABASE_URL."""
+    from app.db import migrate as migrations
+
+    _setup_logging()
+    migrations.upgrade(get_settings().database_url, revision)
+    typer.echo(f"database at revision {revision}")
+
+
+@db_app.command("wait")
+def db_wait(timeout: Annotated[float, typer.Option(help="Seconds to keep trying.")] = 60.0) -> None:
+    """Wait until the database answers (for container start-up)."""
+    from app.db import migrate as migrations
+
+    try:
+        migrations.wait_for_database(get_settings().database_url, timeout_s=timeout)
+    except Exception as error:
+        _fail(f"database not reachable after {timeout:.0f} s: {error}")
+    typer.echo("database is up")
+
+
+@app.command()
+def export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write; '-' for standard output.")] = Path("-"),
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv, json or jsonl.")] = "csv",
+) -> None:
+    """Export every answer (human and machine) with its round, one row per answer."""
+    from app.db.session import open_database
+    from app.ml.packs import get_pack
+    from app.stats import export as exporting
+
+    if fmt not in ("csv", "json", "jsonl"):
+        _fail(f"unknown format {fmt!r}: use csv, json or jsonl")
+
+    async def run() -> None:
+        database = open_database(get_settings().database_url)
+        stream = sys.stdout if str(output) == "-" else output.open("w", encoding="utf-8", newline="")
+        try:
+            async with database.sessionmaker() as session:
+                async for chunk in exporting.stream_answers(session, fmt, lambda pack: get_pack(pack).class_names):
+                    stream.write(chunk)
+        finally:
+            if stream is not sys.stdout:
+                stream.close()
+            await database.dispose()
+
+    asyncio.run(run())
+    if str(output) != "-":
+        typer.echo(f"wrote the answers export ({fmt}) to {output}", err=True)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

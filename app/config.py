@@ -1,0 +1,82 @@
+"""Settings for Adversarial Arena, read from ``ARENA_*`` environment variables (and an optional ``.env``).
+
+Every setting has a documented default so that ``make play`` works with no configuration at all.
+Nothing here connects to anything: the settings are plain values, reached through :func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SECRET = "change-me-arena-local-only"
+
+logger = logging.getLogger(__name__)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ARENA_",
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+    )
+
+    environment: Literal["local", "test", "production"] = Field(
+        "local", description="local allows the default secret; production refuses it."
+    )
+    database_url: str = Field(
+        f"sqlite:///{PROJECT_ROOT / 'var' / 'arena.db'}",
+        description="SQLAlchemy URL. SQLite by default; PostgreSQL as postgresql+psycopg://user@host/db.",
+    )
+    data_dir: Path = Field(
+        Path("/usr/share/datasets/fashion-mnist"),
+        description="Folder with the Fashion-MNIST idx.gz files (Debian package dataset-fashion-mnist).",
+    )
+    models_dir: Path = Field(
+        PROJECT_ROOT / "models", description="Folder with the opponents' safetensors checkpoints and model cards."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where torch runs: auto picks CUDA if present.")
+    host: str = Field("127.0.0.1", description="Address `arena serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `arena serve` listens on.")
+    secret_key: SecretStr = Field(
+        SecretStr(DEFAULT_SECRET), description="Signs session cookies and CSRF tokens. Set a long random value."
+    )
+    cookie_secure: bool = Field(False, description="Send the session cookie only over HTTPS.")
+
+    opponent: str = Field("fashion-cnn", description="The opponent (classifier) rounds are played against.")
+    attack: str = Field("pgd", description="The attack that perturbs each round's image.")
+    attack_steps: int = Field(20, ge=1, le=1000, description="Iterations of the round attack (PGD steps).")
+
+    service_max_batch: int = Field(32, ge=1, le=1024, description="Most images the model service attacks at once.")
+    service_max_wait_ms: float = Field(
+        5.0, ge=0.0, le=1000.0, description="How long the service waits to fill a batch after the first request."
+    )
+    service_queue_size: int = Field(1024, ge=1, description="Pending image requests before the service says busy.")
+    service_timeout_s: float = Field(30.0, gt=0, description="Longest a request waits for its image.")
+    torch_threads: int = Field(0, ge=0, description="torch intra-op threads in the model worker; 0 keeps torch's.")
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_outside_local(self) -> Settings:
+        if self.secret_key.get_secret_value() == DEFAULT_SECRET:
+            if self.environment == "production":
+                raise ValueError(
+                    "ARENA_SECRET_KEY must be set to a long random value when ARENA_ENVIRONMENT=production"
+                )
+            logger.warning("ARENA_SECRET_KEY is the built-in default: fine on your laptop, never in production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,101 @@
+"""Request dependencies shared by the HTML and JSON routers, as Annotated aliases."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import messages
+from app.config import Settings
+from app.db.tables import PlayerRecord
+from app.errors import Forbidden, Unauthorized
+from app.game.players import player_by_id, player_by_token
+from app.ml.contracts import ModelService
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request. Routes that change data commit explicitly before they build their reply, so an
+    acknowledged answer is always on disk; anything left uncommitted (an error) is rolled back here."""
+    async with request.app.state.database.sessionmaker() as session:
+        try:
+            yield session
+        finally:
+            if session.in_transaction():
+                await session.rollback()
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_model_service(request: Request) -> ModelService:
+    service: ModelService = request.app.state.model_service
+    return service
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+ServiceDep = Annotated[ModelService, Depends(get_model_service)]
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+HxRequest = Annotated[bool, Depends(is_htmx)]
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(24)
+        request.session["csrf"] = token
+    return str(token)
+
+
+def check_csrf(request: Request, submitted: str | None) -> None:
+    expected = request.session.get("csrf")
+    if not expected or not submitted or not secrets.compare_digest(str(expected), submitted):
+        raise Forbidden(messages.CSRF_FAILED)
+
+
+async def optional_cookie_player(request: Request, session: SessionDep) -> PlayerRecord | None:
+    player_id = request.session.get("player_id")
+    if not player_id:
+        return None
+    player = await player_by_id(session, str(player_id))
+    if player is None:
+        request.session.pop("player_id", None)
+    return player
+
+
+CookiePlayer = Annotated[PlayerRecord | None, Depends(optional_cookie_player)]
+
+
+async def api_player(
+    request: Request,
+    session: SessionDep,
+    authorization: Annotated[str | None, Header()] = None,
+    x_csrf_token: Annotated[str | None, Header()] = None,
+) -> PlayerRecord:
+    """Scripts authenticate with `Authorization: Bearer <token>`. A browser may use its session cookie instead,
+    but then state-changing calls must carry the page's CSRF token in X-CSRF-Token."""
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized(messages.TOKEN_INVALID)
+        return await player_by_token(session, token.strip())
+    player = await optional_cookie_player(request, session)
+    if player is None:
+        raise Unauthorized(messages.PLAYER_REQUIRED)
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        check_csrf(request, x_csrf_token)
+    return player
+
+
+ApiPlayer = Annotated[PlayerRecord, Depends(api_player)]

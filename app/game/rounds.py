@@ -1,0 +1,209 @@
+"""Rounds: what a round is, how it is created, answered once, scored and revealed. No HTTP, no torch.
+
+The model service is passed in (anything with ``generate`` and ``opponent_info``), so these rules are tested
+without a server and would run unchanged against a remote model service.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import messages
+from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
+from app.errors import Conflict, Invalid, NotFound
+from app.game.difficulty import Staircase, eps_as_grey_levels
+from app.game.images import to_png
+from app.game.scoring import score_answer
+from app.ml.contracts import ImageJob, ImageResult, OpponentInfo
+
+
+class ImageSource(Protocol):
+    async def generate(self, job: ImageJob) -> ImageResult: ...
+
+    def opponent_info(self, name: str) -> OpponentInfo: ...
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """Which opponent, attack and parameters a new round uses. Chosen by settings today, by events later."""
+
+    opponent: str
+    attack: str = "pgd"
+    steps: int = 20
+
+    def attack_params(self) -> dict[str, object]:
+        return {"steps": self.steps, "random_start": True}
+
+
+def new_round_id() -> str:
+    # 128 random bits, URL-safe: a round id cannot be guessed or enumerated.
+    return secrets.token_urlsafe(16)
+
+
+def staircase_for(info: OpponentInfo) -> Staircase:
+    return Staircase.from_min_eps(info.min_eps)
+
+
+async def start_round(
+    session: AsyncSession, *, player: PlayerRecord, source: ImageSource, plan: RoundPlan
+) -> RoundRecord:
+    """Pick a test image the opponent gets right when clean, attack it at the player's level, store the round."""
+    info = source.opponent_info(plan.opponent)
+    staircase = staircase_for(info)
+    level = staircase.clamp(player.level)
+    eps = staircase.eps(level)
+    params = plan.attack_params()
+    job = ImageJob(
+        opponent=plan.opponent,
+        attack=plan.attack,
+        params=ImageJob.freeze_params(params),
+        image_index=secrets.choice(info.eligible_indices),
+        eps=eps,
+        seed=secrets.randbits(62),
+    )
+    image = await source.generate(job)
+    record = RoundRecord(
+        id=new_round_id(),
+        player_id=player.id,
+        created_at=datetime.now(UTC),
+        pack=info.pack,
+        opponent=plan.opponent,
+        attack=plan.attack,
+        attack_params=params,
+        eps=eps,
+        level=level,
+        image_index=job.image_index,
+        seed=job.seed,
+        true_label=image.true_label,
+        clean_label=image.clean_label,
+        clean_confidence=image.clean_confidence,
+        model_label=image.adversarial_label,
+        model_confidence=image.adversarial_probs[image.adversarial_label],
+        model_probs=list(image.adversarial_probs),
+        linf=image.linf,
+        clean_png=to_png(image.clean),
+        adversarial_png=to_png(image.adversarial),
+    )
+    session.add(record)
+    await session.flush()
+    return record
+
+
+async def player_round(session: AsyncSession, *, player: PlayerRecord, round_id: str) -> RoundRecord:
+    """A round as its own player sees it. Someone else's round is reported as missing, not as forbidden, so ids
+    cannot be probed."""
+    record = await session.get(RoundRecord, round_id)
+    if record is None or record.player_id != player.id:
+        raise NotFound(messages.ROUND_NOT_FOUND)
+    return record
+
+
+async def round_answer(session: AsyncSession, round_id: str) -> AnswerRecord | None:
+    return await session.scalar(select(AnswerRecord).where(AnswerRecord.round_id == round_id))
+
+
+def choice_index(choice: str, class_names: tuple[str, ...]) -> int:
+    try:
+        return class_names.index(choice)
+    except ValueError:
+        raise Invalid(messages.CHOICE_NOT_OFFERED) from None
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every time this app stores is UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def answer_round(
+    session: AsyncSession, *, player: PlayerRecord, round_id: str, choice: str, source: ImageSource
+) -> tuple[RoundRecord, AnswerRecord]:
+    """Score the player's one answer. A second answer, even a simultaneous one, is a Conflict: the answers table's
+    unique round_id decides the race, not this code."""
+    record = await player_round(session, player=player, round_id=round_id)
+    if await round_answer(session, round_id) is not None:
+        raise Conflict(messages.ROUND_ALREADY_ANSWERED)
+    info = source.opponent_info(record.opponent)
+    chosen = choice_index(choice, info.class_names)
+    now = datetime.now(UTC)
+    answer = AnswerRecord(
+        id=uuid.uuid4().hex,
+        round_id=record.id,
+        player_id=player.id,
+        created_at=now,
+        choice=chosen,
+        correct=chosen == record.true_label,
+        model_correct=record.model_label == record.true_label,
+        points=0,
+        response_ms=max(0, int((now - _aware(record.created_at)).total_seconds() * 1000)),
+    )
+    session.add(answer)
+    try:
+        # Inserting first takes SQLite's write lock before the player is re-read, and lets the unique
+        # constraint reject a duplicate before anything else changes.
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict(messages.ROUND_ALREADY_ANSWERED) from None
+    await session.refresh(player, with_for_update=True)
+    score = score_answer(correct=answer.correct, model_correct=answer.model_correct, streak_before=player.streak)
+    answer.points = score.points
+    player.score += score.points
+    player.streak = score.streak
+    player.best_streak = max(player.best_streak, score.streak)
+    player.level = staircase_for(info).next_level(record.level, correct=answer.correct)
+    await session.flush()
+    return record, answer
+
+
+@dataclass(frozen=True)
+class Reveal:
+    """Everything the reveal shows, in display terms."""
+
+    round_id: str
+    class_names: tuple[str, ...]
+    true_label: str
+    player_label: str
+    model_label: str
+    clean_label: str
+    correct: bool
+    model_correct: bool
+    beat_machine: bool
+    model_confidence: float
+    top3: tuple[tuple[str, float], ...]
+    eps: float
+    eps_text: str
+    points: int
+    response_ms: int
+    opponent: str
+    attack: str
+
+
+def build_reveal(record: RoundRecord, answer: AnswerRecord, class_names: tuple[str, ...]) -> Reveal:
+    ranked = sorted(range(len(record.model_probs)), key=lambda i: record.model_probs[i], reverse=True)[:3]
+    return Reveal(
+        round_id=record.id,
+        class_names=class_names,
+        true_label=class_names[record.true_label],
+        player_label=class_names[answer.choice],
+        model_label=class_names[record.model_label],
+        clean_label=class_names[record.clean_label],
+        correct=answer.correct,
+        model_correct=answer.model_correct,
+        beat_machine=answer.correct and not answer.model_correct,
+        model_confidence=record.model_confidence,
+        top3=tuple((class_names[i], float(record.model_probs[i])) for i in ranked),
+        eps=record.eps,
+        eps_text=eps_as_grey_levels(record.eps),
+        points=answer.points,
+        response_ms=answer.response_ms,
+        opponent=record.opponent,
+        attack=record.attack,
+    )

@@ -1,0 +1,133 @@
+"""create_app(): wires settings, database, templates, the model service and the routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from starlette.middleware.sessions import SessionMiddleware
+
+from app.api.routes import router as api_router
+from app.config import Settings, get_settings
+from app.db.session import open_database
+from app.errors import ArenaError
+from app.ml.contracts import ModelService
+from app.web.routes import router as web_router
+from app.web.templating import STATIC_DIR, build_templates
+
+logger = logging.getLogger(__name__)
+
+
+def default_model_service(settings: Settings) -> ModelService:
+    from app.ml.service import InProcessModelService  # torch is imported here and nowhere else in the server
+
+    return InProcessModelService(
+        opponents=[settings.opponent],
+        device=settings.device,
+        max_batch=settings.service_max_batch,
+        max_wait_ms=settings.service_max_wait_ms,
+        queue_size=settings.service_queue_size,
+        timeout_s=settings.service_timeout_s,
+        torch_threads=settings.torch_threads,
+        models_dir=settings.models_dir,
+        data_dir=settings.data_dir,
+    )
+
+
+def security_headers(response: Response) -> None:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+    )
+
+
+def create_app(settings: Settings | None = None, *, model_service: ModelService | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.database = open_database(settings.database_url)
+        service = model_service or default_model_service(settings)
+        await service.start()
+        app.state.model_service = service
+        try:
+            yield
+        finally:
+            await service.stop()
+            await app.state.database.dispose()
+
+    app = FastAPI(
+        title="Adversarial Arena",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.templates = build_templates()
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key.get_secret_value(),
+        session_cookie="arena_session",
+        same_site="lax",
+        https_only=settings.cookie_secure,
+        max_age=60 * 60 * 24 * 30,
+    )
+
+    @app.middleware("http")
+    async def add_security_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        security_headers(response)
+        return response
+
+    @app.exception_handler(ArenaError)
+    async def arena_error(request: Request, error: ArenaError) -> Response:
+        headers = {}
+        retry_after = getattr(error, "retry_after_s", None)
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", "text/html"):
+            return JSONResponse({"detail": error.message}, status_code=error.status_code, headers=headers)
+        from app.web.routes import render
+
+        hx = request.headers.get("HX-Request") == "true"
+        context = {"player": None, "message": error.message, "status": error.status_code, "retry_after": retry_after}
+        response = render(
+            request, "pages/error.html", context, block="stage" if hx else None, status_code=error.status_code
+        )
+        response.headers.update(headers)
+        return response
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz(request: Request) -> JSONResponse:
+        service_health = await request.app.state.model_service.health()
+        try:
+            async with request.app.state.database.engine.connect() as conn:
+                await conn.execute(text("select 1"))
+            database_ok = True
+        except Exception:
+            logger.exception("health check: database unreachable")
+            database_ok = False
+        ok = bool(service_health.get("ok")) and database_ok
+        body = {
+            "status": "ok" if ok else "degraded",
+            "model": {"ok": bool(service_health.get("ok")), **service_health},
+            "device": service_health.get("device"),
+            "database": {"ok": database_ok, "backend": "sqlite" if settings.is_sqlite else "postgresql"},
+        }
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(api_router)
+    app.include_router(web_router)
+    return app

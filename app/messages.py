@@ -1,0 +1,13 @@
+"""Message constants shown to users. Tests assert against these names, not against copied strings."""
+
+NICKNAME_INVALID = "A nickname is 1 to 24 printable characters."
+PLAYER_REQUIRED = "Join with a nickname first."
+TOKEN_INVALID = "That player token is not valid."
+ROUND_NOT_FOUND = "No such round."
+ROUND_ALREADY_ANSWERED = "This round has already been answered."
+CHOICE_NOT_OFFERED = "That choice is not one of the offered classes."
+REVEAL_NOT_READY = "Answer the round first."
+CSRF_FAILED = "The form expired. Reload the page and try again."
+SERVICE_BUSY = "The machine is busy right now. Trying again in a moment…"
+SERVICE_DOWN = "The model service is not available right now. Please try again shortly."
+EXPORT_FORMAT_INVALID = "Unknown export format."

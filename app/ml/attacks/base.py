@@ -1,0 +1,217 @@
+"""The one interface every attack implements.
+
+Attacks are stateless: an instance holds only validated hyperparameters, and the model, images and budget
+arrive at call time (as in Foolbox), so one attack object can serve every model and thread in the service.
+The base :meth:`Attack.__call__` owns everything that must hold for *every* attack, so a new attack cannot get
+it wrong: input checks, the per-sample eps-ball and bounds projection, success measured from the model's own
+answer on the final images, and restoring the model's modes and torch's autograd state even on errors.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, final
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor
+
+from app.ml.model import ArenaModel
+
+GeneratorArg = torch.Generator | Sequence[torch.Generator] | None
+
+
+class AttackParams(BaseModel):
+    """Hyperparameters of an attack: frozen, keyword-only, strictly typed and range-checked.
+
+    pydantic's ``ValidationError`` is a ``ValueError``, so bad values surface as ``ValueError``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """What an attack produced, per sample. ``success`` is measured on ``adversarial``, never assumed.
+
+    ``linf``/``l2`` are the perturbation sizes actually used (pixel units); ``queries`` counts model calls per
+    sample for attacks that budget them (black-box), and is None for gradient attacks.
+    """
+
+    adversarial: Tensor
+    logits: Tensor
+    success: Tensor
+    linf: Tensor
+    l2: Tensor
+    queries: Tensor | None = None
+
+
+class Attack(ABC):
+    """Base class: subclasses set ``name`` and ``Params`` and implement :meth:`run`."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[AttackParams]]
+
+    def __init__(self, **params: Any) -> None:
+        unknown = sorted(set(params) - set(self.Params.model_fields))
+        if unknown:
+            valid = ", ".join(sorted(self.Params.model_fields)) or "none"
+            raise TypeError(f"{self.name} got unexpected parameter(s) {', '.join(unknown)}; valid: {valid}")
+        self.params = self.Params(**params)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.model_dump().items())
+        return f"{type(self).__name__}({args})"
+
+    @abstractmethod
+    def run(
+        self,
+        model: ArenaModel,
+        images: Tensor,
+        labels: Tensor,
+        eps: Tensor,
+        low: Tensor,
+        high: Tensor,
+        generator: GeneratorArg,
+    ) -> Tensor:
+        """Return candidate adversarial images; called with grad enabled and the model in eval mode.
+
+        ``eps`` is (B,1,1,1); ``low``/``high`` are the per-pixel box, the eps-ball intersected with the model's
+        bounds, which the caller clips the candidates to again afterwards.
+        """
+
+    @final
+    def __call__(
+        self,
+        model: ArenaModel,
+        images: Tensor,
+        labels: Tensor,
+        eps: float | Tensor,
+        *,
+        generator: GeneratorArg = None,
+    ) -> AttackResult:
+        x, y, eps_b, generator = _validate(model, images, labels, eps, generator)
+        modules = list(model.modules())
+        was_training = [m.training for m in modules]
+        params = list(model.parameters())
+        required_grad = [p.requires_grad for p in params]
+        grad_was_enabled = torch.is_grad_enabled()
+        try:
+            model.eval()
+            model.requires_grad_(False)
+            with torch.inference_mode(False):
+                # A caller inside inference_mode hands over inference tensors, which autograd cannot use.
+                x = x.clone() if x.is_inference() else x
+                y = y.clone() if y.is_inference() else y
+                eps_b = eps_b.clone() if eps_b.is_inference() else eps_b
+                lo_bound, hi_bound = model.bounds
+                low = (x - eps_b).clamp_(min=lo_bound)
+                high = (x + eps_b).clamp_(max=hi_bound)
+                with torch.enable_grad():
+                    candidate = self.run(model, x, y, eps_b, low, high, generator)
+                with torch.no_grad():
+                    adversarial = _project(candidate.detach(), x, eps_b, low, high)
+                    logits = model(adversarial)
+                    delta = (adversarial - x).flatten(1)
+                    return AttackResult(
+                        adversarial=adversarial,
+                        logits=logits,
+                        success=logits.argmax(1) != y,
+                        linf=delta.abs().amax(1),
+                        l2=delta.norm(dim=1),
+                    )
+        finally:
+            for module, mode in zip(modules, was_training, strict=True):
+                module.training = mode
+            for p, flag in zip(params, required_grad, strict=True):
+                p.requires_grad_(flag)
+            torch.set_grad_enabled(grad_was_enabled)
+
+
+def uniform_noise(like: Tensor, generator: GeneratorArg) -> Tensor:
+    """U(-1,1) noise shaped like ``like``; with one generator per sample, each row depends only on its own.
+
+    That makes a sample's random start the same whether the batcher put it alone or with 31 others.
+    """
+    if generator is None:
+        return torch.empty_like(like).uniform_(-1.0, 1.0)
+    if isinstance(generator, torch.Generator):
+        noise = torch.empty(like.shape, dtype=like.dtype, device=generator.device)
+        return noise.uniform_(-1.0, 1.0, generator=generator).to(like.device)
+    rows = [
+        torch.empty(like.shape[1:], dtype=like.dtype, device=g.device).uniform_(-1.0, 1.0, generator=g)
+        for g in generator
+    ]
+    return torch.stack(rows).to(like.device)
+
+
+def _project(candidate: Tensor, x: Tensor, eps: Tensor, low: Tensor, high: Tensor) -> Tensor:
+    """Clip to the box and make |adv - x| <= eps hold exactly in floating point, not just up to rounding.
+
+    ``x + eps`` rounds, so ``(x + eps) - x`` can exceed eps by one ulp; nudging such pixels one ulp toward x
+    makes the guarantee exact, which is what the game's "the budget is never exceeded" promise needs.
+    """
+    adv = torch.clamp(candidate, low, high)
+    for _ in range(4):
+        over = (adv - x).abs() > eps
+        if not bool(over.any()):
+            break
+        adv = torch.where(over, torch.nextafter(adv, x), adv)
+    return adv
+
+
+def _validate(
+    model: ArenaModel, images: Tensor, labels: Tensor, eps: float | Tensor, generator: GeneratorArg
+) -> tuple[Tensor, Tensor, Tensor, GeneratorArg]:
+    if not isinstance(model, ArenaModel):
+        raise TypeError(f"attacks need an ArenaModel (it owns bounds and normalisation), got {type(model).__name__}")
+    if not isinstance(images, Tensor) or images.ndim != 4 or not images.is_floating_point():
+        raise ValueError(f"images must be a float tensor shaped (B,C,H,W), got {_describe(images)}")
+    batch = images.shape[0]
+    if batch == 0:
+        raise ValueError("images is an empty batch")
+    if images.device != model.device:
+        raise ValueError(f"images are on {images.device} but the model is on {model.device}")
+    lo, hi = model.bounds
+    if not torch.isfinite(images).all() or images.min() < lo or images.max() > hi:
+        raise ValueError(f"images must be finite pixel values within the model's bounds {model.bounds}")
+    if not isinstance(labels, Tensor) or labels.shape != (batch,) or labels.dtype != torch.int64:
+        raise ValueError(f"labels must be an int64 tensor shaped ({batch},), got {_describe(labels)}")
+    labels = labels.to(images.device)
+    if labels.min() < 0 or labels.max() >= model.num_classes:
+        raise ValueError(f"labels must lie in 0..{model.num_classes - 1}")
+
+    if isinstance(eps, Tensor):
+        eps_t = eps.detach().to(device=images.device, dtype=images.dtype)
+        if eps_t.ndim == 0:
+            eps_t = eps_t.expand(batch)
+        if eps_t.shape != (batch,):
+            raise ValueError(f"eps must be a float or a tensor shaped ({batch},), got shape {tuple(eps.shape)}")
+    elif isinstance(eps, int | float) and not isinstance(eps, bool):
+        if not math.isfinite(eps):
+            raise ValueError(f"eps must be finite, got {eps}")
+        eps_t = torch.full((batch,), float(eps), dtype=images.dtype, device=images.device)
+    else:
+        raise ValueError(f"eps must be a float or a tensor, got {type(eps).__name__}")
+    span = hi - lo
+    if not torch.isfinite(eps_t).all() or eps_t.min() < 0 or eps_t.max() > span:
+        raise ValueError(
+            f"eps must lie in [0, {span:g}] (pixel units of the model's bounds, e.g. 8/255), got "
+            f"{eps_t.min().item():g}..{eps_t.max().item():g}"
+        )
+
+    if generator is not None and not isinstance(generator, torch.Generator):
+        gens = list(generator)
+        if len(gens) != batch or not all(isinstance(g, torch.Generator) for g in gens):
+            raise ValueError(f"generator must be None, a torch.Generator or a sequence of {batch} generators")
+        generator = gens
+    return images.detach(), labels.detach(), eps_t.view(batch, 1, 1, 1), generator
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, Tensor):
+        return f"{value.dtype} tensor shaped {tuple(value.shape)}"
+    return type(value).__name__

@@ -1,0 +1,135 @@
+"""Model cards: the JSON the game reads (``clean_accuracy``, ``staircase.min_eps``) and a Markdown twin for people.
+
+Following RobustBench, every number in a card says how it was measured (attack, parameters, eps, n, subset),
+so a figure can be reproduced and a changed figure can be traced to a changed measurement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+CARD_SCHEMA_VERSION = 1
+
+
+def checkpoint_path(models_dir: Path, name: str) -> Path:
+    return models_dir / f"{name}.safetensors"
+
+
+def card_path(models_dir: Path, name: str) -> Path:
+    return models_dir / f"{name}.json"
+
+
+def markdown_path(models_dir: Path, name: str) -> Path:
+    return models_dir / f"{name}.md"
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write through a temporary file and ``os.replace`` so an interrupt never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_card(path: Path) -> dict[str, Any]:
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"model card {path} is not readable JSON: {exc}") from exc
+    if not isinstance(card, dict):
+        raise ValueError(f"model card {path} must hold a JSON object")
+    return card
+
+
+def write_card(card: dict[str, Any], models_dir: Path, name: str) -> None:
+    """Write ``<name>.json`` and the ``<name>.md`` rendered from it, each atomically."""
+    text = json.dumps(card, indent=2, ensure_ascii=False) + "\n"
+    atomic_write_bytes(card_path(models_dir, name), text.encode("utf-8"))
+    atomic_write_bytes(markdown_path(models_dir, name), render_markdown(card).encode("utf-8"))
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def render_markdown(card: dict[str, Any]) -> str:
+    """The human-readable card. Generated, never edited by hand, so it cannot drift from the JSON."""
+    data, arch, train = card["data"], card["architecture"], card["training"]
+    rob, stair = card["robustness"], card["staircase"]
+    lines = [
+        f"# Model card: {card['name']}",
+        "",
+        f"*Generated from `{card['name']}.json` by `app/ml/cards.py`; do not edit by hand.*",
+        "",
+        f"{card['description']}",
+        "",
+        "## Data",
+        "",
+        f"- Dataset: {data['dataset']} (pack `{card['pack']}`), licence {data['licence']}, {data['homepage']}",
+        f"- Train {data['train_size']:,} images / test {data['test_size']:,} images, "
+        f"{data['image_shape'][1]}x{data['image_shape'][2]}, {data['image_shape'][0]} channel(s)",
+        f"- Read from `{data['source']}` (Debian package `{data['debian_package']}`)",
+        f"- Classes: {', '.join(data['class_names'])}",
+        "",
+        "## Architecture",
+        "",
+        f"- `{arch['net']}`: {arch['layers']}",
+        f"- Parameters: {arch['parameters']:,}",
+        f"- Input: pixels in [{card['preprocessing']['bounds'][0]}, {card['preprocessing']['bounds'][1]}], "
+        f"normalised inside the model with mean {card['preprocessing']['mean']} and std "
+        f"{card['preprocessing']['std']}",
+        "",
+        "## Training",
+        "",
+        f"- Command: `{train['command']}`",
+        f"- Seed {train['seed']}, {train['epochs']} epochs, batch size {train['batch_size']}, "
+        f"{train['optimizer']}, {train['schedule']}",
+        f"- Augmentation: {train['augmentation']}",
+        f"- Wall time {train['wall_time_s']:.0f} s on {train['device']} ({train['threads']} threads, "
+        f"{train['machine']}), torch {train['torch_version']}",
+        "",
+        "## Accuracy",
+        "",
+        f"Clean accuracy on all {card['clean_accuracy_n']:,} test images: **{_pct(card['clean_accuracy'])}**.",
+        "",
+        f"Under attack, on the {rob['subset']} (n = {rob['n']}; clean accuracy on them "
+        f"{_pct(rob['clean_accuracy'])}); {rob['random_start_seeding']}:",
+        "",
+        "| attack | parameters | eps | eps x 255 | accuracy |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rob["results"]:
+        params = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "-"
+        lines.append(
+            f"| {row['attack']} | {params} | {row['eps']:g} | {row['eps'] * 255:.1f} | {_pct(row['accuracy'])} |"
+        )
+    lines += [
+        "",
+        "## Staircase start",
+        "",
+        f"`min_eps` = **{stair['min_eps']:.4f}** ({stair['min_eps_255']}/255). Rule: {stair['rule']}",
+        "",
+        "| eps | eps x 255 | fooled | n |",
+        "|---|---|---|---|",
+    ]
+    for row in stair["measured"]:
+        lines.append(f"| {row['eps']:.4f} | {row['eps'] * 255:.0f} | {_pct(row['fooled_rate'])} | {row['n']} |")
+    lines += [
+        "",
+        "## Checkpoint",
+        "",
+        f"`{card['checkpoint']['file']}` (safetensors), sha256 `{card['checkpoint']['sha256']}`",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""What the game asks of the model service and what it gets back. Plain Python and numpy, no torch, so that a
+web process talking to a remote model service never has to import torch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """Attack one test image of an opponent's data pack with one budget. Jobs that share (opponent, attack,
+    params) are batched together; eps and seed stay per sample, so a job's result does not depend on its batch."""
+
+    opponent: str
+    attack: str
+    params: tuple[tuple[str, Any], ...]
+    image_index: int
+    eps: float
+    seed: int
+
+    @property
+    def batch_key(self) -> tuple[str, str, tuple[tuple[str, Any], ...]]:
+        return (self.opponent, self.attack, self.params)
+
+    @staticmethod
+    def freeze_params(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+        return tuple(sorted(params.items()))
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """The clean and adversarial images as uint8 pixels (what the player sees, after rounding) and the
+    opponent's answers on both. ``adversarial_probs`` is computed on the rounded image, not the float one."""
+
+    clean: np.ndarray
+    adversarial: np.ndarray
+    true_label: int
+    clean_label: int
+    clean_confidence: float
+    adversarial_label: int
+    adversarial_probs: tuple[float, ...]
+    linf: float
+
+    @property
+    def fooled(self) -> bool:
+        return self.adversarial_label != self.true_label
+
+
+@dataclass(frozen=True)
+class OpponentInfo:
+    name: str
+    pack: str
+    class_names: tuple[str, ...]
+    eligible_indices: tuple[int, ...]
+    min_eps: float
+    clean_accuracy: float
+    card: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ModelService(Protocol):
+    """The one door to torch. In-process today; the same calls can be served by another process or machine."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def generate(self, job: ImageJob) -> ImageResult: ...
+
+    def opponent_info(self, name: str) -> OpponentInfo: ...
+
+    async def health(self) -> dict[str, Any]: ...

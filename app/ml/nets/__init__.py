@@ -1,0 +1,1 @@
+"""Network definitions. Weights are not here: checkpoints live in ``models/`` and are loaded by opponents."""

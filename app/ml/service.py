@@ -1,0 +1,285 @@
+"""The in-process model service: the only place the server runs torch.
+
+Requests from many players arrive on the event loop; a collector task drains them from a bounded queue into
+batches of compatible jobs (same opponent, attack and parameters) and hands each batch to one worker thread that
+owns the models. The event loop never waits on torch: it only awaits futures the worker resolves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from app.errors import ServiceBusy, ServiceUnavailable
+from app.messages import SERVICE_BUSY, SERVICE_DOWN
+from app.ml.contracts import ImageJob, ImageResult, OpponentInfo
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ServiceUnavailable("ARENA_DEVICE=cuda but no CUDA device is available; use auto or cpu")
+    return torch.device(requested)
+
+
+@dataclass
+class _Pending:
+    job: ImageJob
+    future: asyncio.Future[ImageResult]
+
+
+@dataclass
+class _Opponent:
+    model: torch.nn.Module
+    info: OpponentInfo
+    images: np.ndarray  # uint8 test images of the opponent's pack, (N, H, W) or (N, H, W, C)
+    labels: np.ndarray
+
+
+def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 (N,H,W) or (N,H,W,C) pixels to float (N,C,H,W) in [0,1]."""
+    tensor = torch.from_numpy(np.array(images, copy=True)).to(device)  # the pack cache is read-only
+    tensor = tensor.unsqueeze(1) if tensor.ndim == 3 else tensor.permute(0, 3, 1, 2)
+    return tensor.float().div_(255.0)
+
+
+def to_pixels(batch: torch.Tensor) -> np.ndarray:
+    """float (N,C,H,W) in [0,1] to uint8 pixels shaped like the pack's images."""
+    pixels = batch.detach().mul(255.0).round_().clamp_(0, 255).to(torch.uint8).cpu()
+    pixels = pixels[:, 0] if pixels.shape[1] == 1 else pixels.permute(0, 2, 3, 1)
+    return pixels.numpy()
+
+
+def quantize_within_budget(clean: np.ndarray, adversarial: torch.Tensor, eps: np.ndarray) -> np.ndarray:
+    """Round the attack's float image to the uint8 pixels a PNG can hold, without leaving the eps-ball:
+    plain rounding could add half a grey level on top of eps."""
+    rounded = to_pixels(adversarial).astype(np.int16)
+    budget = np.floor(eps * 255.0 + 1e-6).astype(np.int16).reshape((-1,) + (1,) * (clean.ndim - 1))
+    base = clean.astype(np.int16)
+    return np.clip(rounded, base - budget, base + budget).clip(0, 255).astype(np.uint8)
+
+
+class InProcessModelService:
+    """Batches image jobs and runs them on one worker thread. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        opponents: Sequence[str],
+        device: str = "auto",
+        max_batch: int = 32,
+        max_wait_ms: float = 5.0,
+        queue_size: int = 1024,
+        timeout_s: float = 30.0,
+        torch_threads: int = 0,
+        models_dir: Any = None,
+        data_dir: Any = None,
+    ) -> None:
+        self._opponent_names = tuple(opponents)
+        self._requested_device = device
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.timeout_s = timeout_s
+        self._torch_threads = torch_threads
+        self._models_dir = models_dir
+        self._data_dir = data_dir
+        self._queue_size = queue_size
+        self._queue: asyncio.Queue[_Pending] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._collector: asyncio.Task[None] | None = None
+        self._opponents: dict[str, _Opponent] = {}
+        self.device = torch.device("cpu")
+        self.batches_run = 0
+        self.jobs_run = 0
+        self._last_error: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.device = resolve_device(self._requested_device)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-worker")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._load_all)
+        self._queue = asyncio.Queue(maxsize=self._queue_size)
+        self._collector = asyncio.create_task(self._collect_forever(), name="model-service-collector")
+
+    async def stop(self) -> None:
+        if self._collector is not None:
+            self._collector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._collector
+            self._collector = None
+        if self._queue is not None:
+            while not self._queue.empty():
+                pending = self._queue.get_nowait()
+                if not pending.future.done():
+                    pending.future.set_exception(ServiceUnavailable(SERVICE_DOWN))
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def _load_all(self) -> None:
+        from app.ml.opponents import load_opponent
+        from app.ml.packs import get_pack
+
+        if self._torch_threads:
+            torch.set_num_threads(self._torch_threads)
+        for name in self._opponent_names:
+            model = load_opponent(name, device=self.device, models_dir=self._models_dir)
+            pack = get_pack(model.pack_name, self._data_dir)
+            images, labels = pack.load_split("test")
+            eligible = self._correctly_classified(model, images, labels)
+            card = dict(model.card)
+            staircase = card.get("staircase", {})
+            info = OpponentInfo(
+                name=name,
+                pack=pack.name,
+                class_names=tuple(pack.class_names),
+                eligible_indices=tuple(int(i) for i in eligible),
+                min_eps=float(staircase.get("min_eps", 0.05)),
+                clean_accuracy=float(len(eligible) / len(labels)),
+                card=card,
+            )
+            self._opponents[name] = _Opponent(model=model, info=info, images=images, labels=labels)
+            logger.info(
+                "opponent %s ready on %s: %d of %d test images eligible", name, self.device, len(eligible), len(labels)
+            )
+
+    def _correctly_classified(self, model: torch.nn.Module, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        predictions = []
+        with torch.inference_mode():
+            for start in range(0, len(images), 1000):
+                batch = to_tensor(images[start : start + 1000], self.device)
+                predictions.append(model(batch).argmax(1).cpu().numpy())
+        return np.flatnonzero(np.concatenate(predictions) == labels)
+
+    # -- public API --------------------------------------------------------------------------------------------
+
+    def opponent_info(self, name: str) -> OpponentInfo:
+        try:
+            return self._opponents[name].info
+        except KeyError:
+            raise ServiceUnavailable(f"opponent {name!r} is not loaded in the model service") from None
+
+    async def generate(self, job: ImageJob) -> ImageResult:
+        if self._queue is None or self._collector is None or self._collector.done():
+            raise ServiceUnavailable(SERVICE_DOWN)
+        future: asyncio.Future[ImageResult] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait(_Pending(job, future))
+        except asyncio.QueueFull:
+            raise ServiceBusy(SERVICE_BUSY) from None
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.timeout_s)
+        except TimeoutError:
+            future.cancel()
+            raise ServiceUnavailable(SERVICE_DOWN) from None
+
+    async def health(self) -> dict[str, Any]:
+        running = self._collector is not None and not self._collector.done()
+        return {
+            "ok": running and bool(self._opponents),
+            "device": str(self.device),
+            "opponents": sorted(self._opponents),
+            "queue": self._queue.qsize() if self._queue is not None else 0,
+            "batches_run": self.batches_run,
+            "jobs_run": self.jobs_run,
+            "last_error": self._last_error,
+        }
+
+    # -- batching ----------------------------------------------------------------------------------------------
+
+    async def _collect_forever(self) -> None:
+        queue = self._queue
+        if queue is None:
+            raise RuntimeError("collector started before the queue")
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await queue.get()
+            batch = [first]
+            # Whatever queued while the last batch ran joins at once; then wait briefly for stragglers.
+            deadline = loop.time() + self.max_wait_s
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(queue.get_nowait())
+                    continue
+                except asyncio.QueueEmpty:
+                    pass
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(queue.get(), remaining))
+                except TimeoutError:
+                    break
+            groups: dict[tuple[Any, ...], list[_Pending]] = defaultdict(list)
+            for pending in batch:
+                if not pending.future.cancelled():
+                    groups[pending.job.batch_key].append(pending)
+            for group in groups.values():
+                await self._run_group(loop, group)
+
+    async def _run_group(self, loop: asyncio.AbstractEventLoop, group: list[_Pending]) -> None:
+        try:
+            results = await loop.run_in_executor(self._executor, self._compute, [p.job for p in group])
+        except Exception as exc:  # one bad batch must not kill the collector
+            logger.exception("model worker failed on a batch of %d", len(group))
+            self._last_error = f"{type(exc).__name__}: {exc}"
+            for pending in group:
+                if not pending.future.done():
+                    pending.future.set_exception(ServiceUnavailable(SERVICE_DOWN))
+            return
+        self.batches_run += 1
+        self.jobs_run += len(group)
+        for pending, result in zip(group, results, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(result)
+
+    def _compute(self, jobs: list[ImageJob]) -> list[ImageResult]:
+        """Runs on the worker thread: attack a batch of compatible jobs and read the opponent's answers."""
+        from app.ml.attacks import get_attack
+
+        started = time.perf_counter()
+        first = jobs[0]
+        opponent = self._opponents[first.opponent]
+        indices = np.array([job.image_index for job in jobs])
+        clean_pixels = opponent.images[indices]
+        labels = torch.from_numpy(opponent.labels[indices]).to(self.device)
+        clean = to_tensor(clean_pixels, self.device)
+        eps = np.array([job.eps for job in jobs], dtype=np.float64)
+        eps_tensor = torch.tensor(eps, dtype=torch.float32, device=self.device)
+        generators = [torch.Generator(device=self.device).manual_seed(job.seed) for job in jobs]
+        attack = get_attack(first.attack, **dict(first.params))
+        result = attack(opponent.model, clean, labels, eps_tensor, generator=generators)
+        shown = quantize_within_budget(clean_pixels, result.adversarial, eps)
+        with torch.inference_mode():
+            clean_probs = torch.softmax(opponent.model(clean), dim=1).cpu().numpy()
+            shown_probs = torch.softmax(opponent.model(to_tensor(shown, self.device)), dim=1).cpu().numpy()
+        linf = np.abs(shown.astype(np.int16) - clean_pixels.astype(np.int16)).reshape(len(jobs), -1).max(1) / 255.0
+        logger.debug("batch of %d took %.1f ms", len(jobs), (time.perf_counter() - started) * 1000)
+        return [
+            ImageResult(
+                clean=clean_pixels[i],
+                adversarial=shown[i],
+                true_label=int(opponent.labels[indices[i]]),
+                clean_label=int(clean_probs[i].argmax()),
+                clean_confidence=float(clean_probs[i].max()),
+                adversarial_label=int(shown_probs[i].argmax()),
+                adversarial_probs=tuple(float(p) for p in shown_probs[i]),
+                linf=float(linf[i]),
+            )
+            for i in range(len(jobs))
+        ]

@@ -1,0 +1,145 @@
+"""Answer exports: one row per answer, streamed page by page (keyset pagination) so a big table never sits in
+memory, and usable from the API and from `arena export` alike."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
+
+PAGE_SIZE = 500
+
+ANSWER_COLUMNS: tuple[str, ...] = (
+    "answer_id",
+    "answered_at",
+    "player_id",
+    "nickname",
+    "round_id",
+    "pack",
+    "model",
+    "attack",
+    "eps",
+    "true_label",
+    "human_answer",
+    "model_answer",
+    "model_confidence",
+    "human_correct",
+    "model_correct",
+    "response_ms",
+)
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+async def iter_answer_rows(
+    session: AsyncSession, class_names_of: Any, *, page_size: int = PAGE_SIZE
+) -> AsyncIterator[dict[str, Any]]:
+    """Yield export rows oldest first. ``class_names_of(pack)`` maps a pack name to its class names."""
+    after: tuple[datetime, str] | None = None
+    while True:
+        query = (
+            select(AnswerRecord, RoundRecord, PlayerRecord.nickname)
+            .join(RoundRecord, RoundRecord.id == AnswerRecord.round_id)
+            .join(PlayerRecord, PlayerRecord.id == AnswerRecord.player_id)
+            .order_by(AnswerRecord.created_at, AnswerRecord.id)
+            .limit(page_size)
+        )
+        if after is not None:
+            moment, answer_id = after
+            query = query.where(
+                (AnswerRecord.created_at > moment)
+                | ((AnswerRecord.created_at == moment) & (AnswerRecord.id > answer_id))
+            )
+        rows = (await session.execute(query)).all()
+        for answer, record, nickname in rows:
+            names: Sequence[str] = class_names_of(record.pack)
+            yield {
+                "answer_id": answer.id,
+                "answered_at": _iso(answer.created_at),
+                "player_id": answer.player_id,
+                "nickname": nickname,
+                "round_id": record.id,
+                "pack": record.pack,
+                "model": record.opponent,
+                "attack": record.attack,
+                "eps": round(record.eps, 6),
+                "true_label": names[record.true_label],
+                "human_answer": names[answer.choice],
+                "model_answer": names[record.model_label],
+                "model_confidence": round(record.model_confidence, 6),
+                "human_correct": answer.correct,
+                "model_correct": answer.model_correct,
+                "response_ms": answer.response_ms,
+            }
+        if len(rows) < page_size:
+            return
+        last = rows[-1][0]
+        after = (last.created_at, last.id)
+
+
+def csv_header() -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(ANSWER_COLUMNS)
+    return buffer.getvalue()
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """Booleans as true/false; text that a spreadsheet would run as a formula (a nickname like '=HYPERLINK(…)')
+    is prefixed with an apostrophe, the usual defence against CSV injection."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def csv_line(row: dict[str, Any]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow([csv_cell(row[c]) for c in ANSWER_COLUMNS])
+    return buffer.getvalue()
+
+
+def json_line(row: dict[str, Any]) -> str:
+    return json.dumps(row, ensure_ascii=False) + "\n"
+
+
+EXPORT_FORMATS = ("csv", "json", "jsonl")
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "jsonl": "application/x-ndjson"}
+
+
+async def stream_answers(session: AsyncSession, fmt: str, class_names_of: Any) -> AsyncIterator[str]:
+    """The whole export as text chunks: CSV with a header, a JSON array, or JSON lines."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+    if fmt == "csv":
+        yield csv_header()
+    elif fmt == "json":
+        yield "["
+    first = True
+    async for row in iter_answer_rows(session, class_names_of):
+        if fmt == "csv":
+            yield csv_line(row)
+        elif fmt == "jsonl":
+            yield json_line(row)
+        else:
+            yield ("" if first else ",\n") + json_line(row).rstrip("\n")
+        first = False
+    if fmt == "json":
+        yield "]\n"

@@ -1,0 +1,96 @@
+"""Leaderboard and the humans-vs-machine tally, read from the answers table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Integer, case, cast, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.tables import AnswerRecord, PlayerRecord
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    rank: int
+    player_id: str
+    nickname: str
+    score: int
+    rounds: int
+    correct: int
+    beat_machine: int
+    best_streak: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.rounds if self.rounds else 0.0
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Human and model accuracy on the very same answered rounds."""
+
+    answers: int
+    human_correct: int
+    model_correct: int
+    beat_machine: int
+
+    @property
+    def human_accuracy(self) -> float:
+        return self.human_correct / self.answers if self.answers else 0.0
+
+    @property
+    def model_accuracy(self) -> float:
+        return self.model_correct / self.answers if self.answers else 0.0
+
+
+def _count_true(column: object) -> object:
+    return func.coalesce(func.sum(cast(column, Integer)), 0)
+
+
+async def leaderboard(session: AsyncSession, *, limit: int = 20) -> list[LeaderboardRow]:
+    beat = case((AnswerRecord.correct & ~AnswerRecord.model_correct, 1), else_=0)
+    query = (
+        select(
+            PlayerRecord.id,
+            PlayerRecord.nickname,
+            PlayerRecord.score,
+            PlayerRecord.best_streak,
+            func.count(AnswerRecord.id),
+            _count_true(AnswerRecord.correct),
+            func.coalesce(func.sum(beat), 0),
+        )
+        .join(AnswerRecord, AnswerRecord.player_id == PlayerRecord.id)
+        .group_by(PlayerRecord.id, PlayerRecord.nickname, PlayerRecord.score, PlayerRecord.best_streak)
+        .order_by(PlayerRecord.score.desc(), func.count(AnswerRecord.id).asc(), PlayerRecord.id)
+        .limit(limit)
+    )
+    rows = (await session.execute(query)).all()
+    return [
+        LeaderboardRow(
+            rank=rank,
+            player_id=row[0],
+            nickname=row[1],
+            score=row[2],
+            best_streak=row[3],
+            rounds=row[4],
+            correct=int(row[5]),
+            beat_machine=int(row[6]),
+        )
+        for rank, row in enumerate(rows, start=1)
+    ]
+
+
+async def tally(session: AsyncSession) -> Tally:
+    beat = case((AnswerRecord.correct & ~AnswerRecord.model_correct, 1), else_=0)
+    row = (
+        await session.execute(
+            select(
+                func.count(AnswerRecord.id),
+                _count_true(AnswerRecord.correct),
+                _count_true(AnswerRecord.model_correct),
+                func.coalesce(func.sum(beat), 0),
+            )
+        )
+    ).one()
+    return Tally(answers=row[0], human_correct=int(row[1]), model_correct=int(row[2]), beat_machine=int(row[3]))

@@ -1,0 +1,200 @@
+"""HTML pages and HTMX fragments. Every mutation is a plain <form method="post"> that works without JavaScript
+(303 redirect to a GET); with htmx the same route answers with just the fragment that changes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+
+from app import messages
+from app.db.tables import AnswerRecord, RoundRecord
+from app.deps import CookiePlayer, HxRequest, ServiceDep, SessionDep, SettingsDep, check_csrf, csrf_token
+from app.errors import ArenaError, NotFound, Unauthorized
+from app.game import players, rounds
+from app.game.images import amplified_perturbation, from_png, to_png
+from app.game.scoring import BEAT_MACHINE_BONUS, CORRECT_POINTS, STREAK_BONUS, STREAK_BONUS_FROM
+from app.ml.contracts import ModelService
+from app.stats.leaderboard import leaderboard, tally
+
+router = APIRouter(include_in_schema=False)
+
+FormText = Annotated[str, Form(max_length=200)]
+CsrfField = Annotated[str | None, Form(alias="csrf_token")]
+
+
+def render(
+    request: Request, template: str, context: dict[str, Any], *, block: str | None = None, status_code: int = 200
+) -> Response:
+    templates = request.app.state.templates
+    player = context.get("player")
+    base = {"request": request, "csrf_token": csrf_token(request), "player": player, "fragment": block is not None}
+    base.update(context)
+    if block is not None:
+        response: Response = templates.TemplateResponse(
+            request, template, base, block_name=block, status_code=status_code
+        )
+    else:
+        response = templates.TemplateResponse(request, template, base, status_code=status_code)
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+def see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+@router.get("/")
+async def home(request: Request, player: CookiePlayer, session: SessionDep) -> Response:
+    board = await leaderboard(session, limit=5)
+    return render(request, "pages/home.html", {"player": player, "board": board, "error": None, "nickname": ""})
+
+
+@router.post("/join")
+async def join(
+    request: Request, session: SessionDep, nickname: FormText = "", csrf_token_field: CsrfField = None
+) -> Response:
+    check_csrf(request, csrf_token_field)
+    try:
+        player, _token = await players.create_player(session, nickname=nickname)
+    except ArenaError as error:
+        board = await leaderboard(session, limit=5)
+        context = {"player": None, "board": board, "error": error.message, "nickname": nickname[:24]}
+        return render(request, "pages/home.html", context, status_code=error.status_code)
+    await session.commit()
+    request.session["player_id"] = player.id
+    return see_other(str(request.url_for("play")))
+
+
+@router.post("/leave")
+async def leave(request: Request, csrf_token_field: CsrfField = None) -> Response:
+    check_csrf(request, csrf_token_field)
+    request.session.pop("player_id", None)
+    return see_other("/")
+
+
+def require_player(player: Any) -> Any:
+    if player is None:
+        raise Unauthorized(messages.PLAYER_REQUIRED)
+    return player
+
+
+@router.get("/play")
+async def play(request: Request, player: CookiePlayer, session: SessionDep, service: ServiceDep) -> Response:
+    if player is None:
+        return see_other("/")
+    latest = await session.scalar(
+        select(RoundRecord)
+        .outerjoin(AnswerRecord, AnswerRecord.round_id == RoundRecord.id)
+        .where(RoundRecord.player_id == player.id, AnswerRecord.id.is_(None))
+        .order_by(RoundRecord.created_at.desc())
+        .limit(1)
+    )
+    if latest is not None:
+        return see_other(str(request.url_for("show_round", round_id=latest.id)))
+    return render(request, "pages/play.html", {"player": player, "round": None, "reveal": None, "choices": []})
+
+
+@router.post("/play/rounds")
+async def new_round(
+    request: Request,
+    player: CookiePlayer,
+    session: SessionDep,
+    service: ServiceDep,
+    settings: SettingsDep,
+    hx: HxRequest,
+    csrf_token_field: CsrfField = None,
+) -> Response:
+    check_csrf(request, csrf_token_field)
+    player = require_player(player)
+    plan = rounds.RoundPlan(opponent=settings.opponent, attack=settings.attack, steps=settings.attack_steps)
+    record = await rounds.start_round(session, player=player, source=service, plan=plan)
+    await session.commit()
+    if hx:
+        context = round_context(player, record, None, service)
+        return render(request, "pages/play.html", context, block="stage")
+    return see_other(str(request.url_for("show_round", round_id=record.id)))
+
+
+def round_context(
+    player: Any, record: RoundRecord, answer: AnswerRecord | None, service: ModelService
+) -> dict[str, Any]:
+    class_names = service.opponent_info(record.opponent).class_names
+    reveal = rounds.build_reveal(record, answer, class_names) if answer is not None else None
+    return {"player": player, "round": record, "reveal": reveal, "choices": list(enumerate(class_names))}
+
+
+@router.get("/play/rounds/{round_id}")
+async def show_round(
+    request: Request, round_id: str, player: CookiePlayer, session: SessionDep, service: ServiceDep
+) -> Response:
+    if player is None:
+        return see_other("/")
+    record = await rounds.player_round(session, player=player, round_id=round_id)
+    answer = await rounds.round_answer(session, round_id)
+    return render(request, "pages/play.html", round_context(player, record, answer, service))
+
+
+@router.post("/play/rounds/{round_id}/answer")
+async def answer(
+    request: Request,
+    round_id: str,
+    player: CookiePlayer,
+    session: SessionDep,
+    service: ServiceDep,
+    hx: HxRequest,
+    choice: FormText = "",
+    csrf_token_field: CsrfField = None,
+) -> Response:
+    check_csrf(request, csrf_token_field)
+    player = require_player(player)
+    record, answer_record = await rounds.answer_round(
+        session, player=player, round_id=round_id, choice=choice, source=service
+    )
+    await session.commit()  # committed before the reveal is sent
+    if hx:
+        return render(request, "pages/play.html", round_context(player, record, answer_record, service), block="stage")
+    return see_other(str(request.url_for("show_round", round_id=round_id)))
+
+
+@router.get("/leaderboard")
+async def leaderboard_page(request: Request, player: CookiePlayer, session: SessionDep) -> Response:
+    board = await leaderboard(session, limit=50)
+    return render(request, "pages/leaderboard.html", {"player": player, "board": board, "tally": await tally(session)})
+
+
+@router.get("/about")
+async def about(request: Request, player: CookiePlayer) -> Response:
+    scoring = {
+        "correct": CORRECT_POINTS,
+        "beat": BEAT_MACHINE_BONUS,
+        "streak": STREAK_BONUS,
+        "streak_from": STREAK_BONUS_FROM,
+    }
+    return render(request, "pages/about.html", {"player": player, "scoring": scoring})
+
+
+IMAGE_KINDS = ("adversarial", "original", "perturbation")
+
+
+@router.get("/rounds/{round_id}/{kind}.png", name="round_image")
+async def round_image(round_id: str, kind: str, session: SessionDep) -> Response:
+    """The round id is the capability: 128 random bits. What the player is shown is public to whoever holds the
+    id; the original and the perturbation only exist once the round has been answered."""
+    if kind not in IMAGE_KINDS:
+        raise NotFound(messages.ROUND_NOT_FOUND)
+    record = await session.get(RoundRecord, round_id)
+    if record is None:
+        raise NotFound(messages.ROUND_NOT_FOUND)
+    if kind == "adversarial":
+        data = record.adversarial_png
+    else:
+        if await rounds.round_answer(session, round_id) is None:
+            raise NotFound(messages.REVEAL_NOT_READY)
+        if kind == "original":
+            data = record.clean_png
+        else:
+            data = to_png(amplified_perturbation(from_png(record.clean_png), from_png(record.adversarial_png)))
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})

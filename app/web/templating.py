@@ -1,0 +1,47 @@
+"""One Jinja environment for every page and fragment: autoescape on, undefined variables are errors, and static
+files are referenced through static_url(), which appends a content hash so browsers never keep a stale copy."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+from jinja2_fragments.fastapi import Jinja2Blocks
+
+from app.config import PROJECT_ROOT
+from app.game.difficulty import eps_as_grey_levels
+
+TEMPLATES_DIR = PROJECT_ROOT / "templates"
+STATIC_DIR = PROJECT_ROOT / "static"
+
+
+@lru_cache(maxsize=256)
+def _file_hash(path: Path, mtime_ns: int) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def static_url(name: str) -> str:
+    path = (STATIC_DIR / name).resolve()
+    if not path.is_relative_to(STATIC_DIR.resolve()) or not path.is_file():
+        raise ValueError(f"no static file {name!r}")
+    return f"/static/{name}?v={_file_hash(path, path.stat().st_mtime_ns)}"
+
+
+def percent(value: float) -> str:
+    return f"{value * 100:.0f}%"
+
+
+def build_templates() -> Jinja2Blocks:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.globals["static_url"] = static_url
+    environment.filters["percent"] = percent
+    environment.filters["grey_levels"] = eps_as_grey_levels
+    return Jinja2Blocks(env=environment)

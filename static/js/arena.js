@@ -1,0 +1,23 @@
+// Keys 0-9 answer a round; Enter or n starts the next one. Everything also works by clicking, and without JS.
+(function () {
+  "use strict";
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    var target = event.target;
+    if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA")) return;
+    if (/^[0-9]$/.test(event.key)) {
+      var button = document.querySelector('#choices button[data-key="' + event.key + '"]');
+      if (button && !button.disabled) { event.preventDefault(); button.click(); }
+    } else if (event.key === "n" || event.key === "N") {
+      var next = document.getElementById("new-round");
+      if (next && !next.disabled) { event.preventDefault(); next.click(); }
+    }
+  });
+  // After htmx swaps the stage, move focus into it so keyboard and screen-reader users follow along.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var stage = document.getElementById("stage");
+    if (!stage) return;
+    var focusable = stage.querySelector("#new-round, #choices button");
+    if (focusable) focusable.focus({ preventScroll: true });
+  });
+})();

@@ -1,0 +1,184 @@
+"""The JSON API contract from the playable-core issue, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app import messages
+from tests.helpers import auth, new_player
+
+ROUND_KEYS = {"round_id", "image_url", "choices", "eps", "eps_text", "answer_url"}
+FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def start_round(client: TestClient, player: dict[str, str]) -> dict:
+    response = client.post("/api/v1/rounds", headers=auth(player))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def png(client: TestClient, url: str) -> np.ndarray:
+    response = client.get(url)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    return np.asarray(Image.open(io.BytesIO(response.content)))
+
+
+def test_healthz_reports_model_device_and_database(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["model"]["ok"] is True
+    assert body["device"] == "cpu"
+    assert body["database"]["ok"] is True
+
+
+def test_create_player_returns_id_and_token(client: TestClient) -> None:
+    response = client.post("/api/v1/players", json={"nickname": "  Ada  "})
+    assert response.status_code == 201
+    body = response.json()
+    assert body["nickname"] == "Ada"
+    assert len(body["player_id"]) == 32 and len(body["token"]) >= 40
+    twin = new_player(client, "Ada")
+    assert twin["player_id"] != body["player_id"], "duplicate nicknames are allowed as separate players"
+
+
+def test_nickname_rules(client: TestClient) -> None:
+    for bad in ["", "   ", "x" * 25, "tab\there", "bell\x07"]:
+        response = client.post("/api/v1/players", json={"nickname": bad})
+        assert response.status_code == 422, bad
+        assert response.json()["detail"] == messages.NICKNAME_INVALID
+    assert client.post("/api/v1/players", json={}).status_code == 422
+    assert client.post("/api/v1/players", json={"nickname": "ok", "admin": True}).status_code == 422
+    assert client.post("/api/v1/players", json={"nickname": "x" * 24}).status_code == 201
+    assert client.post("/api/v1/players", json={"nickname": "Zoë 🙂"}).status_code == 201
+
+
+def test_round_reveals_nothing_before_the_answer(client: TestClient) -> None:
+    player = new_player(client)
+    response = client.post("/api/v1/rounds", headers=auth(player))
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == ROUND_KEYS
+    assert body["choices"] == FASHION
+    assert len(body["round_id"]) >= 22
+    assert body["image_url"].endswith(f"/rounds/{body['round_id']}/adversarial.png")
+    lowered = {k.lower() for k in response.headers}
+    assert not any("label" in k or "model" in k for k in lowered)
+    image = client.get(body["image_url"])
+    assert image.status_code == 200
+    decoded = Image.open(io.BytesIO(image.content))
+    assert decoded.size == (28, 28)
+    assert not decoded.info.get("text") and not any(k.lower().startswith("label") for k in decoded.info)
+    for kind in ("original", "perturbation"):
+        assert client.get(f"/rounds/{body['round_id']}/{kind}.png").status_code == 404
+    assert client.get(f"/api/v1/rounds/{body['round_id']}", headers=auth(player)).status_code == 409
+
+
+def test_answer_scores_reveals_and_is_final(client: TestClient) -> None:
+    player = new_player(client)
+    round_ = start_round(client, player)
+    response = client.post(round_["answer_url"], json={"choice": "Bag"}, headers=auth(player))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["true_label"] in FASHION and body["model_label"] in FASHION
+    assert body["correct"] == (body["true_label"] == "Bag")
+    assert body["model_correct"] == (body["model_label"] == body["true_label"])
+    assert 0.0 <= body["model_confidence"] <= 1.0
+    assert body["model_top3"][0]["label"] == body["model_label"]
+    assert body["model_top3"][0]["probability"] >= body["model_top3"][1]["probability"]
+    assert body["clean_model_label"] == body["true_label"], "rounds use images the model gets right when clean"
+    assert body["score"] == body["points"] and body["points"] >= (1 if body["correct"] else 0)
+    assert body["response_ms"] >= 0
+    again = client.post(round_["answer_url"], json={"choice": "Bag"}, headers=auth(player))
+    assert again.status_code == 409
+    assert again.json()["detail"] == messages.ROUND_ALREADY_ANSWERED
+    shown = png(client, body["adversarial_url"]).astype(int)
+    original = png(client, body["original_url"]).astype(int)
+    perturbation = png(client, body["perturbation_url"])
+    assert np.abs(shown - original).max() <= round(body["eps"] * 255)
+    assert perturbation.shape == original.shape
+    replay = client.get(f"/api/v1/rounds/{round_['round_id']}", headers=auth(player))
+    assert replay.status_code == 200 and replay.json()["true_label"] == body["true_label"]
+
+
+def test_answer_error_codes(client: TestClient) -> None:
+    owner, stranger = new_player(client, "owner"), new_player(client, "stranger")
+    round_ = start_round(client, owner)
+    url = round_["answer_url"]
+    assert client.post(url, json={"choice": "Bag"}).status_code == 401
+    assert client.post(url, json={"choice": "Bag"}, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert client.post(url, json={"choice": "Bag"}, headers={"Authorization": "Basic abc"}).status_code == 401
+    someone_else = client.post(url, json={"choice": "Bag"}, headers=auth(stranger))
+    assert someone_else.status_code == 404
+    assert someone_else.json()["detail"] == messages.ROUND_NOT_FOUND
+    unknown = client.post("/api/v1/rounds/doesnotexist/answer", json={"choice": "Bag"}, headers=auth(owner))
+    assert unknown.status_code == 404
+    not_offered = client.post(url, json={"choice": "Hat"}, headers=auth(owner))
+    assert not_offered.status_code == 422
+    assert not_offered.json()["detail"] == messages.CHOICE_NOT_OFFERED
+    assert client.post(url, json={}, headers=auth(owner)).status_code == 422
+    assert client.post(url, content=b"not json", headers=auth(owner)).status_code == 422
+    assert client.post(url, json={"choice": "Bag"}, headers=auth(owner)).status_code == 200
+
+
+def test_round_without_token_is_refused(client: TestClient) -> None:
+    response = client.post("/api/v1/rounds")
+    assert response.status_code == 401
+    assert response.json()["detail"] == messages.PLAYER_REQUIRED
+
+
+def test_staircase_moves_with_answers(client: TestClient) -> None:
+    player = new_player(client)
+    first = start_round(client, player)
+    reveal = client.post(first["answer_url"], json={"choice": "Bag"}, headers=auth(player)).json()
+    second = start_round(client, player)
+    if reveal["correct"]:
+        assert second["eps"] > first["eps"], "a right answer moves one step up"
+    else:
+        assert second["eps"] == first["eps"], "the lowest step holds after a wrong answer"
+
+
+def test_leaderboard_tally_and_csv_export(client: TestClient) -> None:
+    alice, bob = new_player(client, "alice"), new_player(client, "=cmd|' /C calc'!A0")
+    answers = []
+    for player in (alice, alice, bob):
+        round_ = start_round(client, player)
+        answers.append(client.post(round_["answer_url"], json={"choice": "Coat"}, headers=auth(player)).json())
+    start_round(client, bob)  # unanswered rounds are not in the stats
+    board = client.get("/api/v1/leaderboard").json()
+    by_id = {row["player_id"]: row for row in board}
+    assert by_id[alice["player_id"]]["rounds"] == 2 and by_id[bob["player_id"]]["rounds"] == 1
+    assert [row["rank"] for row in board] == list(range(1, len(board) + 1))
+    assert board == sorted(board, key=lambda r: -r["score"]) or board[0]["score"] >= board[-1]["score"]
+    tally = client.get("/api/v1/tally").json()
+    assert tally["answers"] == 3
+    assert tally["human_accuracy"] == sum(a["correct"] for a in answers) / 3
+    assert tally["model_accuracy"] == sum(a["model_correct"] for a in answers) / 3
+
+    response = client.get("/api/v1/export/answers.csv")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "content-disposition" not in response.headers
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert len(rows) == 3
+    assert list(rows[0]) == [
+        "answer_id", "answered_at", "player_id", "nickname", "round_id", "pack", "model", "attack", "eps",
+        "true_label", "human_answer", "model_answer", "model_confidence", "human_correct", "model_correct",
+        "response_ms",
+    ]  # fmt: skip
+    assert {r["model"] for r in rows} == {"fashion-cnn"} and {r["attack"] for r in rows} == {"pgd"}
+    assert all(r["human_answer"] == "Coat" for r in rows)
+    assert all(int(r["response_ms"]) >= 0 for r in rows)
+    assert {r["nickname"] for r in rows} == {"alice", "'=cmd|' /C calc'!A0"}, "formula injection is neutralised"
+    download = client.get("/api/v1/export/answers.csv?download=1")
+    assert download.headers["content-disposition"] == 'attachment; filename="answers.csv"'
+    as_json = client.get("/api/v1/export/answers.json").json()
+    assert len(as_json) == 3 and as_json[0]["human_correct"] in (True, False)
+    assert client.get("/api/v1/export/answers.xml").status_code == 422

@@ -1,0 +1,39 @@
+"""Fixtures for the ML tests: the real Fashion-MNIST pack and the committed ``fashion-cnn`` checkpoint.
+
+The checkpoint is loaded from the repository's ``models/`` folder on purpose (not ``ARENA_MODELS_DIR``), so
+these tests check the very file the game ships; when it is missing they fail with the command that makes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from app.config import PROJECT_ROOT
+from app.ml import ArenaModel, get_pack, load_opponent
+from app.ml.packs import DataPack
+
+REPO_MODELS = PROJECT_ROOT / "models"
+
+
+@pytest.fixture(scope="session")
+def repo_models_dir() -> Path:
+    return REPO_MODELS
+
+
+@pytest.fixture(scope="session")
+def pack() -> DataPack:
+    return get_pack("fashion")
+
+
+@pytest.fixture(scope="session")
+def model() -> ArenaModel:
+    return load_opponent("fashion-cnn", models_dir=REPO_MODELS)
+
+
+@pytest.fixture(scope="session")
+def test_images(pack: DataPack) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first 256 test images (float (256,1,28,28) in [0,1]) and their labels."""
+    return pack.tensors("test", n=256)
