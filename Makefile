@@ -29,6 +29,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps torchattacks==3.5.1 scipy  # test-only reference attacks; --no-deps: it pins old requests
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

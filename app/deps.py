@@ -12,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import messages
 from app.config import Settings
 from app.db.tables import PlayerRecord
-from app.errors import Forbidden, Unauthorized
+from app.errors import ArenaError, Forbidden, Unauthorized
+from app.game.events import Catalog, catalog_from
 from app.game.players import player_by_id, player_by_token
 from app.ml.contracts import ModelService
+from app.web.live import EventHub
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -38,7 +40,40 @@ def get_model_service(request: Request) -> ModelService:
     return service
 
 
+def get_hub(request: Request) -> EventHub:
+    hub: EventHub = request.app.state.hub
+    return hub
+
+
+def get_catalog(request: Request) -> Catalog:
+    """What an event may use: the opponents the model service has loaded and every registered attack. Read
+    lazily from app.ml's registries, so opponents and attacks added there appear here without changes."""
+    from app.ml import available_attacks, available_opponents
+
+    service: ModelService = request.app.state.model_service
+    loaded = []
+    for name in available_opponents():
+        try:
+            service.opponent_info(name)
+        except (ArenaError, KeyError):  # registered but not loaded in this server's model service
+            continue
+        loaded.append(name)
+    return catalog_from(loaded, available_attacks(), lambda name: service.opponent_info(name).pack)
+
+
+def bearer_token(authorization: Annotated[str | None, Header()] = None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+HubDep = Annotated[EventHub, Depends(get_hub)]
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+BearerToken = Annotated[str | None, Depends(bearer_token)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 ServiceDep = Annotated[ModelService, Depends(get_model_service)]
 

@@ -13,11 +13,14 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
 
+from app.api.events import router as api_events_router
 from app.api.routes import router as api_router
 from app.config import Settings, get_settings
 from app.db.session import open_database
 from app.errors import ArenaError
 from app.ml.contracts import ModelService
+from app.web.events import router as web_events_router
+from app.web.live import EventHub
 from app.web.routes import router as web_router
 from app.web.templating import STATIC_DIR, build_templates
 
@@ -75,6 +78,7 @@ def create_app(settings: Settings | None = None, *, model_service: ModelService 
     )
     app.state.settings = settings
     app.state.templates = build_templates()
+    app.state.hub = EventHub()  # live updates for event screens (in-process; see app/web/live.py)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key.get_secret_value(),
@@ -129,5 +133,7 @@ def create_app(settings: Settings | None = None, *, model_service: ModelService 
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api_router)
+    app.include_router(api_events_router)
     app.include_router(web_router)
+    app.include_router(web_events_router)
     return app

@@ -19,13 +19,17 @@ from app.main import create_app
 
 POSTGRES_URL = os.environ.get("ARENA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SKIP_POSTGRES = os.environ.get("ARENA_TEST_SKIP_POSTGRES") == "1" and os.environ.get("CI") != "true"
-TABLES = ("answers", "rounds", "players")
+TABLES = ("answers", "rounds", "shared_rounds", "players", "events")
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "postgres" in item.keywords and SKIP_POSTGRES:
             item.add_marker(pytest.mark.skip(reason="ARENA_TEST_SKIP_POSTGRES=1"))
+    # Playwright's sync API keeps an event loop running in the main thread while its browser lives, which
+    # would stop the async (anyio) tests from starting theirs: browser tests go last.
+    items.sort(key=lambda item: "browser" in item.keywords)
 
 
 @pytest.fixture(scope="session")

@@ -44,3 +44,10 @@ def test_game_and_stats_know_nothing_of_http() -> None:
         for path in (APP / folder).rglob("*.py"):
             text = path.read_text()
             assert "fastapi" not in text and "starlette" not in text, path
+
+
+def test_the_web_tier_does_not_load_matplotlib_at_start_up() -> None:
+    """Charts are drawn on demand: importing the app must not pay for matplotlib."""
+    code = "import sys\nimport app.main, app.web.events, app.stats.events\nprint('matplotlib' in sys.modules)\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False", result.stderr

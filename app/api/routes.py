@@ -21,9 +21,9 @@ from app.api.schemas import (
     TallyOut,
 )
 from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
-from app.deps import ApiPlayer, ServiceDep, SessionDep, SettingsDep
+from app.deps import ApiPlayer, HubDep, ServiceDep, SessionDep, SettingsDep
 from app.errors import Conflict
-from app.game import players, rounds
+from app.game import events, players, rounds
 from app.game.difficulty import eps_as_grey_levels
 from app.ml.contracts import ModelService
 from app.stats import export
@@ -47,19 +47,40 @@ def image_urls(request: Request, round_id: str) -> dict[str, str]:
     }
 
 
-@router.post("/players", status_code=201, response_model=PlayerCreated, responses={422: ERRORS[422]})
-async def create_player(body: PlayerCreate, session: SessionDep) -> PlayerCreated:
-    player, token = await players.create_player(session, nickname=body.nickname)
+@router.post(
+    "/players",
+    status_code=201,
+    response_model=PlayerCreated,
+    responses={
+        404: {"model": Problem, "description": "No event with that code"},
+        409: {"model": Problem, "description": "Event ended or locked, or nickname taken in it"},
+        422: ERRORS[422],
+    },
+)
+async def create_player(body: PlayerCreate, session: SessionDep, hub: HubDep) -> PlayerCreated:
+    """A player on their own, or, with ``event_code``, a player in a workshop event (nickname unique there)."""
+    if body.event_code is None:
+        player, token = await players.create_player(session, nickname=body.nickname)
+        await session.commit()
+        return PlayerCreated(player_id=player.id, nickname=player.nickname, token=token)
+    event = await events.event_by_code(session, body.event_code)
+    player, token = await events.join(session, event=event, nickname=body.nickname)
     await session.commit()
-    return PlayerCreated(player_id=player.id, nickname=player.nickname, token=token)
+    hub.publish(event.code)
+    return PlayerCreated(player_id=player.id, nickname=player.nickname, token=token, event_code=event.code)
 
 
 @router.post("/rounds", status_code=201, response_model=RoundCreated, responses={k: ERRORS[k] for k in (401, 503)})
 async def create_round(
     request: Request, player: ApiPlayer, session: SessionDep, service: ServiceDep, settings: SettingsDep
 ) -> RoundCreated:
-    plan = rounds.RoundPlan(opponent=settings.opponent, attack=settings.attack, steps=settings.attack_steps)
-    record = await rounds.start_round(session, player=player, source=service, plan=plan)
+    event = await events.event_of_player(session, player)
+    if event is not None:  # the event decides opponent, attack and budget (or hands out the room's image)
+        record = await events.next_round(session, player=player, event=event, source=service, release_connection=True)
+    else:
+        plan = rounds.RoundPlan(opponent=settings.opponent, attack=settings.attack, steps=settings.attack_steps)
+        # Nothing written yet: the connection goes back to the pool while the image is attacked.
+        record = await rounds.start_round(session, player=player, source=service, plan=plan, release_connection=True)
     await session.commit()
     return RoundCreated(
         round_id=record.id,
@@ -103,13 +124,21 @@ def answer_out(
     "/rounds/{round_id}/answer", response_model=AnswerOut, responses={k: ERRORS[k] for k in (401, 404, 409, 422)}
 )
 async def answer_round(
-    request: Request, round_id: str, body: AnswerIn, player: ApiPlayer, session: SessionDep, service: ServiceDep
+    request: Request,
+    round_id: str,
+    body: AnswerIn,
+    player: ApiPlayer,
+    session: SessionDep,
+    service: ServiceDep,
+    hub: HubDep,
 ) -> AnswerOut:
-    record, answer = await rounds.answer_round(
+    record, answer, event = await events.answer_round(
         session, player=player, round_id=round_id, choice=body.choice, source=service
     )
     reply = answer_out(request, record, answer, player, service)
     await session.commit()  # the answer is on disk before the reply leaves
+    if event is not None:
+        hub.publish(event.code)  # the event's screens update
     return reply
 
 
@@ -125,9 +154,18 @@ async def get_answered_round(
     return answer_out(request, record, answer, player, service)
 
 
-@router.get("/leaderboard", response_model=list[LeaderboardEntry])
-async def get_leaderboard(session: SessionDep, limit: int = Query(20, ge=1, le=500)) -> list[LeaderboardEntry]:
-    rows = await leaderboard(session, limit=limit)
+EventFilter = Query(None, max_length=20, description="Only this event (its join code); default: everyone")
+
+
+async def event_filter(session: SessionDep, code: str | None) -> str | None:
+    return None if code is None else (await events.event_by_code(session, code)).id
+
+
+@router.get("/leaderboard", response_model=list[LeaderboardEntry], responses={404: {"model": Problem}})
+async def get_leaderboard(
+    session: SessionDep, limit: int = Query(20, ge=1, le=500), event: str | None = EventFilter
+) -> list[LeaderboardEntry]:
+    rows = await leaderboard(session, limit=limit, event_id=await event_filter(session, event))
     return [
         LeaderboardEntry(
             rank=r.rank,
@@ -144,9 +182,9 @@ async def get_leaderboard(session: SessionDep, limit: int = Query(20, ge=1, le=5
     ]
 
 
-@router.get("/tally", response_model=TallyOut)
-async def get_tally(session: SessionDep) -> TallyOut:
-    t = await tally(session)
+@router.get("/tally", response_model=TallyOut, responses={404: {"model": Problem}})
+async def get_tally(session: SessionDep, event: str | None = EventFilter) -> TallyOut:
+    t = await tally(session, event_id=await event_filter(session, event))
     return TallyOut(
         answers=t.answers, human_accuracy=t.human_accuracy, model_accuracy=t.model_accuracy, beat_machine=t.beat_machine
     )

@@ -8,12 +8,14 @@ from pydantic import BaseModel, ConfigDict, Field
 class PlayerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     nickname: str = Field(max_length=200)
+    event_code: str | None = Field(None, max_length=20, description="Join this workshop event (its 6-character code)")
 
 
 class PlayerCreated(BaseModel):
     player_id: str
     nickname: str
     token: str
+    event_code: str | None = None
 
 
 class RoundCreated(BaseModel):
@@ -80,3 +82,102 @@ class TallyOut(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+# -- workshop events ----------------------------------------------------------------------------------------------
+
+
+class PhaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    opponent: str = Field(max_length=60)
+    attack: str = Field(max_length=40)
+
+
+class EventCreate(BaseModel):
+    """An event's settings. Give ``eps`` for a fixed budget or ``eps_min``/``eps_max`` for a range (pixel units,
+    rounded to whole grey levels); give ``rounds`` or ``time_limit_s`` or neither (the host ends it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(max_length=200)
+    pack: str | None = Field(None, max_length=40, description="Data pack; defaults to the first opponent's")
+    phases: list[PhaseIn] | None = Field(
+        None, max_length=10, description="Opponent and attack per phase; the host switches with next-phase"
+    )
+    opponent: str | None = Field(None, max_length=60, description="Shortcut for a single phase")
+    attack: str | None = Field(None, max_length=40, description="Shortcut for a single phase")
+    eps: float | None = None
+    eps_min: float | None = None
+    eps_max: float | None = None
+    style: str = Field("own_pace", max_length=20, description="own_pace or together")
+    rounds: int | None = Field(None, description="Rounds per player (own pace) or images in all (together)")
+    time_limit_s: int | None = None
+    round_seconds: int = Field(20, description="Countdown of a together image")
+
+
+class EventCreated(BaseModel):
+    code: str
+    host_token: str
+    join_url: str
+    screen_url: str
+    host_url: str
+    report_url: str
+
+
+class PhaseOut(BaseModel):
+    opponent: str
+    attack: str
+
+
+class SharedRoundOut(BaseModel):
+    number: int
+    open: bool
+    closes_at: str
+    eps: float
+
+
+class EventState(BaseModel):
+    code: str
+    name: str
+    status: str
+    locked: bool
+    style: str
+    phase: int
+    phases: list[PhaseOut]
+    eps_levels: list[float]
+    rounds: int | None
+    time_limit_s: int | None
+    seconds_left: float | None
+    players: int
+    shared_round: SharedRoundOut | None
+
+
+class ProportionOut(BaseModel):
+    correct: int
+    n: int
+    accuracy: float
+    ci95: tuple[float, float]
+
+
+class EpsStats(BaseModel):
+    eps: float
+    eps_text: str
+    human: ProportionOut
+    model: ProportionOut
+
+
+class EventStats(BaseModel):
+    code: str
+    status: str
+    players: int
+    answers: int
+    human: ProportionOut
+    model: ProportionOut
+    beat_machine: int
+    by_eps: list[EpsStats]
+
+
+class EventPlayer(BaseModel):
+    player_id: str
+    nickname: str
+    score: int
+    removed: bool

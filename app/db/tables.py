@@ -16,8 +16,10 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    UniqueConstraint,
     func,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Explicit constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
@@ -38,10 +40,71 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class PlayerRecord(Base):
-    __tablename__ = "players"
+class EventRecord(Base):
+    """A hosted workshop session: settings, host secret (hashed), join code and where it stands."""
+
+    __tablename__ = "events"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    code: Mapped[str] = mapped_column(String(6), unique=True)
+    name: Mapped[str] = mapped_column(String(80))
+    host_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
+    pack: Mapped[str] = mapped_column(String(40))
+    # phases, eps range, round style, limits: validated by app.game.events.EventSettings
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="lobby")  # lobby, running, paused, ended
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    phase: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    remaining_s: Mapped[float | None] = mapped_column(Float, nullable=True)  # time left while paused
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    shared_rounds: Mapped[int] = mapped_column(Integer, default=0)  # "together" images opened so far
+
+
+class SharedRoundRecord(Base):
+    """One adversarial image shown to a whole room at once ("together" rounds). It is attacked once; each player
+    gets a RoundRecord copy (same pixels, same model answer) whose shared_round_id points here."""
+
+    __tablename__ = "shared_rounds"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    phase: Mapped[int] = mapped_column(Integer, default=0)
+    opens_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closes_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    pack: Mapped[str] = mapped_column(String(40))
+    opponent: Mapped[str] = mapped_column(String(60))
+    attack: Mapped[str] = mapped_column(String(40))
+    attack_params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    eps: Mapped[float] = mapped_column(Float)
+    image_index: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    true_label: Mapped[int] = mapped_column(Integer)
+    clean_label: Mapped[int] = mapped_column(Integer)
+    clean_confidence: Mapped[float] = mapped_column(Float)
+    model_label: Mapped[int] = mapped_column(Integer)
+    model_confidence: Mapped[float] = mapped_column(Float)
+    model_probs: Mapped[list[float]] = mapped_column(JSON)
+    linf: Mapped[float] = mapped_column(Float)
+    clean_png: Mapped[bytes] = mapped_column(LargeBinary)
+    adversarial_png: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class PlayerRecord(Base):
+    __tablename__ = "players"
+    # Within an event a nickname is taken once; outside events (event_id NULL) duplicates stay allowed, since
+    # NULLs never collide in a unique constraint on SQLite or PostgreSQL.
+    __table_args__ = (UniqueConstraint("event_id", "nickname_key", name="uq_players_event_id_nickname_key"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[str | None] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    nickname_key: Mapped[str | None] = mapped_column(String(24), nullable=True)  # casefolded, for events only
+    removed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     nickname: Mapped[str] = mapped_column(String(24))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
@@ -57,9 +120,18 @@ class RoundRecord(Base):
     """One image shown to one player, with everything needed to show it again and to export it."""
 
     __tablename__ = "rounds"
+    # One copy of a shared ("together") image per player, even when two requests race.
+    __table_args__ = (UniqueConstraint("player_id", "shared_round_id", name="uq_rounds_player_id_shared_round_id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     player_id: Mapped[str] = mapped_column(ForeignKey("players.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[str | None] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    phase: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    shared_round_id: Mapped[str | None] = mapped_column(
+        ForeignKey("shared_rounds.id", ondelete="CASCADE"), nullable=True, index=True
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
     pack: Mapped[str] = mapped_column(String(40))
     opponent: Mapped[str] = mapped_column(String(60))

@@ -40,7 +40,10 @@ class RoundPlan:
     steps: int = 20
 
     def attack_params(self) -> dict[str, object]:
-        return {"steps": self.steps, "random_start": True}
+        # PGD's iterations and random start are the game's choice; any other attack runs with its own defaults.
+        if self.attack == "pgd":
+            return {"steps": self.steps, "random_start": True}
+        return {}
 
 
 def new_round_id() -> str:
@@ -53,13 +56,26 @@ def staircase_for(info: OpponentInfo) -> Staircase:
 
 
 async def start_round(
-    session: AsyncSession, *, player: PlayerRecord, source: ImageSource, plan: RoundPlan
+    session: AsyncSession,
+    *,
+    player: PlayerRecord,
+    source: ImageSource,
+    plan: RoundPlan,
+    eps: float | None = None,
+    event_id: str | None = None,
+    phase: int | None = None,
+    release_connection: bool = False,
 ) -> RoundRecord:
-    """Pick a test image the opponent gets right when clean, attack it at the player's level, store the round."""
+    """Pick a test image the opponent gets right when clean, attack it at the player's level (or at the given
+    eps, as events do), store the round.
+
+    ``release_connection=True`` promises that the session has written nothing yet in this transaction (a request
+    that only read the player): the connection then goes back to the pool while the attack runs."""
     info = source.opponent_info(plan.opponent)
     staircase = staircase_for(info)
     level = staircase.clamp(player.level)
-    eps = staircase.eps(level)
+    if eps is None:
+        eps = staircase.eps(level)
     params = plan.attack_params()
     job = ImageJob(
         opponent=plan.opponent,
@@ -69,10 +85,20 @@ async def start_round(
         eps=eps,
         seed=secrets.randbits(62),
     )
+    # The attack takes a while when the room is busy: give the database connection back to the pool meanwhile
+    # (nothing has been written yet), so that a hundred waiting players do not starve everyone else of
+    # connections. The rollback expires loaded objects, so the player is read again afterwards.
+    release = release_connection and not (session.new or session.dirty or session.deleted)
+    if release:
+        await session.rollback()
     image = await source.generate(job)
+    if release:
+        await session.refresh(player)
     record = RoundRecord(
         id=new_round_id(),
         player_id=player.id,
+        event_id=event_id,
+        phase=phase,
         created_at=datetime.now(UTC),
         pack=info.pack,
         opponent=plan.opponent,

@@ -63,6 +63,12 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
+def _param(key: str, value: Any) -> str:
+    if key == "step_size" and value is None:
+        return "2.5*eps/steps"
+    return str(value)
+
+
 def render_markdown(card: dict[str, Any]) -> str:
     """The human-readable card. Generated, never edited by hand, so it cannot drift from the JSON."""
     data, arch, train = card["data"], card["architecture"], card["training"]
@@ -110,7 +116,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
     ]
     for row in rob["results"]:
-        params = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "-"
+        params = ", ".join(f"{k}={_param(k, v)}" for k, v in row["params"].items()) or "-"
         lines.append(
             f"| {row['attack']} | {params} | {row['eps']:g} | {row['eps'] * 255:.1f} | {_pct(row['accuracy'])} |"
         )

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from app.ml.opponents import DEFAULT_OPPONENT_FOR_PACK
-from app.ml.packs import available_packs
 from app.ml.registry_errors import UnknownName
 from app.ml.training import train_opponent
 
@@ -38,7 +37,7 @@ def train_pack(
     try:
         name = DEFAULT_OPPONENT_FOR_PACK[pack]
     except KeyError:
-        raise UnknownName("trainable pack", pack, DEFAULT_OPPONENT_FOR_PACK or available_packs()) from None
+        raise UnknownName("trainable pack", pack, DEFAULT_OPPONENT_FOR_PACK) from None
     return train_opponent(
         name,
         epochs=epochs,

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from torch import Tensor
 
 from app.ml.attacks import get_attack
@@ -74,7 +74,7 @@ def _fooled(
     eps: float,
     seed: int,
     progress: Progress,
-    task: int,
+    task: TaskID,
 ) -> Tensor:
     """Success mask of ``attack`` at ``eps`` over all images, attacked in batches."""
     masks = []
@@ -127,6 +127,7 @@ def evaluate_robustness(
         "subset": f"first {len(labels)} test images",
         "seed": seed,
         "random_start_seeding": f"random starts seeded per image with seed + test index (seed {seed})",
+        "step_size_none_means": "2.5*eps/steps",
         "clean_accuracy": clean_ok.sum().item() / len(labels),
         "results": results,
     }
@@ -165,7 +166,7 @@ def find_min_effective_eps(
         for eps in grid:
             task = bar.add_task(f"staircase eps={eps * 255:.0f}/255", total=n)
             fooled = _fooled(model, attack, images, labels, indices, eps, seed, bar, task)
-            rate = fooled.float().mean().item()
+            rate = fooled.sum().item() / n
             measured.append({"eps": eps, "fooled_rate": rate, "n": n})
             if rate >= STAIRCASE_FOOL_RATE:
                 return {

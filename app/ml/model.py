@@ -74,7 +74,8 @@ class ArenaModel(nn.Module):
             )
         if not x.is_floating_point():
             raise ValueError(f"expects float pixel values in {self.bounds}, got dtype {x.dtype}")
-        return self.net((x - self.mean) / self.std)
+        logits: Tensor = self.net((x - self.mean) / self.std)
+        return logits
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, pack={self.pack_name!r}, bounds={self.bounds}"

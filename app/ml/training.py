@@ -11,6 +11,7 @@ import logging
 import os
 import platform
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from app.ml.evaluation import (
 )
 from app.ml.model import ArenaModel
 from app.ml.opponents import opponent_spec, resolve_device
-from app.ml.packs import get_pack
+from app.ml.packs import DataPack, get_pack
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,16 @@ def augment(images: Tensor, generator: torch.Generator) -> Tensor:
 
 
 def _machine() -> str:
-    return f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}"
+    """CPU model and core count, so a wall time in a card can be compared with one measured elsewhere."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPU cores, {model}"
 
 
 def train_opponent(
@@ -128,12 +138,14 @@ def train_opponent(
         "name": name,
         "pack": pack.name,
         "description": spec.description,
+        "created": datetime.now(UTC).date().isoformat(),
         "data": {
             "dataset": pack.title,
             "licence": pack.licence,
             "homepage": pack.homepage,
             "debian_package": pack.debian_package,
             "source": str(pack.data_dir),
+            "files": [file for _, split in pack.splits for file in (split.images, split.labels)],
             "train_size": len(train_y),
             "test_size": len(test_x),
             "image_shape": list(pack.image_shape),
@@ -173,7 +185,7 @@ def train_opponent(
 
 def _fit(
     net: nn.Module,
-    pack: Any,
+    pack: DataPack,
     device: torch.device,
     epochs: int,
     batch_size: int,
@@ -186,7 +198,7 @@ def _fit(
     std = torch.tensor(pack.std).view(1, -1, 1, 1)
     # channels_last makes oneDNN's CPU convolutions about 1.5x faster here; weights are made contiguous again
     # before saving.
-    net.to(device=device, memory_format=torch.channels_last).train()
+    net.to(device).to(memory_format=torch.channels_last).train()
     steps_per_epoch = (len(labels) + batch_size - 1) // batch_size
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch)
@@ -218,6 +230,7 @@ def _save(state: dict[str, Tensor], card: dict[str, Any], models_dir: Path, name
     tmp = ckpt.with_name(f".{ckpt.name}.tmp-{os.getpid()}")
     try:
         save_file(state, str(tmp), metadata={"opponent": name, "pack": card["pack"]})
+        os.chmod(tmp, 0o644)  # safetensors creates the file private; a checkpoint is meant to be shared
         card["checkpoint"]["sha256"] = cards.sha256_file(tmp)
         os.replace(tmp, ckpt)
     finally:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
+from app.db.tables import AnswerRecord, EventRecord, PlayerRecord, RoundRecord
 
 PAGE_SIZE = 500
 
@@ -34,6 +34,9 @@ ANSWER_COLUMNS: tuple[str, ...] = (
     "human_correct",
     "model_correct",
     "response_ms",
+    "event",
+    "phase",
+    "shared_image",
 )
 
 
@@ -44,18 +47,23 @@ def _iso(moment: datetime) -> str:
 
 
 async def iter_answer_rows(
-    session: AsyncSession, class_names_of: Any, *, page_size: int = PAGE_SIZE
+    session: AsyncSession, class_names_of: Any, *, page_size: int = PAGE_SIZE, event_id: str | None = None
 ) -> AsyncIterator[dict[str, Any]]:
-    """Yield export rows oldest first. ``class_names_of(pack)`` maps a pack name to its class names."""
+    """Yield export rows oldest first. ``class_names_of(pack)`` maps a pack name to its class names. With
+    ``event_id`` only that event's answers; otherwise all of them, events included (the ``event`` column holds the
+    join code, empty outside events)."""
     after: tuple[datetime, str] | None = None
     while True:
         query = (
-            select(AnswerRecord, RoundRecord, PlayerRecord.nickname)
+            select(AnswerRecord, RoundRecord, PlayerRecord.nickname, EventRecord.code)
             .join(RoundRecord, RoundRecord.id == AnswerRecord.round_id)
             .join(PlayerRecord, PlayerRecord.id == AnswerRecord.player_id)
+            .outerjoin(EventRecord, EventRecord.id == RoundRecord.event_id)
             .order_by(AnswerRecord.created_at, AnswerRecord.id)
             .limit(page_size)
         )
+        if event_id is not None:
+            query = query.where(RoundRecord.event_id == event_id)
         if after is not None:
             moment, answer_id = after
             query = query.where(
@@ -63,7 +71,7 @@ async def iter_answer_rows(
                 | ((AnswerRecord.created_at == moment) & (AnswerRecord.id > answer_id))
             )
         rows = (await session.execute(query)).all()
-        for answer, record, nickname in rows:
+        for answer, record, nickname, event_code in rows:
             names: Sequence[str] = class_names_of(record.pack)
             yield {
                 "answer_id": answer.id,
@@ -82,6 +90,9 @@ async def iter_answer_rows(
                 "human_correct": answer.correct,
                 "model_correct": answer.model_correct,
                 "response_ms": answer.response_ms,
+                "event": event_code,
+                "phase": record.phase,
+                "shared_image": record.shared_round_id,
             }
         if len(rows) < page_size:
             return
@@ -124,7 +135,9 @@ EXPORT_FORMATS = ("csv", "json", "jsonl")
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "jsonl": "application/x-ndjson"}
 
 
-async def stream_answers(session: AsyncSession, fmt: str, class_names_of: Any) -> AsyncIterator[str]:
+async def stream_answers(
+    session: AsyncSession, fmt: str, class_names_of: Any, *, event_id: str | None = None
+) -> AsyncIterator[str]:
     """The whole export as text chunks: CSV with a header, a JSON array, or JSON lines."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
@@ -133,7 +146,7 @@ async def stream_answers(session: AsyncSession, fmt: str, class_names_of: Any) -
     elif fmt == "json":
         yield "["
     first = True
-    async for row in iter_answer_rows(session, class_names_of):
+    async for row in iter_answer_rows(session, class_names_of, event_id=event_id):
         if fmt == "csv":
             yield csv_line(row)
         elif fmt == "jsonl":

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Integer, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.tables import AnswerRecord, PlayerRecord
+from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,9 @@ def _count_true(column: object) -> object:
     return func.coalesce(func.sum(cast(column, Integer)), 0)
 
 
-async def leaderboard(session: AsyncSession, *, limit: int = 20) -> list[LeaderboardRow]:
+async def leaderboard(session: AsyncSession, *, limit: int = 20, event_id: str | None = None) -> list[LeaderboardRow]:
+    """Everyone (events included) by default; with ``event_id`` only that event's players, less any the host
+    removed."""
     beat = case((AnswerRecord.correct & ~AnswerRecord.model_correct, 1), else_=0)
     query = (
         select(
@@ -65,6 +67,8 @@ async def leaderboard(session: AsyncSession, *, limit: int = 20) -> list[Leaderb
         .order_by(PlayerRecord.score.desc(), func.count(AnswerRecord.id).asc(), PlayerRecord.id)
         .limit(limit)
     )
+    if event_id is not None:
+        query = query.where(PlayerRecord.event_id == event_id, PlayerRecord.removed.is_(False))
     rows = (await session.execute(query)).all()
     return [
         LeaderboardRow(
@@ -81,16 +85,16 @@ async def leaderboard(session: AsyncSession, *, limit: int = 20) -> list[Leaderb
     ]
 
 
-async def tally(session: AsyncSession) -> Tally:
+async def tally(session: AsyncSession, *, event_id: str | None = None) -> Tally:
+    """All answers (events included) by default; with ``event_id`` only that event's."""
     beat = case((AnswerRecord.correct & ~AnswerRecord.model_correct, 1), else_=0)
-    row = (
-        await session.execute(
-            select(
-                func.count(AnswerRecord.id),
-                _count_true(AnswerRecord.correct),
-                _count_true(AnswerRecord.model_correct),
-                func.coalesce(func.sum(beat), 0),
-            )
-        )
-    ).one()
+    query = select(
+        func.count(AnswerRecord.id),
+        _count_true(AnswerRecord.correct),
+        _count_true(AnswerRecord.model_correct),
+        func.coalesce(func.sum(beat), 0),
+    )
+    if event_id is not None:
+        query = query.join(RoundRecord, RoundRecord.id == AnswerRecord.round_id).where(RoundRecord.event_id == event_id)
+    row = (await session.execute(query)).one()
     return Tally(answers=row[0], human_correct=int(row[1]), model_correct=int(row[2]), beat_machine=int(row[3]))

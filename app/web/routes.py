@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
 from app import messages
-from app.db.tables import AnswerRecord, RoundRecord
+from app.db.tables import AnswerRecord, EventRecord, RoundRecord
 from app.deps import CookiePlayer, HxRequest, ServiceDep, SessionDep, SettingsDep, check_csrf, csrf_token
 from app.errors import ArenaError, NotFound, Unauthorized
-from app.game import players, rounds
+from app.game import events, players, rounds
 from app.game.images import amplified_perturbation, from_png, to_png
 from app.game.scoring import BEAT_MACHINE_BONUS, CORRECT_POINTS, STREAK_BONUS, STREAK_BONUS_FROM
 from app.ml.contracts import ModelService
@@ -75,6 +75,13 @@ async def leave(request: Request, csrf_token_field: CsrfField = None) -> Respons
     return see_other("/")
 
 
+async def to_event(request: Request, session: Any, event_id: str) -> Response:
+    event = await session.get(EventRecord, event_id)
+    if event is None:
+        return see_other("/")
+    return see_other(str(request.url_for("event_play", code=event.code)))
+
+
 def require_player(player: Any) -> Any:
     if player is None:
         raise Unauthorized(messages.PLAYER_REQUIRED)
@@ -85,6 +92,8 @@ def require_player(player: Any) -> Any:
 async def play(request: Request, player: CookiePlayer, session: SessionDep, service: ServiceDep) -> Response:
     if player is None:
         return see_other("/")
+    if player.event_id is not None:  # an event's player plays by the event's rules, on its page
+        return await to_event(request, session, player.event_id)
     latest = await session.scalar(
         select(RoundRecord)
         .outerjoin(AnswerRecord, AnswerRecord.round_id == RoundRecord.id)
@@ -109,8 +118,10 @@ async def new_round(
 ) -> Response:
     check_csrf(request, csrf_token_field)
     player = require_player(player)
+    if player.event_id is not None:
+        return await to_event(request, session, player.event_id)
     plan = rounds.RoundPlan(opponent=settings.opponent, attack=settings.attack, steps=settings.attack_steps)
-    record = await rounds.start_round(session, player=player, source=service, plan=plan)
+    record = await rounds.start_round(session, player=player, source=service, plan=plan, release_connection=True)
     await session.commit()
     if hx:
         context = round_context(player, record, None, service)
@@ -150,19 +161,27 @@ async def answer(
 ) -> Response:
     check_csrf(request, csrf_token_field)
     player = require_player(player)
-    record, answer_record = await rounds.answer_round(
+    record, answer_record, event = await events.answer_round(
         session, player=player, round_id=round_id, choice=choice, source=service
     )
     await session.commit()  # committed before the reveal is sent
+    if event is not None:
+        request.app.state.hub.publish(event.code)
     if hx:
         return render(request, "pages/play.html", round_context(player, record, answer_record, service), block="stage")
     return see_other(str(request.url_for("show_round", round_id=round_id)))
 
 
 @router.get("/leaderboard")
-async def leaderboard_page(request: Request, player: CookiePlayer, session: SessionDep) -> Response:
-    board = await leaderboard(session, limit=50)
-    return render(request, "pages/leaderboard.html", {"player": player, "board": board, "tally": await tally(session)})
+async def leaderboard_page(
+    request: Request, player: CookiePlayer, session: SessionDep, event: str | None = Query(None, max_length=20)
+) -> Response:
+    """Everyone, events included; ``?event=CODE`` keeps one event apart."""
+    chosen = await events.event_by_code(session, event) if event else None
+    event_id = chosen.id if chosen is not None else None
+    board = await leaderboard(session, limit=50, event_id=event_id)
+    context = {"player": player, "board": board, "tally": await tally(session, event_id=event_id), "event": chosen}
+    return render(request, "pages/leaderboard.html", context)
 
 
 @router.get("/about")

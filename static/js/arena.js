@@ -20,4 +20,24 @@
     var focusable = stage.querySelector("#new-round, #choices button");
     if (focusable) focusable.focus({ preventScroll: true });
   });
+  // Countdowns (event time left, a shared image's timer): [data-countdown-to] holds an ISO time. At zero the
+  // answer buttons on the page are disabled; the server refuses late answers anyway.
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("[data-countdown-to]").forEach(function (el) {
+      var end = Date.parse(el.getAttribute("data-countdown-to"));
+      if (isNaN(end)) return;
+      var left = Math.max(0, Math.ceil((end - now) / 1000));
+      el.textContent = el.getAttribute("data-format") === "clock"
+        ? Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0")
+        : String(left);
+      if (left === 0 && !el.classList.contains("expired")) {
+        el.classList.add("expired");
+        var stage = el.closest("#stage");
+        if (stage) stage.querySelectorAll("#choices button").forEach(function (b) { b.disabled = true; });
+      }
+    });
+  }
+  setInterval(tick, 250);
+  document.addEventListener("DOMContentLoaded", tick);
 })();

@@ -171,8 +171,9 @@ def test_leaderboard_tally_and_csv_export(client: TestClient) -> None:
     assert list(rows[0]) == [
         "answer_id", "answered_at", "player_id", "nickname", "round_id", "pack", "model", "attack", "eps",
         "true_label", "human_answer", "model_answer", "model_confidence", "human_correct", "model_correct",
-        "response_ms",
+        "response_ms", "event", "phase", "shared_image",
     ]  # fmt: skip
+    assert {(r["event"], r["phase"], r["shared_image"]) for r in rows} == {("", "", "")}, "no event: empty cells"
     assert {r["model"] for r in rows} == {"fashion-cnn"} and {r["attack"] for r in rows} == {"pgd"}
     assert all(r["human_answer"] == "Coat" for r in rows)
     assert all(int(r["response_ms"]) >= 0 for r in rows)

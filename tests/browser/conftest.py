@@ -51,6 +51,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         ARENA_SECRET_KEY="browser-test-secret",
         ARENA_DEVICE="cpu",
         ARENA_ENVIRONMENT="test",
+        # One torch thread: on a shared 2-core machine two OpenMP threads fighting other processes made one
+        # PGD-20 image take ~6 s instead of ~0.05 s (measured 2026-11-25), and the browser tests time out.
+        ARENA_TORCH_THREADS="1",
     )
     with log_path.open("w") as log:
         server = subprocess.Popen(

@@ -86,12 +86,13 @@ def test_forward_rejects_integer_pixels(model: ArenaModel) -> None:
 
 
 def test_wrapper_owns_a_copy_of_the_net() -> None:
-    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    linear = nn.Linear(4, 2)
+    net = nn.Sequential(nn.Flatten(), linear)
     wrapped = ArenaModel(net, mean=(0.5,), std=(0.5,), image_shape=(1, 2, 2), num_classes=2)
     before = wrapped(torch.ones(1, 1, 2, 2)).clone()
     with torch.no_grad():
-        net[1].weight.add_(1.0)
-    assert net.training and net[1].weight.requires_grad  # the caller's module is untouched
+        linear.weight.add_(1.0)
+    assert net.training and linear.weight.requires_grad  # the caller's module is untouched
     assert torch.equal(wrapped(torch.ones(1, 1, 2, 2)), before)
 
 
@@ -134,6 +135,15 @@ def test_opponent_registry() -> None:
 
 
 def test_importing_app_ml_does_not_start_the_service() -> None:
-    code = "import sys, app.ml; print(sorted(m for m in sys.modules if m.startswith(('app.ml.service', 'app.web', 'app.api', 'app.game', 'app.db'))))"
+    prefixes = ("app.ml.service", "app.web", "app.api", "app.game", "app.db")
+    code = f"import sys, app.ml; print(sorted(m for m in sys.modules if m.startswith({prefixes!r})))"
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_public_names_resolve() -> None:
+    import app.ml
+
+    assert sorted(app.ml.__all__) == sorted(app.ml._EXPORTS)
+    for name in app.ml.__all__:
+        assert getattr(app.ml, name) is not None

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import gzip
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from app.config import PROJECT_ROOT
 from app.ml import DataPackCorrupt, DataPackMissing, UnknownName, available_packs, get_pack
 from app.ml.packs import DataPack
 from app.ml.packs.fashion import CLASS_NAMES
@@ -113,7 +116,7 @@ def test_small_valid_pack_round_trips(tmp_path: Path, gz: bool) -> None:
 
 def _corruptions() -> list[tuple[str, bytes | None, bytes | None, str]]:
     images, labels = tiny_split()
-    good_images, good_labels = idx_bytes(images), idx_bytes(labels)
+    good_images = idx_bytes(images)
     bad_magic = bytearray(good_images)
     bad_magic[3] = 1
     return [
@@ -164,3 +167,9 @@ def test_unknown_split_is_rejected(pack: DataPack) -> None:
 
 def test_class_names_constant_matches_pack(pack: DataPack) -> None:
     assert pack.class_names == CLASS_NAMES and pack.num_classes == 10
+
+
+def test_importing_packs_does_not_import_torch() -> None:
+    code = "import sys, app.ml.packs; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

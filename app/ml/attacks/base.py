@@ -13,7 +13,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, final
+from typing import Any, ClassVar, Literal, final
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -22,6 +22,8 @@ from torch import Tensor
 from app.ml.model import ArenaModel
 
 GeneratorArg = torch.Generator | Sequence[torch.Generator] | None
+Norm = Literal["linf", "l2", "l0"]
+ThreatModel = Literal["white-box", "score", "decision", "transfer"]
 
 
 class AttackParams(BaseModel):
@@ -49,11 +51,30 @@ class AttackResult:
     queries: Tensor | None = None
 
 
+@dataclass(frozen=True)
+class RunOutput:
+    """What :meth:`Attack.run` may return instead of a bare tensor: the candidates plus per-sample query counts."""
+
+    adversarial: Tensor
+    queries: Tensor | None = None
+
+
 class Attack(ABC):
-    """Base class: subclasses set ``name`` and ``Params`` and implement :meth:`run`."""
+    """Base class: subclasses set ``name`` and ``Params`` and implement :meth:`run`.
+
+    The class attributes describe the attack for the registry (``describe_attacks``): ``norm`` is the norm the
+    ``eps`` budget is measured in ("l0" attacks change at most a fixed number of pixels, each by at most eps in
+    L∞), ``threat_model`` what the attack may see of the model, ``explanation`` one plain-words paragraph for
+    the reveal, and ``budget`` how ``eps`` is interpreted.
+    """
 
     name: ClassVar[str]
     Params: ClassVar[type[AttackParams]]
+    norm: ClassVar[Norm] = "linf"
+    threat_model: ClassVar[ThreatModel] = "white-box"
+    supports_target: ClassVar[bool] = False
+    explanation: ClassVar[str] = ""
+    budget: ClassVar[str] = "eps is the largest change allowed to any one pixel (L∞, pixel units)."
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.Params.model_fields))
@@ -76,11 +97,15 @@ class Attack(ABC):
         low: Tensor,
         high: Tensor,
         generator: GeneratorArg,
-    ) -> Tensor:
+        target: Tensor | None = None,
+    ) -> Tensor | RunOutput:
         """Return candidate adversarial images; called with grad enabled and the model in eval mode.
 
-        ``eps`` is (B,1,1,1); ``low``/``high`` are the per-pixel box, the eps-ball intersected with the model's
-        bounds, which the caller clips the candidates to again afterwards.
+        ``eps`` is (B,1,1,1); ``low``/``high`` are the per-pixel box, the L∞ eps-ball intersected with the
+        model's bounds (for L2 attacks the L∞ box that contains the L2 ball), which the caller clips the
+        candidates to again afterwards. ``target`` (only for ``supports_target`` attacks) holds the labels a
+        targeted attack must reach. ``generator`` is never None here: the base makes a fresh one so that no
+        attack ever draws from torch's global RNG.
         """
 
     @final
@@ -92,8 +117,25 @@ class Attack(ABC):
         eps: float | Tensor,
         *,
         generator: GeneratorArg = None,
+        target: Tensor | None = None,
     ) -> AttackResult:
-        x, y, eps_b, generator = _validate(model, images, labels, eps, generator)
+        """Attack ``images`` (true ``labels``) within ``eps`` per sample; ``target`` makes it targeted.
+
+        Without a generator a fresh, randomly seeded one is used (torch's global RNG is never touched); pass one
+        generator, or one per sample so that a sample's result does not depend on the rest of its batch.
+        """
+        x, y, eps_b, generator = _validate(model, images, labels, eps, generator, self.norm)
+        if target is not None:
+            if not self.supports_target:
+                raise ValueError(f"{self.name} is untargeted only; drop target=")
+            if not isinstance(target, Tensor) or target.shape != y.shape or target.dtype != torch.int64:
+                raise ValueError(f"target must be an int64 tensor shaped ({y.shape[0]},), got {_describe(target)}")
+            target = target.detach().to(y.device)
+            if target.min() < 0 or target.max() >= model.num_classes:
+                raise ValueError(f"target labels must lie in 0..{model.num_classes - 1}")
+        if generator is None:
+            generator = torch.Generator(device=x.device)
+            generator.seed()
         modules = list(model.modules())
         was_training = [m.training for m in modules]
         params = list(model.parameters())
@@ -107,21 +149,29 @@ class Attack(ABC):
                 x = x.clone() if x.is_inference() else x
                 y = y.clone() if y.is_inference() else y
                 eps_b = eps_b.clone() if eps_b.is_inference() else eps_b
+                if target is not None and target.is_inference():
+                    target = target.clone()
                 lo_bound, hi_bound = model.bounds
                 low = (x - eps_b).clamp_(min=lo_bound)
                 high = (x + eps_b).clamp_(max=hi_bound)
                 with torch.enable_grad():
-                    candidate = self.run(model, x, y, eps_b, low, high, generator)
+                    out = self.run(model, x, y, eps_b, low, high, generator, target=target)
+                candidate, queries = (out.adversarial, out.queries) if isinstance(out, RunOutput) else (out, None)
                 with torch.no_grad():
-                    adversarial = _project(candidate.detach(), x, eps_b, low, high)
+                    if self.norm == "l2":
+                        adversarial = project_l2(candidate.detach(), x, eps_b, model.bounds)
+                    else:
+                        adversarial = _project(candidate.detach(), x, eps_b, low, high)
                     logits = model(adversarial)
                     delta = (adversarial - x).flatten(1)
+                    predicted = logits.argmax(1)
                     return AttackResult(
                         adversarial=adversarial,
                         logits=logits,
-                        success=logits.argmax(1) != y,
+                        success=predicted != y if target is None else predicted == target,
                         linf=delta.abs().amax(1),
                         l2=delta.norm(dim=1),
+                        queries=None if queries is None else queries.detach().to(torch.int64),
                     )
         finally:
             for module, mode in zip(modules, was_training, strict=True):
@@ -137,7 +187,7 @@ def uniform_noise(like: Tensor, generator: GeneratorArg) -> Tensor:
     That makes a sample's random start the same whether the batcher put it alone or with 31 others.
     """
     if generator is None:
-        return torch.empty_like(like).uniform_(-1.0, 1.0)
+        raise ValueError("uniform_noise needs a generator (the base class supplies one; the global RNG is off-limits)")
     if isinstance(generator, torch.Generator):
         noise = torch.empty(like.shape, dtype=like.dtype, device=generator.device)
         return noise.uniform_(-1.0, 1.0, generator=generator).to(like.device)
@@ -163,8 +213,35 @@ def _project(candidate: Tensor, x: Tensor, eps: Tensor, low: Tensor, high: Tenso
     return adv
 
 
+def project_l2(candidate: Tensor, x: Tensor, eps: Tensor, bounds: tuple[float, float]) -> Tensor:
+    """Clip to the bounds and scale each perturbation into its L2 ball, exactly (after float rounding).
+
+    Clipping to the bounds first only moves pixels toward x (x is inside the bounds), so it cannot grow the
+    norm; rows whose rounded norm still exceeds eps are shrunk a little more, and as a last resort reset to x.
+    """
+    lo, hi = bounds
+    flat_eps = eps.view(-1)
+    adv = candidate.clamp(lo, hi)
+    delta = adv - x
+    norms = delta.flatten(1).norm(dim=1)
+    factor = torch.where(norms > flat_eps, flat_eps / norms.clamp_min(1e-30), torch.ones_like(norms))
+    adv = (x + delta * factor.view(-1, 1, 1, 1)).clamp_(lo, hi)
+    for _ in range(8):
+        over = (adv - x).flatten(1).norm(dim=1) > flat_eps
+        if not bool(over.any()):
+            return adv
+        adv = torch.where(over.view(-1, 1, 1, 1), x + (adv - x) * (1.0 - 1e-6), adv)
+    over = (adv - x).flatten(1).norm(dim=1) > flat_eps
+    return torch.where(over.view(-1, 1, 1, 1), x, adv)
+
+
 def _validate(
-    model: ArenaModel, images: Tensor, labels: Tensor, eps: float | Tensor, generator: GeneratorArg
+    model: ArenaModel,
+    images: Tensor,
+    labels: Tensor,
+    eps: float | Tensor,
+    generator: GeneratorArg,
+    norm: Norm = "linf",
 ) -> tuple[Tensor, Tensor, Tensor, GeneratorArg]:
     if not isinstance(model, ArenaModel):
         raise TypeError(f"attacks need an ArenaModel (it owns bounds and normalisation), got {type(model).__name__}")
@@ -197,11 +274,14 @@ def _validate(
     else:
         raise ValueError(f"eps must be a float or a tensor, got {type(eps).__name__}")
     span = hi - lo
+    if norm == "l2":
+        # The largest L2 distance between two images within the bounds.
+        span = span * math.sqrt(images[0].numel())
+        unit = "L2 norm in pixel units, e.g. 1.5"
+    else:
+        unit = "pixel units of the model's bounds, e.g. 8/255"
     if not torch.isfinite(eps_t).all() or eps_t.min() < 0 or eps_t.max() > span:
-        raise ValueError(
-            f"eps must lie in [0, {span:g}] (pixel units of the model's bounds, e.g. 8/255), got "
-            f"{eps_t.min().item():g}..{eps_t.max().item():g}"
-        )
+        raise ValueError(f"eps must lie in [0, {span:g}] ({unit}), got {eps_t.min().item():g}..{eps_t.max().item():g}")
 
     if generator is not None and not isinstance(generator, torch.Generator):
         gens = list(generator)

@@ -1,6 +1,7 @@
 """FGSM (Goodfellow, Shlens & Szegedy 2015, "Explaining and Harnessing Adversarial Examples").
 
-One signed-gradient step of size eps: x_adv = clip(x + eps * sign(grad_x loss(x, y))).
+One signed-gradient step of size eps: x_adv = clip(x + eps * sign(grad_x loss(x, y))). Targeted: step down the
+loss of the target class instead, x_adv = clip(x - eps * sign(grad_x loss(x, t))).
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ class FGSMParams(AttackParams):
 class FGSM(Attack):
     name: ClassVar[str] = "fgsm"
     Params: ClassVar[type[AttackParams]] = FGSMParams
+    supports_target: ClassVar[bool] = True
+    explanation: ClassVar[str] = (
+        "The fast gradient sign method looks at the network's gradient once: for every pixel it asks whether "
+        "making it brighter or darker would raise the network's error, and pushes every pixel by the full "
+        "budget in that direction at once. It is the cheapest white-box attack (one forward and backward pass) "
+        "and already fools undefended networks most of the time."
+    )
 
     def run(
         self,
@@ -32,8 +40,10 @@ class FGSM(Attack):
         low: Tensor,
         high: Tensor,
         generator: GeneratorArg,
+        target: Tensor | None = None,
     ) -> Tensor:
         x = images.clone().requires_grad_(True)
-        loss = F.cross_entropy(model(x), labels, reduction="sum")
+        loss = F.cross_entropy(model(x), labels if target is None else target, reduction="sum")
         (grad,) = torch.autograd.grad(loss, x)
-        return torch.clamp(images + eps * grad.sign(), low, high)
+        direction = grad.sign() if target is None else -grad.sign()
+        return torch.clamp(images + eps * direction, low, high)

@@ -1,7 +1,8 @@
 """PGD-L∞ (Madry et al. 2018, "Towards Deep Learning Models Resistant to Adversarial Attacks").
 
 Start at a uniform random point of the eps-ball (optional), then repeat ``steps`` times: take a signed
-gradient step of the loss and project back onto the eps-ball intersected with the pixel bounds.
+gradient step of the loss and project back onto the eps-ball intersected with the pixel bounds. Targeted mode
+(``target=`` labels) descends the cross-entropy of the target class instead.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ class PGD(Attack):
     name: ClassVar[str] = "pgd"
     Params: ClassVar[type[AttackParams]] = PGDParams
     params: PGDParams
+    supports_target: ClassVar[bool] = True
+    explanation: ClassVar[str] = (
+        "Projected gradient descent repeats the gradient-sign step many times with small steps, starting from "
+        "a random point near the image, and after every step pulls the image back so that no pixel has moved "
+        "more than the budget. Each step uses the network's exact gradient, so it finds an adversarial image "
+        "within the budget whenever one is easy to reach; it is the standard yardstick for robustness."
+    )
 
     def run(
         self,
@@ -42,8 +50,10 @@ class PGD(Attack):
         low: Tensor,
         high: Tensor,
         generator: GeneratorArg,
+        target: Tensor | None = None,
     ) -> Tensor:
         steps = self.params.steps
+        goal = labels if target is None else target
         step = eps * (REL_STEP_SIZE / steps) if self.params.step_size is None else self.params.step_size
         if self.params.random_start:
             adv = torch.clamp(images + eps * uniform_noise(images, generator), low, high)
@@ -53,7 +63,9 @@ class PGD(Attack):
         # in-place work on the one (B,C,H,W) buffer: sign, step, and a single clamp to the precomputed box.
         for _ in range(steps):
             adv.requires_grad_(True)
-            loss = F.cross_entropy(model(adv), labels, reduction="sum")
+            loss = F.cross_entropy(model(adv), goal, reduction="sum")
+            if target is not None:
+                loss = -loss
             (grad,) = torch.autograd.grad(loss, adv)
             adv = adv.detach()
             if isinstance(step, Tensor):

@@ -1,0 +1,191 @@
+"""JSON API for workshop events: create, host controls (Bearer host token), state, stats and exports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.schemas import (
+    EpsStats,
+    EventCreate,
+    EventCreated,
+    EventPlayer,
+    EventState,
+    EventStats,
+    PhaseOut,
+    Problem,
+    ProportionOut,
+    SharedRoundOut,
+)
+from app.db.tables import EventRecord
+from app.deps import BearerToken, CatalogDep, HubDep, ServiceDep, SessionDep
+from app.game import events
+from app.game.difficulty import eps_as_grey_levels
+from app.stats import events as event_stats
+from app.stats import export
+from app.stats.events import Proportion
+
+router = APIRouter(prefix="/api/v1/events", tags=["events"])
+
+HOST_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"model": Problem, "description": "Missing or wrong host token"},
+    404: {"model": Problem, "description": "No event with that code"},
+    409: {"model": Problem, "description": "Not possible in the event's current state (ended, not running, ...)"},
+}
+
+
+def event_urls(request: Request, code: str) -> dict[str, str]:
+    return {
+        "join_url": str(request.url_for("join_event_page", code=code)),
+        "screen_url": str(request.url_for("event_screen", code=code)),
+        "host_url": str(request.url_for("host_console", code=code)),
+        "report_url": str(request.url_for("event_report", code=code)),
+    }
+
+
+def settings_payload(body: EventCreate) -> dict[str, Any]:
+    raw = body.model_dump()
+    if body.phases is None:
+        raw["phases"] = [{"opponent": body.opponent or "fashion-cnn", "attack": body.attack or "pgd"}]
+    return raw
+
+
+@router.post("", status_code=201, response_model=EventCreated, responses={422: {"model": Problem}})
+async def create_event(request: Request, body: EventCreate, session: SessionDep, catalog: CatalogDep) -> EventCreated:
+    name, pack, settings = events.validate_settings(settings_payload(body), catalog=catalog)
+    event, host_token = await events.create_event(session, name=name, pack=pack, settings=settings)
+    await session.commit()
+    return EventCreated(code=event.code, host_token=host_token, **event_urls(request, event.code))
+
+
+async def event_state(session: AsyncSession, event: EventRecord) -> EventState:
+    settings = events.event_settings(event)
+    shared = await events.current_shared_round(session, event)
+    return EventState(
+        code=event.code,
+        name=event.name,
+        status=events.status_of(event),
+        locked=event.locked,
+        style=settings.style,
+        phase=event.phase,
+        phases=[PhaseOut(opponent=p.opponent, attack=p.attack) for p in settings.phases],
+        eps_levels=list(settings.eps_levels()),
+        rounds=settings.rounds,
+        time_limit_s=settings.time_limit_s,
+        seconds_left=events.seconds_left(event),
+        players=await events.player_count(session, event),
+        shared_round=None
+        if shared is None
+        else SharedRoundOut(
+            number=shared.number,
+            open=events.shared_is_open(shared),
+            closes_at=events.aware(shared.closes_at).isoformat(),  # type: ignore[union-attr]
+            eps=shared.eps,
+        ),
+    )
+
+
+@router.get("/{code}", response_model=EventState, responses={404: HOST_ERRORS[404]})
+async def get_event(code: str, session: SessionDep) -> EventState:
+    return await event_state(session, await events.event_by_code(session, code))
+
+
+@router.post("/{code}/{action}", response_model=EventState, responses=HOST_ERRORS)
+async def host_action(
+    code: str,
+    action: Literal["start", "resume", "pause", "lock", "unlock", "next-phase", "next-image", "end"],
+    token: BearerToken,
+    session: SessionDep,
+    service: ServiceDep,
+    hub: HubDep,
+) -> EventState:
+    """Host controls. ``next-image`` shows the room the next shared image (together events)."""
+    event = await events.event_by_code(session, code, for_update=True)
+    events.check_host(event, token)
+    await events.host_action(session, event=event, action=action, source=service)
+    await session.commit()
+    hub.publish(event.code, status=True)
+    return await event_state(session, event)
+
+
+@router.get("/{code}/players", response_model=list[EventPlayer], responses=HOST_ERRORS)
+async def list_players(code: str, token: BearerToken, session: SessionDep) -> list[EventPlayer]:
+    event = await events.event_by_code(session, code)
+    events.check_host(event, token)
+    return [
+        EventPlayer(player_id=p.id, nickname=p.nickname, score=p.score, removed=p.removed)
+        for p in await events.event_players(session, event)
+    ]
+
+
+@router.delete("/{code}/players/{player_id}", response_model=EventPlayer, responses=HOST_ERRORS)
+async def remove_player(code: str, player_id: str, token: BearerToken, session: SessionDep, hub: HubDep) -> EventPlayer:
+    event = await events.event_by_code(session, code)
+    events.check_host(event, token)
+    player = await events.remove_player(session, event=event, player_id=player_id)
+    await session.commit()
+    hub.publish(event.code, status=True)  # the removed phone finds out
+    return EventPlayer(player_id=player.id, nickname=player.nickname, score=player.score, removed=player.removed)
+
+
+def proportion_out(value: Proportion) -> ProportionOut:
+    low, high = value.interval
+    return ProportionOut(correct=value.successes, n=value.n, accuracy=value.value, ci95=(low, high))
+
+
+@router.get("/{code}/stats", response_model=EventStats, responses={404: HOST_ERRORS[404]})
+async def get_stats(code: str, session: SessionDep) -> EventStats:
+    """Participation and humans vs machine on the event's answered rounds, with 95% Wilson intervals."""
+    event = await events.event_by_code(session, code)
+    summary = await event_stats.summary(session, event.id)
+    by_eps = await event_stats.accuracy_by_eps(session, event.id)
+    return EventStats(
+        code=event.code,
+        status=events.status_of(event),
+        players=summary.players,
+        answers=summary.answers,
+        human=proportion_out(summary.human),
+        model=proportion_out(summary.model),
+        beat_machine=summary.beat_machine,
+        by_eps=[
+            EpsStats(
+                eps=row.eps,
+                eps_text=eps_as_grey_levels(row.eps),
+                human=proportion_out(row.human),
+                model=proportion_out(row.model),
+            )
+            for row in by_eps
+        ],
+    )
+
+
+@router.get("/{code}/answers.{fmt}", response_class=StreamingResponse, responses={404: HOST_ERRORS[404]})
+async def export_event_answers(
+    request: Request,
+    code: str,
+    fmt: Literal["csv", "json", "jsonl"],
+    session: SessionDep,
+    download: bool = Query(False, description="Send Content-Disposition: attachment"),
+) -> StreamingResponse:
+    """The event's answers, one row each, in the same columns as the global export."""
+    event = await events.event_by_code(session, code)  # a wrong code is a 404 before the first byte
+    event_id, event_code = event.id, event.code
+    await session.close()
+    sessionmaker = request.app.state.database.sessionmaker
+
+    def class_names_of(pack: str) -> tuple[str, ...]:
+        from app.ml.packs import get_pack
+
+        return get_pack(pack).class_names
+
+    async def body() -> AsyncIterator[str]:
+        async with sessionmaker() as stream_session:
+            async for chunk in export.stream_answers(stream_session, fmt, class_names_of, event_id=event_id):
+                yield chunk
+
+    headers = {"Content-Disposition": f'attachment; filename="event-{event_code}-answers.{fmt}"'} if download else {}
+    return StreamingResponse(body(), media_type=export.MEDIA_TYPES[fmt], headers=headers)

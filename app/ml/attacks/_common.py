@@ -1,0 +1,83 @@
+"""Helpers shared by the attacks: per-sample random draws, margins and the adversarial criterion.
+
+Random draws take the attack's generator argument: one generator draws the whole (active) batch at once, a
+list of generators draws each row from its sample's own generator, so that a sample's result depends only on its
+own seed and not on which other samples share its batch or are still active.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from app.ml.attacks.base import GeneratorArg
+
+
+def _draw(generator: GeneratorArg, idx: Tensor, shape: Sequence[int], device: torch.device, normal: bool) -> Tensor:
+    fn = torch.randn if normal else torch.rand
+    if generator is None:
+        raise ValueError("random draws need a generator; the global RNG is never used")
+    if isinstance(generator, torch.Generator):
+        out = fn((len(idx), *shape), generator=generator, device=generator.device)
+        return out.to(device)
+    gens = list(generator)
+    rows = [fn(tuple(shape), generator=gens[i], device=gens[i].device) for i in idx.tolist()]
+    if not rows:
+        return torch.empty((0, *shape), device=device)
+    return torch.stack(rows).to(device)
+
+
+def rand(generator: GeneratorArg, idx: Tensor, shape: Sequence[int], device: torch.device) -> Tensor:
+    """U[0,1) draws shaped (len(idx), *shape): row i comes from sample ``idx[i]``'s generator when given a list."""
+    return _draw(generator, idx, shape, device, normal=False)
+
+
+def randn(generator: GeneratorArg, idx: Tensor, shape: Sequence[int], device: torch.device) -> Tensor:
+    """N(0,1) draws shaped (len(idx), *shape), per sample like :func:`rand`."""
+    return _draw(generator, idx, shape, device, normal=True)
+
+
+def margin(scores: Tensor, labels: Tensor, target: Tensor | None) -> Tensor:
+    """How far each sample is from being adversarial (> 0: not yet; <= 0: fooled, up to ties).
+
+    Untargeted: score of the true class minus the best other class. Targeted: best non-target class minus the
+    target's score. Works on logits, log-probabilities or probabilities alike. The class being compared is
+    masked with -inf (not multiplied by a one-hot, which lets a 0 win when all other scores are negative).
+    """
+    cls = labels if target is None else target
+    own = scores.gather(1, cls.unsqueeze(1)).squeeze(1)
+    others = scores.scatter(1, cls.unsqueeze(1), float("-inf")).amax(1)
+    return own - others if target is None else others - own
+
+
+def fooled(predicted: Tensor, labels: Tensor, target: Tensor | None) -> Tensor:
+    """The criterion the base class measures success with: misclassified, or classified as the target."""
+    return predicted != labels if target is None else predicted == target
+
+
+def bucket_size(n: int) -> int:
+    """The batch size to run ``n`` rows at: the next power of two up to 64, then the next multiple of 64.
+
+    Active sets shrink one sample at a time, and every new batch shape makes oneDNN build new conv kernels
+    (hundreds of ms on a busy 2-core CPU, more than the forward pass itself); rounding shapes to a few buckets
+    lets the kernels be reused, at the cost of at most 2x rows for small batches and < 64 rows for large ones.
+    """
+    if n <= 64:
+        return 1 << max(n - 1, 0).bit_length()
+    return -(-n // 64) * 64
+
+
+def forward_bucketed(model: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``model(x)`` run at :func:`bucket_size` rows (padded with copies of the first row, which are dropped).
+
+    Rows do not interact in an eval-mode classifier, so the padding changes nothing but the shape; under
+    autograd the padded rows get no gradient because their outputs are dropped.
+    """
+    n = x.shape[0]
+    size = bucket_size(n)
+    if size == n:
+        return model(x)
+    pad = x[:1].expand(size - n, *x.shape[1:])
+    return model(torch.cat([x, pad]))[:n]

@@ -1,0 +1,116 @@
+"""EvadeHC-style hill climbing on decisions only (Dang, Huang & Chang 2017, "Evading Classifiers by Morphing
+in the Dark", CCS), L∞.
+
+The attacker has a *morpher* (a random, small change: one random square patch of the image pushed by ±eps per
+pixel, kept inside the eps-ball and bounds) and an oracle that only accepts or rejects: does the model still
+give the true label? As in EvadeHC, a candidate is scored by random morphing walks: starting from the
+candidate, apply unconstrained morphs (the walk may leave the eps-ball, as EvadeHC's walks may break the
+tester) and count how many steps it takes until the oracle flips. Fewer steps means the candidate sits closer
+to the boundary. Each iteration proposes ``candidates`` morphs of the current image, returns at once if one of
+them already flips the label, and otherwise climbs to the candidate with the shortest walk. Every walk step
+and candidate check is one counted query; samples stop when fooled or out of budget.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from app.ml.attacks._common import fooled, rand
+from app.ml.attacks.base import AttackParams, GeneratorArg
+from app.ml.attacks.queries import QueryAttack, QueryCounter
+
+
+class EvadeHCParams(AttackParams):
+    max_queries: int = Field(1000, ge=2, le=1_000_000, description="Per-sample query budget.")
+    candidates: int = Field(4, ge=1, le=64, description="Morphs proposed per hill-climbing step.")
+    walk_steps: int = Field(8, ge=1, le=100, description="Longest scoring walk (queries per candidate).")
+    patch: int = Field(6, ge=1, le=28, description="Side of the square patch one morph changes, in pixels.")
+
+
+class EvadeHC(QueryAttack):
+    name: ClassVar[str] = "evadehc"
+    Params: ClassVar[type[AttackParams]] = EvadeHCParams
+    params: EvadeHCParams
+    threat_model = "decision"
+    query_mode = "decision"
+    explanation: ClassVar[str] = (
+        "This hill-climbing morpher works in the dark: it never sees a score, only whether the network still "
+        "gives the right answer. It makes a few random small changes to the picture, and to judge each one it "
+        "keeps changing that copy at random and counts how many changes it takes before the network's answer "
+        "flips. The copy that flipped soonest was closest to fooling the network, so the attack moves there "
+        "and repeats, staying within the budget, until the answer flips for real."
+    )
+
+    def attack(
+        self,
+        oracle: QueryCounter,
+        images: Tensor,
+        labels: Tensor,
+        eps: Tensor,
+        low: Tensor,
+        high: Tensor,
+        generator: GeneratorArg,
+        target: Tensor | None,
+    ) -> Tensor:
+        p = self.params
+        batch, channels, h, w = images.shape
+        n_cand, side = p.candidates, min(p.patch, h, w)
+        lo, hi = oracle.bounds
+        dev = images.device
+        rows_grid = torch.arange(h, device=dev).view(1, 1, 1, h, 1)
+        cols_grid = torch.arange(w, device=dev).view(1, 1, 1, 1, w)
+        current = images.clone()
+        done = torch.zeros(batch, dtype=torch.bool, device=dev)
+        per_iter = n_cand * (1 + p.walk_steps)
+
+        def morph(x: Tensor, rows: Tensor, box: tuple[Tensor, Tensor] | None) -> Tensor:
+            """One random patch morph of each of the (n, K, C,H,W) images; within ``box`` if given."""
+            n = x.shape[0]
+            draws = rand(generator, rows, (n_cand, 2 + channels * h * w), dev)
+            top = (draws[..., 0] * (h - side + 1)).floor().clamp_max(h - side).view(n, n_cand, 1, 1, 1)
+            left = (draws[..., 1] * (w - side + 1)).floor().clamp_max(w - side).view(n, n_cand, 1, 1, 1)
+            signs = (draws[..., 2:] < 0.5).to(x.dtype).mul(2).sub(1).view(n, n_cand, channels, h, w)
+            window = (rows_grid >= top) & (rows_grid < top + side) & (cols_grid >= left) & (cols_grid < left + side)
+            out = torch.where(window, x + eps[rows].unsqueeze(1) * signs, x)
+            if box is None:
+                return out.clamp(lo, hi)
+            return torch.minimum(torch.maximum(out, box[0].unsqueeze(1)), box[1].unsqueeze(1))
+
+        while True:
+            active = torch.nonzero(~done & (oracle.remaining().to(dev) >= per_iter)).squeeze(1)
+            if active.numel() == 0:
+                break
+            n = active.numel()
+            y = labels[active].unsqueeze(1).expand(n, n_cand)
+            start = current[active].unsqueeze(1).expand(n, n_cand, channels, h, w)
+            cands = morph(start, active, (low[active], high[active]))
+            flipped = fooled(oracle.labels(cands, active), y, None)
+            won = flipped.any(1)
+            if bool(won.any()):
+                first = flipped[won].float().argmax(1)
+                current[active[won]] = cands[won, first]
+                done[active[won]] = True
+            # Score the others by random walks: steps until the label flips (walk_steps + 1 if it never does).
+            walking = torch.nonzero(~won).squeeze(1)
+            if walking.numel() == 0:
+                continue
+            rows = active[walking]
+            walk = cands[walking]
+            score = torch.full((rows.numel(), n_cand), float(p.walk_steps + 1), device=dev)
+            for step in range(1, p.walk_steps + 1):
+                open_rows = torch.nonzero((score > p.walk_steps).any(1)).squeeze(1)
+                if open_rows.numel() == 0:
+                    break
+                walk[open_rows] = morph(walk[open_rows], rows[open_rows], None)
+                walk_y = labels[rows[open_rows]].unsqueeze(1).expand(-1, n_cand)
+                flips = fooled(oracle.labels(walk[open_rows], rows[open_rows]), walk_y, None)
+                sub = score[open_rows]
+                score[open_rows] = torch.where(flips & (sub > p.walk_steps), float(step), sub)
+            # Ties (often: no walk flipped) go to the first candidate, which is as random as any.
+            best = score.argmin(1)
+            current[rows] = cands[walking, best]
+        return current

@@ -1,0 +1,135 @@
+"""Few-pixel attack by differential evolution (Su, Vargas & Sakurai 2019, "One Pixel Attack for Fooling Deep
+Neural Networks").
+
+Score-based. A candidate is ``pixels`` genes of (row, column, value per channel), each in [0, 1); it sets those
+pixels of the clean image to the decoded values. Differential evolution (DE/rand/1, F = ``mutation``, no
+crossover, as in the paper) evolves a population per sample: each member's trial is a + F(b - c) of three other
+members, and replaces it when its margin loss is lower. The budget is the pixel count: at most ``pixels``
+pixel positions change, and each changed value is also kept within eps of the clean value (L∞), so eps = 1.0
+lets the chosen pixels take any value. A generation costs ``population`` queries per sample.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from app.ml.attacks._common import fooled, margin, rand
+from app.ml.attacks.base import AttackParams, GeneratorArg
+from app.ml.attacks.queries import QueryAttack, QueryCounter
+
+
+class OnePixelParams(AttackParams):
+    pixels: int = Field(1, ge=1, le=784, description="Number of pixel positions the attack may change (L0 budget).")
+    max_queries: int = Field(1000, ge=2, le=1_000_000, description="Per-sample query budget.")
+    population: int = Field(40, ge=4, le=1_000, description="Differential-evolution population per sample.")
+    mutation: float = Field(0.5, gt=0.0, le=2.0, description="Differential weight F.")
+
+
+class OnePixel(QueryAttack):
+    name: ClassVar[str] = "one-pixel"
+    Params: ClassVar[type[AttackParams]] = OnePixelParams
+    params: OnePixelParams
+    norm = "l0"
+    threat_model = "score"
+    supports_target: ClassVar[bool] = True
+    budget: ClassVar[str] = (
+        "The `pixels` parameter is the budget: at most that many pixel positions change; eps additionally "
+        "caps how far each changed pixel may move (L∞), so eps=1.0 lets them take any value."
+    )
+    explanation: ClassVar[str] = (
+        "The one-pixel attack changes only a handful of pixels, but may change them completely, for example "
+        "from black to white. Which pixels, and to what value, is found by differential evolution: a "
+        "population of guesses is improved by combining the differences between other guesses, keeping a "
+        "new guess only when the network becomes less sure of the right answer. It shows how a few dots in "
+        "the wrong place can be enough."
+    )
+
+    def attack(
+        self,
+        oracle: QueryCounter,
+        images: Tensor,
+        labels: Tensor,
+        eps: Tensor,
+        low: Tensor,
+        high: Tensor,
+        generator: GeneratorArg,
+        target: Tensor | None,
+    ) -> Tensor:
+        p = self.params
+        batch, channels, h, w = images.shape
+        n_pop, k = p.population, p.pixels
+        genes = k * (2 + channels)
+        dev = images.device
+        idx = torch.arange(batch, device=dev)
+        adv = images.clone()
+        if int(oracle.remaining().min()) < n_pop:
+            return adv
+
+        def decode(cand: Tensor, rows: Tensor) -> Tensor:
+            """(n, P, genes) in [0,1) -> images (n, P, C, H, W)."""
+            n = cand.shape[0]
+            g = cand.view(n, n_pop, k, 2 + channels)
+            pos = (g[..., 0] * h).floor().clamp_max(h - 1) * w + (g[..., 1] * w).floor().clamp_max(w - 1)
+            pos = pos.long().unsqueeze(2).expand(n, n_pop, channels, k)  # (n, P, C, k)
+            lo_f = low[rows].flatten(2).unsqueeze(1).expand(n, n_pop, channels, h * w)
+            hi_f = high[rows].flatten(2).unsqueeze(1).expand(n, n_pop, channels, h * w)
+            lo_v, hi_v = lo_f.gather(3, pos), hi_f.gather(3, pos)
+            values = lo_v + g[..., 2:].permute(0, 1, 3, 2) * (hi_v - lo_v)
+            out = images[rows].flatten(2).unsqueeze(1).expand(n, n_pop, channels, h * w).clone()
+            out.scatter_(3, pos, values)
+            return out.view(n, n_pop, channels, h, w)
+
+        def loss(cand: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            imgs = decode(cand, rows)
+            probs = oracle.probabilities(imgs, rows).flatten(0, 1)
+            y = labels[rows].repeat_interleave(n_pop)
+            t = None if target is None else target[rows].repeat_interleave(n_pop)
+            value = margin(probs.clamp_min(1e-30).log(), y, t).view(-1, n_pop)
+            return value, fooled(probs.argmax(1), y, t).view(-1, n_pop), imgs
+
+        pop = rand(generator, idx, (n_pop, genes), dev)
+        fit, hit, imgs = loss(pop, idx)
+        done = torch.zeros(batch, dtype=torch.bool, device=dev)
+        members = torch.arange(n_pop, device=dev)
+        while True:
+            found = torch.nonzero(hit.any(1)).squeeze(1)
+            if found.numel():
+                rows = idx_of(found, hit)
+                adv[rows[0]] = imgs[found, rows[1]]
+                done[rows[0]] = True
+            active = torch.nonzero(~done & (oracle.remaining().to(dev) >= n_pop)).squeeze(1)
+            if active.numel() == 0:
+                break
+            n = active.numel()
+            # DE/rand/1: three members distinct from the one being replaced (offsets avoid it by construction).
+            offs = (rand(generator, active, (n_pop, 3), dev) * (n_pop - 1)).floor().long().clamp_max(n_pop - 2) + 1
+            pick = (members.view(1, n_pop, 1) + offs) % n_pop
+            pa = pop[active]
+            rows_n = torch.arange(n, device=dev).view(n, 1)
+            a, b, c = pa[rows_n, pick[..., 0]], pa[rows_n, pick[..., 1]], pa[rows_n, pick[..., 2]]
+            trial = (a + p.mutation * (b - c)).clamp(0.0, 1.0 - 1e-6)
+            t_fit, t_hit, t_imgs = loss(trial, active)
+            better = t_fit < fit[active]
+            new_pop = torch.where(better.unsqueeze(2), trial, pa)
+            pop[active] = new_pop
+            fit[active] = torch.where(better, t_fit, fit[active])
+            hit = torch.zeros_like(hit)
+            hit[active] = t_hit & better
+            imgs_full = torch.zeros(n, n_pop, *images.shape[1:], device=dev)
+            imgs_full[t_hit & better] = t_imgs[t_hit & better]
+            imgs = torch.zeros(batch, n_pop, *images.shape[1:], device=dev)
+            imgs[active] = imgs_full
+        rest = torch.nonzero(~done).squeeze(1)
+        if rest.numel():
+            best = fit[rest].argmin(1)
+            adv[rest] = decode(pop[rest], rest)[torch.arange(rest.numel(), device=dev), best]
+        return adv
+
+
+def idx_of(found: Tensor, hit: Tensor) -> tuple[Tensor, Tensor]:
+    """For samples ``found`` (rows of ``hit`` with a success), the row and the first successful member."""
+    return found, hit[found].float().argmax(1)

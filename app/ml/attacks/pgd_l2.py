@@ -1,0 +1,84 @@
+"""PGD-L2 (Madry et al. 2018): projected gradient descent in an L2 ball, untargeted or targeted.
+
+Start at a random point of the L2 eps-ball (optional), then repeat ``steps`` times: step along the gradient
+normalised to unit L2 norm, scale the perturbation back into the ball and clip to the pixel bounds.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor
+
+from app.ml.attacks._common import rand, randn
+from app.ml.attacks.base import Attack, AttackParams, GeneratorArg
+from app.ml.model import ArenaModel
+
+REL_STEP_SIZE = 2.5
+
+
+class PGDL2Params(AttackParams):
+    steps: int = Field(20, ge=1, le=10_000, description="Gradient steps (model forward+backward passes).")
+    step_size: float | None = Field(
+        None, gt=0.0, le=28.0, description=f"Absolute L2 step; None means {REL_STEP_SIZE}*eps/steps."
+    )
+    random_start: bool = Field(True, description="Start from a uniform random point of the L2 eps-ball.")
+
+
+def _renorm(delta: Tensor, eps: Tensor, low: float, high: float, x: Tensor) -> Tensor:
+    norms = delta.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    delta = delta * torch.clamp(eps / norms.clamp_min(1e-12), max=1.0)
+    return (x + delta).clamp_(low, high)
+
+
+class PGDL2(Attack):
+    name: ClassVar[str] = "pgd-l2"
+    Params: ClassVar[type[AttackParams]] = PGDL2Params
+    params: PGDL2Params
+    norm = "l2"
+    supports_target: ClassVar[bool] = True
+    budget: ClassVar[str] = "eps is the largest L2 norm of the whole perturbation (pixel units, e.g. 1.5)."
+    explanation: ClassVar[str] = (
+        "This version of projected gradient descent limits the total energy of the change (its L2 norm) "
+        "instead of the change of each pixel: it may change a few pixels a lot or many pixels a little. At "
+        "every step it moves the image a fixed distance along the network's gradient, then shrinks the "
+        "change back to the budget, which tends to produce soft blotches on the parts of the garment the "
+        "network relies on."
+    )
+
+    def run(
+        self,
+        model: ArenaModel,
+        images: Tensor,
+        labels: Tensor,
+        eps: Tensor,
+        low: Tensor,
+        high: Tensor,
+        generator: GeneratorArg,
+        target: Tensor | None = None,
+    ) -> Tensor:
+        lo, hi = model.bounds
+        steps = self.params.steps
+        step = eps * (REL_STEP_SIZE / steps) if self.params.step_size is None else self.params.step_size
+        goal = labels if target is None else target
+        sign = 1.0 if target is None else -1.0
+        batch = images.shape[0]
+        if self.params.random_start:
+            idx = torch.arange(batch)
+            direction = randn(generator, idx, images.shape[1:], images.device)
+            direction = direction / direction.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+            radius = rand(generator, idx, (1, 1, 1), images.device) * eps
+            adv = _renorm(direction * radius, eps, lo, hi, images)
+        else:
+            adv = images.clone()
+        for _ in range(steps):
+            adv.requires_grad_(True)
+            loss = sign * F.cross_entropy(model(adv), goal, reduction="sum")
+            (grad,) = torch.autograd.grad(loss, adv)
+            adv = adv.detach()
+            grad_norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+            adv = _renorm(adv + step * grad / grad_norm - images, eps, lo, hi, images)
+        return adv
