@@ -60,7 +60,9 @@ class Settings(BaseSettings):
     )
     service_queue_size: int = Field(1024, ge=1, description="Pending image requests before the service says busy.")
     service_timeout_s: float = Field(30.0, gt=0, description="Longest a request waits for its image.")
-    torch_threads: int = Field(0, ge=0, description="torch intra-op threads in the model worker; 0 keeps torch's.")
+    torch_threads: int = Field(
+        0, ge=0, description="torch intra-op threads in the model worker; 0 means all cores but one (at least 1)."
+    )
 
     @model_validator(mode="after")
     def _refuse_default_secret_outside_local(self) -> Settings:

@@ -46,9 +46,12 @@ def get_hub(request: Request) -> EventHub:
 
 
 def get_catalog(request: Request) -> Catalog:
-    """What an event may use: the opponents the model service has loaded and every registered attack. Read
-    lazily from app.ml's registries, so opponents and attacks added there appear here without changes."""
-    from app.ml import available_attacks, available_opponents
+    """What an event may use: the opponents the model service has loaded and the registered attacks a round can
+    play today: white-box L∞ attacks, whose budget is the grey-level eps the host picks. L2/L0 and black-box attacks
+    wait until rounds can store and show their own budgets and query counts. Read lazily from app.ml's registries,
+    so opponents and attacks added there appear here without changes."""
+    from app.ml import available_opponents
+    from app.ml.attacks import describe_attacks
 
     service: ModelService = request.app.state.model_service
     loaded = []
@@ -58,7 +61,8 @@ def get_catalog(request: Request) -> Catalog:
         except (ArenaError, KeyError):  # registered but not loaded in this server's model service
             continue
         loaded.append(name)
-    return catalog_from(loaded, available_attacks(), lambda name: service.opponent_info(name).pack)
+    playable = [a["name"] for a in describe_attacks() if a["norm"] == "linf" and a["threat_model"] == "white-box"]
+    return catalog_from(loaded, playable, lambda name: service.opponent_info(name).pack)
 
 
 def bearer_token(authorization: Annotated[str | None, Header()] = None) -> str | None:

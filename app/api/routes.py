@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from app import messages
 from app.api.schemas import (
     AnswerIn,
+    AnswerLocked,
     AnswerOut,
     Confidence,
     LeaderboardEntry,
@@ -121,7 +122,9 @@ def answer_out(
 
 
 @router.post(
-    "/rounds/{round_id}/answer", response_model=AnswerOut, responses={k: ERRORS[k] for k in (401, 404, 409, 422)}
+    "/rounds/{round_id}/answer",
+    response_model=AnswerOut | AnswerLocked,
+    responses={k: ERRORS[k] for k in (401, 404, 409, 422)},
 )
 async def answer_round(
     request: Request,
@@ -131,11 +134,21 @@ async def answer_round(
     session: SessionDep,
     service: ServiceDep,
     hub: HubDep,
-) -> AnswerOut:
+) -> AnswerOut | AnswerLocked:
     record, answer, event = await events.answer_round(
         session, player=player, round_id=round_id, choice=body.choice, source=service
     )
-    reply = answer_out(request, record, answer, player, service)
+    hidden_until = await events.truth_hidden_until(session, record)
+    reply: AnswerOut | AnswerLocked
+    if hidden_until is not None:
+        reply = AnswerLocked(
+            round_id=record.id,
+            choice=service.opponent_info(record.opponent).class_names[answer.choice],
+            reveal_at=hidden_until.isoformat(),
+            reveal_url=str(request.url_for("get_answered_round", round_id=record.id)),
+        )
+    else:
+        reply = answer_out(request, record, answer, player, service)
     await session.commit()  # the answer is on disk before the reply leaves
     if event is not None:
         hub.publish(event.code)  # the event's screens update
@@ -151,6 +164,8 @@ async def get_answered_round(
     answer = await rounds.round_answer(session, round_id)
     if answer is None:
         raise Conflict(messages.REVEAL_NOT_READY)
+    if await events.truth_hidden_until(session, record) is not None:
+        raise Conflict(messages.TRUTH_HIDDEN_UNTIL_CLOSE)
     return answer_out(request, record, answer, player, service)
 
 

@@ -61,6 +61,17 @@ class AnswerOut(BaseModel):
     perturbation_url: str
 
 
+class AnswerLocked(BaseModel):
+    """The acknowledgement of an answer to a together image that is still counting down: stored, scored, but
+    revealed (at ``reveal_url``) only once the countdown is over."""
+
+    round_id: str
+    choice: str
+    locked: bool = True
+    reveal_at: str
+    reveal_url: str
+
+
 class LeaderboardEntry(BaseModel):
     rank: int
     player_id: str

@@ -449,8 +449,10 @@ def shared_is_open(shared: SharedRoundRecord | None, now: datetime | None = None
 
 
 def open_until(closes_at: datetime | None, now: datetime | None = None) -> bool:
+    """Still open, truth still hidden: until the countdown *and* the grace for late answers are over, so nobody can
+    read the truth off the big screen and still get an answer in."""
     moment = aware(closes_at)
-    return moment is not None and (now or utcnow()) < moment
+    return moment is not None and (now or utcnow()) < moment + timedelta(seconds=ANSWER_GRACE_S)
 
 
 async def next_round(
@@ -668,3 +670,16 @@ async def player_count(session: AsyncSession, event: EventRecord) -> int:
         select(func.count(PlayerRecord.id)).where(PlayerRecord.event_id == event.id, PlayerRecord.removed.is_(False))
     )
     return int(count or 0)
+
+
+async def truth_hidden_until(session: AsyncSession, record: RoundRecord) -> datetime | None:
+    """When a round belongs to a together image that is still counting down, the moment its truth may be shown;
+    None when it may be shown now. Until then an answer is only acknowledged: its reveal, the original and the
+    perturbation stay hidden, so nobody who has answered can tell the room."""
+    if record.shared_round_id is None:
+        return None
+    shared = await session.get(SharedRoundRecord, record.shared_round_id)
+    if shared is None or not shared_is_open(shared):
+        return None
+    closes_at = aware(shared.closes_at)
+    return None if closes_at is None else closes_at + timedelta(seconds=ANSWER_GRACE_S)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -33,6 +34,15 @@ def resolve_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
         raise ServiceUnavailable("ARENA_DEVICE=cuda but no CUDA device is available; use auto or cpu")
     return torch.device(requested)
+
+
+def worker_threads(requested: int) -> int:
+    """torch threads for the model worker. 0 means every core but one: the event loop needs a core of its own, and
+    on the 2-core reference machine one torch thread gave lower single-player latency than two with the same batched
+    throughput (benchmarks/RESULTS.md, round creation)."""
+    if requested > 0:
+        return requested
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 @dataclass
@@ -135,8 +145,7 @@ class InProcessModelService:
         from app.ml.opponents import load_opponent
         from app.ml.packs import get_pack
 
-        if self._torch_threads:
-            torch.set_num_threads(self._torch_threads)
+        torch.set_num_threads(worker_threads(self._torch_threads))
         for name in self._opponent_names:
             model = load_opponent(name, device=self.device, models_dir=self._models_dir)
             pack = get_pack(model.pack_name, self._data_dir)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord, SharedRoundRecord
 from app.stats.intervals import wilson_interval
+from app.stats.visibility import settled
 
 
 def _count_true(column: object) -> object:
@@ -130,7 +131,7 @@ async def summary(session: AsyncSession, event_id: str) -> EventSummary:
                 func.coalesce(func.sum(beat), 0),
             )
             .join(RoundRecord, RoundRecord.id == AnswerRecord.round_id)
-            .where(RoundRecord.event_id == event_id)
+            .where(RoundRecord.event_id == event_id, settled())
         )
     ).one()
     players = await session.scalar(
@@ -156,7 +157,7 @@ async def accuracy_by_eps(session: AsyncSession, event_id: str) -> list[EpsRow]:
                 _count_true(AnswerRecord.model_correct),
             )
             .join(RoundRecord, RoundRecord.id == AnswerRecord.round_id)
-            .where(RoundRecord.event_id == event_id)
+            .where(RoundRecord.event_id == event_id, settled())
             .group_by(RoundRecord.eps)
             .order_by(RoundRecord.eps)
         )
@@ -190,6 +191,7 @@ async def beat_moments(
             .join(PlayerRecord, PlayerRecord.id == AnswerRecord.player_id)
             .where(
                 RoundRecord.event_id == event_id,
+                settled(),
                 AnswerRecord.correct.is_(True),
                 AnswerRecord.model_correct.is_(False),
                 PlayerRecord.removed.is_(False),
@@ -209,7 +211,7 @@ async def confusions(session: AsyncSession, event_id: str) -> Confusions:
         await session.execute(
             select(RoundRecord.true_label, AnswerRecord.choice, RoundRecord.model_label, func.count(AnswerRecord.id))
             .join(RoundRecord, RoundRecord.id == AnswerRecord.round_id)
-            .where(RoundRecord.event_id == event_id)
+            .where(RoundRecord.event_id == event_id, settled())
             .group_by(RoundRecord.true_label, AnswerRecord.choice, RoundRecord.model_label)
         )
     ).all()
@@ -260,7 +262,7 @@ async def answered_rounds(session: AsyncSession, event_id: str) -> int:
         await session.scalar(
             select(func.count(AnswerRecord.id))
             .join(RoundRecord, RoundRecord.id == AnswerRecord.round_id)
-            .where(RoundRecord.event_id == event_id)
+            .where(RoundRecord.event_id == event_id, settled())
         )
         or 0
     )

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import AnswerRecord, EventRecord, PlayerRecord, RoundRecord
+from app.stats.visibility import settled
 
 PAGE_SIZE = 500
 
@@ -59,6 +60,7 @@ async def iter_answer_rows(
             .join(RoundRecord, RoundRecord.id == AnswerRecord.round_id)
             .join(PlayerRecord, PlayerRecord.id == AnswerRecord.player_id)
             .outerjoin(EventRecord, EventRecord.id == RoundRecord.event_id)
+            .where(settled())
             .order_by(AnswerRecord.created_at, AnswerRecord.id)
             .limit(page_size)
         )

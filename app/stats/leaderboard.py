@@ -8,6 +8,7 @@ from sqlalchemy import Integer, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
+from app.stats.visibility import settled
 
 
 @dataclass(frozen=True)
@@ -52,19 +53,24 @@ async def leaderboard(session: AsyncSession, *, limit: int = 20, event_id: str |
     """Everyone (events included) by default; with ``event_id`` only that event's players, less any the host
     removed."""
     beat = case((AnswerRecord.correct & ~AnswerRecord.model_correct, 1), else_=0)
+    # The score is summed from settled answers rather than read from the player, so that points earned on a
+    # together image still counting down do not show on the board (see app.stats.visibility).
+    score = func.coalesce(func.sum(AnswerRecord.points), 0)
     query = (
         select(
             PlayerRecord.id,
             PlayerRecord.nickname,
-            PlayerRecord.score,
+            score,
             PlayerRecord.best_streak,
             func.count(AnswerRecord.id),
             _count_true(AnswerRecord.correct),
             func.coalesce(func.sum(beat), 0),
         )
         .join(AnswerRecord, AnswerRecord.player_id == PlayerRecord.id)
-        .group_by(PlayerRecord.id, PlayerRecord.nickname, PlayerRecord.score, PlayerRecord.best_streak)
-        .order_by(PlayerRecord.score.desc(), func.count(AnswerRecord.id).asc(), PlayerRecord.id)
+        .join(RoundRecord, RoundRecord.id == AnswerRecord.round_id)
+        .where(settled())
+        .group_by(PlayerRecord.id, PlayerRecord.nickname, PlayerRecord.best_streak)
+        .order_by(score.desc(), func.count(AnswerRecord.id).asc(), PlayerRecord.id)
         .limit(limit)
     )
     if event_id is not None:
@@ -75,7 +81,7 @@ async def leaderboard(session: AsyncSession, *, limit: int = 20, event_id: str |
             rank=rank,
             player_id=row[0],
             nickname=row[1],
-            score=row[2],
+            score=int(row[2]),
             best_streak=row[3],
             rounds=row[4],
             correct=int(row[5]),
@@ -94,7 +100,8 @@ async def tally(session: AsyncSession, *, event_id: str | None = None) -> Tally:
         _count_true(AnswerRecord.model_correct),
         func.coalesce(func.sum(beat), 0),
     )
+    query = query.join(RoundRecord, RoundRecord.id == AnswerRecord.round_id).where(settled())
     if event_id is not None:
-        query = query.join(RoundRecord, RoundRecord.id == AnswerRecord.round_id).where(RoundRecord.event_id == event_id)
+        query = query.where(RoundRecord.event_id == event_id)
     row = (await session.execute(query)).one()
     return Tally(answers=row[0], human_correct=int(row[1]), model_correct=int(row[2]), beat_machine=int(row[3]))

@@ -345,15 +345,22 @@ async def stage_context(
     played = int(
         await session.scalar(select(func.count(RoundRecord.id)).where(RoundRecord.player_id == player.id)) or 0
     )
+    shared_open = events.shared_is_open(shared)
+    # Points for an answer still counting down stay out of the shown score: they would tell the player (and,
+    # through them, the room) whether the answer was right before the reveal.
+    pending = (
+        answer.points if answer is not None and record is not None and record.shared_round_id and shared_open else 0
+    )
     return {
         "player": player,
+        "score_shown": player.score - pending,
         "event": event,
         "settings": settings,
         "status": status,
         "round": record,
         "reveal": reveal,
         "shared": shared,
-        "shared_open": events.shared_is_open(shared),
+        "shared_open": shared_open,
         "closes_at": events.aware(shared.closes_at).isoformat() if shared is not None else None,  # type: ignore[union-attr]
         "choices": list(enumerate(names)),
         "played": played,

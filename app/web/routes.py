@@ -212,6 +212,8 @@ async def round_image(round_id: str, kind: str, session: SessionDep) -> Response
     else:
         if await rounds.round_answer(session, round_id) is None:
             raise NotFound(messages.REVEAL_NOT_READY)
+        if await events.truth_hidden_until(session, record) is not None:
+            raise NotFound(messages.TRUTH_HIDDEN_UNTIL_CLOSE)
         if kind == "original":
             data = record.clean_png
         else:

@@ -75,6 +75,9 @@ def test_event_settings_are_validated(client: TestClient) -> None:
         ({"name": ""}, messages.EVENT_NAME_INVALID),
         ({"phases": [{"opponent": "no-such-net", "attack": "pgd"}]}, None),
         ({"phases": [{"opponent": "fashion-cnn", "attack": "nope"}]}, None),
+        # registered, but rounds cannot yet store an L2 budget or show a black-box attack's query count
+        ({"phases": [{"opponent": "fashion-cnn", "attack": "hopskipjump"}]}, None),
+        ({"phases": [{"opponent": "fashion-cnn", "attack": "square"}]}, None),
         ({"phases": []}, messages.EVENT_PHASES_INVALID),
         ({"eps_min": 0.2, "eps_max": 0.1}, messages.EVENT_EPS_INVALID),
         ({"eps": 0.9}, messages.EVENT_EPS_INVALID),
@@ -94,6 +97,8 @@ def test_event_settings_are_validated(client: TestClient) -> None:
     unknown = client.post("/api/v1/events", json={"name": "W", "opponent": "no-such-net"}).json()["detail"]
     assert "no-such-net" in unknown and "fashion-cnn" in unknown, "the message lists what can be chosen"
     assert client.post("/api/v1/events", json={"name": "W", "admin": True}).status_code == 422
+    offered = client.post("/api/v1/events", json={"name": "W", "attack": "nope"}).json()["detail"]
+    assert "mi-fgsm" in offered and "pgd" in offered and "pgd-l2" not in offered
 
 
 @pytest.mark.parametrize("action", HOST_ACTIONS)
@@ -234,17 +239,33 @@ def test_together_rounds_attack_once_and_share_the_image(client: TestClient) -> 
     assert rounds[0]["round_id"] != rounds[1]["round_id"]
     images = [client.get(r["image_url"]).content for r in rounds]
     assert images[0] == images[1], "everyone sees the very same pixels"
-    answers = [
+    locked = [
         client.post(r["answer_url"], json={"choice": c}, headers=auth(p)).json()
         for r, p, c in zip(rounds, (ada, bob), ("Bag", "Coat"), strict=True)
     ]
-    assert answers[0]["true_label"] == answers[1]["true_label"]
-    assert answers[0]["model_label"] == answers[1]["model_label"]
+    # While the countdown runs an answer is only acknowledged: nothing anywhere tells the truth or the machine's
+    # answer, not the reply, the reveal, the images, the stats, the boards or the exports.
+    assert [a["locked"] for a in locked] == [True, True] and locked[0]["choice"] == "Bag"
+    assert not any(key in locked[0] for key in ("true_label", "model_label", "correct", "score"))
+    hidden = client.get(locked[0]["reveal_url"], headers=auth(ada))
+    assert hidden.status_code == 409 and hidden.json()["detail"] == messages.TRUTH_HIDDEN_UNTIL_CLOSE
+    assert client.get(f"/rounds/{rounds[0]['round_id']}/original.png").status_code == 404
+    assert client.get(f"/api/v1/events/{event['code']}/stats").json()["answers"] == 0
+    assert client.get("/api/v1/tally").json()["answers"] == 0
+    assert client.get("/api/v1/leaderboard").json() == []
+    assert len(client.get("/api/v1/export/answers.csv").text.strip().splitlines()) == 1, "header only"
     again = client.post("/api/v1/rounds", headers=auth(ada))
     assert again.status_code == 409 and again.json()["detail"] == messages.EVENT_WAIT_NEXT_IMAGE
-    # The countdown ends: late answers are refused, the host may show the next (and last) image.
+    # The countdown ends: the truth shows, late answers are refused, the host may show the next (and last) image.
     past = datetime.now(UTC) - timedelta(seconds=5)
     run_sql(client, "UPDATE shared_rounds SET closes_at = :t", t=past)
+    answers = [client.get(a["reveal_url"], headers=auth(p)).json() for a, p in zip(locked, (ada, bob), strict=True)]
+    assert answers[0]["true_label"] == answers[1]["true_label"]
+    assert answers[0]["model_label"] == answers[1]["model_label"]
+    assert client.get(f"/rounds/{rounds[0]['round_id']}/original.png").status_code == 200
+    assert client.get(f"/api/v1/events/{event['code']}/stats").json()["answers"] == 2
+    assert client.get("/api/v1/tally").json()["answers"] == 2
+    assert len(client.get("/api/v1/export/answers.csv").text.strip().splitlines()) == 3
     late = join(client, event, "Late")
     assert client.post("/api/v1/rounds", headers=auth(late)).status_code == 409
     act(client, event, "next-image")

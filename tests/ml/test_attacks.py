@@ -70,7 +70,7 @@ def test_success_and_logits_are_measured_on_the_returned_images(model: ArenaMode
     assert result.queries is None
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     data=st.data(),
     batch=st.integers(1, 5),
@@ -130,10 +130,10 @@ def test_step_size_is_absolute(model: ArenaModel, test_images: Batch) -> None:
 
 def test_per_sample_generators_make_a_sample_independent_of_its_batch(model: ArenaModel, test_images: Batch) -> None:
     images, labels = test_images[0][:6], test_images[1][:6]
-    attack = get_attack("pgd", steps=5, random_start=True)
+    attack = get_attack("pgd", steps=3, random_start=True)
     eps = torch.tensor([0.02, 0.05, 0.1, 0.03, 0.08, 0.04])
     together = attack(model, images, labels, eps, generator=[torch.Generator().manual_seed(100 + i) for i in range(6)])
-    for i in (0, 3, 5):
+    for i in (0, 5):
         alone = attack(
             model,
             images[i : i + 1],
@@ -219,7 +219,7 @@ def test_works_when_called_under_inference_mode(model: ArenaModel, test_images: 
     images, labels = test_images[0][:16], test_images[1][:16]
     with torch.inference_mode():
         inference_images = images.clone()
-        result = get_attack("pgd", steps=10)(model, inference_images, labels, 0.1)
+        result = get_attack("pgd", steps=5)(model, inference_images, labels, 0.1)
         assert torch.is_inference_mode_enabled()
     assert float(result.success.float().mean()) > 0.8
 

@@ -98,3 +98,15 @@ async def test_stopped_service_is_unavailable_and_reports_it() -> None:
     assert (await service.health())["ok"] is False
     with pytest.raises(ServiceUnavailable):
         service.opponent_info("no-such-opponent")
+
+
+def test_worker_threads_leave_a_core_to_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.ml import service as service_module
+
+    assert service_module.worker_threads(3) == 3
+    monkeypatch.setattr(service_module.os, "cpu_count", lambda: 2)
+    assert service_module.worker_threads(0) == 1
+    monkeypatch.setattr(service_module.os, "cpu_count", lambda: 8)
+    assert service_module.worker_threads(0) == 7
+    monkeypatch.setattr(service_module.os, "cpu_count", lambda: None)
+    assert service_module.worker_threads(0) == 1

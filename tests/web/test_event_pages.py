@@ -214,6 +214,7 @@ def test_a_together_image_on_the_phone_and_the_screen(client: TestClient) -> Non
         headers={"HX-Request": "true"},
     )
     assert "Answer locked in: Coat" in locked.text and "Machine said" not in locked.text, "no reveal while open"
+    assert "· 0 pts" in locked.text, "points for an image still counting down are not shown yet"
 
     engine = create_engine(sync_url(client.app.state.settings.database_url))
     with engine.begin() as conn:
