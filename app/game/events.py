@@ -21,9 +21,7 @@ from app import messages
 from app.db.tables import AnswerRecord, EventRecord, PlayerRecord, RoundRecord, SharedRoundRecord
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.game import rounds
-from app.game.images import to_png
 from app.game.players import create_player, validate_nickname
-from app.ml.contracts import ImageJob
 
 # No 0/O, 1/I/L: a code read off a projector is typed right the first time.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -523,14 +521,7 @@ async def open_shared_round(
     levels = settings.eps_levels()
     eps = levels[event.shared_rounds % len(levels)]  # cycle through the budgets so each gets its share
     params = plan.attack_params()
-    job = ImageJob(
-        opponent=phase.opponent,
-        attack=phase.attack,
-        params=ImageJob.freeze_params(params),
-        image_index=secrets.choice(info.eligible_indices),
-        eps=eps,
-        seed=secrets.randbits(62),
-    )
+    job = rounds.new_job(plan, info, eps)
     image = await source.generate(job)
     opened = utcnow()  # the countdown starts when the image exists, not when the host clicked
     event.shared_rounds += 1
@@ -548,15 +539,7 @@ async def open_shared_round(
         eps=eps,
         image_index=job.image_index,
         seed=job.seed,
-        true_label=image.true_label,
-        clean_label=image.clean_label,
-        clean_confidence=image.clean_confidence,
-        model_label=image.adversarial_label,
-        model_confidence=image.adversarial_probs[image.adversarial_label],
-        model_probs=list(image.adversarial_probs),
-        linf=image.linf,
-        clean_png=to_png(image.clean),
-        adversarial_png=to_png(image.adversarial),
+        **rounds.image_columns(image),
     )
     session.add(shared)
     await session.flush()

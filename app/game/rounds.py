@@ -10,7 +10,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -55,6 +55,33 @@ def staircase_for(info: OpponentInfo) -> Staircase:
     return Staircase.from_min_eps(info.min_eps)
 
 
+def new_job(plan: RoundPlan, info: OpponentInfo, eps: float) -> ImageJob:
+    """One image job for a plan: a random test image the opponent gets right when clean, and a fresh seed."""
+    return ImageJob(
+        opponent=plan.opponent,
+        attack=plan.attack,
+        params=ImageJob.freeze_params(plan.attack_params()),
+        image_index=secrets.choice(info.eligible_indices),
+        eps=eps,
+        seed=secrets.randbits(62),
+    )
+
+
+def image_columns(image: ImageResult) -> dict[str, Any]:
+    """The columns a round (or a shared image) stores from the model service's result."""
+    return {
+        "true_label": image.true_label,
+        "clean_label": image.clean_label,
+        "clean_confidence": image.clean_confidence,
+        "model_label": image.adversarial_label,
+        "model_confidence": image.adversarial_probs[image.adversarial_label],
+        "model_probs": list(image.adversarial_probs),
+        "linf": image.linf,
+        "clean_png": to_png(image.clean),
+        "adversarial_png": to_png(image.adversarial),
+    }
+
+
 async def start_round(
     session: AsyncSession,
     *,
@@ -77,14 +104,7 @@ async def start_round(
     if eps is None:
         eps = staircase.eps(level)
     params = plan.attack_params()
-    job = ImageJob(
-        opponent=plan.opponent,
-        attack=plan.attack,
-        params=ImageJob.freeze_params(params),
-        image_index=secrets.choice(info.eligible_indices),
-        eps=eps,
-        seed=secrets.randbits(62),
-    )
+    job = new_job(plan, info, eps)
     # The attack takes a while when the room is busy: give the database connection back to the pool meanwhile
     # (nothing has been written yet), so that a hundred waiting players do not starve everyone else of
     # connections. The rollback expires loaded objects, so the player is read again afterwards.
@@ -108,15 +128,7 @@ async def start_round(
         level=level,
         image_index=job.image_index,
         seed=job.seed,
-        true_label=image.true_label,
-        clean_label=image.clean_label,
-        clean_confidence=image.clean_confidence,
-        model_label=image.adversarial_label,
-        model_confidence=image.adversarial_probs[image.adversarial_label],
-        model_probs=list(image.adversarial_probs),
-        linf=image.linf,
-        clean_png=to_png(image.clean),
-        adversarial_png=to_png(image.adversarial),
+        **image_columns(image),
     )
     session.add(record)
     await session.flush()
