@@ -13,6 +13,7 @@ from app import messages
 from app.config import Settings
 from app.db.tables import PlayerRecord
 from app.errors import ArenaError, Forbidden, Unauthorized
+from app.game import rounds
 from app.game.events import Catalog, catalog_from
 from app.game.players import player_by_id, player_by_token
 from app.ml.contracts import ModelService
@@ -46,12 +47,9 @@ def get_hub(request: Request) -> EventHub:
 
 
 def get_catalog(request: Request) -> Catalog:
-    """What an event may use: the opponents the model service has loaded and the registered attacks a round can
-    play today: white-box L∞ attacks, whose budget is the grey-level eps the host picks. L2/L0 and black-box attacks
-    wait until rounds can store and show their own budgets and query counts. Read lazily from app.ml's registries,
-    so opponents and attacks added there appear here without changes."""
+    """What an event may use: the opponents the model service has loaded and the attacks a round can play
+    (``rounds.playable_in_rounds``). Read from the registries each time, so new ones appear without changes."""
     from app.ml import available_opponents
-    from app.ml.attacks import describe_attacks
 
     service: ModelService = request.app.state.model_service
     loaded = []
@@ -61,7 +59,7 @@ def get_catalog(request: Request) -> Catalog:
         except (ArenaError, KeyError):  # registered but not loaded in this server's model service
             continue
         loaded.append(name)
-    playable = [a["name"] for a in describe_attacks() if a["norm"] == "linf" and a["threat_model"] == "white-box"]
+    playable = [a["name"] for a in service.attack_catalog() if rounds.playable_in_rounds(a)]
     return catalog_from(loaded, playable, lambda name: service.opponent_info(name).pack)
 
 

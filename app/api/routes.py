@@ -13,6 +13,7 @@ from app.api.schemas import (
     AnswerIn,
     AnswerLocked,
     AnswerOut,
+    AttackInfo,
     Confidence,
     LeaderboardEntry,
     PlayerCreate,
@@ -174,6 +175,16 @@ EventFilter = Query(None, max_length=20, description="Only this event (its join 
 
 async def event_filter(session: SessionDep, code: str | None) -> str | None:
     return None if code is None else (await events.event_by_code(session, code)).id
+
+
+@router.get("/attacks", response_model=list[AttackInfo])
+async def list_attacks(service: ServiceDep) -> list[AttackInfo]:
+    """Every attack in the library: threat model, norm, parameters with defaults and ranges, what its budget
+    means, a plain-words explanation, and whether game rounds can use it yet."""
+    return [
+        AttackInfo(**attack, playable_in_rounds=rounds.playable_in_rounds(attack))
+        for attack in service.attack_catalog()
+    ]
 
 
 @router.get("/leaderboard", response_model=list[LeaderboardEntry], responses={404: {"model": Problem}})

@@ -72,6 +72,26 @@ class AnswerLocked(BaseModel):
     reveal_url: str
 
 
+class AttackParam(BaseModel):
+    model_config = ConfigDict(extra="allow")  # min/max/min_exclusive/choices appear where they apply
+    name: str
+    type: str
+    nullable: bool
+    default: object
+    description: str
+
+
+class AttackInfo(BaseModel):
+    name: str
+    threat_model: str
+    norm: str
+    targeted: bool
+    budget: str
+    explanation: str
+    params: list[AttackParam]
+    playable_in_rounds: bool
+
+
 class LeaderboardEntry(BaseModel):
     rank: int
     player_id: str

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -44,6 +45,12 @@ class RoundPlan:
         if self.attack == "pgd":
             return {"steps": self.steps, "random_start": True}
         return {}
+
+
+def playable_in_rounds(attack: Mapping[str, Any]) -> bool:
+    """Rounds (and events) can play white-box L∞ attacks today: their budget is the grey-level eps the game shows.
+    L2/L0 and black-box attacks wait until rounds can store and show their own budgets and query counts."""
+    return attack["norm"] == "linf" and attack["threat_model"] == "white-box"
 
 
 def new_round_id() -> str:

@@ -183,6 +183,11 @@ class InProcessModelService:
         except KeyError:
             raise ServiceUnavailable(f"opponent {name!r} is not loaded in the model service") from None
 
+    def attack_catalog(self) -> list[dict[str, Any]]:
+        from app.ml.attacks import describe_attacks
+
+        return describe_attacks()
+
     async def generate(self, job: ImageJob) -> ImageResult:
         if self._queue is None or self._collector is None or self._collector.done():
             raise ServiceUnavailable(SERVICE_DOWN)

@@ -183,3 +183,17 @@ def test_leaderboard_tally_and_csv_export(client: TestClient) -> None:
     as_json = client.get("/api/v1/export/answers.json").json()
     assert len(as_json) == 3 and as_json[0]["human_correct"] in (True, False)
     assert client.get("/api/v1/export/answers.xml").status_code == 422
+
+
+def test_attack_catalog_lists_every_attack_with_its_parameters(client: TestClient) -> None:
+    response = client.get("/api/v1/attacks")
+    assert response.status_code == 200
+    attacks = {a["name"]: a for a in response.json()}
+    assert {"fgsm", "pgd", "pgd-l2", "cw", "deepfool", "square", "nes", "hopskipjump", "genattack"} <= set(attacks)
+    assert {a["threat_model"] for a in attacks.values()} == {"white-box", "score", "decision"}
+    pgd = attacks["pgd"]
+    assert pgd["norm"] == "linf" and pgd["playable_in_rounds"] is True
+    steps = next(p for p in pgd["params"] if p["name"] == "steps")
+    assert steps["default"] == 20 and steps["min"] == 1
+    assert len(pgd["explanation"]) > 80, "a plain-words paragraph for the reveal"
+    assert attacks["hopskipjump"]["playable_in_rounds"] is False and attacks["cw"]["norm"] == "l2"
