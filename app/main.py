@@ -15,6 +15,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from app.api.events import router as api_events_router
 from app.api.routes import router as api_router
+from app.api.stats import router as api_stats_router
 from app.config import Settings, get_settings
 from app.db.session import open_database
 from app.errors import ArenaError
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None, *, model_service: ModelService 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api_router)
     app.include_router(api_events_router)
+    app.include_router(api_stats_router)
     app.include_router(web_router)
     app.include_router(web_events_router)
     return app

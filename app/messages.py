@@ -46,3 +46,6 @@ EVENT_ACTION_UNKNOWN = "No such host action."
 PLAYER_NOT_IN_EVENT_WEB = "Join this event with its code first."
 HOST_LINK_REQUIRED = "Only the host can do this. Open the secret host link on this device first."
 TRUTH_HIDDEN_UNTIL_CLOSE = "The answer is revealed when the countdown ends."
+
+# -- science mode statistics ---------------------------------------------------------------------------------------
+STATS_DATES_INVALID = "The first day ('since') must not come after the last day ('until')."

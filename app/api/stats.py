@@ -1,0 +1,127 @@
+"""GET /api/v1/stats: accuracy of people and of the model with 95% Wilson intervals and error consistency, grouped
+and filtered (science mode). The numbers come from app.stats.science; this module parses and shapes."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from app import messages
+from app.api.schemas import Problem
+from app.deps import SessionDep
+from app.errors import Invalid
+from app.game import events
+from app.stats import science
+
+router = APIRouter(prefix="/api/v1", tags=["stats"])
+
+GROUP_BY_HELP = (
+    "Comma-separated subset of: "
+    + ", ".join(science.GROUP_KEYS)
+    + f". Default: {','.join(science.DEFAULT_GROUP_BY)}. Empty: one group for everything."
+)
+
+
+class ConsistencyOut(BaseModel):
+    kappa: float | None = Field(description="Error consistency (Geirhos et al. 2020); null where undefined")
+    ci: tuple[float, float] | None = Field(description="95% percentile bootstrap interval over trials")
+    trials: int = Field(description="Trials it rests on (answers; for people vs people, together images)")
+    pairs: int | None = Field(None, description="People vs people only: pairs of people with a defined kappa")
+
+
+class GroupOut(BaseModel):
+    keys: dict[str, str | None] = Field(description="The group's value for each group_by key")
+    n: int = Field(description="Answered rounds (trials) in the group")
+    human_correct: int
+    human_accuracy: float
+    human_ci: tuple[float, float] = Field(description="95% Wilson interval [low, high]")
+    model_correct: int
+    model_accuracy: float = Field(description="The model on the same answered rounds as the people")
+    model_ci: tuple[float, float] = Field(description="95% Wilson interval [low, high]")
+    error_consistency_model: ConsistencyOut = Field(description="People vs the model, pooled over the answers")
+    error_consistency_people: ConsistencyOut | None = Field(
+        description="Mean over pairs of people on together images both answered; null without such images"
+    )
+
+
+class BootstrapOut(BaseModel):
+    resamples: int
+    seed: int
+    generator: str
+    interval: str
+
+
+class StatsOut(BaseModel):
+    group_by: list[str]
+    filters: dict[str, str | None]
+    eps_buckets: str = Field(description="How eps is bucketed")
+    bootstrap: BootstrapOut
+    groups: list[GroupOut]
+
+
+def bootstrap_info() -> BootstrapOut:
+    return BootstrapOut(
+        resamples=science.BOOTSTRAP_RESAMPLES,
+        seed=science.BOOTSTRAP_SEED,
+        generator="Python random.Random(seed), fresh for each interval",
+        interval="percentile, 2.5th and 97.5th, linear interpolation; undefined resamples dropped",
+    )
+
+
+Text = Annotated[str | None, Query(max_length=60)]
+
+
+@router.get(
+    "/stats",
+    response_model=StatsOut,
+    responses={
+        404: {"model": Problem, "description": "No event with that code"},
+        422: {"model": Problem, "description": "Unknown group_by key (the message lists the valid ones) or dates"},
+    },
+)
+async def get_stats(
+    session: SessionDep,
+    event: Annotated[str | None, Query(max_length=20, description="Only this event (its join code)")] = None,
+    pack: Text = None,
+    opponent: Text = None,
+    attack: Text = None,
+    condition: Annotated[str | None, Query(max_length=16, description="adversarial, clean, noise, ...")] = None,
+    since: Annotated[date | None, Query(description="First day (UTC) of answers counted, YYYY-MM-DD")] = None,
+    until: Annotated[date | None, Query(description="Last day (UTC) of answers counted, included")] = None,
+    group_by: Annotated[str | None, Query(max_length=200, description=GROUP_BY_HELP)] = None,
+) -> StatsOut:
+    """Accuracy of people and of the model by group, with 95% Wilson intervals, and error consistency (kappa) between
+    people and the model and between pairs of people on together images, with bootstrap intervals. Counts only
+    answered rounds, never answers to a together image whose countdown is still running. The exported bundle
+    (`arena export --format zip`) recomputes this table from its CSV files alone."""
+    try:
+        keys = science.parse_group_by(group_by)
+    except ValueError as error:
+        raise Invalid(str(error)) from None
+    if since is not None and until is not None and since > until:
+        raise Invalid(messages.STATS_DATES_INVALID)
+    event_id = None if event is None else (await events.event_by_code(session, event)).id
+    filters = science.StatsFilter(
+        event_id=event_id, pack=pack, opponent=opponent, attack=attack, condition=condition, since=since, until=until
+    )
+    trials = await science.load_trials(session, filters)
+    groups = await asyncio.to_thread(science.group_stats, trials, keys)  # the bootstrap is CPU work
+    return StatsOut(
+        group_by=list(keys),
+        filters={
+            "event": event,
+            "pack": pack,
+            "opponent": opponent,
+            "attack": attack,
+            "condition": condition,
+            "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None,
+        },
+        eps_buckets=science.EPS_BUCKET_DOC,
+        bootstrap=bootstrap_info(),
+        groups=[GroupOut.model_validate(group.as_dict()) for group in groups],
+    )
