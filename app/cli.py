@@ -128,22 +128,29 @@ def db_wait(timeout: Annotated[float, typer.Option(help="Seconds to keep trying.
 @app.command()
 def export(
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write; '-' for standard output.")] = Path("-"),
-    fmt: Annotated[str, typer.Option("--format", "-f", help="csv, json or jsonl.")] = "csv",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv, json, jsonl or zip (research bundle).")] = "csv",
+    event: Annotated[str | None, typer.Option("--event", help="Only this event (its join code).")] = None,
 ) -> None:
-    """Export every answer (human and machine) with its round, one row per answer."""
+    """Export every answer (human and machine) with its round, one row per answer. --format zip writes the research
+    bundle: images, answers.csv, rounds.csv, metadata.json, DATASHEET.md and a recompute.py (app/stats/bundle.py)."""
     from app.db.session import open_database
     from app.ml.packs import get_pack
     from app.stats import export as exporting
 
+    if fmt == "zip":
+        _export_zip(output, event)
+        return
     if fmt not in ("csv", "json", "jsonl"):
-        _fail(f"unknown format {fmt!r}: use csv, json or jsonl")
+        _fail(f"unknown format {fmt!r}: use csv, json, jsonl or zip")
 
     async def run() -> None:
         database = open_database(get_settings().database_url)
         stream = sys.stdout if str(output) == "-" else output.open("w", encoding="utf-8", newline="")
         try:
             async with database.sessionmaker() as session:
-                async for chunk in exporting.stream_answers(session, fmt, lambda pack: get_pack(pack).class_names):
+                event_id = None if event is None else await _event_id(session, event)
+                names = lambda pack: get_pack(pack).class_names  # noqa: E731
+                async for chunk in exporting.stream_answers(session, fmt, names, event_id=event_id):
                     stream.write(chunk)
         finally:
             if stream is not sys.stdout:
@@ -153,6 +160,60 @@ def export(
     asyncio.run(run())
     if str(output) != "-":
         typer.echo(f"wrote the answers export ({fmt}) to {output}", err=True)
+
+
+async def _event_id(session: object, code: str) -> str:
+    from app.errors import NotFound
+    from app.game.events import event_by_code
+
+    try:
+        return (await event_by_code(session, code)).id  # type: ignore[arg-type]
+    except NotFound as error:
+        _fail(f"{error.message} (--event {code!r})")
+        raise
+
+
+def _export_zip(output: Path, event: str | None) -> None:
+    """The research bundle, with a progress bar; written to a temporary file and moved into place when complete."""
+    from datetime import UTC, datetime
+
+    from rich.progress import Progress
+
+    from app.db.session import open_database
+    from app.ml.packs import get_pack
+    from app.stats import bundle, science
+
+    if str(output) == "-":
+        output = Path(f"arena-dataset-{datetime.now(UTC):%Y%m%d-%H%M%S}.zip")
+
+    async def run() -> bundle.BundleSummary:
+        database = open_database(get_settings().database_url)
+        try:
+            async with database.sessionmaker() as session:
+                event_id = None if event is None else await _event_id(session, event)
+                with Progress(transient=True) as progress:
+                    task = progress.add_task("exporting rounds", total=None)
+                    return await bundle.write_bundle(
+                        session,
+                        output,
+                        filters=science.StatsFilter(event_id=event_id),
+                        filter_labels={"event": event.upper() if event else None},
+                        class_names_of=lambda pack: get_pack(pack).class_names,
+                        on_start=lambda total: progress.update(task, total=total),
+                        on_advance=lambda n: progress.advance(task, n),
+                    )
+        finally:
+            await database.dispose()
+
+    try:
+        done = asyncio.run(run())
+    except KeyboardInterrupt:
+        _fail("interrupted: no bundle was written")
+    typer.echo(
+        f"wrote {done.path}: {done.answers} answers, {done.rounds} rounds, {done.images} images, "
+        f"{done.players} people ({done.bytes / 1e6:.1f} MB)",
+        err=True,
+    )
 
 
 def main() -> None:

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     cookie_secure: bool = Field(False, description="Send the session cookie only over HTTPS.")
 
     opponent: str = Field("fashion-cnn", description="The opponent (classifier) rounds are played against.")
+    opponents: str = Field(
+        "auto",
+        description="Opponents players may choose, comma-separated; auto: every opponent whose checkpoint is in "
+        "the models folder. The default opponent is always loaded.",
+    )
     attack: str = Field("pgd", description="The attack that perturbs each round's image.")
     attack_steps: int = Field(20, ge=1, le=1000, description="Iterations of the round attack (PGD steps).")
 
@@ -73,6 +78,11 @@ class Settings(BaseSettings):
                 )
             logger.warning("ARENA_SECRET_KEY is the built-in default: fine on your laptop, never in production")
         return self
+
+    def opponent_choice(self, available: list[str]) -> list[str]:
+        """The opponents the model service loads, the default first; ``available`` is what the registry knows."""
+        wanted = available if self.opponents.strip() == "auto" else [n.strip() for n in self.opponents.split(",")]
+        return [self.opponent] + [name for name in wanted if name and name != self.opponent]
 
     @property
     def is_sqlite(self) -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import messages
 from app.config import Settings
 from app.db.tables import PlayerRecord
-from app.errors import ArenaError, Forbidden, Unauthorized
+from app.errors import Forbidden, Unauthorized
 from app.game import rounds
 from app.game.events import Catalog, catalog_from
 from app.game.players import player_by_id, player_by_token
@@ -47,20 +47,14 @@ def get_hub(request: Request) -> EventHub:
 
 
 def get_catalog(request: Request) -> Catalog:
-    """What an event may use: the opponents the model service has loaded and the attacks a round can play
-    (``rounds.playable_in_rounds``). Read from the registries each time, so new ones appear without changes."""
-    from app.ml import available_opponents
-
+    """What an event may use: the opponents the model service has loaded and, for each, the attacks a round can
+    play against it (``rounds.playable_in_rounds``). Asked of the service each time, so new ones appear without
+    changes here (and without torch in the web process)."""
     service: ModelService = request.app.state.model_service
-    loaded = []
-    for name in available_opponents():
-        try:
-            service.opponent_info(name)
-        except (ArenaError, KeyError):  # registered but not loaded in this server's model service
-            continue
-        loaded.append(name)
-    playable = [a["name"] for a in service.attack_catalog() if rounds.playable_in_rounds(a)]
-    return catalog_from(loaded, playable, lambda name: service.opponent_info(name).pack)
+    loaded = service.opponent_names()
+    playable = {name: rounds.playable_attacks(service, service.opponent_info(name)) for name in loaded}
+    every = sorted({attack for names in playable.values() for attack in names})
+    return catalog_from(loaded, every, lambda name: service.opponent_info(name).pack, playable)
 
 
 def bearer_token(authorization: Annotated[str | None, Header()] = None) -> str | None:

@@ -29,10 +29,11 @@ logger = logging.getLogger(__name__)
 
 
 def default_model_service(settings: Settings) -> ModelService:
+    from app.ml.opponents import available_opponents
     from app.ml.service import InProcessModelService  # torch is imported here and nowhere else in the server
 
     return InProcessModelService(
-        opponents=[settings.opponent],
+        opponents=settings.opponent_choice(available_opponents()),
         device=settings.device,
         max_batch=settings.service_max_batch,
         max_wait_ms=settings.service_max_wait_ms,

@@ -16,17 +16,18 @@ from app.api.schemas import (
     AttackInfo,
     Confidence,
     LeaderboardEntry,
+    OpponentOut,
     PlayerCreate,
     PlayerCreated,
     Problem,
+    RoundCreate,
     RoundCreated,
     TallyOut,
 )
 from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
 from app.deps import ApiPlayer, HubDep, ServiceDep, SessionDep, SettingsDep
-from app.errors import Conflict
+from app.errors import Conflict, Invalid
 from app.game import events, players, rounds
-from app.game.difficulty import eps_as_grey_levels
 from app.ml.contracts import ModelService
 from app.stats import export
 from app.stats.leaderboard import leaderboard, tally
@@ -72,15 +73,24 @@ async def create_player(body: PlayerCreate, session: SessionDep, hub: HubDep) ->
     return PlayerCreated(player_id=player.id, nickname=player.nickname, token=token, event_code=event.code)
 
 
-@router.post("/rounds", status_code=201, response_model=RoundCreated, responses={k: ERRORS[k] for k in (401, 503)})
+@router.post("/rounds", status_code=201, response_model=RoundCreated, responses={k: ERRORS[k] for k in (401, 422, 503)})
 async def create_round(
-    request: Request, player: ApiPlayer, session: SessionDep, service: ServiceDep, settings: SettingsDep
+    request: Request,
+    player: ApiPlayer,
+    session: SessionDep,
+    service: ServiceDep,
+    settings: SettingsDep,
+    body: RoundCreate | None = None,
 ) -> RoundCreated:
+    choice = body or RoundCreate()
     event = await events.event_of_player(session, player)
     if event is not None:  # the event decides opponent, attack and budget (or hands out the room's image)
+        if choice.opponent is not None or choice.attack is not None:
+            raise Invalid(messages.ROUND_CHOICE_IN_EVENT)
         record = await events.next_round(session, player=player, event=event, source=service, release_connection=True)
     else:
-        plan = rounds.RoundPlan(opponent=settings.opponent, attack=settings.attack, steps=settings.attack_steps)
+        default = rounds.RoundPlan(opponent=settings.opponent, attack=settings.attack, steps=settings.attack_steps)
+        plan = rounds.choose_plan(service, default=default, opponent=choice.opponent, attack=choice.attack)
         # Nothing written yet: the connection goes back to the pool while the image is attacked.
         record = await rounds.start_round(session, player=player, source=service, plan=plan, release_connection=True)
     await session.commit()
@@ -88,8 +98,11 @@ async def create_round(
         round_id=record.id,
         image_url=image_urls(request, record.id)["adversarial"],
         choices=list(service.opponent_info(record.opponent).class_names),
+        opponent=record.opponent,
+        attack=record.attack,
+        norm=record.norm,
         eps=record.eps,
-        eps_text=eps_as_grey_levels(record.eps),
+        eps_text=rounds.budget_text(record.norm, record.eps, record.attack_params),
         answer_url=str(request.url_for("answer_round", round_id=record.id)),
     )
 
@@ -97,7 +110,8 @@ async def create_round(
 def answer_out(
     request: Request, record: RoundRecord, answer: AnswerRecord, player: PlayerRecord, service: ModelService
 ) -> AnswerOut:
-    reveal = rounds.build_reveal(record, answer, service.opponent_info(record.opponent).class_names)
+    info = service.opponent_info(record.opponent)
+    reveal = rounds.build_reveal(record, answer, info.class_names, rounds.attack_entry(service, record.attack))
     urls = image_urls(request, record.id)
     return AnswerOut(
         round_id=record.id,
@@ -116,6 +130,16 @@ def answer_out(
         eps=reveal.eps,
         eps_text=reveal.eps_text,
         response_ms=reveal.response_ms,
+        opponent=reveal.opponent,
+        attack=reveal.attack,
+        threat_model=reveal.threat_model,
+        norm=reveal.norm,
+        attack_explanation=reveal.attack_explanation,
+        queries=reveal.queries,
+        query_budget=reveal.query_budget,
+        surrogate=reveal.surrogate,
+        linf=reveal.linf,
+        l2=reveal.l2,
         original_url=urls["original"],
         adversarial_url=urls["adversarial"],
         perturbation_url=urls["perturbation"],
@@ -180,11 +204,47 @@ async def event_filter(session: SessionDep, code: str | None) -> str | None:
 @router.get("/attacks", response_model=list[AttackInfo])
 async def list_attacks(service: ServiceDep) -> list[AttackInfo]:
     """Every attack in the library: threat model, norm, parameters with defaults and ranges, what its budget
-    means, a plain-words explanation, and whether game rounds can use it yet."""
+    means, a plain-words explanation, and which of the loaded opponents a round with it can face."""
+    infos = [service.opponent_info(name) for name in service.opponent_names()]
     return [
-        AttackInfo(**attack, playable_in_rounds=rounds.playable_in_rounds(attack))
+        AttackInfo(
+            **attack,
+            playable_in_rounds=any(rounds.playable_in_rounds(attack, info) for info in infos),
+            playable_against=[info.name for info in infos if rounds.playable_in_rounds(attack, info)],
+        )
         for attack in service.attack_catalog()
     ]
+
+
+def architecture_text(architecture: object) -> str:
+    if isinstance(architecture, dict):
+        return " ".join(str(architecture[key]) for key in ("net", "layers") if key in architecture)
+    return str(architecture or "")
+
+
+@router.get("/opponents", response_model=list[OpponentOut])
+async def list_opponents(service: ServiceDep, settings: SettingsDep) -> list[OpponentOut]:
+    """The classifiers players can face, the default first, each with its model card (how it was trained and
+    how robust it measured) and the attacks a round can use against it."""
+    opponents = []
+    for name in service.opponent_names():
+        info = service.opponent_info(name)
+        card = dict(info.card)
+        opponents.append(
+            OpponentOut(
+                name=name,
+                pack=info.pack,
+                description=str(card.get("description", "")),
+                architecture=architecture_text(card.get("architecture")),
+                differentiable=info.differentiable,
+                clean_accuracy=info.clean_accuracy,
+                min_eps=info.min_eps,
+                default=name == settings.opponent,
+                attacks=rounds.playable_attacks(service, info),
+                card=card,
+            )
+        )
+    return opponents
 
 
 @router.get("/leaderboard", response_model=list[LeaderboardEntry], responses={404: {"model": Problem}})

@@ -18,12 +18,24 @@ class PlayerCreated(BaseModel):
     event_code: str | None = None
 
 
+class RoundCreate(BaseModel):
+    """Both optional: the server's default opponent, and its default attack (or, against an opponent without
+    gradients, a gradient-free one). Unknown names are refused with the valid ones listed."""
+
+    model_config = ConfigDict(extra="forbid")
+    opponent: str | None = Field(None, max_length=60, description="An opponent from GET /api/v1/opponents")
+    attack: str | None = Field(None, max_length=40, description="An attack from GET /api/v1/attacks")
+
+
 class RoundCreated(BaseModel):
     """Deliberately nothing about the answer: no label, no model output, no image index."""
 
     round_id: str
     image_url: str
     choices: list[str]
+    opponent: str
+    attack: str
+    norm: str = Field(description="linf, l2 or l0: what eps measures")
     eps: float
     eps_text: str
     answer_url: str
@@ -56,6 +68,16 @@ class AnswerOut(BaseModel):
     eps: float
     eps_text: str
     response_ms: int
+    opponent: str
+    attack: str
+    threat_model: str
+    norm: str
+    attack_explanation: str
+    queries: int | None = Field(None, description="Model queries the attack used (black-box attacks only)")
+    query_budget: int | None = Field(None, description="Model queries the attack was allowed")
+    surrogate: str | None = Field(None, description="Transfer rounds: the model the attack was crafted on")
+    linf: float
+    l2: float | None
     original_url: str
     adversarial_url: str
     perturbation_url: str
@@ -90,6 +112,20 @@ class AttackInfo(BaseModel):
     explanation: str
     params: list[AttackParam]
     playable_in_rounds: bool
+    playable_against: list[str] = Field(description="The loaded opponents a round with this attack can face")
+
+
+class OpponentOut(BaseModel):
+    name: str
+    pack: str
+    description: str
+    architecture: str
+    differentiable: bool
+    clean_accuracy: float
+    min_eps: float
+    default: bool
+    attacks: list[str] = Field(description="Attacks a round can use against it")
+    card: dict[str, object] = Field(description="The model card: data, training command, seed, robustness")
 
 
 class LeaderboardEntry(BaseModel):

@@ -104,7 +104,8 @@ async def get_stats(
         raise Invalid(str(error)) from None
     if since is not None and until is not None and since > until:
         raise Invalid(messages.STATS_DATES_INVALID)
-    event_id = None if event is None else (await events.event_by_code(session, event)).id
+    chosen = None if event is None else await events.event_by_code(session, event)
+    event_id = chosen.id if chosen is not None else None
     filters = science.StatsFilter(
         event_id=event_id, pack=pack, opponent=opponent, attack=attack, condition=condition, since=since, until=until
     )
@@ -113,7 +114,7 @@ async def get_stats(
     return StatsOut(
         group_by=list(keys),
         filters={
-            "event": event,
+            "event": chosen.code if chosen is not None else None,
             "pack": pack,
             "opponent": opponent,
             "attack": attack,

@@ -89,6 +89,16 @@ class SharedRoundRecord(Base):
     model_confidence: Mapped[float] = mapped_column(Float)
     model_probs: Mapped[list[float]] = mapped_column(JSON)
     linf: Mapped[float] = mapped_column(Float)
+    # The budget's norm (linf, l2 or l0: eps is then an L2 radius, or a per-pixel cap on a few pixels), the L2 size
+    # of the shown change, and for black-box attacks the model queries used and allowed.
+    norm: Mapped[str] = mapped_column(String(8), default="linf", server_default="linf")
+    l2: Mapped[float | None] = mapped_column(Float, nullable=True)
+    queries: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    query_budget: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Transfer rounds: the model the attack was crafted on (the opponent only answers the finished image).
+    surrogate: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    # adversarial, clean, noise, flipped or transfer (science mode's controls); plain play is adversarial.
+    condition: Mapped[str] = mapped_column(String(16), default="adversarial", server_default="adversarial")
     clean_png: Mapped[bytes] = mapped_column(LargeBinary)
     adversarial_png: Mapped[bytes] = mapped_column(LargeBinary)
 
@@ -148,6 +158,16 @@ class RoundRecord(Base):
     model_confidence: Mapped[float] = mapped_column(Float)
     model_probs: Mapped[list[float]] = mapped_column(JSON)
     linf: Mapped[float] = mapped_column(Float)
+    # The budget's norm (linf, l2 or l0: eps is then an L2 radius, or a per-pixel cap on a few pixels), the L2 size
+    # of the shown change, and for black-box attacks the model queries used and allowed.
+    norm: Mapped[str] = mapped_column(String(8), default="linf", server_default="linf")
+    l2: Mapped[float | None] = mapped_column(Float, nullable=True)
+    queries: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    query_budget: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Transfer rounds: the model the attack was crafted on (the opponent only answers the finished image).
+    surrogate: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    # adversarial, clean, noise, flipped or transfer (science mode's controls); plain play is adversarial.
+    condition: Mapped[str] = mapped_column(String(16), default="adversarial", server_default="adversarial")
     clean_png: Mapped[bytes] = mapped_column(LargeBinary)
     adversarial_png: Mapped[bytes] = mapped_column(LargeBinary)
 

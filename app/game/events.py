@@ -9,7 +9,7 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -105,6 +105,8 @@ class Catalog:
 
     opponents: Mapping[str, str]  # opponent name → pack name
     attacks: tuple[str, ...]
+    # opponent → the attacks that can play against it (gradient-free opponents refuse white-box attacks)
+    playable: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _number(raw: object, *, message: str, integer: bool = False) -> Any:
@@ -144,8 +146,9 @@ def validate_settings(raw: Mapping[str, Any], *, catalog: Catalog) -> tuple[str,
         if opponent not in catalog.opponents:
             valid = ", ".join(sorted(catalog.opponents))
             raise Invalid(messages.EVENT_OPPONENT_UNKNOWN.format(name=opponent, valid=valid))
-        if attack not in catalog.attacks:
-            raise Invalid(messages.EVENT_ATTACK_UNKNOWN.format(name=attack, valid=", ".join(catalog.attacks)))
+        valid_attacks = catalog.playable.get(str(opponent), catalog.attacks)
+        if attack not in valid_attacks:
+            raise Invalid(messages.EVENT_ATTACK_UNKNOWN.format(name=attack, valid=", ".join(valid_attacks)))
         phases.append(Phase(opponent=str(opponent), attack=str(attack)))
 
     pack = raw.get("pack") or catalog.opponents[phases[0].opponent]
@@ -520,8 +523,9 @@ async def open_shared_round(
     plan = rounds.RoundPlan(opponent=phase.opponent, attack=phase.attack, steps=settings.steps)
     levels = settings.eps_levels()
     eps = levels[event.shared_rounds % len(levels)]  # cycle through the budgets so each gets its share
-    params = plan.attack_params()
-    job = rounds.new_job(plan, info, eps)
+    attack = rounds.attack_entry(source, plan.attack)
+    budget = rounds.round_budget(attack["norm"], eps, info)
+    job = rounds.new_job(plan, info, budget)
     image = await source.generate(job)
     opened = utcnow()  # the countdown starts when the image exists, not when the host clicked
     event.shared_rounds += 1
@@ -533,12 +537,7 @@ async def open_shared_round(
         opens_at=opened,
         closes_at=opened + timedelta(seconds=settings.round_seconds),
         pack=info.pack,
-        opponent=phase.opponent,
-        attack=phase.attack,
-        attack_params=params,
-        eps=eps,
-        image_index=job.image_index,
-        seed=job.seed,
+        **rounds.plan_columns(plan, attack, budget),
         **rounds.image_columns(image),
     )
     session.add(shared)
@@ -575,6 +574,12 @@ async def copy_for_player(session: AsyncSession, *, shared: SharedRoundRecord, p
         model_confidence=shared.model_confidence,
         model_probs=shared.model_probs,
         linf=shared.linf,
+        norm=shared.norm,
+        l2=shared.l2,
+        queries=shared.queries,
+        query_budget=shared.query_budget,
+        surrogate=shared.surrogate,
+        condition=shared.condition,
         clean_png=shared.clean_png,
         adversarial_png=shared.adversarial_png,
     )
@@ -620,8 +625,17 @@ async def event_of_player(session: AsyncSession, player: PlayerRecord) -> EventR
     return await session.get(EventRecord, player.event_id)
 
 
-def catalog_from(opponents: Iterable[str], attacks: Iterable[str], pack_of: Callable[[str], str]) -> Catalog:
-    return Catalog(opponents={name: pack_of(name) for name in opponents}, attacks=tuple(sorted(attacks)))
+def catalog_from(
+    opponents: Iterable[str],
+    attacks: Iterable[str],
+    pack_of: Callable[[str], str],
+    playable: Mapping[str, Iterable[str]] | None = None,
+) -> Catalog:
+    return Catalog(
+        opponents={name: pack_of(name) for name in opponents},
+        attacks=tuple(sorted(attacks)),
+        playable={name: tuple(sorted(names)) for name, names in (playable or {}).items()},
+    )
 
 
 HOST_ACTIONS = ("start", "resume", "pause", "lock", "unlock", "next-phase", "next-image", "end")

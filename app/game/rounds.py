@@ -6,6 +6,7 @@ without a server and would run unchanged against a remote model service.
 
 from __future__ import annotations
 
+import math
 import secrets
 import uuid
 from collections.abc import Mapping
@@ -31,26 +32,101 @@ class ImageSource(Protocol):
 
     def opponent_info(self, name: str) -> OpponentInfo: ...
 
+    def opponent_names(self) -> list[str]: ...
+
+    def attack_catalog(self) -> list[dict[str, Any]]: ...
+
+
+# What a round asks of each attack beyond its library defaults: budgets bounded so that one image costs at most
+# about a second of one CPU core (benchmarks/RESULTS.md, "Round attacks"), since slow attacks share the model worker
+# with everyone else's rounds. PGD's steps come from the settings (ARENA_ATTACK_STEPS).
+ROUND_ATTACK_PARAMS: dict[str, dict[str, Any]] = {
+    "cw": {"steps": 60, "binary_search_steps": 3},
+    "square": {"max_queries": 500},
+    "nes": {"max_queries": 500},
+    "hopskipjump": {"max_queries": 500},
+    "genattack": {"max_queries": 500},
+    "one-pixel": {"max_queries": 500, "pixels": 3},
+    "evadehc": {"max_queries": 500},
+}
+
+# The attack a round falls back to against an opponent without gradients, when the chosen default is white-box.
+GRADIENT_FREE_DEFAULTS = ("transfer", "square")
+
 
 @dataclass(frozen=True)
 class RoundPlan:
-    """Which opponent, attack and parameters a new round uses. Chosen by settings today, by events later."""
+    """Which opponent, attack and parameters a new round uses: chosen by settings, by the player, or by an event."""
 
     opponent: str
     attack: str = "pgd"
     steps: int = 20
 
-    def attack_params(self) -> dict[str, object]:
-        # PGD's iterations and random start are the game's choice; any other attack runs with its own defaults.
+    def attack_params(self) -> dict[str, Any]:
+        # PGD's iterations and random start are the game's choice; other attacks get the bounded round budgets.
         if self.attack == "pgd":
             return {"steps": self.steps, "random_start": True}
-        return {}
+        return dict(ROUND_ATTACK_PARAMS.get(self.attack, {}))
 
 
-def playable_in_rounds(attack: Mapping[str, Any]) -> bool:
-    """Rounds (and events) can play white-box L∞ attacks today: their budget is the grey-level eps the game shows.
-    L2/L0 and black-box attacks wait until rounds can store and show their own budgets and query counts."""
-    return attack["norm"] == "linf" and attack["threat_model"] == "white-box"
+def playable_in_rounds(attack: Mapping[str, Any], info: OpponentInfo | None = None) -> bool:
+    """Every attack can play a round; against an opponent without gradients only those that never ask for them
+    (score, decision, transfer)."""
+    if info is not None and not info.differentiable:
+        return attack["threat_model"] != "white-box"
+    return True
+
+
+def playable_attacks(source: ImageSource, info: OpponentInfo) -> list[str]:
+    return [attack["name"] for attack in source.attack_catalog() if playable_in_rounds(attack, info)]
+
+
+def choose_plan(
+    source: ImageSource, *, default: RoundPlan, opponent: str | None = None, attack: str | None = None
+) -> RoundPlan:
+    """The plan for a round the player asked for: their opponent and attack, or the defaults. Unknown or
+    impossible choices are refused with the valid ones listed."""
+    offered = source.opponent_names()
+    name = opponent or default.opponent
+    if name not in offered:
+        raise Invalid(messages.ROUND_OPPONENT_UNKNOWN.format(name=name, valid=", ".join(offered)))
+    info = source.opponent_info(name)
+    valid = playable_attacks(source, info)
+    chosen = attack
+    if chosen is None:
+        fallbacks = (default.attack, *GRADIENT_FREE_DEFAULTS)
+        chosen = next((candidate for candidate in fallbacks if candidate in valid), valid[0] if valid else "")
+    if chosen not in valid:
+        raise Invalid(messages.ROUND_ATTACK_UNKNOWN.format(name=chosen, opponent=name, valid=", ".join(valid)))
+    return RoundPlan(opponent=name, attack=chosen, steps=default.steps)
+
+
+def attack_entry(source: ImageSource, name: str) -> Mapping[str, Any]:
+    for attack in source.attack_catalog():
+        if attack["name"] == name:
+            return attack
+    return {"name": name, "norm": "linf", "threat_model": "white-box", "explanation": "", "params": []}
+
+
+def round_budget(norm: str, eps: float, info: OpponentInfo) -> float:
+    """The attack's budget for a staircase step. The staircase speaks L∞ (grey levels per pixel); an L2 attack gets
+    the L2 size of an L∞ change of eps on a quarter of the pixels (eps·√(pixels)/2, e.g. 1.41 for 0.1 on 28×28),
+    and an L0 attack may change its few pixels all the way (eps 1)."""
+    if norm == "l2":
+        return round(eps * math.sqrt(max(info.pixel_count, 1)) / 2, 4)
+    if norm == "l0":
+        return 1.0
+    return eps
+
+
+def budget_text(norm: str, eps: float, params: Mapping[str, Any]) -> str:
+    """The budget in words people can picture."""
+    if norm == "l2":
+        return f"L2 size {eps:.2f}"
+    if norm == "l0":
+        pixels = params.get("pixels")
+        return f"{pixels} pixels" if pixels else "a few pixels"
+    return eps_as_grey_levels(eps)
 
 
 def new_round_id() -> str:
@@ -75,7 +151,8 @@ def new_job(plan: RoundPlan, info: OpponentInfo, eps: float) -> ImageJob:
 
 
 def image_columns(image: ImageResult) -> dict[str, Any]:
-    """The columns a round (or a shared image) stores from the model service's result."""
+    """The columns a round (or a shared image) stores from the model service's result. The image index and seed
+    are the result's: a result made ahead of time carries its own."""
     return {
         "true_label": image.true_label,
         "clean_label": image.clean_label,
@@ -84,8 +161,29 @@ def image_columns(image: ImageResult) -> dict[str, Any]:
         "model_confidence": image.adversarial_probs[image.adversarial_label],
         "model_probs": list(image.adversarial_probs),
         "linf": image.linf,
+        "l2": image.l2,
+        "queries": image.queries,
+        "query_budget": image.query_budget,
+        "image_index": image.image_index,
+        "seed": image.seed,
         "clean_png": to_png(image.clean),
         "adversarial_png": to_png(image.adversarial),
+    }
+
+
+def plan_columns(plan: RoundPlan, attack: Mapping[str, Any], eps: float) -> dict[str, Any]:
+    """The columns that say how a round (or shared image) was made: opponent, attack, its parameters and budget."""
+    params = plan.attack_params()
+    surrogate = params.get("surrogate")
+    if attack["threat_model"] == "transfer" and surrogate is None:
+        surrogate = next((p["default"] for p in attack.get("params", []) if p["name"] == "surrogate"), None)
+    return {
+        "opponent": plan.opponent,
+        "attack": plan.attack,
+        "attack_params": params,
+        "eps": eps,
+        "norm": attack["norm"],
+        "surrogate": surrogate,
     }
 
 
@@ -101,17 +199,18 @@ async def start_round(
     release_connection: bool = False,
 ) -> RoundRecord:
     """Pick a test image the opponent gets right when clean, attack it at the player's level (or at the given
-    eps, as events do), store the round.
+    L∞ eps, as events do; attacks in other norms get the matching budget), store the round.
 
     ``release_connection=True`` promises that the session has written nothing yet in this transaction (a request
     that only read the player): the connection then goes back to the pool while the attack runs."""
     info = source.opponent_info(plan.opponent)
+    attack = attack_entry(source, plan.attack)
     staircase = staircase_for(info)
     level = staircase.clamp(player.level)
     if eps is None:
         eps = staircase.eps(level)
-    params = plan.attack_params()
-    job = new_job(plan, info, eps)
+    budget = round_budget(attack["norm"], eps, info)
+    job = new_job(plan, info, budget)
     # The attack takes a while when the room is busy: give the database connection back to the pool meanwhile
     # (nothing has been written yet), so that a hundred waiting players do not starve everyone else of
     # connections. The rollback expires loaded objects, so the player is read again afterwards.
@@ -128,13 +227,8 @@ async def start_round(
         phase=phase,
         created_at=datetime.now(UTC),
         pack=info.pack,
-        opponent=plan.opponent,
-        attack=plan.attack,
-        attack_params=params,
-        eps=eps,
         level=level,
-        image_index=job.image_index,
-        seed=job.seed,
+        **plan_columns(plan, attack, budget),
         **image_columns(image),
     )
     session.add(record)
@@ -229,10 +323,22 @@ class Reveal:
     response_ms: int
     opponent: str
     attack: str
+    norm: str = "linf"
+    threat_model: str = "white-box"
+    attack_explanation: str = ""
+    queries: int | None = None
+    query_budget: int | None = None
+    surrogate: str | None = None
+    l2: float | None = None
+    linf: float = 0.0
 
 
-def build_reveal(record: RoundRecord, answer: AnswerRecord, class_names: tuple[str, ...]) -> Reveal:
+def build_reveal(
+    record: RoundRecord, answer: AnswerRecord, class_names: tuple[str, ...], attack: Mapping[str, Any] | None = None
+) -> Reveal:
+    """``attack`` is the attack's catalogue entry (threat model, explanation), when the caller has it."""
     ranked = sorted(range(len(record.model_probs)), key=lambda i: record.model_probs[i], reverse=True)[:3]
+    attack = attack or {}
     return Reveal(
         round_id=record.id,
         class_names=class_names,
@@ -246,9 +352,17 @@ def build_reveal(record: RoundRecord, answer: AnswerRecord, class_names: tuple[s
         model_confidence=record.model_confidence,
         top3=tuple((class_names[i], float(record.model_probs[i])) for i in ranked),
         eps=record.eps,
-        eps_text=eps_as_grey_levels(record.eps),
+        eps_text=budget_text(record.norm or "linf", record.eps, record.attack_params or {}),
         points=answer.points,
         response_ms=answer.response_ms,
         opponent=record.opponent,
         attack=record.attack,
+        norm=record.norm or "linf",
+        threat_model=str(attack.get("threat_model", "white-box")),
+        attack_explanation=str(attack.get("explanation", "")),
+        queries=record.queries,
+        query_budget=record.query_budget,
+        surrogate=record.surrogate,
+        l2=record.l2,
+        linf=record.linf,
     )

@@ -44,6 +44,15 @@ class ImageResult:
     adversarial_label: int
     adversarial_probs: tuple[float, ...]
     linf: float
+    # The L2 size of the shown change (pixel units, on the uint8 image), and for black-box attacks the model
+    # queries the attack used and was allowed (None for white-box attacks).
+    l2: float = 0.0
+    queries: int | None = None
+    query_budget: int | None = None
+    # Which test image and seed produced it: the job's, echoed back so that a result made ahead of time (a pooled
+    # round) can be stored and regenerated exactly like one made on demand.
+    image_index: int = -1
+    seed: int = 0
 
     @property
     def fooled(self) -> bool:
@@ -59,6 +68,16 @@ class OpponentInfo:
     min_eps: float
     clean_accuracy: float
     card: Mapping[str, Any] = field(default_factory=dict)
+    image_shape: tuple[int, ...] = ()  # one image, as the pack stores it: (H, W) or (H, W, C)
+    # False for opponents without gradients (tree ensembles): only score, decision and transfer attacks reach them.
+    differentiable: bool = True
+
+    @property
+    def pixel_count(self) -> int:
+        count = 1
+        for size in self.image_shape:
+            count *= size
+        return count
 
 
 class ModelService(Protocol):
@@ -71,6 +90,10 @@ class ModelService(Protocol):
     async def generate(self, job: ImageJob) -> ImageResult: ...
 
     def opponent_info(self, name: str) -> OpponentInfo: ...
+
+    def opponent_names(self) -> list[str]:
+        """The opponents this service has loaded and can attack, the default one first."""
+        ...
 
     def attack_catalog(self) -> list[dict[str, Any]]:
         """Every registered attack as plain data: name, threat model, norm, parameters, explanation."""

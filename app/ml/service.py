@@ -73,12 +73,22 @@ def to_pixels(batch: torch.Tensor) -> np.ndarray:
     return pixels.numpy()
 
 
-def quantize_within_budget(clean: np.ndarray, adversarial: torch.Tensor, eps: np.ndarray) -> np.ndarray:
-    """Round the attack's float image to the uint8 pixels a PNG can hold, without leaving the eps-ball:
-    plain rounding could add half a grey level on top of eps."""
+def quantize_within_budget(
+    clean: np.ndarray, adversarial: torch.Tensor, eps: np.ndarray, norm: str = "linf"
+) -> np.ndarray:
+    """Round the attack's float image to the uint8 pixels a PNG can hold, without leaving the budget.
+
+    L∞ and L0 (whose eps caps each changed pixel): round, then clip to ±floor(eps·255) grey levels, since plain
+    rounding could add half a grey level on top of eps. L2: round each change toward zero instead, so that no pixel's
+    change grows and the L2 norm cannot exceed the attack's (already within eps)."""
+    base = clean.astype(np.int16)
+    if norm == "l2":
+        delta = adversarial.detach().cpu().double() - to_tensor(clean, torch.device("cpu")).double()
+        delta_levels = torch.trunc(delta * 255.0 + torch.sign(delta) * 1e-6).to(torch.int16)
+        delta_levels = delta_levels[:, 0] if delta_levels.shape[1] == 1 else delta_levels.permute(0, 2, 3, 1)
+        return np.clip(base + delta_levels.numpy(), 0, 255).astype(np.uint8)
     rounded = to_pixels(adversarial).astype(np.int16)
     budget = np.floor(eps * 255.0 + 1e-6).astype(np.int16).reshape((-1,) + (1,) * (clean.ndim - 1))
-    base = clean.astype(np.int16)
     return np.clip(rounded, base - budget, base + budget).clip(0, 255).astype(np.uint8)
 
 
@@ -142,12 +152,18 @@ class InProcessModelService:
             self._executor = None
 
     def _load_all(self) -> None:
-        from app.ml.opponents import load_opponent
+        from app.ml.opponents import OpponentCorrupt, OpponentMissing, load_opponent
         from app.ml.packs import get_pack
 
         torch.set_num_threads(worker_threads(self._torch_threads))
-        for name in self._opponent_names:
-            model = load_opponent(name, device=self.device, models_dir=self._models_dir)
+        for position, name in enumerate(self._opponent_names):
+            try:
+                model = load_opponent(name, device=self.device, models_dir=self._models_dir)
+            except (OpponentMissing, OpponentCorrupt) as error:
+                if position == 0:  # the default opponent: nothing can be played without it
+                    raise
+                logger.warning("opponent %s is not offered: %s", name, error)
+                continue
             pack = get_pack(model.pack_name, self._data_dir)
             images, labels = pack.load_split("test")
             eligible = self._correctly_classified(model, images, labels)
@@ -161,6 +177,8 @@ class InProcessModelService:
                 min_eps=float(staircase.get("min_eps", 0.05)),
                 clean_accuracy=float(len(eligible) / len(labels)),
                 card=card,
+                image_shape=tuple(int(size) for size in images.shape[1:]),
+                differentiable=bool(getattr(model, "differentiable", card.get("differentiable", True))),
             )
             self._opponents[name] = _Opponent(model=model, info=info, images=images, labels=labels)
             logger.info(
@@ -182,6 +200,9 @@ class InProcessModelService:
             return self._opponents[name].info
         except KeyError:
             raise ServiceUnavailable(f"opponent {name!r} is not loaded in the model service") from None
+
+    def opponent_names(self) -> list[str]:
+        return list(self._opponents)
 
     def attack_catalog(self) -> list[dict[str, Any]]:
         from app.ml.attacks import describe_attacks
@@ -278,11 +299,15 @@ class InProcessModelService:
         generators = [torch.Generator(device=self.device).manual_seed(job.seed) for job in jobs]
         attack = get_attack(first.attack, **dict(first.params))
         result = attack(opponent.model, clean, labels, eps_tensor, generator=generators)
-        shown = quantize_within_budget(clean_pixels, result.adversarial, eps)
+        shown = quantize_within_budget(clean_pixels, result.adversarial, eps, attack.norm)
         with torch.inference_mode():
             clean_probs = torch.softmax(opponent.model(clean), dim=1).cpu().numpy()
             shown_probs = torch.softmax(opponent.model(to_tensor(shown, self.device)), dim=1).cpu().numpy()
-        linf = np.abs(shown.astype(np.int16) - clean_pixels.astype(np.int16)).reshape(len(jobs), -1).max(1) / 255.0
+        change = (shown.astype(np.float64) - clean_pixels.astype(np.float64)).reshape(len(jobs), -1) / 255.0
+        linf = np.abs(change).max(1)
+        l2 = np.sqrt((change**2).sum(1))
+        queries = None if result.queries is None else result.queries.cpu().numpy()
+        budget = getattr(attack.params, "max_queries", None)
         logger.debug("batch of %d took %.1f ms", len(jobs), (time.perf_counter() - started) * 1000)
         return [
             ImageResult(
@@ -294,6 +319,11 @@ class InProcessModelService:
                 adversarial_label=int(shown_probs[i].argmax()),
                 adversarial_probs=tuple(float(p) for p in shown_probs[i]),
                 linf=float(linf[i]),
+                l2=float(l2[i]),
+                queries=None if queries is None else int(queries[i]),
+                query_budget=None if budget is None else int(budget),
+                image_index=int(job.image_index),
+                seed=int(job.seed),
             )
-            for i in range(len(jobs))
+            for i, job in enumerate(jobs)
         ]

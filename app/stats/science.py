@@ -118,6 +118,7 @@ class Trial:
     model_answer: int
     human_correct: bool
     model_correct: bool
+    response_ms: int = 0
 
     @property
     def eps_bucket(self) -> str:
@@ -205,6 +206,7 @@ async def load_trials(session: AsyncSession, filters: StatsFilter | None = None)
             model_answer=record.model_label,
             human_correct=bool(answer.correct),
             model_correct=bool(answer.model_correct),
+            response_ms=answer.response_ms,
         )
         for answer, record, code in rows
     ]

@@ -341,7 +341,11 @@ async def stage_context(
             record = await latest_round(session, player)
     answer = await rounds.round_answer(session, record.id) if record is not None else None
     names = service.opponent_info(record.opponent).class_names if record is not None else class_names(service, event)
-    reveal = rounds.build_reveal(record, answer, names) if record is not None and answer is not None else None
+    reveal = (
+        rounds.build_reveal(record, answer, names, rounds.attack_entry(service, record.attack))
+        if record is not None and answer is not None
+        else None
+    )
     played = int(
         await session.scalar(select(func.count(RoundRecord.id)).where(RoundRecord.player_id == player.id)) or 0
     )

@@ -88,8 +88,32 @@ def require_player(player: Any) -> Any:
     return player
 
 
+def chooser_context(request: Request, service: ModelService, settings: Any) -> dict[str, Any]:
+    """The opponents and attacks a player may pick, and what they picked last (kept in the session cookie)."""
+    opponents = [service.opponent_info(name) for name in service.opponent_names()]
+    catalog = service.attack_catalog()
+    return {
+        "opponents": opponents,
+        "attacks": catalog,
+        "threat_models": THREAT_MODEL_WORDS,
+        "chosen_opponent": request.session.get("opponent") or settings.opponent,
+        "chosen_attack": request.session.get("attack") or "",
+    }
+
+
+# How each threat model is put to players in the chooser and the reveal.
+THREAT_MODEL_WORDS = {
+    "white-box": "sees the model's insides (gradients)",
+    "score": "sees only the model's scores",
+    "decision": "sees only the model's top answer",
+    "transfer": "never touches this model: crafted on another one",
+}
+
+
 @router.get("/play")
-async def play(request: Request, player: CookiePlayer, session: SessionDep, service: ServiceDep) -> Response:
+async def play(
+    request: Request, player: CookiePlayer, session: SessionDep, service: ServiceDep, settings: SettingsDep
+) -> Response:
     if player is None:
         return see_other("/")
     if player.event_id is not None:  # an event's player plays by the event's rules, on its page
@@ -103,7 +127,12 @@ async def play(request: Request, player: CookiePlayer, session: SessionDep, serv
     )
     if latest is not None:
         return see_other(str(request.url_for("show_round", round_id=latest.id)))
-    return render(request, "pages/play.html", {"player": player, "round": None, "reveal": None, "choices": []})
+    context = {"player": player, "round": None, "reveal": None, "choices": []}
+    context.update(chooser_context(request, service, settings))
+    return render(request, "pages/play.html", context)
+
+
+ChoiceField = Annotated[str | None, Form(max_length=60)]
 
 
 @router.post("/play/rounds")
@@ -115,37 +144,60 @@ async def new_round(
     settings: SettingsDep,
     hx: HxRequest,
     csrf_token_field: CsrfField = None,
+    opponent: ChoiceField = None,
+    attack: ChoiceField = None,
 ) -> Response:
     check_csrf(request, csrf_token_field)
     player = require_player(player)
     if player.event_id is not None:
         return await to_event(request, session, player.event_id)
-    plan = rounds.RoundPlan(opponent=settings.opponent, attack=settings.attack, steps=settings.attack_steps)
+    submitted = opponent is not None  # the chooser was sent: it replaces the remembered choice ("" = default)
+    if submitted:
+        wanted_opponent, wanted_attack = opponent or None, attack or None
+    else:
+        wanted_opponent, wanted_attack = request.session.get("opponent"), request.session.get("attack")
+    default = rounds.RoundPlan(opponent=settings.opponent, attack=settings.attack, steps=settings.attack_steps)
+    plan = rounds.choose_plan(service, default=default, opponent=wanted_opponent, attack=wanted_attack)
+    if submitted:  # remembered only once it proved playable, so a refused choice cannot stick
+        request.session["opponent"], request.session["attack"] = wanted_opponent, wanted_attack
     record = await rounds.start_round(session, player=player, source=service, plan=plan, release_connection=True)
     await session.commit()
     if hx:
-        context = round_context(player, record, None, service)
+        context = round_context(request, player, record, None, service, settings)
         return render(request, "pages/play.html", context, block="stage")
     return see_other(str(request.url_for("show_round", round_id=record.id)))
 
 
 def round_context(
-    player: Any, record: RoundRecord, answer: AnswerRecord | None, service: ModelService
+    request: Request,
+    player: Any,
+    record: RoundRecord,
+    answer: AnswerRecord | None,
+    service: ModelService,
+    settings: Any,
 ) -> dict[str, Any]:
     class_names = service.opponent_info(record.opponent).class_names
-    reveal = rounds.build_reveal(record, answer, class_names) if answer is not None else None
-    return {"player": player, "round": record, "reveal": reveal, "choices": list(enumerate(class_names))}
+    attack = rounds.attack_entry(service, record.attack)
+    reveal = rounds.build_reveal(record, answer, class_names, attack) if answer is not None else None
+    context = {"player": player, "round": record, "reveal": reveal, "choices": list(enumerate(class_names))}
+    context.update(chooser_context(request, service, settings))
+    return context
 
 
 @router.get("/play/rounds/{round_id}")
 async def show_round(
-    request: Request, round_id: str, player: CookiePlayer, session: SessionDep, service: ServiceDep
+    request: Request,
+    round_id: str,
+    player: CookiePlayer,
+    session: SessionDep,
+    service: ServiceDep,
+    settings: SettingsDep,
 ) -> Response:
     if player is None:
         return see_other("/")
     record = await rounds.player_round(session, player=player, round_id=round_id)
     answer = await rounds.round_answer(session, round_id)
-    return render(request, "pages/play.html", round_context(player, record, answer, service))
+    return render(request, "pages/play.html", round_context(request, player, record, answer, service, settings))
 
 
 @router.post("/play/rounds/{round_id}/answer")
@@ -155,6 +207,7 @@ async def answer(
     player: CookiePlayer,
     session: SessionDep,
     service: ServiceDep,
+    settings: SettingsDep,
     hx: HxRequest,
     choice: FormText = "",
     csrf_token_field: CsrfField = None,
@@ -168,7 +221,8 @@ async def answer(
     if event is not None:
         request.app.state.hub.publish(event.code)
     if hx:
-        return render(request, "pages/play.html", round_context(player, record, answer_record, service), block="stage")
+        context = round_context(request, player, record, answer_record, service, settings)
+        return render(request, "pages/play.html", context, block="stage")
     return see_other(str(request.url_for("show_round", round_id=round_id)))
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from jinja2_fragments.fastapi import Jinja2Blocks
 
 from app.config import PROJECT_ROOT
 from app.game.difficulty import eps_as_grey_levels
+from app.game.rounds import budget_text
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 STATIC_DIR = PROJECT_ROOT / "static"
@@ -33,6 +35,12 @@ def percent(value: float) -> str:
     return f"{value * 100:.0f}%"
 
 
+def round_budget(record: Any) -> str:
+    """A round's budget in words: "6/255 grey levels per pixel", "L2 size 1.41" or "3 pixels"."""
+    text = budget_text(record.norm or "linf", record.eps, record.attack_params or {})
+    return f"{text} grey levels per pixel" if (record.norm or "linf") == "linf" else text
+
+
 def build_templates() -> Jinja2Blocks:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
@@ -44,4 +52,5 @@ def build_templates() -> Jinja2Blocks:
     environment.globals["static_url"] = static_url
     environment.filters["percent"] = percent
     environment.filters["grey_levels"] = eps_as_grey_levels
+    environment.filters["budget"] = round_budget
     return Jinja2Blocks(env=environment)

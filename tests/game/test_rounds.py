@@ -27,8 +27,31 @@ class KnownImages:
 
     def opponent_info(self, name: str) -> OpponentInfo:
         return OpponentInfo(
-            name=name, pack="fashion", class_names=CLASSES, eligible_indices=(3, 4), min_eps=8 / 255, clean_accuracy=0.9
+            name=name,
+            pack="fashion",
+            class_names=CLASSES,
+            eligible_indices=(3, 4),
+            min_eps=8 / 255,
+            clean_accuracy=0.9,
+            image_shape=(28, 28),
+            differentiable=name != "fashion-forest",
         )
+
+    def opponent_names(self) -> list[str]:
+        return ["fashion-cnn", "fashion-forest"]
+
+    def attack_catalog(self) -> list[dict[str, object]]:
+        return [
+            {"name": "pgd", "threat_model": "white-box", "norm": "linf", "params": []},
+            {"name": "pgd-l2", "threat_model": "white-box", "norm": "l2", "params": []},
+            {"name": "square", "threat_model": "score", "norm": "linf", "params": []},
+            {
+                "name": "transfer",
+                "threat_model": "transfer",
+                "norm": "linf",
+                "params": [{"name": "surrogate", "default": "fashion-cnn"}],
+            },
+        ]
 
     async def generate(self, job: ImageJob) -> ImageResult:
         self.jobs.append(job)
@@ -46,6 +69,8 @@ class KnownImages:
             adversarial_label=(job.image_index + 1) % 10,
             adversarial_probs=tuple(probs),
             linf=shift / 255,
+            image_index=job.image_index,
+            seed=job.seed,
         )
 
 
@@ -133,5 +158,53 @@ async def test_simultaneous_answers_to_one_round_count_once(database_url: str) -
             me = await session.get(PlayerRecord, player_id)
             assert me.score == 3, "the score counts the one accepted answer"
             assert await session.scalar(select(func.count()).select_from(RoundRecord)) == 1
+    finally:
+        await database.dispose()
+
+
+def test_choose_plan_defaults_checks_and_lists_the_valid_names() -> None:
+    source = KnownImages()
+    default = rounds.RoundPlan(opponent="fashion-cnn", attack="pgd", steps=20)
+    assert rounds.choose_plan(source, default=default) == default
+    assert rounds.choose_plan(source, default=default, attack="square").attack == "square"
+    # An opponent without gradients never gets a white-box attack: the default falls back to transfer.
+    assert rounds.choose_plan(source, default=default, opponent="fashion-forest").attack == "transfer"
+    with pytest.raises(Invalid) as refused:
+        rounds.choose_plan(source, default=default, opponent="fashion-forest", attack="pgd")
+    assert "square, transfer" in refused.value.message and "pgd" in refused.value.message
+    with pytest.raises(Invalid) as unknown:
+        rounds.choose_plan(source, default=default, opponent="resnet-9000")
+    assert "fashion-cnn, fashion-forest" in unknown.value.message
+
+
+def test_budgets_follow_the_attack_norm() -> None:
+    info = KnownImages().opponent_info("fashion-cnn")
+    assert rounds.round_budget("linf", 0.1, info) == 0.1
+    assert rounds.round_budget("l2", 0.1, info) == pytest.approx(0.1 * 28 / 2)
+    assert rounds.round_budget("l0", 0.1, info) == 1.0
+    assert rounds.budget_text("linf", 6 / 255, {}) == "6/255"
+    assert rounds.budget_text("l2", 1.4, {}) == "L2 size 1.40"
+    assert rounds.budget_text("l0", 1.0, {"pixels": 3}) == "3 pixels"
+
+
+async def test_rounds_store_norm_budget_surrogate_and_the_results_image(database_url: str) -> None:
+    database = open_database(database_url)
+    source = KnownImages()
+    try:
+        async with database.sessionmaker() as session:
+            player, _ = await players.create_player(session, nickname="norms")
+            l2 = await rounds.start_round(
+                session, player=player, source=source, plan=rounds.RoundPlan(opponent="fashion-cnn", attack="pgd-l2")
+            )
+            transfer = await rounds.start_round(
+                session,
+                player=player,
+                source=source,
+                plan=rounds.RoundPlan(opponent="fashion-forest", attack="transfer"),
+            )
+            await session.commit()
+            assert (l2.norm, l2.eps) == ("l2", pytest.approx(8 / 255 * 14, abs=1e-4))
+            assert (l2.image_index, l2.seed) == (source.jobs[0].image_index, source.jobs[0].seed)
+            assert (transfer.norm, transfer.surrogate, transfer.condition) == ("linf", "fashion-cnn", "adversarial")
     finally:
         await database.dispose()

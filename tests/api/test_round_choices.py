@@ -1,0 +1,72 @@
+"""Choosing the opponent and attack of a round: the API, its refusals, and what the reveal says about the attack."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.helpers import auth, new_player
+
+
+def play(client: TestClient, player: dict[str, str], **choice: str) -> tuple[dict, dict]:
+    created = client.post("/api/v1/rounds", headers=auth(player), json=choice or None)
+    assert created.status_code == 201, created.text
+    round_ = created.json()
+    answered = client.post(round_["answer_url"], headers=auth(player), json={"choice": round_["choices"][0]})
+    assert answered.status_code == 200, answered.text
+    return round_, answered.json()
+
+
+def test_a_black_box_round_stores_and_reveals_its_query_count(client: TestClient) -> None:
+    player = new_player(client)
+    round_, reveal = play(client, player, attack="square")
+    assert (round_["attack"], round_["opponent"], round_["norm"]) == ("square", "fashion-cnn", "linf")
+    assert reveal["threat_model"] == "score" and len(reveal["attack_explanation"]) > 80
+    assert reveal["query_budget"] == 500
+    assert 1 <= reveal["queries"] <= reveal["query_budget"]
+    assert reveal["linf"] <= round_["eps"] + 1e-9
+    again = client.get(f"/api/v1/rounds/{round_['round_id']}", headers=auth(player)).json()
+    assert again["queries"] == reveal["queries"], "the count is stored with the round, not recomputed"
+
+
+def test_an_l2_round_gets_an_l2_budget_and_stays_inside_it_after_rounding(client: TestClient) -> None:
+    player = new_player(client)
+    round_, reveal = play(client, player, attack="pgd-l2")
+    assert round_["norm"] == "l2" and round_["eps_text"].startswith("L2 size")
+    assert round_["eps"] > 0.2, "an L2 radius, not a grey level"
+    assert 0 < reveal["l2"] <= round_["eps"] + 1e-9
+    assert reveal["queries"] is None, "white-box attacks do not count queries"
+
+
+def test_unknown_or_impossible_choices_are_refused_with_the_valid_names(client: TestClient) -> None:
+    player = new_player(client)
+    bad_attack = client.post("/api/v1/rounds", headers=auth(player), json={"attack": "laser"})
+    assert bad_attack.status_code == 422
+    assert "laser" in bad_attack.json()["detail"] and "pgd" in bad_attack.json()["detail"]
+    bad_opponent = client.post("/api/v1/rounds", headers=auth(player), json={"opponent": "hal-9000"})
+    assert bad_opponent.status_code == 422 and "fashion-cnn" in bad_opponent.json()["detail"]
+    extra = client.post("/api/v1/rounds", headers=auth(player), json={"attack": "pgd", "eps": 1.0})
+    assert extra.status_code == 422, "the budget is the game's to set"
+    no_round = client.get("/api/v1/leaderboard").json()
+    assert no_round == [] or all(entry["rounds"] == 0 for entry in no_round)
+
+
+def test_event_players_cannot_pick_their_own_attack(client: TestClient) -> None:
+    event = client.post("/api/v1/events", json={"name": "Workshop", "eps_min": 4 / 255, "eps_max": 12 / 255})
+    assert event.status_code == 201, event.text
+    joined = client.post("/api/v1/players", json={"nickname": "guest", "event_code": event.json()["code"]}).json()
+    refused = client.post("/api/v1/rounds", headers=auth(joined), json={"attack": "fgsm"})
+    assert refused.status_code == 422 and "host" in refused.json()["detail"]
+
+
+def test_opponents_list_their_cards_and_playable_attacks(client: TestClient) -> None:
+    response = client.get("/api/v1/opponents")
+    assert response.status_code == 200
+    opponents = {o["name"]: o for o in response.json()}
+    cnn = opponents["fashion-cnn"]
+    assert cnn["default"] is True and cnn["differentiable"] is True and cnn["pack"] == "fashion"
+    assert 0.9 < cnn["clean_accuracy"] < 1 and cnn["min_eps"] > 0
+    assert {"pgd", "square", "hopskipjump"} <= set(cnn["attacks"])
+    assert cnn["card"]["robustness"] and "FashionCNN" in cnn["architecture"]
+    for opponent in opponents.values():
+        if not opponent["differentiable"]:
+            assert "pgd" not in opponent["attacks"] and opponent["attacks"], opponent["name"]
