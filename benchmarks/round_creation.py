@@ -1,14 +1,18 @@
 """Round creation through the whole server path (route, game rules, model service, database), batched model
-service vs one-at-a-time, at 1 and at 32 concurrent players. Prints rounds/s, p50/p95 latency and the ratios.
+service vs one-at-a-time, at 1, 32 and 64 concurrent players. Prints rounds/s, p50/p95 latency and the ratios.
+Then the same comparison for generation alone: N concurrent ``generate()`` calls straight to each model service
+(no HTTP, no database), images/s and the ratio.
 
 Both services run side by side in one process and their trials are interleaved, so machine noise hits both alike.
-Usage: python benchmarks/round_creation.py [--rounds-per-player 4] [--repeats 3]
+Usage: python benchmarks/round_creation.py [--rounds-per-player 4] [--repeats 3] [--concurrency 1 32 64]
+       [--max-batch 64]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import platform
 import statistics
 import tempfile
@@ -19,7 +23,15 @@ import httpx
 
 from app.config import Settings
 from app.db import migrate
+from app.game.rounds import RoundPlan, new_job
 from app.main import create_app
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -44,14 +56,29 @@ async def one_trial(client: httpx.AsyncClient, tokens: list[str], rounds_per_pla
     return len(latencies) / elapsed, latencies
 
 
-async def main(rounds_per_player: int, repeats: int, concurrencies: list[int]) -> None:
+async def generation_trial(service: object, settings: Settings, concurrency: int) -> float:
+    """``concurrency`` jobs sent at once straight to the model service; images per second."""
+    info = service.opponent_info(settings.opponent)  # type: ignore[attr-defined]
+    plan = RoundPlan(opponent=settings.opponent, attack=settings.attack, steps=settings.attack_steps)
+    jobs = [new_job(plan, info, info.min_eps) for _ in range(concurrency)]
+    started = time.perf_counter()
+    await asyncio.gather(*(service.generate(job) for job in jobs))  # type: ignore[attr-defined]
+    return concurrency / (time.perf_counter() - started)
+
+
+async def main(rounds_per_player: int, repeats: int, concurrencies: list[int], max_batch: int) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="arena-bench-"))
     apps = {}
-    for label, max_batch in (("batched", 32), ("one-at-a-time", 1)):
+    for label, batch_cap in (("batched", max_batch), ("one-at-a-time", 1)):
         url = f"sqlite:///{workdir / (label + '.db')}"
         migrate.upgrade(url)
         settings = Settings(
-            database_url=url, device="cpu", service_max_batch=max_batch, service_max_wait_ms=2.0, environment="test"
+            database_url=url,
+            device="cpu",
+            service_max_batch=batch_cap,
+            service_max_wait_ms=2.0,
+            environment="test",
+            opponents=Settings().opponent,  # load only the opponent rounds use
         )
         apps[label] = create_app(settings)
     async with (
@@ -70,7 +97,10 @@ async def main(rounds_per_player: int, repeats: int, concurrencies: list[int]) -
                 tokens[label].append(response.json()["token"])
             await one_trial(client, tokens[label][:4], 1)  # warm-up
 
-        print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
+        print(
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {cpu_model()}, {os.cpu_count()} cores, "
+            f"python {platform.python_version()}; batched max batch {max_batch}, max wait 2 ms"
+        )
         print(f"{'players':>7} {'service':>14} {'rounds/s':>9} {'p50 ms':>8} {'p95 ms':>8}")
         for concurrency in concurrencies:
             rates: dict[str, list[float]] = {label: [] for label in clients}
@@ -87,6 +117,20 @@ async def main(rounds_per_player: int, repeats: int, concurrencies: list[int]) -
                 )
             ratio = statistics.median(rates["batched"]) / statistics.median(rates["one-at-a-time"])
             print(f"{concurrency:>7} {'ratio':>14} {ratio:>9.2f}x  (batched rounds/s / one-at-a-time rounds/s)")
+
+        print("generation alone (concurrent generate() calls to the model service, no HTTP, no database)")
+        print(f"{'requests':>8} {'service':>14} {'images/s':>9}")
+        for concurrency in concurrencies:
+            images: dict[str, list[float]] = {label: [] for label in apps}
+            for _ in range(repeats):
+                for label, app in apps.items():  # interleaved
+                    images[label].append(
+                        await generation_trial(app.state.model_service, app.state.settings, concurrency)
+                    )
+            for label in apps:
+                print(f"{concurrency:>8} {label:>14} {statistics.median(images[label]):>9.1f}")
+            ratio = statistics.median(images["batched"]) / statistics.median(images["one-at-a-time"])
+            print(f"{concurrency:>8} {'ratio':>14} {ratio:>9.2f}x  (batched images/s / one-at-a-time images/s)")
         for client in clients.values():
             await client.aclose()
 
@@ -95,6 +139,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds-per-player", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32, 64])
+    parser.add_argument("--max-batch", type=int, default=64, help="the batched service's ARENA_SERVICE_MAX_BATCH")
     args = parser.parse_args()
-    asyncio.run(main(args.rounds_per_player, args.repeats, args.concurrency))
+    asyncio.run(main(args.rounds_per_player, args.repeats, args.concurrency, args.max_batch))

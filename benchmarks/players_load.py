@@ -1,0 +1,305 @@
+"""Simulated players against the real server on PostgreSQL, all on loopback.
+
+Starts `arena serve` on 127.0.0.1 (a free port) on the PostgreSQL database you name (it migrates it first), then
+for each concurrency level N: N players join at once (`POST /api/v1/players`) and each plays R rounds through the
+JSON API with no pause (`POST /api/v1/rounds`, `GET` its image, `POST .../answer`). It prints rounds/s, the
+p50/p95/p99 latency of new round and of answer, every non-2xx reply by status, the model service's mean batch size,
+and checks that the answers table holds exactly as many answers from these players as the server acknowledged
+(200 replies). A 503 (model service busy, with Retry-After) is retried after that many seconds and still counted.
+
+Bounded: loopback only, at most 500 players and 50 rounds each, and a hard --timeout per level after which the
+level is cancelled (and reported as such) and the server stopped. Ctrl-C stops the server too.
+
+Usage: python benchmarks/players_load.py --database-url postgresql://postgres@127.0.0.1:5432/arena_bench
+       [--players 50 200] [--rounds 20] [--timeout 600] [--torch-threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import create_engine, func, select
+
+from app.db.session import sync_url
+from app.db.tables import AnswerRecord, RoundRecord
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class LevelResult:
+    players: int
+    rounds_per_player: int
+    joined: int = 0
+    rounds_created: int = 0
+    answers_acked: int = 0
+    new_round_s: list[float] = field(default_factory=list)
+    answer_s: list[float] = field(default_factory=list)
+    statuses: Counter[str] = field(default_factory=Counter)  # "POST /rounds 503" -> count, non-2xx only
+    errors: list[str] = field(default_factory=list)  # transport errors and timeouts
+    player_ids: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    timed_out: bool = False
+    answers_in_db: int = -1
+    rounds_in_db: int = -1
+    batches: int = 0
+    jobs: int = 0
+
+    @property
+    def non_2xx(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def server_errors(self) -> int:
+        return sum(n for key, n in self.statuses.items() if key.rsplit(" ", 1)[1].startswith("5"))
+
+    @property
+    def rounds_per_s(self) -> float:
+        return self.answers_acked / self.elapsed_s if self.elapsed_s else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.timed_out
+            and self.server_errors == 0
+            and not self.errors
+            and self.answers_acked == self.players * self.rounds_per_player
+            and self.answers_in_db == self.answers_acked
+        )
+
+
+def machine() -> str:
+    """The CPU model as lscpu names it, the core count and whether CUDA is visible (by device files, no torch)."""
+    model = platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    gpu = "CUDA device present" if Path("/dev/nvidia0").exists() else "no GPU"
+    return f"{model}, {os.cpu_count()} cores, {gpu}, python {platform.python_version()}"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_server(database_url: str, workdir: Path, torch_threads: int = 1, **env_extra: str) -> Iterator[str]:
+    """`arena serve` on 127.0.0.1 and a free port, on ``database_url`` (migrated at start); yields its base URL."""
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        ARENA_DATABASE_URL=database_url,
+        ARENA_SECRET_KEY="players-load-secret",
+        ARENA_ENVIRONMENT="test",
+        ARENA_DEVICE="cpu",
+        ARENA_TORCH_THREADS=str(torch_threads),
+        **env_extra,
+    )
+    # Load only the opponent rounds are played against (ARENA_OPPONENTS=auto would load every checkpoint).
+    env.setdefault("ARENA_OPPONENTS", env.get("ARENA_OPPONENT", "fashion-cnn"))
+    log_path = workdir / "server.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                if server.poll() is not None:
+                    raise RuntimeError(f"server exited with {server.returncode}:\n{log_path.read_text()[-4000:]}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not become healthy in 120 s:\n{log_path.read_text()[-4000:]}")
+                time.sleep(0.25)
+            yield base
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+async def play(client: httpx.AsyncClient, result: LevelResult, index: int, rounds: int, progress: Progress, task: int):
+    rng = random.Random(index)
+    response = await client.post("/api/v1/players", json={"nickname": f"load{index}-{rng.randrange(10**6)}"})
+    if response.status_code != 201:
+        result.statuses[f"POST /players {response.status_code}"] += 1
+        return
+    result.joined += 1
+    body = response.json()
+    result.player_ids.append(body["player_id"])
+    headers = {"Authorization": f"Bearer {body['token']}"}
+    for _ in range(rounds):
+        while True:  # a busy model service says 503 + Retry-After: a real client waits and asks again
+            started = time.perf_counter()
+            response = await client.post("/api/v1/rounds", headers=headers)
+            result.new_round_s.append(time.perf_counter() - started)
+            if response.status_code == 201:
+                break
+            result.statuses[f"POST /rounds {response.status_code}"] += 1
+            if response.status_code != 503:
+                return
+            await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+        created = response.json()
+        result.rounds_created += 1
+        image = await client.get(created["image_url"])
+        if image.status_code != 200:
+            result.statuses[f"GET image {image.status_code}"] += 1
+        started = time.perf_counter()
+        response = await client.post(
+            created["answer_url"], headers=headers, json={"choice": rng.choice(created["choices"])}
+        )
+        result.answer_s.append(time.perf_counter() - started)
+        if response.status_code != 200:
+            result.statuses[f"POST answer {response.status_code}"] += 1
+            continue
+        result.answers_acked += 1
+        progress.advance(task)
+
+
+async def run_level(base: str, players: int, rounds: int, timeout_s: float, progress: Progress) -> LevelResult:
+    result = LevelResult(players=players, rounds_per_player=rounds)
+    limits = httpx.Limits(max_connections=players + 10, max_keepalive_connections=players + 10)
+    task = progress.add_task(f"{players} players", total=players * rounds)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=httpx.Timeout(120.0)) as client:
+        before = (await client.get("/healthz")).json()["model"]
+        started = time.perf_counter()
+
+        async def guarded(index: int) -> None:
+            try:
+                await play(client, result, index, rounds, progress, task)
+            except httpx.HTTPError as error:
+                result.errors.append(f"player {index}: {type(error).__name__}: {error}")
+
+        try:
+            await asyncio.wait_for(asyncio.gather(*(guarded(i) for i in range(players))), timeout_s)
+        except TimeoutError:
+            result.timed_out = True
+        result.elapsed_s = time.perf_counter() - started
+        after = (await client.get("/healthz")).json()["model"]
+    result.batches = int(after.get("batches_run", 0)) - int(before.get("batches_run", 0))
+    result.jobs = int(after.get("jobs_run", 0)) - int(before.get("jobs_run", 0))
+    progress.remove_task(task)
+    return result
+
+
+def count_in_database(database_url: str, result: LevelResult) -> None:
+    """How many rounds and answers the database holds from this level's players: each answer must be there."""
+    engine = create_engine(sync_url(database_url))
+    try:
+        with engine.connect() as conn:
+            ids = result.player_ids
+            result.answers_in_db = 0
+            result.rounds_in_db = 0
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                result.answers_in_db += conn.scalar(
+                    select(func.count()).select_from(AnswerRecord).where(AnswerRecord.player_id.in_(chunk))
+                )
+                result.rounds_in_db += conn.scalar(
+                    select(func.count()).select_from(RoundRecord).where(RoundRecord.player_id.in_(chunk))
+                )
+    finally:
+        engine.dispose()
+
+
+def report(result: LevelResult) -> str:
+    ms = 1000.0
+    statuses = ", ".join(f"{key}: {n}" for key, n in sorted(result.statuses.items())) or "none"
+    mean_batch = result.jobs / result.batches if result.batches else float("nan")
+    lines = [
+        f"{result.players} players x {result.rounds_per_player} rounds: {result.answers_acked} answers acknowledged "
+        f"in {result.elapsed_s:.1f} s = {result.rounds_per_s:.1f} rounds/s"
+        + (" (TIMED OUT)" if result.timed_out else ""),
+        f"  new round  p50/p95/p99 ms: {percentile(result.new_round_s, 0.5) * ms:.0f} / "
+        f"{percentile(result.new_round_s, 0.95) * ms:.0f} / {percentile(result.new_round_s, 0.99) * ms:.0f}",
+        f"  answer     p50/p95/p99 ms: {percentile(result.answer_s, 0.5) * ms:.0f} / "
+        f"{percentile(result.answer_s, 0.95) * ms:.0f} / {percentile(result.answer_s, 0.99) * ms:.0f}",
+        f"  non-2xx replies: {result.non_2xx} ({statuses}); 5xx: {result.server_errors}; "
+        f"transport errors: {len(result.errors)}",
+        f"  model service: {result.jobs} images in {result.batches} batches (mean batch {mean_batch:.1f})",
+        f"  database: {result.answers_in_db} answers and {result.rounds_in_db} rounds from these players; "
+        f"acknowledged {result.answers_acked}: " + ("OK" if result.answers_in_db == result.answers_acked else "LOST"),
+    ]
+    lines += [f"  error: {error}" for error in result.errors[:5]]
+    return "\n".join(lines)
+
+
+async def run(base: str, database_url: str, levels: list[int], rounds: int, timeout_s: float) -> list[LevelResult]:
+    results = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, transient=True) as progress:
+        for players in levels:
+            result = await run_level(base, players, rounds, timeout_s, progress)
+            count_in_database(database_url, result)
+            results.append(result)
+            progress.console.print(report(result))
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("ARENA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/arena_bench"),
+        help="PostgreSQL database for the server (migrated at start; rows are added, none deleted)",
+    )
+    parser.add_argument("--players", type=int, nargs="+", default=[50, 200])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per level before it is cancelled")
+    parser.add_argument("--torch-threads", type=int, default=1)
+    args = parser.parse_args()
+    if not args.database_url.startswith("postgresql"):
+        parser.error("--database-url must be a PostgreSQL URL (postgresql://user@127.0.0.1:5432/db)")
+    if max(args.players) > 500 or args.rounds > 50 or min(args.players) < 1:
+        parser.error("bounded: 1..500 players and at most 50 rounds each")
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {machine()}")
+    print(f"server: arena serve on 127.0.0.1, PostgreSQL, ARENA_TORCH_THREADS={args.torch_threads}")
+    with tempfile.TemporaryDirectory(prefix="arena-players-") as tmp:
+        try:
+            with running_server(args.database_url, Path(tmp), args.torch_threads) as base:
+                results = asyncio.run(run(base, args.database_url, args.players, args.rounds, args.timeout))
+        except KeyboardInterrupt:
+            print("interrupted: server stopped")
+            return 130
+    return 0 if all(result.ok for result in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
