@@ -23,6 +23,7 @@ from app.ml.contracts import ModelService
 from app.web.events import router as web_events_router
 from app.web.live import EventHub
 from app.web.routes import router as web_router
+from app.web.stats import router as web_stats_router
 from app.web.templating import STATIC_DIR, build_templates
 
 logger = logging.getLogger(__name__)
@@ -139,4 +140,5 @@ def create_app(settings: Settings | None = None, *, model_service: ModelService 
     app.include_router(api_stats_router)
     app.include_router(web_router)
     app.include_router(web_events_router)
+    app.include_router(web_stats_router)
     return app

@@ -474,3 +474,19 @@ def confusion_matrices(trials: Sequence[Trial], classes_of: dict[str, int]) -> C
 def distinct_values(trials: Iterable[Trial], key: str) -> list[str]:
     values = {trial.key(key) for trial in trials}
     return sorted((v for v in values if v is not None), key=lambda v: _sort_value(key, v))
+
+
+async def filter_choices(session: AsyncSession) -> dict[str, list[str]]:
+    """The values each filter can take: those present among answered rounds (events by join code)."""
+    out: dict[str, list[str]] = {}
+    for name, column in (
+        ("pack", RoundRecord.pack),
+        ("opponent", RoundRecord.opponent),
+        ("attack", RoundRecord.attack),
+        ("condition", RoundRecord.condition),
+    ):
+        query = select(column).join(AnswerRecord, AnswerRecord.round_id == RoundRecord.id).distinct()
+        out[name] = sorted(str(v) for v in await session.scalars(query))
+    codes = select(EventRecord.code).join(RoundRecord, RoundRecord.event_id == EventRecord.id).distinct()
+    out["event"] = sorted(str(v) for v in await session.scalars(codes))
+    return out

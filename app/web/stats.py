@@ -1,0 +1,162 @@
+"""The stats page (/stats): accuracy-vs-budget curves for people and the model with 95% Wilson bands, the table of
+groups with error consistency, and confusion matrices, filtered by a plain GET form (works without JavaScript).
+The chart is served as PNG and SVG with the same filters. Numbers come from app.stats.science."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from app import messages
+from app.deps import CookiePlayer, ServiceDep, SessionDep
+from app.errors import ArenaError, Invalid, NotFound
+from app.game import events
+from app.ml.contracts import ModelService
+from app.stats import science
+from app.web.routes import render
+
+router = APIRouter(include_in_schema=False)
+
+FILTERS = ("event", "pack", "opponent", "attack", "condition", "since", "until")
+Field = Annotated[str, Query(max_length=60)]
+
+
+@dataclass(frozen=True)
+class PageFilters:
+    """The form's values as typed (empty meaning 'any'), and what they select."""
+
+    raw: dict[str, str]
+    selection: science.StatsFilter
+
+    @property
+    def query(self) -> str:
+        return urlencode({k: v for k, v in self.raw.items() if v})
+
+
+def _day(name: str, value: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise Invalid(messages.STATS_DAY_INVALID.format(name=name)) from None
+
+
+async def page_filters(session: Any, raw: dict[str, str]) -> PageFilters:
+    since, until = _day("since", raw["since"]), _day("until", raw["until"])
+    if since and until and since > until:
+        raise Invalid(messages.STATS_DATES_INVALID)
+    event_id = None
+    if raw["event"]:
+        event = await events.event_by_code(session, raw["event"])
+        event_id, raw = event.id, {**raw, "event": event.code}
+    selection = science.StatsFilter(
+        event_id=event_id,
+        pack=raw["pack"] or None,
+        opponent=raw["opponent"] or None,
+        attack=raw["attack"] or None,
+        condition=raw["condition"] or None,
+        since=since,
+        until=until,
+    )
+    return PageFilters(raw=raw, selection=selection)
+
+
+def class_names_by_pack(service: ModelService, opponents: set[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
+    """Class names per pack, from the model service's opponents (or the pack itself when none is loaded)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for pack, opponent in sorted(opponents):
+        if pack in out:
+            continue
+        try:
+            out[pack] = tuple(service.opponent_info(opponent).class_names)
+        except (ArenaError, KeyError):
+            from app.ml.packs import get_pack  # torch-free: packs only read idx files
+
+            out[pack] = tuple(get_pack(pack).class_names)
+    return out
+
+
+@router.get("/stats", name="stats_page")
+async def stats_page(
+    request: Request,
+    session: SessionDep,
+    service: ServiceDep,
+    player: CookiePlayer,
+    event: Field = "",
+    pack: Field = "",
+    opponent: Field = "",
+    attack: Field = "",
+    condition: Field = "",
+    since: Field = "",
+    until: Field = "",
+) -> Response:
+    raw = {"event": event, "pack": pack, "opponent": opponent, "attack": attack, "condition": condition}
+    raw.update({"since": since, "until": until})
+    base: dict[str, Any] = {
+        "player": player,
+        "choices": await science.filter_choices(session),
+        "bootstrap": {"resamples": science.BOOTSTRAP_RESAMPLES, "seed": science.BOOTSTRAP_SEED},
+        "eps_doc": science.EPS_BUCKET_DOC,
+    }
+    try:
+        filters = await page_filters(session, raw)
+    except (Invalid, NotFound) as error:
+        context = {**base, "filters": raw, "error": error.message, "query": "", "groups": [], "overall": None}
+        context.update({"confusions": [], "trials": 0})
+        return render(request, "pages/stats.html", context, status_code=error.status_code)
+    trials = await science.load_trials(session, filters.selection)
+    groups = await asyncio.to_thread(science.group_stats, trials, science.DEFAULT_GROUP_BY)
+    overall = await asyncio.to_thread(science.group_stats, trials, ())
+    names = class_names_by_pack(service, {(t.pack, t.opponent) for t in trials})
+    matrices = science.confusion_matrices(trials, {pack: len(n) for pack, n in names.items()})
+    confusions = [
+        {"pack": pack, "classes": names[pack], "human": matrices.human[pack], "model": matrices.model[pack]}
+        for pack in sorted(matrices.human)
+    ]
+    context = {
+        **base,
+        "filters": filters.raw,
+        "error": None,
+        "query": filters.query,
+        "groups": groups,
+        "overall": overall[0] if overall else None,
+        "confusions": confusions,
+        "trials": len(trials),
+    }
+    return render(request, "pages/stats.html", context)
+
+
+@router.get("/stats/chart.{fmt}", name="stats_chart")
+async def stats_chart(
+    session: SessionDep,
+    fmt: str,
+    event: Field = "",
+    pack: Field = "",
+    opponent: Field = "",
+    attack: Field = "",
+    condition: Field = "",
+    since: Field = "",
+    until: Field = "",
+) -> Response:
+    """The accuracy-vs-budget chart as PNG or SVG, with the page's filters."""
+    from app.stats import plots, science_plots  # matplotlib loads on the first chart, not at start-up
+
+    if fmt not in plots.CHART_FORMATS:
+        raise NotFound(messages.CHART_UNKNOWN)
+    raw = {"event": event, "pack": pack, "opponent": opponent, "attack": attack, "condition": condition}
+    raw.update({"since": since, "until": until})
+    filters = await page_filters(session, raw)
+    trials = await science.load_trials(session, filters.selection)
+    groups = science.group_stats(trials, science.DEFAULT_GROUP_BY, resamples=0)  # no kappa intervals needed
+    scope = ", ".join(f"{k} {v}" for k, v in filters.raw.items() if v)
+    title = "People (solid) vs model (dashed), 95% Wilson bands" + (f" — {scope}" if scope else "")
+    data = await asyncio.to_thread(science_plots.accuracy_vs_eps_chart, groups, fmt, title=title)
+    headers = {"Content-Disposition": f'inline; filename="accuracy-vs-eps.{fmt}"', "Cache-Control": "no-store"}
+    return Response(data, media_type=plots.CHART_FORMATS[fmt], headers=headers)
