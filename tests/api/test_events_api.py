@@ -75,9 +75,6 @@ def test_event_settings_are_validated(client: TestClient) -> None:
         ({"name": ""}, messages.EVENT_NAME_INVALID),
         ({"phases": [{"opponent": "no-such-net", "attack": "pgd"}]}, None),
         ({"phases": [{"opponent": "fashion-cnn", "attack": "nope"}]}, None),
-        # registered, but rounds cannot yet store an L2 budget or show a black-box attack's query count
-        ({"phases": [{"opponent": "fashion-cnn", "attack": "hopskipjump"}]}, None),
-        ({"phases": [{"opponent": "fashion-cnn", "attack": "square"}]}, None),
         ({"phases": []}, messages.EVENT_PHASES_INVALID),
         ({"eps_min": 0.2, "eps_max": 0.1}, messages.EVENT_EPS_INVALID),
         ({"eps": 0.9}, messages.EVENT_EPS_INVALID),
@@ -94,11 +91,14 @@ def test_event_settings_are_validated(client: TestClient) -> None:
         assert response.status_code == 422, (override, response.text)
         if message is not None:
             assert response.json()["detail"] == message
+    for attack in ("hopskipjump", "square", "pgd-l2"):  # every norm and threat model plays in events too
+        body = {"name": "W", "eps": 8 / 255, "phases": [{"opponent": "fashion-cnn", "attack": attack}]}
+        assert client.post("/api/v1/events", json=body).status_code == 201, attack
     unknown = client.post("/api/v1/events", json={"name": "W", "opponent": "no-such-net"}).json()["detail"]
     assert "no-such-net" in unknown and "fashion-cnn" in unknown, "the message lists what can be chosen"
     assert client.post("/api/v1/events", json={"name": "W", "admin": True}).status_code == 422
     offered = client.post("/api/v1/events", json={"name": "W", "attack": "nope"}).json()["detail"]
-    assert "mi-fgsm" in offered and "pgd" in offered and "pgd-l2" not in offered
+    assert "mi-fgsm" in offered and "pgd-l2" in offered and "hopskipjump" in offered
 
 
 @pytest.mark.parametrize("action", HOST_ACTIONS)
