@@ -223,6 +223,20 @@ class InProcessModelService:
             future.cancel()
             raise ServiceUnavailable(SERVICE_DOWN) from None
 
+    async def run_batch(self, jobs: Sequence[ImageJob]) -> list[ImageResult]:
+        """Attack one group of compatible jobs (a single ``batch_key``) now, on the worker thread that holds the
+        models, without this service's queue: for a batcher outside this class (Ray Serve's ``@serve.batch`` in
+        app/modelsvc/ray_backend.py). Each result is the one the queue would give for the same job."""
+        if self._executor is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        if len({job.batch_key for job in jobs}) != 1:
+            raise ValueError("run_batch takes jobs that share one (opponent, attack, params) batch key")
+        loop = asyncio.get_running_loop()
+        results = await loop.run_in_executor(self._executor, self._compute, list(jobs))
+        self.batches_run += 1
+        self.jobs_run += len(jobs)
+        return results
+
     async def health(self) -> dict[str, Any]:
         running = self._collector is not None and not self._collector.done()
         return {
