@@ -69,6 +69,21 @@ class Settings(BaseSettings):
         0, ge=0, description="torch intra-op threads in the model worker; 0 means all cores but one (at least 1)."
     )
 
+    cloak_dir: Path = Field(
+        PROJECT_ROOT / "var" / "cloak",
+        description="/cloak results (cleaned upload, cloaked PNG, difference) live here until they expire.",
+    )
+    cloak_result_ttl_s: float = Field(
+        600.0, gt=0, le=86400, description="Seconds a cloak result is kept for download before it is deleted."
+    )
+    cloak_max_side: int = Field(
+        1024, ge=64, le=8192, description="Uploads larger than this on the long side are scaled down to be cloaked."
+    )
+    cloak_steps: int = Field(10, ge=1, le=200, description="PGD steps of a cloak (EOT cloaks use the same number).")
+    cloak_transfer: bool = Field(
+        True, description="Also ask EfficientNet-Lite2 (the transfer target) about the cloaked photo."
+    )
+
     @model_validator(mode="after")
     def _refuse_default_secret_outside_local(self) -> Settings:
         if self.secret_key.get_secret_value() == DEFAULT_SECRET:

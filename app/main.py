@@ -13,13 +13,16 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
 
+from app.api.cloak import router as api_cloak_router
 from app.api.events import router as api_events_router
 from app.api.routes import router as api_router
 from app.api.stats import router as api_stats_router
 from app.config import Settings, get_settings
 from app.db.session import open_database
 from app.errors import ArenaError
+from app.ml.cloak_service import CloakService
 from app.ml.contracts import ModelService
+from app.web.cloak import router as web_cloak_router
 from app.web.events import router as web_events_router
 from app.web.live import EventHub
 from app.web.routes import router as web_router
@@ -46,6 +49,18 @@ def default_model_service(settings: Settings) -> ModelService:
     )
 
 
+def default_cloak_service(settings: Settings) -> CloakService:
+    return CloakService(
+        result_dir=settings.cloak_dir,
+        result_ttl_s=settings.cloak_result_ttl_s,
+        max_side=settings.cloak_max_side,
+        steps=settings.cloak_steps,
+        eot_steps=settings.cloak_steps,
+        with_transfer=settings.cloak_transfer,
+        device=settings.device,
+    )
+
+
 def security_headers(response: Response) -> None:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -56,8 +71,14 @@ def security_headers(response: Response) -> None:
     )
 
 
-def create_app(settings: Settings | None = None, *, model_service: ModelService | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    model_service: ModelService | None = None,
+    cloak_service: CloakService | None = None,
+) -> FastAPI:
     settings = settings or get_settings()
+    cloak = cloak_service or default_cloak_service(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,9 +86,11 @@ def create_app(settings: Settings | None = None, *, model_service: ModelService 
         service = model_service or default_model_service(settings)
         await service.start()
         app.state.model_service = service
+        await cloak.start()
         try:
             yield
         finally:
+            await cloak.stop()
             await service.stop()
             await app.state.database.dispose()
 
@@ -81,6 +104,7 @@ def create_app(settings: Settings | None = None, *, model_service: ModelService 
     )
     app.state.settings = settings
     app.state.templates = build_templates()
+    app.state.cloak = cloak  # /cloak: photos cloaked in memory, results deleted after a TTL (app/ml/cloak_service.py)
     app.state.hub = EventHub()  # live updates for event screens (in-process; see app/web/live.py)
     app.add_middleware(
         SessionMiddleware,
@@ -140,5 +164,7 @@ def create_app(settings: Settings | None = None, *, model_service: ModelService 
     app.include_router(api_stats_router)
     app.include_router(web_router)
     app.include_router(web_events_router)
+    app.include_router(api_cloak_router)
+    app.include_router(web_cloak_router)
     app.include_router(web_stats_router)
     return app

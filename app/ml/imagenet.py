@@ -101,8 +101,7 @@ def weights_path(name: str) -> Path:
         module = importlib.import_module(spec.weights_module)
     except ImportError as exc:
         raise ImagenetMissing(
-            f"the weights of {name!r} are not installed (package {spec.weights_module.replace('_', '-')}): "
-            f"{EXTRA_HINT}"
+            f"the weights of {name!r} are not installed (package {spec.weights_module.replace('_', '-')}): {EXTRA_HINT}"
         ) from exc
     path = Path(getattr(module, spec.weights_class).get_model_file_path())
     if not path.is_file():

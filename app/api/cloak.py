@@ -1,0 +1,214 @@
+"""POST /api/v1/cloak: cloak an uploaded photo against the ImageNet opponent and answer with JSON.
+
+The /cloak page calls :func:`start_cloak` too, so both parse, validate and run a cloak the same way. The upload is
+read into memory with a hard cap (the request is refused from its Content-Length before the body is parsed when
+it is plainly too big), never written under a name on disk, and never stored in the game database.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from starlette.datastructures import UploadFile
+
+from app.api.schemas import Problem
+from app.errors import Invalid
+from app.ml.cloak_service import CloakJob, CloakService
+from app.ml.uploads import TOO_LARGE, UploadRejected
+
+router = APIRouter(prefix="/api/v1", tags=["cloak"])
+
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the small text fields
+FILE_MISSING = "Attach the photo as the multipart field 'file' (JPEG, PNG or WebP)."
+
+
+class PredictionOut(BaseModel):
+    index: int
+    name: str
+    probability: float
+
+
+class SurvivalOut(BaseModel):
+    check: str
+    top1: PredictionOut
+    survives: bool
+
+
+class TransferOut(BaseModel):
+    model: str
+    before: PredictionOut
+    after: PredictionOut
+    fooled: bool
+
+
+class CloakOut(BaseModel):
+    model: str
+    success: bool
+    source: PredictionOut
+    target: PredictionOut | None
+    before: list[PredictionOut]
+    after: list[PredictionOut]
+    eps: float
+    eps_grey_levels: int
+    linf: float
+    l2: float
+    method: str
+    steps: int
+    eot: bool
+    survival: list[SurvivalOut]
+    transfer: TransferOut | None
+    width: int
+    height: int
+    notes: list[str]
+    png_url: str
+    original_url: str
+    difference_url: str
+    page_url: str
+    expires_in_s: float
+    seconds: float
+
+
+def service_of(request: Request) -> CloakService:
+    service: CloakService = request.app.state.cloak
+    return service
+
+
+async def read_cloak_form(request: Request, service: CloakService) -> tuple[bytes, dict[str, str]]:
+    """The upload's bytes (capped) and the text fields of a multipart cloak request."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > service.max_bytes + FORM_OVERHEAD:
+        raise UploadRejected(TOO_LARGE.format(limit_mb=service.max_bytes / 1024 / 1024), status_code=413)
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise Invalid(FILE_MISSING)
+    async with request.form(max_files=1, max_fields=16, max_part_size=FORM_OVERHEAD) as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise Invalid(FILE_MISSING)
+        data = await upload.read(service.max_bytes + 1)
+        fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    if len(data) > service.max_bytes:
+        raise UploadRejected(TOO_LARGE.format(limit_mb=service.max_bytes / 1024 / 1024), status_code=413)
+    return data, fields
+
+
+def parse_float(value: str | None, name: str) -> float | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise Invalid(f"{name} must be a number.") from None
+
+
+def truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "on", "yes")
+
+
+async def start_cloak(request: Request, data: bytes, fields: dict[str, str]) -> CloakJob:
+    service = service_of(request)
+    options = service.parse_options(
+        eps=parse_float(fields.get("eps"), "eps"),
+        strength=fields.get("strength"),
+        target=fields.get("target"),
+        eot=truthy(fields.get("eot")),
+        method=(fields.get("method") or "pgd").strip().lower(),
+    )
+    return await service.submit(data, options)
+
+
+def prediction(p: Any) -> dict[str, Any]:
+    return {"index": p.index, "name": p.name, "probability": round(p.probability, 6)}
+
+
+def job_summary(request: Request, job: CloakJob, service: CloakService) -> dict[str, Any]:
+    """The result as plain data: the API's JSON, and the page's template context."""
+    o = job.outcome
+    transfer = None
+    if o.transfer_before is not None and o.transfer_after is not None and o.transfer_model:
+        transfer = {
+            "model": o.transfer_model,
+            "before": prediction(o.transfer_before),
+            "after": prediction(o.transfer_after),
+            "fooled": bool(o.transfer_fooled),
+        }
+
+    def url(name: str) -> str:
+        return str(request.url_for("cloak_file", token=job.token, name=name))
+
+    return {
+        "model": "efficientnet-lite0",
+        "success": o.success,
+        "source": prediction(o.source),
+        "target": prediction(o.target) if o.target is not None else None,
+        "before": [prediction(p) for p in o.before],
+        "after": [prediction(p) for p in o.after],
+        "eps": o.eps,
+        "eps_grey_levels": job.options.eps_levels,
+        "linf": o.linf,
+        "l2": o.l2,
+        "method": o.method,
+        "steps": o.steps,
+        "eot": o.eot,
+        "survival": [{"check": s.name, "top1": prediction(s.top1), "survives": s.survives} for s in o.survival],
+        "transfer": transfer,
+        "width": int(o.cloaked.shape[1]),
+        "height": int(o.cloaked.shape[0]),
+        "notes": list(job.notes),
+        "png_url": url("cloaked"),
+        "original_url": url("original"),
+        "difference_url": url("difference"),
+        "page_url": str(request.url_for("cloak_result_page", token=job.token)),
+        "expires_in_s": round(max(0.0, job.expires - time.monotonic()), 1),
+        "seconds": round(o.seconds, 3),
+    }
+
+
+@router.post(
+    "/cloak",
+    response_model=CloakOut,
+    summary="Cloak a photo against the ImageNet classifier",
+    responses={
+        413: {"model": Problem, "description": "File over 10 MB or image over 40 megapixels (or a decompression bomb)"},
+        415: {"model": Problem, "description": "Not a JPEG, PNG or WebP image, or an unsupported pixel format"},
+        422: {"model": Problem, "description": "Truncated, animated or empty image; bad eps, target or method"},
+        503: {"model": Problem, "description": "Another cloak is running (see Retry-After), or the extra is missing"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP"},
+                            "target": {
+                                "type": "string",
+                                "description": "ImageNet class name or index; empty: anything else",
+                            },
+                            "eps": {
+                                "type": "number",
+                                "description": "L-inf budget in [0,1] pixel units (1/255 to 16/255); default 4/255",
+                            },
+                            "eot": {"type": "boolean", "description": "Survive JPEG and resizing (slower)"},
+                            "method": {"type": "string", "enum": ["pgd", "cw"]},
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def cloak_photo(request: Request) -> dict[str, Any]:
+    """Upload a photo (multipart field ``file``); the answer has the model's top-5 before and after, the size of
+    the change and the URL of the cloaked PNG (kept for a few minutes, then deleted)."""
+    service = service_of(request)
+    data, fields = await read_cloak_form(request, service)
+    job = await start_cloak(request, data, fields)
+    await service.wait(job)
+    return job_summary(request, job, service)
