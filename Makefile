@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e '.[dev,imagenet,ray]'  # imagenet: the optional /cloak extra; ray: Ray Serve backend; both tested in CI
+	$(BIN)/pip install -q -e '.[dev,imagenet,ray,ml-extra]'  # imagenet: the optional /cloak extra; ray: Ray Serve backend; ml-extra: scikit-learn opponents; all tested in CI
 	$(BIN)/pip install -q --no-deps torchattacks==3.5.1 scipy  # test-only reference attacks; --no-deps: it pins old requests
 	$(BIN)/pip install -q foolbox==3.3.4 adversarial-robustness-toolbox==1.20.1  # test-only reference libraries (their pins keep torch 2.14.1)
 	@rm -f $(VENV)/.installed-*
