@@ -205,13 +205,14 @@ parameters, the test-image index and the random seed, from which the server rege
 bit.
 
 ## How
-In a web browser (phone or computer), one image at a time, enlarged with nearest-neighbour scaling. The person
-picks one of the pack's classes (all class names are offered as buttons); there is one answer per round, no time
-limit when playing at their own pace. In workshop events with "together" rounds everyone sees the same image at
-once with a countdown (usually 20 s); answers after the countdown are refused. Right after answering, people
-see the truth, the model's answer and the perturbation, so later answers are made by people who have seen
-earlier reveals (learning effects are possible). Budgets follow a per-person 1-up/1-down staircase in plain play,
-or the host's settings in events.
+In a web browser (phone or computer), one image at a time, enlarged with nearest-neighbour (pixelated) scaling
+(a 28x28 Fashion-MNIST image fills 280x280 CSS pixels). The person picks one of the pack's classes (every class
+name is offered as a button); there is one answer per round and no time limit per image when playing at their own
+pace (an event may set an overall time limit). In workshop events with "together" rounds everyone sees the same
+image at once with a countdown (20 s unless the host chose otherwise); answers after it are refused. Right after
+answering, people see the truth, the model's answer and the perturbation, so later answers are made by people who
+have seen earlier reveals (learning effects are possible). Budgets follow a per-person 1-up/1-down staircase in
+plain play, or the host's settings in events.
 
 ## To whom
 Whoever played: visitors of the game and participants of workshop events. People chose a nickname; nothing else
