@@ -67,6 +67,23 @@ def _check_opponent_ready() -> None:
 
 
 @app.command()
+def modelsvc(
+    host: Annotated[str, typer.Option(help="Bind address; keep it on loopback or a private network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port; the web server reaches it through ARENA_MODEL_SERVICE_URL.")] = 8100,
+    backend: Annotated[str, typer.Option(help="What serves the jobs: inprocess (torch here).")] = "inprocess",
+) -> None:
+    """Run the model service on its own (protocol: app/modelsvc/server.py); start the web server with
+    ARENA_MODEL_SERVICE_URL=http://HOST:PORT to use it."""
+    from app.modelsvc import server
+
+    _setup_logging()
+    if backend not in server.BACKENDS:
+        _fail(f"unknown backend {backend!r}; choose one of: {', '.join(server.BACKENDS)}")
+    _check_opponent_ready()
+    server.serve(host, port, backend)
+
+
+@app.command()
 def train(
     pack: Annotated[str, typer.Option(help="Data pack whose default opponent to train.")] = "fashion",
     seed: Annotated[int, typer.Option(help="Seed for weights, shuffling and the card's attack evaluation.")] = 0,

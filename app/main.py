@@ -33,6 +33,14 @@ logger = logging.getLogger(__name__)
 
 
 def default_model_service(settings: Settings) -> ModelService:
+    if settings.model_service_url:  # a separate `arena modelsvc` process (app/modelsvc): no torch in this one
+        from app.modelsvc.client import RemoteModelService
+
+        return RemoteModelService(
+            settings.model_service_url,
+            timeout_s=settings.service_timeout_s,
+            max_connections=settings.service_queue_size,
+        )
     from app.ml.opponents import available_opponents
     from app.ml.service import InProcessModelService  # torch is imported here and nowhere else in the server
 

@@ -1,0 +1,283 @@
+"""RemoteModelService: the web server's side of `arena modelsvc` (protocol in app/modelsvc/server.py). No torch.
+
+It implements the same ModelService protocol as the in-process service, so the web layer cannot tell them apart:
+  * generate() is one POST per job over pooled keep-alive connections, every call under a timeout; a full remote
+    queue (503 busy) raises ServiceBusy, and a refused connection, a dropped one, a timeout or any other error
+    raises ServiceUnavailable (the player sees the retrying "not available right now" page, the detail goes to
+    the log and /healthz).
+  * opponent_info(), opponent_names() and attack_catalog() are synchronous in the protocol, so start() fetches and
+    caches them. If the model service is not up yet, start() does not fail: a monitor task keeps probing
+    /v1/health and fetches the catalogue as soon as it answers.
+  * The monitor also notices a restarted model service (a new instance id) and fetches the catalogue again, so the
+    web server recovers by itself. health() reports ``state``: starting (never reached yet), up, down, or
+    recovering (the process answers but is not ready yet, or its catalogue is being fetched again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import httpx
+
+from app.errors import ServiceBusy, ServiceUnavailable
+from app.messages import SERVICE_BUSY, SERVICE_DOWN
+from app.ml.contracts import (
+    ImageJob,
+    ImageResult,
+    OpponentInfo,
+    WireError,
+    info_from_wire,
+    job_to_wire,
+    result_from_wire,
+)
+
+logger = logging.getLogger(__name__)
+
+STARTING, UP, DOWN, RECOVERING = "starting", "up", "down", "recovering"
+
+
+class RemoteModelService:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 30.0,
+        connect_timeout_s: float = 2.0,
+        probe_timeout_s: float = 2.0,
+        probe_interval_s: float = 0.5,
+        up_probe_interval_s: float = 2.0,
+        max_connections: int = 256,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        # The server answers 503 itself after its own timeout; ours is a little longer so that we hear its reason.
+        self._generate_timeout = httpx.Timeout(timeout_s + 5.0, connect=connect_timeout_s, pool=1.0)
+        self._call_timeout = httpx.Timeout(probe_timeout_s, connect=connect_timeout_s, pool=1.0)
+        self._probe_interval_s = probe_interval_s
+        self._up_probe_interval_s = up_probe_interval_s
+        self._max_connections = max_connections
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._monitor: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._infos: dict[str, OpponentInfo] = {}
+        self._names: list[str] = []
+        self._attacks: list[dict[str, Any]] | None = None
+        self._instance: str | None = None
+        self._remote_health: dict[str, Any] = {}
+        self.state = STARTING
+        self._state_since = time.monotonic()
+        self.last_error: str | None = None
+        self.outages = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=self.url,
+            transport=self._transport,
+            timeout=self._call_timeout,
+            limits=httpx.Limits(
+                max_connections=self._max_connections,
+                max_keepalive_connections=min(64, self._max_connections),
+                keepalive_expiry=30.0,
+            ),
+        )
+        self._wake = asyncio.Event()
+        await self._probe_and_sync()
+        if self.state != UP:
+            logger.warning("model service not reachable yet (%s); retrying in the background", self.last_error)
+        self._monitor = asyncio.create_task(self._watch(), name="remote-model-service-monitor")
+
+    async def stop(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+            self._monitor = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- the protocol ------------------------------------------------------------------------------------------
+
+    def opponent_info(self, name: str) -> OpponentInfo:
+        try:
+            return self._infos[name]
+        except KeyError:
+            if not self._names:  # the catalogue has not arrived yet: the service is down, not the name wrong
+                raise ServiceUnavailable(SERVICE_DOWN) from None
+            raise ServiceUnavailable(f"opponent {name!r} is not loaded in the model service") from None
+
+    def opponent_names(self) -> list[str]:
+        if not self._names:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        return list(self._names)
+
+    def attack_catalog(self) -> list[dict[str, Any]]:
+        if self._attacks is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        return [dict(attack) for attack in self._attacks]
+
+    async def generate(self, job: ImageJob) -> ImageResult:
+        client = self._client
+        if client is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        body = job_to_wire(job)
+        for attempt in (1, 2):
+            try:
+                response = await client.post("/v1/generate", json=body, timeout=self._generate_timeout)
+                break
+            except httpx.PoolTimeout:
+                raise ServiceBusy(SERVICE_BUSY) from None
+            except httpx.TimeoutException as error:
+                self._failed(f"no answer from the model service at {self.url} within the timeout ({error!r})")
+                raise ServiceUnavailable(SERVICE_DOWN) from None
+            except httpx.RemoteProtocolError as error:
+                # A kept-alive connection the (restarted) server no longer has: one fresh try.
+                if attempt == 2:
+                    self._down(error)
+                    raise ServiceUnavailable(SERVICE_DOWN) from None
+            except httpx.TransportError as error:
+                self._down(error)
+                raise ServiceUnavailable(SERVICE_DOWN) from None
+        if response.status_code == 200:
+            try:
+                result = result_from_wire(response.json())
+            except (WireError, ValueError) as error:
+                self._failed(f"the model service at {self.url} sent a result that does not decode: {error}")
+                raise ServiceUnavailable(SERVICE_DOWN) from None
+            if self.state == DOWN:
+                self._wake.set()  # it is back: let the monitor confirm and refresh the catalogue
+            return result
+        detail = _error_detail(response)
+        if response.status_code == 503 and detail[0] == "busy":
+            busy = ServiceBusy(SERVICE_BUSY)
+            busy.retry_after_s = _retry_after(response, busy.retry_after_s)
+            raise busy
+        self._failed(f"the model service at {self.url} answered {response.status_code} {detail[0]}: {detail[1]}")
+        unavailable = ServiceUnavailable(SERVICE_DOWN)
+        if response.status_code == 503:
+            unavailable.retry_after_s = _retry_after(response, unavailable.retry_after_s)
+        raise unavailable
+
+    async def health(self) -> dict[str, Any]:
+        await self._probe()
+        return {
+            "ok": self.state == UP,
+            "state": self.state,
+            "state_for_s": round(time.monotonic() - self._state_since, 1),
+            "url": self.url,
+            "instance": self._instance,
+            "outages": self.outages,
+            "last_error": self.last_error,
+            "opponents": list(self._names),
+            "device": self._remote_health.get("device"),
+            "remote": self._remote_health,
+        }
+
+    # -- probing and recovery ----------------------------------------------------------------------------------
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            if state == DOWN and self.state in (UP, RECOVERING):
+                self.outages += 1
+            logger.info("model service at %s: %s -> %s", self.url, self.state, state)
+            self.state = state
+            self._state_since = time.monotonic()
+
+    def _down(self, error: BaseException) -> None:
+        self.last_error = (
+            f"cannot reach the model service at {self.url} ({type(error).__name__}: {error}); start it with "
+            "`arena modelsvc` or point ARENA_MODEL_SERVICE_URL at it"
+        )
+        logger.warning(self.last_error)
+        self._set_state(DOWN)
+        self._wake.set()
+
+    def _failed(self, message: str) -> None:
+        self.last_error = message
+        logger.warning(message)
+
+    async def _probe(self) -> dict[str, Any] | None:
+        """One GET /v1/health: updates the state and returns the body when the service is ready."""
+        if self._client is None:
+            return None
+        try:
+            response = await self._client.get("/v1/health")
+            body = response.json()
+        except (httpx.TransportError, ValueError) as error:
+            self._down(error)
+            return None
+        if not isinstance(body, dict):
+            self._failed(f"the model service at {self.url} sent a health report that is not an object")
+            self._set_state(RECOVERING)
+            return None
+        self._remote_health = body
+        if response.status_code != 200 or not body.get("ok"):
+            self._failed(f"the model service at {self.url} is running but not ready: {body.get('last_error')}")
+            self._set_state(RECOVERING)
+            return None
+        if body.get("instance") != self._instance or not self._names:
+            self._set_state(RECOVERING)  # new process (or first contact): the catalogue must be fetched again
+            self._wake.set()
+            return body
+        self._set_state(UP)
+        return body
+
+    async def _probe_and_sync(self) -> None:
+        body = await self._probe()
+        if body is None or (self.state == UP and body.get("instance") == self._instance):
+            return
+        try:
+            await self._sync(str(body.get("instance")))
+        except (httpx.TransportError, ValueError, KeyError, TypeError) as error:
+            self._failed(f"could not fetch the catalogue from the model service at {self.url}: {error!r}")
+            self._set_state(RECOVERING)
+
+    async def _sync(self, instance: str) -> None:
+        client = self._client
+        if client is None:
+            return
+        names = (await client.get("/v1/opponents")).raise_for_status().json()["opponents"]
+        infos = {}
+        for name in names:
+            infos[name] = info_from_wire((await client.get(f"/v1/opponents/{name}")).raise_for_status().json())
+        attacks = (await client.get("/v1/attacks")).raise_for_status().json()["attacks"]
+        self._infos, self._names, self._attacks = infos, [str(n) for n in names], list(attacks)
+        self._instance = instance
+        self.last_error = None
+        self._set_state(UP)
+        logger.info("model service at %s (instance %s) is up: opponents %s", self.url, instance, self._names)
+
+    async def _watch(self) -> None:
+        while True:
+            interval = self._up_probe_interval_s if self.state == UP else self._probe_interval_s
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow stop()'s cancel when the event fires.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._probe_and_sync()
+            except Exception:  # the monitor must outlive any surprise, or recovery would stop
+                logger.exception("model service monitor: unexpected error")
+
+
+def _error_detail(response: httpx.Response) -> tuple[str, str]:
+    try:
+        body = response.json()
+        return str(body.get("error", "error")), str(body.get("detail", ""))
+    except (ValueError, AttributeError):
+        return "error", response.text[:200]
+
+
+def _retry_after(response: httpx.Response, default: int) -> int:
+    try:
+        return max(1, min(60, int(response.headers.get("Retry-After", default))))
+    except ValueError:
+        return default

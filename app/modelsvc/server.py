@@ -1,0 +1,122 @@
+"""`arena modelsvc`: the model service in its own process, reached over HTTP.
+
+Protocol v1 (JSON over HTTP/1.1; no authentication, so bind to 127.0.0.1 or a private network only)
+-------------------------------------------------------------------------------------------------------
+The bodies are the contracts of app/ml/contracts.py in their wire form (``job_to_wire``, ``result_to_wire``,
+``info_to_wire``): dataclass fields by name, tuples as lists, images as ``{"__ndarray__": {"dtype": "uint8",
+"shape": [28, 28], "data": "<base64 of the raw bytes>"}}``. Every error body is ``{"error": <code>, "detail":
+<text>}``.
+
+  GET  /v1/health            200 when ready, 503 otherwise; body: {"ok", "instance" (a fresh id per process run,
+                             so a client sees restarts), "backend", "protocol": 1, ...the backend's own health}
+  GET  /v1/opponents         200 {"opponents": [names, the default first]}
+  GET  /v1/opponents/{name}  200 OpponentInfo | 404 {"error": "not_found"}
+  GET  /v1/attacks           200 {"attacks": [the attack catalogue, as ModelService.attack_catalog()]}
+  POST /v1/generate          body: one ImageJob. 200 ImageResult
+                             422 {"error": "invalid"}      the body is not an ImageJob
+                             503 {"error": "busy"}         the queue is full; Retry-After says when to try again
+                             503 {"error": "unavailable"}  the backend failed or timed out; Retry-After too
+
+One job per request: the backend batches concurrent requests (same opponent, attack and parameters) exactly as it
+does in-process, with the same bounded queue. A client keeps connections alive and sends requests concurrently.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from app.errors import ServiceBusy, ServiceUnavailable
+from app.ml.contracts import ModelService, WireError, info_to_wire, job_from_wire, result_to_wire
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+BACKENDS = ("inprocess",)
+
+
+def error_reply(status: int, code: str, detail: str, retry_after_s: int | None = None) -> JSONResponse:
+    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def create_server_app(service: ModelService, *, backend: str = "inprocess") -> FastAPI:
+    """An ASGI app serving ``service`` over protocol v1. It starts the service in its lifespan and stops it after."""
+    instance = uuid.uuid4().hex[:12]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        logger.info("model service %s (%s backend) ready", instance, backend)
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(title="Adversarial Arena model service", version=str(PROTOCOL_VERSION), lifespan=lifespan)
+    app.state.service = service
+
+    @app.get("/v1/health")
+    async def health() -> JSONResponse:
+        body: dict[str, Any] = dict(await service.health())
+        body.update(instance=instance, backend=backend, protocol=PROTOCOL_VERSION, ok=bool(body.get("ok")))
+        return JSONResponse(body, status_code=200 if body["ok"] else 503)
+
+    @app.get("/v1/opponents")
+    async def opponents() -> dict[str, list[str]]:
+        return {"opponents": service.opponent_names()}
+
+    @app.get("/v1/opponents/{name}")
+    async def opponent(name: str) -> JSONResponse:
+        if name not in service.opponent_names():
+            return error_reply(404, "not_found", f"opponent {name!r} is not loaded in the model service")
+        return JSONResponse(info_to_wire(service.opponent_info(name)))
+
+    @app.get("/v1/attacks")
+    async def attacks() -> dict[str, list[dict[str, Any]]]:
+        return {"attacks": service.attack_catalog()}
+
+    @app.post("/v1/generate")
+    async def generate(request: Request) -> JSONResponse:
+        try:
+            job = job_from_wire(await request.json())
+        except (WireError, ValueError) as error:
+            return error_reply(422, "invalid", f"not an ImageJob: {error}")
+        if job.opponent not in service.opponent_names():
+            return error_reply(422, "invalid", f"opponent {job.opponent!r} is not loaded in the model service")
+        try:
+            result = await service.generate(job)
+        except ServiceBusy as error:
+            return error_reply(503, "busy", error.message, error.retry_after_s)
+        except ServiceUnavailable as error:
+            return error_reply(503, "unavailable", error.message, error.retry_after_s)
+        return JSONResponse(result_to_wire(result))
+
+    return app
+
+
+def build_backend(backend: str) -> ModelService:
+    """The ModelService the server wraps, configured from the same ARENA_* settings as an in-process one."""
+    from app.config import get_settings
+
+    if backend == "inprocess":
+        from app.main import default_model_service
+
+        # The very service `make play` runs in-process; ARENA_MODEL_SERVICE_URL is cleared so it never points the
+        # model service at itself.
+        return default_model_service(get_settings().model_copy(update={"model_service_url": ""}))
+    raise ValueError(f"unknown model service backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+
+
+def serve(host: str, port: int, backend: str) -> None:
+    import uvicorn
+
+    app = create_server_app(build_backend(backend), backend=backend)
+    # Keep-alive longer than the client's pool keeps idle connections, so the server never closes one under it.
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=75)
