@@ -303,26 +303,34 @@ def main(argv=None):
         print("matches the reference" if not problems else f"{len(problems)} difference(s)")
         return 1 if problems else 0
     result = table(rows, group_by)
-    if args.json:
-        json.dump({"group_by": list(group_by), "groups": result}, sys.stdout, indent=2)
-        print()
-    else:
-        header = [*group_by, "n", "people", "95% CI", "model", "95% CI", "kappa people-model", "kappa people-people"]
-        print("\t".join(header))
-        for g in result:
-            cells = [str(g["keys"][k]) for k in group_by]
-            cells += [str(g["n"]), f"{g['human_accuracy']:.3f}", fmt_ci(g["human_ci"])]
-            cells += [f"{g['model_accuracy']:.3f}", fmt_ci(g["model_ci"])]
-            cells += [fmt_kappa(g["error_consistency_model"]), fmt_kappa(g["error_consistency_people"])]
-            print("\t".join(cells))
+    matrices = {}
     if args.confusions:
         metadata = Path(args.answers).resolve().parent / "metadata.json"
         classes = json.loads(metadata.read_text(encoding="utf-8")).get("class_names", {}) if metadata.is_file() else {}
         for pack, entry in confusions(rows, classes).items():
+            size = range(entry["size"])
             for who in ("human", "model"):
-                print(f"\n{pack}: {who} answers (rows: truth, columns: answer)")
-                for t in range(entry["size"]):
-                    print(" ".join(f"{entry[who].get((t, a), 0):4d}" for a in range(entry["size"])))
+                matrices.setdefault(pack, {})[who] = [[entry[who].get((t, a), 0) for a in size] for t in size]
+    if args.json:
+        out = {"group_by": list(group_by), "groups": result}
+        if args.confusions:
+            out["confusions"] = matrices
+        json.dump(out, sys.stdout, indent=2)
+        print()
+        return 0
+    header = [*group_by, "n", "people", "95% CI", "model", "95% CI", "kappa people-model", "kappa people-people"]
+    print("\t".join(header))
+    for g in result:
+        cells = [str(g["keys"][k]) for k in group_by]
+        cells += [str(g["n"]), f"{g['human_accuracy']:.3f}", fmt_ci(g["human_ci"])]
+        cells += [f"{g['model_accuracy']:.3f}", fmt_ci(g["model_ci"])]
+        cells += [fmt_kappa(g["error_consistency_model"]), fmt_kappa(g["error_consistency_people"])]
+        print("\t".join(cells))
+    for pack, entry in matrices.items():
+        for who in ("human", "model"):
+            print(f"\n{pack}: {who} answers (rows: truth, columns: answer)")
+            for row in entry[who]:
+                print(" ".join(f"{count:4d}" for count in row))
     return 0
 
 

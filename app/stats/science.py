@@ -56,7 +56,7 @@ DEFAULT_GROUP_BY: tuple[str, ...] = ("condition", "eps_bucket", "attack", "oppon
 NORMS: tuple[str, ...] = ("linf", "l2", "l0")
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 2020  # the year of Geirhos et al.'s paper; any fixed value would do
-CI_LEVEL = 0.95
+CI_QUANTILES = (0.025, 0.975)  # a 95% percentile interval; written out so recompute.py uses the very same floats
 
 EPS_BUCKET_DOC = (
     "L-inf and L0 budgets are per-pixel changes on [0,1] images: bucket = round(eps*255) grey levels, written "
@@ -254,12 +254,13 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
 
 
-def percentile_interval(values: Iterable[float], level: float = CI_LEVEL) -> tuple[float, float] | None:
+def percentile_interval(
+    values: Iterable[float], quantiles: tuple[float, float] = CI_QUANTILES
+) -> tuple[float, float] | None:
     ordered = sorted(values)
     if len(ordered) < 2:
         return None
-    tail = (1 - level) / 2
-    return (percentile(ordered, tail), percentile(ordered, 1 - tail))
+    return (percentile(ordered, quantiles[0]), percentile(ordered, quantiles[1]))
 
 
 def bootstrap_kappa_cells(
@@ -477,7 +478,8 @@ def distinct_values(trials: Iterable[Trial], key: str) -> list[str]:
 
 
 async def filter_choices(session: AsyncSession) -> dict[str, list[str]]:
-    """The values each filter can take: those present among answered rounds (events by join code)."""
+    """The values each filter can take: those present among answered rounds. Events are not listed: a join code
+    lets anyone join a running event, so the stats page takes a code only from someone who already has it."""
     out: dict[str, list[str]] = {}
     for name, column in (
         ("pack", RoundRecord.pack),
@@ -487,6 +489,4 @@ async def filter_choices(session: AsyncSession) -> dict[str, list[str]]:
     ):
         query = select(column).join(AnswerRecord, AnswerRecord.round_id == RoundRecord.id).distinct()
         out[name] = sorted(str(v) for v in await session.scalars(query))
-    codes = select(EventRecord.code).join(RoundRecord, RoundRecord.event_id == EventRecord.id).distinct()
-    out["event"] = sorted(str(v) for v in await session.scalars(codes))
     return out

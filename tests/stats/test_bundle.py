@@ -44,6 +44,15 @@ def recompute(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+async def load_trials(url: str) -> list[science.Trial]:
+    database = open_database(url)
+    try:
+        async with database.sessionmaker() as session:
+            return await science.load_trials(session)
+    finally:
+        await database.dispose()
+
+
 def test_the_bundle_recomputes_the_api_table(client: TestClient, tmp_path: Path) -> None:
     url = client.app.state.settings.database_url
     counts = seed_science_data(url)
@@ -70,6 +79,17 @@ def test_the_bundle_recomputes_the_api_table(client: TestClient, tmp_path: Path)
     assert any(g["error_consistency_model"]["ci"] for g in api["groups"])
     checked = recompute(folder, "--check", "stats.json")
     assert checked.returncode == 0 and "matches the reference" in checked.stdout, checked.stdout
+    # The page's other figures: the overall row (no grouping) and the confusion matrices.
+    overall = recompute(folder, "--json", "--group-by", "", "--confusions")
+    overall_json = json.loads(overall.stdout)
+    api_overall = client.get("/api/v1/stats", params={"group_by": ""}).json()["groups"]
+    assert bundle_recompute.compare(overall_json["groups"], api_overall, tolerance=1e-12) == []
+    trials = asyncio.run(load_trials(url))
+    matrices = science.confusion_matrices(trials, {"fashion": 10})
+    assert overall_json["confusions"]["fashion"] == {
+        "human": matrices.human["fashion"],
+        "model": matrices.model["fashion"],
+    }
     # Any grouping and filter the API offers, the script offers too.
     query = {"group_by": "event,attack", "since": "2026-11-21"}
     api_other = client.get("/api/v1/stats", params=query).json()
