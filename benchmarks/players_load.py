@@ -22,6 +22,7 @@ import contextlib
 import os
 import platform
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -54,10 +55,12 @@ class LevelResult:
     statuses: Counter[str] = field(default_factory=Counter)  # "POST /rounds 503" -> count, non-2xx only
     errors: list[str] = field(default_factory=list)  # transport errors and timeouts
     player_ids: list[str] = field(default_factory=list)
+    acked_rounds: list[str] = field(default_factory=list)  # round ids whose answer got a 200
     elapsed_s: float = 0.0
     timed_out: bool = False
     answers_in_db: int = -1
     rounds_in_db: int = -1
+    lost: int = -1  # acknowledged answers the database does not hold
     batches: int = 0
     jobs: int = 0
 
@@ -80,6 +83,7 @@ class LevelResult:
             and self.server_errors == 0
             and not self.errors
             and self.answers_acked == self.players * self.rounds_per_player
+            and self.lost == 0
             and self.answers_in_db == self.answers_acked
         )
 
@@ -153,6 +157,8 @@ def running_server(database_url: str, workdir: Path, torch_threads: int = 1, **e
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+            kept = Path(tempfile.gettempdir()) / "players_load_server.log"
+            shutil.copyfile(log_path, kept)  # the server's side of any 5xx, after the temporary folder is gone
 
 
 async def play(client: httpx.AsyncClient, result: LevelResult, index: int, rounds: int, progress: Progress, task: int):
@@ -190,6 +196,7 @@ async def play(client: httpx.AsyncClient, result: LevelResult, index: int, round
             result.statuses[f"POST answer {response.status_code}"] += 1
             continue
         result.answers_acked += 1
+        result.acked_rounds.append(created["round_id"])
         progress.advance(task)
 
 
@@ -220,21 +227,29 @@ async def run_level(base: str, players: int, rounds: int, timeout_s: float, prog
 
 
 def count_in_database(database_url: str, result: LevelResult) -> None:
-    """How many rounds and answers the database holds from this level's players: each answer must be there."""
+    """What the database holds from this level's players: their rounds and answers, and which acknowledged answers
+    (by round id) are missing. A level cut short by its timeout may hold answers whose reply never arrived."""
     engine = create_engine(sync_url(database_url))
+
+    def chunks(ids: list[str]) -> Iterator[list[str]]:
+        for start in range(0, len(ids), 500):
+            yield ids[start : start + 500]
+
     try:
         with engine.connect() as conn:
-            ids = result.player_ids
-            result.answers_in_db = 0
-            result.rounds_in_db = 0
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
+            result.answers_in_db = result.rounds_in_db = found = 0
+            for chunk in chunks(result.player_ids):
                 result.answers_in_db += conn.scalar(
                     select(func.count()).select_from(AnswerRecord).where(AnswerRecord.player_id.in_(chunk))
                 )
                 result.rounds_in_db += conn.scalar(
                     select(func.count()).select_from(RoundRecord).where(RoundRecord.player_id.in_(chunk))
                 )
+            for chunk in chunks(result.acked_rounds):
+                found += conn.scalar(
+                    select(func.count()).select_from(AnswerRecord).where(AnswerRecord.round_id.in_(chunk))
+                )
+            result.lost = len(result.acked_rounds) - found
     finally:
         engine.dispose()
 
@@ -255,7 +270,8 @@ def report(result: LevelResult) -> str:
         f"transport errors: {len(result.errors)}",
         f"  model service: {result.jobs} images in {result.batches} batches (mean batch {mean_batch:.1f})",
         f"  database: {result.answers_in_db} answers and {result.rounds_in_db} rounds from these players; "
-        f"acknowledged {result.answers_acked}: " + ("OK" if result.answers_in_db == result.answers_acked else "LOST"),
+        f"{result.answers_acked} acknowledged, {result.lost} of them missing: "
+        + ("OK" if result.lost == 0 and result.answers_in_db == result.answers_acked else "MISMATCH"),
     ]
     lines += [f"  error: {error}" for error in result.errors[:5]]
     return "\n".join(lines)
