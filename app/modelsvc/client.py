@@ -34,6 +34,7 @@ from app.ml.contracts import (
     job_to_wire,
     result_from_wire,
 )
+from app.ml.explain_contracts import ExplainJob, ExplainResult, explain_job_to_wire, explain_result_from_wire
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +165,32 @@ class RemoteModelService:
         if response.status_code == 503:
             unavailable.retry_after_s = _retry_after(response, unavailable.retry_after_s)
         raise unavailable
+
+    async def explain(self, job: ExplainJob) -> ExplainResult:
+        """POST /v1/explain: one round's explanation (not batched). Errors map as in generate()."""
+        client = self._client
+        if client is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        try:
+            response = await client.post("/v1/explain", json=explain_job_to_wire(job), timeout=self._generate_timeout)
+        except httpx.PoolTimeout:
+            raise ServiceBusy(SERVICE_BUSY) from None
+        except httpx.TransportError as error:  # timeouts included
+            self._failed(f"explain at {self.url} failed: {error!r}")
+            raise ServiceUnavailable(SERVICE_DOWN) from None
+        if response.status_code == 200:
+            try:
+                return explain_result_from_wire(response.json())
+            except (WireError, ValueError) as error:
+                self._failed(f"the model service at {self.url} sent an explanation that does not decode: {error}")
+                raise ServiceUnavailable(SERVICE_DOWN) from None
+        code, detail = _error_detail(response)
+        if response.status_code == 503 and code == "busy":
+            busy = ServiceBusy(SERVICE_BUSY)
+            busy.retry_after_s = _retry_after(response, busy.retry_after_s)
+            raise busy
+        self._failed(f"the model service at {self.url} answered explain with {response.status_code} {code}: {detail}")
+        raise ServiceUnavailable(SERVICE_DOWN)
 
     async def health(self) -> dict[str, Any]:
         await self._probe()

@@ -16,6 +16,8 @@ The bodies are the contracts of app/ml/contracts.py in their wire form (``job_to
                              422 {"error": "invalid"}      the body is not an ImageJob
                              503 {"error": "busy"}         the queue is full; Retry-After says when to try again
                              503 {"error": "unavailable"}  the backend failed or timed out; Retry-After too
+  POST /v1/explain           body: one ExplainJob (app/ml/explain_contracts.py). 200 ExplainResult; 422, 503 as
+                             above; 501 {"error": "unsupported"} when the backend cannot explain. Not batched.
 
 One job per request: the backend batches concurrent requests (same opponent, attack and parameters) exactly as it
 does in-process, with the same bounded queue. A client keeps connections alive and sends requests concurrently.
@@ -34,6 +36,7 @@ from fastapi.responses import JSONResponse
 
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.ml.contracts import ModelService, WireError, info_to_wire, job_from_wire, result_to_wire
+from app.ml.explain_contracts import explain_job_from_wire, explain_result_to_wire
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +100,25 @@ def create_server_app(service: ModelService, *, backend: str = "inprocess") -> F
         except ServiceUnavailable as error:
             return error_reply(503, "unavailable", error.message, error.retry_after_s)
         return JSONResponse(result_to_wire(result))
+
+    @app.post("/v1/explain")
+    async def explain(request: Request) -> JSONResponse:
+        try:
+            job = explain_job_from_wire(await request.json())
+        except (WireError, ValueError) as error:
+            return error_reply(422, "invalid", f"not an ExplainJob: {error}")
+        if job.opponent not in service.opponent_names():
+            return error_reply(422, "invalid", f"opponent {job.opponent!r} is not loaded in the model service")
+        explainer = getattr(service, "explain", None)
+        if explainer is None:
+            return error_reply(501, "unsupported", f"the {backend} backend does not explain rounds")
+        try:
+            result = await explainer(job)
+        except ServiceBusy as error:
+            return error_reply(503, "busy", error.message, error.retry_after_s)
+        except ServiceUnavailable as error:
+            return error_reply(503, "unavailable", error.message, error.retry_after_s)
+        return JSONResponse(explain_result_to_wire(result))
 
     return app
 
