@@ -212,3 +212,43 @@ async def cloak_photo(request: Request) -> dict[str, Any]:
     job = await start_cloak(request, data, fields)
     await service.wait(job)
     return job_summary(request, job, service)
+
+
+class ClassifyOut(BaseModel):
+    model: str
+    top5: list[PredictionOut]
+
+
+@router.post(
+    "/classify",
+    response_model=ClassifyOut,
+    summary="The ImageNet classifier's top-5 on an uploaded image",
+    responses={
+        413: {"model": Problem, "description": "File or image too large"},
+        415: {"model": Problem, "description": "Not a JPEG, PNG or WebP image"},
+        422: {"model": Problem, "description": "Truncated, animated or empty image; unknown model"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "model": {"type": "string", "enum": ["efficientnet-lite0", "efficientnet-lite2"]},
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def classify_photo(request: Request) -> dict[str, Any]:
+    """The same validation as a cloak, then one forward pass; nothing is kept. This is the project's own
+    classifier over HTTP, the target the remote opponent (app/ml/remote.py) is tested against."""
+    service = service_of(request)
+    data, fields = await read_cloak_form(request, service)
+    return await service.classify(data, fields.get("model") or None)

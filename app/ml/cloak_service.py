@@ -309,5 +309,30 @@ class CloakService:
             raise job.error
         return job
 
+    async def classify(self, data: bytes, model: str | None = None) -> dict[str, Any]:
+        """The top-5 of an ImageNet opponent on an uploaded image: the project's own classifier over HTTP (what
+        the remote opponent is tested against). Queued behind a running cloak on the same worker thread."""
+        if not self.available or self._executor is None:
+            raise ServiceUnavailable(CLOAK_UNAVAILABLE)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._classify, data, model)
+
+    def _classify(self, data: bytes, model: str | None) -> dict[str, Any]:
+        image = self._validate(data)
+        engine = self._engine_or_load()
+        chosen = engine.model
+        if model and model != engine.model.name:
+            transfer = engine.transfer_model
+            if transfer is None or transfer.name != model:
+                names = [engine.model.name] + ([transfer.name] if transfer is not None else [])
+                raise Invalid(f"Unknown model {model[:40]!r}; this server classifies with: {', '.join(names)}.")
+            chosen = transfer
+        probs = engine.probabilities(image.pixels, model=chosen)
+        top = engine.top(probs)
+        return {
+            "model": chosen.name,
+            "top5": [{"index": p.index, "name": p.name, "probability": p.probability} for p in top],
+        }
+
     async def health(self) -> dict[str, Any]:
         return {"available": self.available, "busy": self._running is not None, "kept_results": len(self._jobs)}
