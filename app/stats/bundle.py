@@ -279,7 +279,11 @@ async def _write(
 ) -> dict[str, int]:
     class_names: dict[str, list[str]] = {}
     for pack in sorted({t.pack for t in trials}):
-        class_names[pack] = list(class_names_of(pack))
+        try:
+            class_names[pack] = list(class_names_of(pack))
+        except KeyError:  # a pack this installation does not know: keep the indices, name them by number
+            used = [label for t in trials if t.pack == pack for label in (t.true_label, t.human_answer, t.model_answer)]
+            class_names[pack] = [str(i) for i in range(max(used) + 1)]
     answers: list[dict[str, Any]] = []
     rounds: list[dict[str, Any]] = []
     written: set[str] = set()

@@ -68,10 +68,13 @@ async def page_filters(session: Any, raw: dict[str, str]) -> PageFilters:
     return PageFilters(raw=raw, selection=selection)
 
 
-def class_names_by_pack(service: ModelService, opponents: set[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
+def class_names_by_pack(service: ModelService, trials: list[science.Trial]) -> dict[str, tuple[str, ...]]:
     """Class names per pack, from the model service's opponents (or the pack itself when none is loaded)."""
     out: dict[str, tuple[str, ...]] = {}
-    for pack, opponent in sorted(opponents):
+    labels: dict[str, list[int]] = {}
+    for t in trials:
+        labels.setdefault(t.pack, []).extend((t.true_label, t.human_answer, t.model_answer))
+    for pack, opponent in sorted({(t.pack, t.opponent) for t in trials}):
         if pack in out:
             continue
         try:
@@ -79,7 +82,10 @@ def class_names_by_pack(service: ModelService, opponents: set[tuple[str, str]]) 
         except (ArenaError, KeyError):
             from app.ml.packs import get_pack  # torch-free: packs only read idx files
 
-            out[pack] = tuple(get_pack(pack).class_names)
+            try:
+                out[pack] = tuple(get_pack(pack).class_names)
+            except KeyError:  # neither loaded nor known here: classes by number
+                out[pack] = tuple(str(i) for i in range(max(labels.get(pack, [0])) + 1))
     return out
 
 
@@ -114,7 +120,7 @@ async def stats_page(
     trials = await science.load_trials(session, filters.selection)
     groups = await asyncio.to_thread(science.group_stats, trials, science.DEFAULT_GROUP_BY)
     overall = await asyncio.to_thread(science.group_stats, trials, ())
-    names = class_names_by_pack(service, {(t.pack, t.opponent) for t in trials})
+    names = class_names_by_pack(service, trials)
     matrices = science.confusion_matrices(trials, {pack: len(n) for pack, n in names.items()})
     confusions = [
         {"pack": pack, "classes": names[pack], "human": matrices.human[pack], "model": matrices.model[pack]}
