@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         "the models folder. The default opponent is always loaded.",
     )
     attack: str = Field("pgd", description="The attack that perturbs each round's image.")
+    condition_mix: str = Field(
+        "adversarial",
+        description="Science mode outside events: what rounds show, drawn at random with these weights, e.g. "
+        "adversarial=0.6,clean=0.1,noise=0.1,flipped=0.1,transfer=0.1 (app/game/conditions.py).",
+    )
     attack_steps: int = Field(20, ge=1, le=1000, description="Iterations of the round attack (PGD steps).")
 
     service_max_batch: int = Field(32, ge=1, le=1024, description="Most images the model service attacks at once.")
@@ -67,12 +72,6 @@ class Settings(BaseSettings):
     service_timeout_s: float = Field(30.0, gt=0, description="Longest a request waits for its image.")
     torch_threads: int = Field(
         0, ge=0, description="torch intra-op threads in the model worker; 0 means all cores but one (at least 1)."
-    )
-    model_service_url: str = Field(
-        "",
-        description="Where the model service runs. Empty (the default): inside the web server, as `make play` does. "
-        "A URL such as http://127.0.0.1:8100: a separate `arena modelsvc` process, reached over HTTP; the web "
-        "server then never imports torch and keeps running (and recovers by itself) when that process restarts.",
     )
 
     cloak_dir: Path = Field(

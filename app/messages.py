@@ -7,6 +7,9 @@ ROUND_NOT_FOUND = "No such round."
 ROUND_ALREADY_ANSWERED = "This round has already been answered."
 ROUND_OPPONENT_UNKNOWN = "Unknown opponent {name!r}; choose one of: {valid}."
 ROUND_ATTACK_UNKNOWN = "Attack {name!r} cannot play against {opponent!r}; choose one of: {valid}."
+CONDITION_MIX_INVALID = (
+    "A condition mix looks like adversarial=0.6,clean=0.1,noise=0.3: names from {valid}, weights >= 0, not all zero."
+)
 ROUND_CHOICE_IN_EVENT = "In a workshop event the host chooses the opponent and the attack."
 CHOICE_NOT_OFFERED = "That choice is not one of the offered classes."
 REVEAL_NOT_READY = "Answer the round first."

@@ -27,7 +27,7 @@ from app.api.schemas import (
 from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
 from app.deps import ApiPlayer, HubDep, ServiceDep, SessionDep, SettingsDep
 from app.errors import Conflict, Invalid
-from app.game import events, players, rounds
+from app.game import conditions, events, players, rounds
 from app.ml.contracts import ModelService
 from app.stats import export
 from app.stats.leaderboard import leaderboard, tally
@@ -90,7 +90,13 @@ async def create_round(
         record = await events.next_round(session, player=player, event=event, source=service, release_connection=True)
     else:
         default = rounds.RoundPlan(opponent=settings.opponent, attack=settings.attack, steps=settings.attack_steps)
-        plan = rounds.choose_plan(service, default=default, opponent=choice.opponent, attack=choice.attack)
+        plan = rounds.choose_plan(
+            service,
+            default=default,
+            opponent=choice.opponent,
+            attack=choice.attack,
+            mix=conditions.parse_mix(settings.condition_mix),
+        )
         # Nothing written yet: the connection goes back to the pool while the image is attacked.
         record = await rounds.start_round(session, player=player, source=service, plan=plan, release_connection=True)
     await session.commit()
@@ -138,6 +144,7 @@ def answer_out(
         queries=reveal.queries,
         query_budget=reveal.query_budget,
         surrogate=reveal.surrogate,
+        condition=reveal.condition,
         linf=reveal.linf,
         l2=reveal.l2,
         original_url=urls["original"],

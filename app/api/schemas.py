@@ -76,6 +76,7 @@ class AnswerOut(BaseModel):
     queries: int | None = Field(None, description="Model queries the attack used (black-box attacks only)")
     query_budget: int | None = Field(None, description="Model queries the attack was allowed")
     surrogate: str | None = Field(None, description="Transfer rounds: the model the attack was crafted on")
+    condition: str = Field("adversarial", description="adversarial, clean, noise, flipped or transfer (science mode)")
     linf: float
     l2: float | None
     original_url: str
@@ -179,6 +180,11 @@ class EventCreate(BaseModel):
     rounds: int | None = Field(None, description="Rounds per player (own pace) or images in all (together)")
     time_limit_s: int | None = None
     round_seconds: int = Field(20, description="Countdown of a together image")
+    conditions: dict[str, float] | str | None = Field(
+        None,
+        description="Science mode: what rounds show, drawn with these weights, e.g. {\"adversarial\": 0.6, "
+        "\"clean\": 0.1, \"noise\": 0.1, \"flipped\": 0.1, \"transfer\": 0.1}; default: every round adversarial",
+    )
 
 
 class EventCreated(BaseModel):

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import messages
 from app.db.tables import AnswerRecord, EventRecord, PlayerRecord, RoundRecord, SharedRoundRecord
 from app.errors import Conflict, Forbidden, Invalid, NotFound
-from app.game import rounds
+from app.game import conditions, rounds
 from app.game.players import create_player, validate_nickname
 
 # No 0/O, 1/I/L: a code read off a projector is typed right the first time.
@@ -67,6 +67,8 @@ class EventSettings:
     time_limit_s: int | None = None
     round_seconds: int = 20  # countdown of a together image
     steps: int = 20  # PGD iterations
+    # science mode: condition → weight (app/game/conditions.py); None is plain play (every round adversarial)
+    conditions: dict[str, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -129,7 +131,7 @@ def validate_settings(raw: Mapping[str, Any], *, catalog: Catalog) -> tuple[str,
     """Turn what the host sent into (name, pack, settings), or raise Invalid with a message the host can act on.
 
     ``raw`` keys: name, pack, phases ([{opponent, attack}]), eps (fixed) or eps_min/eps_max, style, rounds,
-    time_limit_s, round_seconds."""
+    time_limit_s, round_seconds, conditions (a science-mode mix, "adversarial=0.7,clean=0.1,..." or a mapping)."""
     name = raw.get("name")
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= EVENT_NAME_MAX or not name.strip().isprintable():
         raise Invalid(messages.EVENT_NAME_INVALID)
@@ -193,7 +195,11 @@ def validate_settings(raw: Mapping[str, Any], *, catalog: Catalog) -> tuple[str,
     if not 5 <= round_seconds <= 120:
         raise Invalid(messages.EVENT_ROUND_SECONDS_INVALID)
 
+    mix = raw.get("conditions")
+    conditions_mix = None if mix in (None, "", {}) else conditions.parse_mix(mix)
+
     settings = EventSettings(
+        conditions=conditions_mix,
         phases=tuple(phases),
         eps_min=grey(eps_min) / 255.0,
         eps_max=grey(eps_max) / 255.0,
@@ -487,6 +493,7 @@ async def next_round(
             raise Conflict(messages.EVENT_ROUNDS_DONE)
     phase = current_phase(event)
     plan = rounds.RoundPlan(opponent=phase.opponent, attack=phase.attack, steps=settings.steps)
+    plan = rounds.condition_plan(source, plan, settings.conditions)
     eps = secrets.choice(settings.eps_levels())
     record = await rounds.start_round(
         session,
@@ -521,6 +528,7 @@ async def open_shared_round(
     phase = current_phase(event)
     info = source.opponent_info(phase.opponent)
     plan = rounds.RoundPlan(opponent=phase.opponent, attack=phase.attack, steps=settings.steps)
+    plan = rounds.condition_plan(source, plan, settings.conditions)  # one condition for the whole room's image
     levels = settings.eps_levels()
     eps = levels[event.shared_rounds % len(levels)]  # cycle through the budgets so each gets its share
     attack = rounds.attack_entry(source, plan.attack)

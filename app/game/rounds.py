@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import messages
 from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
 from app.errors import Conflict, Invalid, NotFound
+from app.game import conditions
 from app.game.difficulty import Staircase, eps_as_grey_levels
 from app.game.images import to_png
 from app.game.scoring import score_answer
@@ -61,11 +62,21 @@ class RoundPlan:
     opponent: str
     attack: str = "pgd"
     steps: int = 20
+    condition: str = "adversarial"  # app/game/conditions.py
+    surrogate: str | None = None  # transfer rounds: the model the attack is crafted on
+
+    def with_condition(self, condition: str, surrogate: str | None = None) -> RoundPlan:
+        """The plan under a science-mode condition. A transfer round swaps the attack for the transfer attack,
+        crafted on ``surrogate`` with this plan's PGD steps."""
+        attack = "transfer" if condition == "transfer" else self.attack
+        return RoundPlan(self.opponent, attack, self.steps, condition, surrogate if condition == "transfer" else None)
 
     def attack_params(self) -> dict[str, Any]:
         # PGD's iterations and random start are the game's choice; other attacks get the bounded round budgets.
         if self.attack == "pgd":
             return {"steps": self.steps, "random_start": True}
+        if self.attack == "transfer":
+            return {"steps": self.steps, **({"surrogate": self.surrogate} if self.surrogate else {})}
         return dict(ROUND_ATTACK_PARAMS.get(self.attack, {}))
 
 
@@ -82,10 +93,16 @@ def playable_attacks(source: ImageSource, info: OpponentInfo) -> list[str]:
 
 
 def choose_plan(
-    source: ImageSource, *, default: RoundPlan, opponent: str | None = None, attack: str | None = None
+    source: ImageSource,
+    *,
+    default: RoundPlan,
+    opponent: str | None = None,
+    attack: str | None = None,
+    mix: Mapping[str, float] | None = None,
 ) -> RoundPlan:
-    """The plan for a round the player asked for: their opponent and attack, or the defaults. Unknown or
-    impossible choices are refused with the valid ones listed."""
+    """The plan for a round the player asked for: their opponent and attack, or the defaults, under a condition
+    drawn from ``mix`` (science mode; plain play is adversarial only). Unknown or impossible choices are refused
+    with the valid ones listed."""
     offered = source.opponent_names()
     name = opponent or default.opponent
     if name not in offered:
@@ -98,7 +115,30 @@ def choose_plan(
         chosen = next((candidate for candidate in fallbacks if candidate in valid), valid[0] if valid else "")
     if chosen not in valid:
         raise Invalid(messages.ROUND_ATTACK_UNKNOWN.format(name=chosen, opponent=name, valid=", ".join(valid)))
-    return RoundPlan(opponent=name, attack=chosen, steps=default.steps)
+    plan = RoundPlan(opponent=name, attack=chosen, steps=default.steps)
+    return condition_plan(source, plan, mix)
+
+
+def condition_plan(source: ImageSource, plan: RoundPlan, mix: Mapping[str, float] | None) -> RoundPlan:
+    """Draw the round's condition from the mix. A transfer draw needs the transfer attack; a server without it
+    plays the round adversarial rather than fail."""
+    condition = conditions.draw(mix) if mix else "adversarial"
+    surrogate = None
+    if condition == "transfer":
+        surrogate = transfer_surrogate(source, plan.opponent)
+        if surrogate is None or "transfer" not in {a["name"] for a in source.attack_catalog()}:
+            condition = "adversarial"
+    return plan.with_condition(condition, surrogate) if condition != plan.condition else plan
+
+
+def transfer_surrogate(source: ImageSource, opponent: str) -> str | None:
+    """Another loaded model with gradients on the same data pack, to craft a transfer round on."""
+    pack = source.opponent_info(opponent).pack
+    for name in source.opponent_names():
+        info = source.opponent_info(name)
+        if name != opponent and info.differentiable and info.pack == pack:
+            return name
+    return None
 
 
 def attack_entry(source: ImageSource, name: str) -> Mapping[str, Any]:
@@ -147,6 +187,7 @@ def new_job(plan: RoundPlan, info: OpponentInfo, eps: float) -> ImageJob:
         image_index=secrets.choice(info.eligible_indices),
         eps=eps,
         seed=secrets.randbits(62),
+        condition=plan.condition,
     )
 
 
@@ -184,6 +225,7 @@ def plan_columns(plan: RoundPlan, attack: Mapping[str, Any], eps: float) -> dict
         "eps": eps,
         "norm": attack["norm"],
         "surrogate": surrogate,
+        "condition": plan.condition,
     }
 
 
@@ -331,6 +373,8 @@ class Reveal:
     surrogate: str | None = None
     l2: float | None = None
     linf: float = 0.0
+    condition: str = "adversarial"
+    condition_text: str = ""
 
 
 def build_reveal(
@@ -365,4 +409,6 @@ def build_reveal(
         surrogate=record.surrogate,
         l2=record.l2,
         linf=record.linf,
+        condition=record.condition or "adversarial",
+        condition_text=conditions.DESCRIPTIONS.get(record.condition or "adversarial", ""),
     )

@@ -297,6 +297,50 @@ class InProcessModelService:
             if not pending.future.done():
                 pending.future.set_result(result)
 
+    def _shown_candidate(
+        self,
+        job: ImageJob,
+        attack: Any,
+        opponent: _Opponent,
+        clean: torch.Tensor,
+        labels: torch.Tensor,
+        eps: torch.Tensor,
+        generators: list[torch.Generator],
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The float image a round shows under its condition (app/game/conditions.py), and the attack's queries.
+        Every random draw comes from the job's own seeded generator, so a stored round regenerates exactly."""
+        from app.ml.attacks.base import project_l2, uniform_noise
+
+        if job.condition == "clean":
+            return clean, None
+        if job.condition == "noise":  # random change with the attack's norm and budget, not aimed at anything
+            draw = uniform_noise(clean, generators)
+            radius = eps.view(-1, *([1] * (clean.ndim - 1)))
+            if attack.norm == "l2":
+                # Pixels pinned at black or white lose their share to clipping: grow the rest until the change is
+                # as large as the budget allows, as an attack's would be.
+                candidate = clean
+                delta = draw
+                for _ in range(6):
+                    scale = radius / delta.flatten(1).norm(dim=1).clamp_min(1e-12).view_as(radius)
+                    candidate = (clean + delta * scale).clamp(*opponent.model.bounds)
+                    delta = candidate - clean
+                return project_l2(candidate, clean, radius, opponent.model.bounds), None
+            if attack.norm == "l0":  # as many random pixels as the attack may change, set to random values
+                pixels = int(getattr(attack.params, "pixels", 1))
+                noisy = clean.clone()
+                for row, generator in enumerate(generators):
+                    flat = noisy[row].view(-1)
+                    where = torch.randperm(flat.numel(), generator=generator, device=generator.device)[:pixels]
+                    values = torch.rand(pixels, generator=generator, device=generator.device)
+                    flat[where.to(flat.device)] = values.to(flat.device)
+                return noisy, None
+            return (clean + torch.sign(draw) * radius).clamp(*opponent.model.bounds), None
+        result = attack(opponent.model, clean, labels, eps, generator=generators)
+        if job.condition == "flipped":  # Elsayed et al.'s control: the same change, pointing the other way
+            return (2 * clean - result.adversarial).clamp(*opponent.model.bounds), result.queries
+        return result.adversarial, result.queries
+
     def _compute(self, jobs: list[ImageJob]) -> list[ImageResult]:
         """Runs on the worker thread: attack a batch of compatible jobs and read the opponent's answers."""
         from app.ml.attacks import get_attack
@@ -312,16 +356,16 @@ class InProcessModelService:
         eps_tensor = torch.tensor(eps, dtype=torch.float32, device=self.device)
         generators = [torch.Generator(device=self.device).manual_seed(job.seed) for job in jobs]
         attack = get_attack(first.attack, **dict(first.params))
-        result = attack(opponent.model, clean, labels, eps_tensor, generator=generators)
-        shown = quantize_within_budget(clean_pixels, result.adversarial, eps, attack.norm)
+        candidate, queries_used = self._shown_candidate(first, attack, opponent, clean, labels, eps_tensor, generators)
+        shown = quantize_within_budget(clean_pixels, candidate, eps, attack.norm)
         with torch.inference_mode():
             clean_probs = torch.softmax(opponent.model(clean), dim=1).cpu().numpy()
             shown_probs = torch.softmax(opponent.model(to_tensor(shown, self.device)), dim=1).cpu().numpy()
         change = (shown.astype(np.float64) - clean_pixels.astype(np.float64)).reshape(len(jobs), -1) / 255.0
         linf = np.abs(change).max(1)
         l2 = np.sqrt((change**2).sum(1))
-        queries = None if result.queries is None else result.queries.cpu().numpy()
-        budget = getattr(attack.params, "max_queries", None)
+        queries = None if queries_used is None else queries_used.cpu().numpy()
+        budget = getattr(attack.params, "max_queries", None) if queries is not None else None
         logger.debug("batch of %d took %.1f ms", len(jobs), (time.perf_counter() - started) * 1000)
         return [
             ImageResult(

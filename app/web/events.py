@@ -91,6 +91,7 @@ DEFAULT_FORM = {
     "rounds": "10",
     "time_minutes": "",
     "round_seconds": "20",
+    "conditions": "",
 }
 
 
@@ -125,6 +126,7 @@ async def host_create(
     rounds_limit: Annotated[str, Form(alias="rounds", max_length=10)] = "",
     time_minutes: OptionalText = "",
     round_seconds: FormText = "20",
+    conditions: OptionalText = "",
     csrf_token_field: CsrfField = None,
 ) -> Response:
     check_csrf(request, csrf_token_field)
@@ -141,6 +143,7 @@ async def host_create(
         "rounds": rounds_limit,
         "time_minutes": time_minutes,
         "round_seconds": round_seconds,
+        "conditions": conditions,
     }
     phases = [{"opponent": opponent, "attack": attack}]
     if opponent2 or attack2:
@@ -161,6 +164,7 @@ async def host_create(
         "rounds": rounds_limit.strip(),
         "time_limit_s": time_limit,
         "round_seconds": round_seconds,
+        "conditions": conditions.strip() or None,
     }
     try:
         event_name, pack, settings = events.validate_settings(raw, catalog=catalog)

@@ -13,7 +13,7 @@ from app import messages
 from app.db.tables import AnswerRecord, EventRecord, RoundRecord
 from app.deps import CookiePlayer, HxRequest, ServiceDep, SessionDep, SettingsDep, check_csrf, csrf_token
 from app.errors import ArenaError, NotFound, Unauthorized
-from app.game import events, players, rounds
+from app.game import conditions, events, players, rounds
 from app.game.images import amplified_perturbation, from_png, to_png
 from app.game.scoring import BEAT_MACHINE_BONUS, CORRECT_POINTS, STREAK_BONUS, STREAK_BONUS_FROM
 from app.ml.contracts import ModelService
@@ -157,7 +157,8 @@ async def new_round(
     else:
         wanted_opponent, wanted_attack = request.session.get("opponent"), request.session.get("attack")
     default = rounds.RoundPlan(opponent=settings.opponent, attack=settings.attack, steps=settings.attack_steps)
-    plan = rounds.choose_plan(service, default=default, opponent=wanted_opponent, attack=wanted_attack)
+    mix = conditions.parse_mix(settings.condition_mix)
+    plan = rounds.choose_plan(service, default=default, opponent=wanted_opponent, attack=wanted_attack, mix=mix)
     if submitted:  # remembered only once it proved playable, so a refused choice cannot stick
         request.session["opponent"], request.session["attack"] = wanted_opponent, wanted_attack
     record = await rounds.start_round(session, player=player, source=service, plan=plan, release_connection=True)

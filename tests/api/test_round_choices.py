@@ -70,3 +70,17 @@ def test_opponents_list_their_cards_and_playable_attacks(client: TestClient) -> 
     for opponent in opponents.values():
         if not opponent["differentiable"]:
             assert "pgd" not in opponent["attacks"] and opponent["attacks"], opponent["name"]
+
+
+def test_an_event_with_a_condition_mix_records_the_condition_of_each_round(client: TestClient) -> None:
+    bad = client.post("/api/v1/events", json={"name": "Lab", "eps": 8 / 255, "conditions": {"laser": 1}})
+    assert bad.status_code == 422 and "adversarial=0.6" in bad.json()["detail"]
+    event = client.post("/api/v1/events", json={"name": "Lab", "eps": 8 / 255, "conditions": "clean=1"}).json()
+    started = client.post(
+        f"/api/v1/events/{event['code']}/start", headers={"Authorization": f"Bearer {event['host_token']}"}
+    )
+    assert started.status_code == 200, started.text
+    guest = client.post("/api/v1/players", json={"nickname": "subject", "event_code": event["code"]}).json()
+    round_, reveal = play(client, guest)
+    assert reveal["condition"] == "clean" and reveal["linf"] == 0
+    assert reveal["model_correct"], "a clean control shows the unperturbed image, which the model gets right"

@@ -208,3 +208,17 @@ async def test_rounds_store_norm_budget_surrogate_and_the_results_image(database
             assert (transfer.norm, transfer.surrogate, transfer.condition) == ("linf", "fashion-cnn", "adversarial")
     finally:
         await database.dispose()
+
+
+def test_conditions_are_drawn_into_the_plan_and_transfer_needs_a_surrogate() -> None:
+    source = KnownImages()
+    default = rounds.RoundPlan(opponent="fashion-cnn", attack="pgd", steps=20)
+    clean = rounds.choose_plan(source, default=default, mix={"clean": 1.0})
+    assert (clean.condition, clean.attack) == ("clean", "pgd"), "the attack is kept so the round can be rebuilt"
+    # fashion-cnn has no other model with gradients to be crafted on: a transfer draw plays adversarial instead
+    assert rounds.choose_plan(source, default=default, mix={"transfer": 1.0}).condition == "adversarial"
+    on_forest = rounds.choose_plan(source, default=default, opponent="fashion-forest", mix={"transfer": 1.0})
+    assert (on_forest.condition, on_forest.attack, on_forest.surrogate) == ("transfer", "transfer", "fashion-cnn")
+    assert on_forest.attack_params() == {"steps": 20, "surrogate": "fashion-cnn"}
+    job = rounds.new_job(clean, source.opponent_info("fashion-cnn"), 0.1)
+    assert job.condition == "clean" and job.batch_key[-1] == "clean"
