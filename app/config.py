@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     torch_threads: int = Field(
         0, ge=0, description="torch intra-op threads in the model worker; 0 means all cores but one (at least 1)."
     )
+    model_service_url: str = Field(
+        "",
+        description="Where the model service runs. Empty (the default): inside the web server, as `make play` does. "
+        "A URL such as http://127.0.0.1:8100: a separate `arena modelsvc` process, reached over HTTP; the web "
+        "server then never imports torch and keeps running (and recovers by itself) when that process restarts.",
+    )
 
     cloak_dir: Path = Field(
         PROJECT_ROOT / "var" / "cloak",
