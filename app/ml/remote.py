@@ -269,3 +269,46 @@ def decision_attack(
         else:
             low = mid
     return RemoteAttackResult(best, label, best_label, True, used, _linf(original, best))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m app.ml.remote --config remote.json --image me.jpg --attack transfer|score|decision``."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from app.ml.uploads import to_png, validate_upload
+
+    parser = argparse.ArgumentParser(description="Attack a remote HTTP classifier (see docs/cloak.md).")
+    parser.add_argument("--config", type=Path, required=True, help="JSON with RemoteClassifierConfig's fields")
+    parser.add_argument("--image", type=Path, required=True)
+    parser.add_argument("--attack", choices=["transfer", "score", "decision"], default="transfer")
+    parser.add_argument("--eps", type=float, default=8, help="budget in grey levels (of 255)")
+    parser.add_argument("--queries", type=int, default=500, help="most queries this attack may spend")
+    parser.add_argument("--out", type=Path, default=Path("remote-adversarial.png"))
+    args = parser.parse_args(argv)
+    config = RemoteClassifierConfig(**json.loads(args.config.read_text()))
+    remote = RemoteClassifier(config)
+    photo = validate_upload(args.image.read_bytes(), max_side=1024).pixels
+    eps = args.eps / 255
+    if args.attack == "score":
+        result = score_attack(remote, photo, eps=eps, max_queries=args.queries)
+    else:
+        from app.ml.cloak import CloakEngine  # the local model (torch) makes the transfer starting point
+
+        cloaked = CloakEngine().cloak(photo, eps=eps, steps=20, eot=True).cloaked
+        if args.attack == "transfer":
+            result = transfer_attack(remote, photo, cloaked)
+        else:
+            result = decision_attack(remote, photo, cloaked, max_queries=args.queries)
+    args.out.write_bytes(to_png(result.adversarial))
+    verdict = "fooled" if result.success else "not fooled"
+    print(  # noqa: T201 - command-line report
+        f"{verdict}: {result.original_label!r} -> {result.final_label!r}; L-inf {result.linf * 255:.0f}/255; "
+        f"{result.queries} queries ({remote.queries} spent in all); wrote {args.out}"
+    )
+    remote.close()
+
+
+if __name__ == "__main__":
+    main()
