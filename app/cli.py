@@ -113,6 +113,9 @@ def _modelsvc_on_ray(host: str, port: int, replicas: int, max_replicas: int, gpu
 @app.command()
 def train(
     pack: Annotated[str, typer.Option(help="Data pack whose default opponent to train.")] = "fashion",
+    opponent: Annotated[
+        str | None, typer.Option(help="Train this opponent by name instead (e.g. fashion-resnet, fashion-forest).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for weights, shuffling and the card's attack evaluation.")] = 0,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the recipe's).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size (default: the recipe's).")] = None,
@@ -121,14 +124,14 @@ def train(
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
 ) -> None:
     """Train the pack's opponent, save models/<name>.safetensors and rewrite its model card (with progress)."""
-    from app.ml.cli_train import summary, train_pack
+    from app.ml.cli_train import summary, train_named, train_pack
     from app.ml.packs import DataPackMissing
 
     _setup_logging()
     settings = get_settings()
     try:
-        card = train_pack(
-            pack,
+        card = (train_pack if opponent is None else train_named)(
+            pack if opponent is None else opponent,
             seed=seed,
             epochs=epochs,
             batch_size=batch_size,
@@ -142,9 +145,52 @@ def train(
         _fail(str(error))
     except KeyError as error:
         _fail(str(error.args[0]) if error.args else str(error))
+    except (ValueError, RuntimeError) as error:
+        _fail(str(error))
     except KeyboardInterrupt:
         _fail("interrupted: the previous checkpoint and card were left as they were")
     typer.echo(summary(card))
+
+
+@app.command("transfer-matrix")
+def transfer_matrix(
+    eps: Annotated[float, typer.Option(help="L-inf budget in pixel units (0.1 = 25.5/255).")] = 0.1,
+    n: Annotated[int, typer.Option(help="Least number of images per cell (both models right when clean).")] = 500,
+    attack: Annotated[str, typer.Option(help="White-box L-inf attack run on each surrogate.")] = "pgd",
+    steps: Annotated[int, typer.Option(help="Steps of the attack (ignored by fgsm).")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the per-image random starts.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+) -> None:
+    """Craft on every differentiable opponent, show to every opponent; write models/transfer-matrix.json (+ .md)."""
+    from app.ml.opponents import OpponentCorrupt, OpponentMissing
+    from app.ml.transfer_matrix import DEFINITION, compute_transfer_matrix, write_transfer_matrix
+
+    _setup_logging()
+    settings = get_settings()
+    try:
+        result = compute_transfer_matrix(
+            eps=eps,
+            n=n,
+            attack=attack,
+            steps=steps,
+            seed=seed,
+            models_dir=settings.models_dir,
+            device=device,
+            threads=threads,
+        )
+    except (OpponentMissing, OpponentCorrupt, ValueError) as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        _fail("interrupted: the previous transfer matrix (if any) was left as it was")
+    json_path, md_path = write_transfer_matrix(result, settings.models_dir)
+    typer.echo(f"Definition: {DEFINITION}.")
+    width = max(len(t) for t in result["targets"])
+    typer.echo("surrogate \\ target".ljust(width) + "".join(t.rjust(width + 2) for t in result["targets"]))
+    for s in result["surrogates"]:
+        cells = [c for c in result["cells"] if c["surrogate"] == s]
+        typer.echo(s.ljust(width) + "".join(f"{100 * c['rate']:.1f}% n={c['n']}".rjust(width + 2) for c in cells))
+    typer.echo(f"wrote {json_path} and {md_path}")
 
 
 @db_app.command("upgrade")

@@ -69,6 +69,54 @@ def _param(key: str, value: Any) -> str:
     return str(value)
 
 
+def _differentiable_lines(card: dict[str, Any]) -> list[str]:
+    if "differentiable" not in card:
+        return []
+    line = "- Differentiable: " + ("yes (white-box attacks apply)" if card["differentiable"] else "**no**")
+    notes = card.get("notes") or ""
+    return [line + (f". {notes}" if notes else ""), ""]
+
+
+def _estimator_lines(arch: dict[str, Any]) -> list[str]:
+    if "estimator" not in arch:
+        return []
+    lines = [f"- Estimator: `{arch['estimator']}`, stored as arrays (safetensors) and evaluated by `{arch['net']}`"]
+    if "trees" in arch:
+        lines.append(
+            f"- {arch['trees']} trees, {arch['nodes']:,} nodes, {arch['leaves']:,} leaves, "
+            f"max depth {arch['max_depth']}"
+        )
+    return lines
+
+
+def _training_lines(train: dict[str, Any]) -> list[str]:
+    if "estimator" in train:
+        params = ", ".join(f"{k}={v}" for k, v in train["hyperparameters"].items())
+        return [
+            f"- Seed {train['seed']}, {train['library']}, `{train['estimator']}`",
+            f"- Hyperparameters: {params}",
+            f"- Input: {train['input']}",
+        ]
+    return [
+        f"- Seed {train['seed']}, {train['epochs']} epochs, batch size {train['batch_size']}, "
+        f"{train['optimizer']}, {train['schedule']}",
+        f"- Augmentation: {train['augmentation']}",
+    ]
+
+
+def _equivalence_lines(card: dict[str, Any]) -> list[str]:
+    eq = card.get("equivalence")
+    if not eq:
+        return []
+    return [
+        "## Equivalence with scikit-learn",
+        "",
+        f"On the {eq['subset']}: {eq['rule']}: largest difference {eq['max_abs_diff']:.1e} "
+        f"(tolerance {eq['tolerance']:.0e}), same predicted class on {_pct(eq['argmax_agreement'])}.",
+        "",
+    ]
+
+
 def render_markdown(card: dict[str, Any]) -> str:
     """The human-readable card. Generated, never edited by hand, so it cannot drift from the JSON."""
     data, arch, train = card["data"], card["architecture"], card["training"]
@@ -80,6 +128,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         "",
         f"{card['description']}",
         "",
+        *_differentiable_lines(card),
         "## Data",
         "",
         f"- Dataset: {data['dataset']} (pack `{card['pack']}`), licence {data['licence']}, {data['homepage']}",
@@ -92,6 +141,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         "",
         f"- `{arch['net']}`: {arch['layers']}",
         f"- Parameters: {arch['parameters']:,}",
+        *_estimator_lines(arch),
         f"- Input: pixels in [{card['preprocessing']['bounds'][0]}, {card['preprocessing']['bounds'][1]}], "
         f"normalised inside the model with mean {card['preprocessing']['mean']} and std "
         f"{card['preprocessing']['std']}",
@@ -99,12 +149,11 @@ def render_markdown(card: dict[str, Any]) -> str:
         "## Training",
         "",
         f"- Command: `{train['command']}`",
-        f"- Seed {train['seed']}, {train['epochs']} epochs, batch size {train['batch_size']}, "
-        f"{train['optimizer']}, {train['schedule']}",
-        f"- Augmentation: {train['augmentation']}",
+        *_training_lines(train),
         f"- Wall time {train['wall_time_s']:.0f} s on {train['device']} ({train['threads']} threads, "
         f"{train['machine']}), torch {train['torch_version']}",
         "",
+        *_equivalence_lines(card),
         "## Accuracy",
         "",
         f"Clean accuracy on all {card['clean_accuracy_n']:,} test images: **{_pct(card['clean_accuracy'])}**.",
@@ -131,6 +180,7 @@ def render_markdown(card: dict[str, Any]) -> str:
     ]
     for row in stair["measured"]:
         lines.append(f"| {row['eps']:.4f} | {row['eps'] * 255:.0f} | {_pct(row['fooled_rate'])} | {row['n']} |")
+    lines += ["", *render_robustness_table(card["robustness_table"])] if "robustness_table" in card else []
     lines += [
         "",
         "## Checkpoint",
@@ -139,3 +189,28 @@ def render_markdown(card: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def render_robustness_table(table: dict[str, Any]) -> list[str]:
+    """The ``robustness_table`` that ``arena eval`` writes, as Markdown lines (a section of the card)."""
+    lines = [
+        "## Robustness table",
+        "",
+        f"`{table['command']}`, measured {table['measured']} on the {table['subset']} (n = {table['n']}; clean "
+        f"accuracy {_pct(table['clean_accuracy'])}); {table['seeding']}. Success rate: {table['success_rate_means']}. "
+        f"Accuracy: {table['accuracy_means']}.",
+        "",
+        "| attack | threat | parameters | eps | eps x 255 | n | accuracy | success rate |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in table["rows"]:
+        params = ", ".join(f"{k}={_param(k, v)}" for k, v in row["params"].items()) or "-"
+        if row.get("skipped"):
+            measured = f"skipped: {row['skipped']} | –"
+        else:
+            measured = f"{_pct(row['accuracy'])} | {_pct(row['success_rate'])}"
+        lines.append(
+            f"| {row['attack']} | {row['threat_model']} | {params} | {row['eps']:g} | {row['eps'] * 255:.1f} | "
+            f"{row['n']} | {measured} |"
+        )
+    return lines

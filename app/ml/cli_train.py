@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from app.ml.opponents import DEFAULT_OPPONENT_FOR_PACK
+from app.ml.opponents import DEFAULT_OPPONENT_FOR_PACK, opponent_spec
 from app.ml.registry_errors import UnknownName
 from app.ml.training import train_opponent
 
@@ -40,6 +40,37 @@ def train_pack(
         raise UnknownName("trainable pack", pack, DEFAULT_OPPONENT_FOR_PACK) from None
     return train_opponent(
         name,
+        epochs=epochs,
+        seed=seed,
+        batch_size=batch_size,
+        lr=lr,
+        device=device,
+        models_dir=models_dir,
+        data_dir=data_dir,
+        progress=progress,
+        threads=threads,
+    )
+
+
+def train_named(
+    opponent: str,
+    *,
+    seed: int = 0,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    device: str = "cpu",
+    models_dir: Path | None = None,
+    data_dir: Path | None = None,
+    threads: int | None = DEFAULT_THREADS,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train one opponent by name (``arena train --opponent NAME``); epochs/batch_size/lr apply to nets only."""
+    spec = opponent_spec(opponent)
+    if spec.kind == "sklearn" and any(v is not None for v in (epochs, batch_size, lr)):
+        raise ValueError(f"{opponent} is a scikit-learn model: --epochs/--batch-size/--lr do not apply to it")
+    return train_opponent(
+        opponent,
         epochs=epochs,
         seed=seed,
         batch_size=batch_size,

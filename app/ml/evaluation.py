@@ -142,9 +142,14 @@ def find_min_effective_eps(
     seed: int = 0,
     steps: int = 20,
     progress: bool = False,
+    attack: str = "pgd",
+    attack_params: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The lowest candidate eps at which PGD fools the model on at least half of the first ``n`` test images
     it classifies correctly when clean.
+
+    ``attack``/``attack_params`` replace PGD-``steps`` with another attack (e.g. ``square`` for an opponent
+    without a usable gradient, whose rounds are played with query or transfer attacks).
 
     Candidates are tried in ascending order and the scan stops at the first that qualifies, so the answer is
     the lowest one by definition, without assuming the fooled rate grows monotonically with eps.
@@ -160,12 +165,19 @@ def find_min_effective_eps(
         raise ValueError(f"only {len(correct)} test images are classified correctly, fewer than n={n}")
     indices = correct[:n]
     images, labels = images[indices], labels[indices]
-    attack = get_attack("pgd", steps=steps, random_start=True)
+    if attack == "pgd" and attack_params is None:
+        params: dict[str, Any] = {"steps": steps, "random_start": True}
+        described = f"PGD-{steps} (step 2.5*eps/{steps}, random start seeded per image)"
+    else:
+        params = dict(attack_params or {})
+        shown = ", ".join(f"{k}={v}" for k, v in params.items())
+        described = f"{attack} ({shown}; randomness seeded per image)" if shown else f"{attack} (seeded per image)"
+    runner = get_attack(attack, **params)
     measured = []
     with progress_bar(progress) as bar:
         for eps in grid:
             task = bar.add_task(f"staircase eps={eps * 255:.0f}/255", total=n)
-            fooled = _fooled(model, attack, images, labels, indices, eps, seed, bar, task)
+            fooled = _fooled(model, runner, images, labels, indices, eps, seed, bar, task)
             rate = fooled.sum().item() / n
             measured.append({"eps": eps, "fooled_rate": rate, "n": n})
             if rate >= STAIRCASE_FOOL_RATE:
@@ -173,10 +185,12 @@ def find_min_effective_eps(
                     "min_eps": eps,
                     "min_eps_255": round(eps * 255),
                     "rule": (
-                        f"lowest eps on the grid k/255 at which PGD-{steps} (step 2.5*eps/{steps}, random start "
-                        f"seeded per image) fools the model on >= {STAIRCASE_FOOL_RATE:.0%} of the first {n} test "
-                        "images it classifies correctly when clean; candidates tried in ascending order"
+                        f"lowest eps on the grid k/255 at which {described} fools the model on >= "
+                        f"{STAIRCASE_FOOL_RATE:.0%} of the first {n} test images it classifies correctly when "
+                        "clean; candidates tried in ascending order"
                     ),
+                    "attack": attack,
+                    "params": params,
                     "n": n,
                     "seed": seed,
                     "measured": measured,

@@ -37,6 +37,7 @@ class ArenaModel(nn.Module):
         name: str = "",
         pack_name: str = "",
         card: dict[str, Any] | None = None,
+        differentiable: bool = True,
     ) -> None:
         super().__init__()
         if not isinstance(net, nn.Module):
@@ -58,6 +59,9 @@ class ArenaModel(nn.Module):
         self.name = name
         self.pack_name = pack_name
         self.card: dict[str, Any] = dict(card or {})
+        # False for classifiers whose output is piecewise constant in the pixels (tree ensembles): their gradient
+        # is zero almost everywhere, so white-box attacks refuse them (see Attack.__call__).
+        self.differentiable = bool(differentiable)
         self.to(device)
         self.eval()
         self.requires_grad_(False)
@@ -78,4 +82,5 @@ class ArenaModel(nn.Module):
         return logits
 
     def extra_repr(self) -> str:
-        return f"name={self.name!r}, pack={self.pack_name!r}, bounds={self.bounds}"
+        extra = "" if self.differentiable else ", differentiable=False"
+        return f"name={self.name!r}, pack={self.pack_name!r}, bounds={self.bounds}{extra}"

@@ -8,9 +8,10 @@ writes, is refused with the command that fixes it instead of serving a model who
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import torch
 from safetensors import SafetensorError
@@ -22,6 +23,11 @@ from app.ml import cards
 from app.ml.model import ArenaModel
 from app.ml.nets.fashion_cnn import ARCHITECTURE as FASHION_CNN_ARCHITECTURE
 from app.ml.nets.fashion_cnn import FashionCNN
+from app.ml.nets.fashion_mlp import ARCHITECTURE as FASHION_MLP_ARCHITECTURE
+from app.ml.nets.fashion_mlp import FashionMLP
+from app.ml.nets.fashion_resnet import ARCHITECTURE as FASHION_RESNET_ARCHITECTURE
+from app.ml.nets.fashion_resnet import FashionResNet
+from app.ml.nets.pixel_classifiers import PixelLogisticRegression, PixelTreeEnsemble
 from app.ml.packs import get_pack
 from app.ml.registry_errors import UnknownName
 
@@ -36,22 +42,49 @@ class OpponentCorrupt(ValueError):
     """The checkpoint does not match its card or the net (edited, truncated, or from another architecture)."""
 
 
+OpponentKind = Literal["torch", "sklearn"]
+
+
 @dataclass(frozen=True)
 class OpponentSpec:
-    """How to build and train one opponent; the defaults are the ones its committed card was made with."""
+    """How to build and train one opponent; the defaults are the ones its committed card was made with.
+
+    ``kind="torch"`` opponents are nets trained by gradient descent (``epochs``/``batch_size``/``lr``);
+    ``kind="sklearn"`` ones are scikit-learn estimators (``estimator`` and ``estimator_params``) stored as plain
+    arrays and evaluated by a torch module rebuilt from the checkpoint (``from_state``), never unpickled.
+    """
 
     name: str
     pack_name: str
     description: str
-    build: Callable[[], nn.Module]
+    build: Callable[[], nn.Module] | None
     architecture: str
-    epochs: int
-    batch_size: int
-    lr: float
+    epochs: int = 0
+    batch_size: int = 0
+    lr: float = 0.0
+    kind: OpponentKind = "torch"
+    differentiable: bool = True
+    from_state: Callable[[Mapping[str, torch.Tensor]], nn.Module] | None = None
+    estimator: str = ""
+    estimator_params: Mapping[str, Any] = field(default_factory=dict)
+    # Said in the card and on the opponents list: e.g. why logistic regression counts as differentiable.
+    notes: str = ""
 
     @property
     def train_command(self) -> str:
-        return f"arena train --pack {self.pack_name}"
+        if DEFAULT_OPPONENT_FOR_PACK.get(self.pack_name) == self.name:
+            return f"arena train --pack {self.pack_name}"
+        return f"arena train --opponent {self.name}"
+
+    def build_net(self, state: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
+        """A fresh net (torch kind) or the evaluator rebuilt from a checkpoint's arrays (sklearn kind)."""
+        if self.from_state is not None:
+            if state is None:
+                raise ValueError(f"opponent {self.name!r} is built from its checkpoint's arrays; pass state=")
+            return self.from_state(state)
+        if self.build is None:
+            raise ValueError(f"opponent {self.name!r} has neither build nor from_state")
+        return self.build()
 
 
 _OPPONENTS: dict[str, OpponentSpec] = {
@@ -64,6 +97,77 @@ _OPPONENTS: dict[str, OpponentSpec] = {
         epochs=8,
         batch_size=128,
         lr=3e-3,
+    ),
+    "fashion-resnet": OpponentSpec(
+        name="fashion-resnet",
+        pack_name="fashion",
+        description=(
+            "Small residual CNN (three one-block stages, batch norm, global average pooling) for Fashion-MNIST: "
+            "another architecture than fashion-cnn, undefended."
+        ),
+        build=FashionResNet,
+        architecture=FASHION_RESNET_ARCHITECTURE,
+        epochs=6,
+        batch_size=128,
+        lr=3e-3,
+    ),
+    "fashion-mlp": OpponentSpec(
+        name="fashion-mlp",
+        pack_name="fashion",
+        description="Multilayer perceptron on raw pixels (two hidden layers, no convolutions), undefended.",
+        build=FashionMLP,
+        architecture=FASHION_MLP_ARCHITECTURE,
+        epochs=10,
+        batch_size=128,
+        lr=2e-3,
+    ),
+    "fashion-logreg": OpponentSpec(
+        name="fashion-logreg",
+        pack_name="fashion",
+        description=(
+            "Multinomial logistic regression on the 784 pixels (scikit-learn), a linear classifier: "
+            "the simplest non-neural opponent."
+        ),
+        build=None,
+        from_state=PixelLogisticRegression.from_state_dict,
+        architecture="softmax(W x + b) on the 784 pixels in [0,1], W: 10x784, b: 10 (scikit-learn LogisticRegression)",
+        kind="sklearn",
+        differentiable=True,
+        estimator="sklearn.linear_model.LogisticRegression",
+        estimator_params={"C": 1.0, "solver": "lbfgs", "max_iter": 200, "tol": 1e-4},
+        notes=(
+            "Marked differentiable: it is one linear layer plus a softmax, so its exact input gradient exists "
+            "and white-box attacks (FGSM, PGD) apply to it as to the nets."
+        ),
+    ),
+    "fashion-forest": OpponentSpec(
+        name="fashion-forest",
+        pack_name="fashion",
+        description=(
+            "Random forest of 20 decision trees on the 784 pixels (scikit-learn): non-neural and "
+            "non-differentiable, so it can only be attacked through queries or transfer."
+        ),
+        build=None,
+        from_state=PixelTreeEnsemble.from_state_dict,
+        architecture=(
+            "random forest (scikit-learn RandomForestClassifier): 20 trees of axis-aligned splits "
+            "'pixel <= threshold' on the 784 pixels in [0,1]; predict_proba = mean of the trees' leaf class shares"
+        ),
+        kind="sklearn",
+        differentiable=False,
+        estimator="sklearn.ensemble.RandomForestClassifier",
+        estimator_params={
+            "n_estimators": 20,
+            "min_samples_leaf": 8,
+            "max_features": "sqrt",
+            "criterion": "gini",
+            "bootstrap": True,
+        },
+        notes=(
+            "Not differentiable: its output is piecewise constant in the pixels (the gradient is zero almost "
+            "everywhere), so white-box attacks refuse it; use a score-based (square, nes), decision-based "
+            "(hopskipjump) or transfer attack."
+        ),
     ),
 }
 
@@ -114,10 +218,14 @@ def load_opponent(
             f"{ckpt} does not match its card {card_file} (sha256 differs): retrain with `{spec.train_command}`"
         )
     target = resolve_device(device)
-    net = spec.build()
     try:
-        net.load_state_dict(load_file(ckpt, device=str(target)))
-    except (SafetensorError, RuntimeError) as exc:
+        state = load_file(ckpt, device=str(target))
+        if spec.from_state is not None:
+            net = spec.build_net(state)
+        else:
+            net = spec.build_net()
+            net.load_state_dict(state)
+    except (SafetensorError, RuntimeError, ValueError) as exc:
         raise OpponentCorrupt(f"{ckpt} does not fit the {name!r} net: {exc}") from exc
     pack = get_pack(spec.pack_name)
     pre = card["preprocessing"]
@@ -132,6 +240,7 @@ def load_opponent(
         name=name,
         pack_name=spec.pack_name,
         card=card,
+        differentiable=spec.differentiable,
     )
     logger.info("loaded opponent %s from %s on %s", name, ckpt, target)
     return model

@@ -67,6 +67,22 @@ def _machine() -> str:
     return f"{os.cpu_count()} CPU cores, {model}"
 
 
+def data_section(pack: DataPack, train_size: int, test_size: int) -> dict[str, Any]:
+    """The card's ``data`` block: which dataset, where it was read from, and how many images."""
+    return {
+        "dataset": pack.title,
+        "licence": pack.licence,
+        "homepage": pack.homepage,
+        "debian_package": pack.debian_package,
+        "source": str(pack.data_dir),
+        "files": [file for _, split in pack.splits for file in (split.images, split.labels)],
+        "train_size": train_size,
+        "test_size": test_size,
+        "image_shape": list(pack.image_shape),
+        "class_names": list(pack.class_names),
+    }
+
+
 def train_opponent(
     name: str = "fashion-cnn",
     *,
@@ -87,6 +103,12 @@ def train_opponent(
     Returns the model card.
     """
     spec = opponent_spec(name)
+    if spec.kind == "sklearn":
+        from app.ml.training_sklearn import train_sklearn_opponent
+
+        return train_sklearn_opponent(
+            name, seed=seed, models_dir=models_dir, data_dir=data_dir, progress=progress, threads=threads
+        )
     epochs = spec.epochs if epochs is None else epochs
     batch_size = spec.batch_size if batch_size is None else batch_size
     lr = spec.lr if lr is None else lr
@@ -109,7 +131,7 @@ def train_opponent(
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
             started = time.perf_counter()
-            net = _fit(spec.build(), pack, target, epochs, batch_size, lr, generator, progress)
+            net = _fit(spec.build_net(), pack, target, epochs, batch_size, lr, generator, progress)
             wall_time = time.perf_counter() - started
         model = ArenaModel(
             net,
@@ -138,19 +160,9 @@ def train_opponent(
         "name": name,
         "pack": pack.name,
         "description": spec.description,
+        "differentiable": spec.differentiable,
         "created": datetime.now(UTC).date().isoformat(),
-        "data": {
-            "dataset": pack.title,
-            "licence": pack.licence,
-            "homepage": pack.homepage,
-            "debian_package": pack.debian_package,
-            "source": str(pack.data_dir),
-            "files": [file for _, split in pack.splits for file in (split.images, split.labels)],
-            "train_size": len(train_y),
-            "test_size": len(test_x),
-            "image_shape": list(pack.image_shape),
-            "class_names": list(pack.class_names),
-        },
+        "data": data_section(pack, len(train_y), len(test_x)),
         "architecture": {
             "net": type(net).__name__,
             "layers": spec.architecture,

@@ -22,6 +22,7 @@ from app.ml.attacks.pgd import PGD
 from app.ml.attacks.pgd_l2 import PGDL2
 from app.ml.attacks.queries import QueryBudgetExceeded, QueryCounter
 from app.ml.attacks.square import SquareAttack
+from app.ml.attacks.transfer import TransferAttack
 from app.ml.registry_errors import UnknownName
 
 _ATTACKS: dict[str, type[Attack]] = {
@@ -40,6 +41,7 @@ _ATTACKS: dict[str, type[Attack]] = {
         GenAttack,
         OnePixel,
         EvadeHC,
+        TransferAttack,
     )
 }
 
@@ -115,6 +117,7 @@ __all__ = [
     "QueryCounter",
     "RunOutput",
     "SquareAttack",
+    "TransferAttack",
     "available_attacks",
     "describe_attack",
     "describe_attacks",

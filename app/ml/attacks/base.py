@@ -125,6 +125,8 @@ class Attack(ABC):
         generator, or one per sample so that a sample's result does not depend on the rest of its batch.
         """
         x, y, eps_b, generator = _validate(model, images, labels, eps, generator, self.norm)
+        if self.threat_model == "white-box" and not getattr(model, "differentiable", True):
+            raise ValueError(_not_differentiable_message(self.name, model))
         if target is not None:
             if not self.supports_target:
                 raise ValueError(f"{self.name} is untargeted only; drop target=")
@@ -179,6 +181,23 @@ class Attack(ABC):
             for p, flag in zip(params, required_grad, strict=True):
                 p.requires_grad_(flag)
             torch.set_grad_enabled(grad_was_enabled)
+
+
+def _not_differentiable_message(attack: str, model: ArenaModel) -> str:
+    """Name the attacks that can be used instead, from the registry (imported here: it imports this module)."""
+    from app.ml.attacks import available_attacks, get_attack
+
+    usable: dict[str, list[str]] = {"score": [], "decision": [], "transfer": []}
+    for name in available_attacks():
+        threat = type(get_attack(name)).threat_model
+        if threat in usable:
+            usable[threat].append(name)
+    choices = "; ".join(f"{threat}: {', '.join(names)}" for threat, names in usable.items() if names)
+    return (
+        f"{model.name or 'this model'} is not differentiable (its output is piecewise constant, so its gradient "
+        f"is useless), and {attack!r} is a white-box attack that needs the gradient. Attack it through queries "
+        f"or transfer instead ({choices})."
+    )
 
 
 def uniform_noise(like: Tensor, generator: GeneratorArg) -> Tensor:

@@ -1,0 +1,110 @@
+"""Transfer attack (Papernot, McDaniel & Goodfellow 2016, "Transferability in Machine Learning"; Szegedy et al.
+2014 first saw adversarial images fool other networks).
+
+Craft the adversarial image with a white-box attack on a *surrogate* model the attacker owns, then show it to
+the target unchanged. The target is never queried while crafting: its only forward pass is the base class's
+success check on the final images, which is the arena's measurement, not the attacker's. That makes it the
+one attack that works on any target, including non-differentiable ones such as a random forest.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import ClassVar
+
+import torch
+from pydantic import Field, field_validator
+from torch import Tensor
+
+from app.ml.attacks.base import Attack, AttackParams, GeneratorArg
+from app.ml.model import ArenaModel
+
+_SURROGATES: dict[tuple[str, str, str], ArenaModel] = {}
+_SURROGATES_LOCK = threading.Lock()
+
+
+class TransferParams(AttackParams):
+    surrogate: str = Field(
+        "fashion-cnn", min_length=1, description="Opponent the image is crafted on (must be differentiable)."
+    )
+    base: str = Field("pgd", min_length=1, description="White-box L∞ attack run on the surrogate.")
+    steps: int = Field(20, ge=1, le=10_000, description="Steps of the base attack (ignored by one-step fgsm).")
+
+    @field_validator("surrogate")
+    @classmethod
+    def _known_differentiable_opponent(cls, value: str) -> str:
+        from app.ml.opponents import available_opponents, opponent_spec
+
+        if value not in available_opponents():
+            raise ValueError(f"unknown surrogate {value!r}; choose one of: {', '.join(available_opponents())}")
+        if not opponent_spec(value).differentiable:
+            usable = [n for n in available_opponents() if opponent_spec(n).differentiable]
+            raise ValueError(f"surrogate {value!r} is not differentiable; choose one of: {', '.join(usable)}")
+        return value
+
+    @field_validator("base")
+    @classmethod
+    def _white_box_linf(cls, value: str) -> str:
+        from app.ml.attacks import available_attacks, describe_attack
+
+        usable = [
+            n
+            for n in available_attacks()
+            if describe_attack(n)["threat_model"] == "white-box" and describe_attack(n)["norm"] == "linf"
+        ]
+        if value not in usable:
+            raise ValueError(f"base must be a white-box L∞ attack, one of: {', '.join(usable)}; got {value!r}")
+        return value
+
+
+def surrogate_model(name: str, device: torch.device) -> ArenaModel:
+    """The surrogate opponent, loaded once per (name, device, models folder) and kept for later calls."""
+    from app.config import get_settings
+    from app.ml.opponents import load_opponent
+
+    key = (name, str(device), str(get_settings().models_dir))
+    with _SURROGATES_LOCK:
+        model = _SURROGATES.get(key)
+        if model is None:
+            model = load_opponent(name, device=device)
+            _SURROGATES[key] = model
+    return model
+
+
+class TransferAttack(Attack):
+    name: ClassVar[str] = "transfer"
+    Params: ClassVar[type[AttackParams]] = TransferParams
+    params: TransferParams
+    threat_model = "transfer"
+    explanation: ClassVar[str] = (
+        "The transfer attack never touches the model you are playing against. The attacker takes a different "
+        "model of their own (the surrogate), fools that one with a gradient attack, and then simply shows the "
+        "same image to the target. Models trained on the same pictures tend to make similar mistakes, so an "
+        "image that fools one often fools others, even ones built in a completely different way."
+    )
+
+    def run(
+        self,
+        model: ArenaModel,
+        images: Tensor,
+        labels: Tensor,
+        eps: Tensor,
+        low: Tensor,
+        high: Tensor,
+        generator: GeneratorArg,
+        target: Tensor | None = None,
+    ) -> Tensor:
+        from app.ml.attacks import get_attack
+
+        surrogate = surrogate_model(self.params.surrogate, model.device)
+        if (surrogate.image_shape, surrogate.num_classes) != (model.image_shape, model.num_classes):
+            raise ValueError(
+                f"surrogate {surrogate.name!r} takes {surrogate.image_shape} images and {surrogate.num_classes} "
+                f"classes, the target {model.image_shape} and {model.num_classes}; pick a surrogate of the same pack"
+            )
+        base = get_attack(self.params.base)
+        params = {"steps": self.params.steps} if "steps" in type(base).Params.model_fields else {}
+        crafted = get_attack(self.params.base, **params)(
+            surrogate, images.clamp(*surrogate.bounds), labels, eps.flatten(), generator=generator
+        )
+        return crafted.adversarial.to(images.device)
