@@ -306,6 +306,116 @@ def _export_zip(output: Path, event: str | None) -> None:
     )
 
 
+bench_app = typer.Typer(help="Benchmarks: ratios measured side by side in one run.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("attacks")
+def bench_attacks(
+    attacks: Annotated[str, typer.Option(help="Comma-separated suite entries (default: all).")] = "",
+    n: Annotated[int, typer.Option(help="Largest batch per attack (the suite uses 128 or 32).")] = 128,
+    reps: Annotated[int, typer.Option(help="Interleaved repetitions of the ratio runs.")] = 5,
+    ratios: Annotated[bool, typer.Option(help="Also run the compute-limit ratio runs (128 images).")] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the per-image random starts.")] = 0,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's).")] = None,
+    write_results: Annotated[bool, typer.Option(help="Append a dated section to the results file.")] = False,
+    results_file: Annotated[Path, typer.Option(help="Where --write-results appends.")] = Path("benchmarks/RESULTS.md"),
+) -> None:
+    """Every attack: success, median L2/L-inf, queries, ms/image; PGD/AdvGAN/CW ratios to their compute floor."""
+    from app.ml.cli_attacks import bench_attacks as run
+    from app.ml.opponents import OpponentMissing
+    from app.ml.packs import DataPackMissing
+
+    _setup_logging()
+    try:
+        table = run(
+            attacks=attacks,
+            n=n,
+            reps=reps,
+            ratios=ratios,
+            seed=seed,
+            threads=threads,
+            write_results=write_results,
+            results_file=results_file,
+            command=" ".join(
+                part
+                for part in (
+                    "arena bench attacks",
+                    f"--attacks {attacks}" if attacks else "",
+                    f"--n {n} --reps {reps} --seed {seed}",
+                    "" if ratios else "--no-ratios",
+                    f"--threads {threads}" if threads else "",
+                )
+                if part
+            ),
+        )
+    except (ValueError, KeyError, FileNotFoundError, OpponentMissing, DataPackMissing) as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        _fail("interrupted: nothing was written")
+    typer.echo(table)
+
+
+@app.command("train-advgan")
+def train_advgan(
+    opponent: Annotated[str, typer.Option(help="The opponent the generator learns to fool.")] = "fashion-cnn",
+    seed: Annotated[int, typer.Option(help="Seed for weights, shuffling and the eps draws.")] = 0,
+    epochs: Annotated[int, typer.Option(help="Passes over the training images.")] = 1,
+    max_batches: Annotated[int | None, typer.Option(help="Cap on batches per epoch (quick trials).")] = None,
+    width: Annotated[int, typer.Option(help="Generator width (channels of its first layer).")] = 16,
+    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 1,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Train an AdvGAN generator against an opponent; write models/advgan-<opponent>.safetensors and its card."""
+    from app.ml.cli_attacks import train_advgan as run
+    from app.ml.opponents import OpponentMissing
+    from app.ml.packs import DataPackMissing
+
+    _setup_logging()
+    try:
+        line = run(
+            opponent=opponent,
+            seed=seed,
+            epochs=epochs,
+            max_batches=max_batches,
+            width=width,
+            threads=threads,
+            device=device,
+        )
+    except (ValueError, KeyError, FileNotFoundError, OpponentMissing, DataPackMissing) as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        _fail("interrupted: the previous generator and card were left as they were")
+    typer.echo(line)
+
+
+@app.command("eval")
+def eval_model(
+    model: Annotated[str, typer.Option(help="Opponent to measure (models/NAME.json gets the table).")] = "fashion-cnn",
+    n: Annotated[int, typer.Option(help="First n test images.")] = 1000,
+    eps: Annotated[str, typer.Option(help="Comma-separated budgets (pixel units).")] = "0.05,0.1,0.2",
+    attacks: Annotated[
+        str, typer.Option(help="Comma-separated attacks, parameters after colons: pgd:steps=20:early_stop=true.")
+    ] = "fgsm,pgd:steps=20,advgan,square:max_queries=1000",
+    seed: Annotated[int, typer.Option(help="Seed of the per-image random draws.")] = 0,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's).")] = None,
+) -> None:
+    """Clean accuracy and each attack at each eps; writes robustness_table into the model's card (.json, .md)."""
+    from app.ml.cli_attacks import eval_model as run
+    from app.ml.cli_attacks import parse_eps
+    from app.ml.opponents import OpponentMissing
+    from app.ml.packs import DataPackMissing
+
+    _setup_logging()
+    try:
+        table = run(model, n=n, eps=parse_eps(eps), attacks=attacks, seed=seed, threads=threads)
+    except (ValueError, TypeError, KeyError, FileNotFoundError, OpponentMissing, DataPackMissing) as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        _fail("interrupted: the card was left as it was")
+    typer.echo(table)
+
+
 def main() -> None:
     app()
 

@@ -77,7 +77,11 @@ DEFAULT_SUITE: dict[str, tuple[dict[str, Any], float, int]] = {
     "genattack": ({"max_queries": 1000}, 0.1, 32),
     "one-pixel": ({"max_queries": 1000, "pixels": 3}, 1.0, 32),
     "evadehc": ({"max_queries": 1000}, 0.1, 32),
+    "advgan": ({}, 0.1, 128),
+    "pgd-early-stop": ({"steps": 10, "early_stop": True}, 0.1, 128),
 }
+# Suite entries that run a registered attack under another name (same attack, different mode).
+SUITE_ATTACKS: dict[str, str] = {"pgd-early-stop": "pgd"}
 
 
 def _summary(
@@ -140,7 +144,7 @@ def run_attack_bench(
     for name, (params, eps, batch) in suite.items():
         say(f"{name} (batch {batch})")
         x, y = images[:batch], labels[:batch]
-        attack = get_attack(name, **params)
+        attack = get_attack(SUITE_ATTACKS.get(name, name), **params)
         gens = [torch.Generator().manual_seed(seed + i) for i in range(batch)]
         seconds, result = _timed(lambda a=attack, x=x, y=y, e=eps, g=gens: a(model, x, y, e, generator=g))
         success, l2, linf, q = _summary(model, x, y, result.adversarial, result.queries)
@@ -218,6 +222,25 @@ def _ratio_runs(
             lambda x, y: pgd(model, x, y, 0.1, generator=torch.Generator().manual_seed(seed)).adversarial,
         )
     )
+    pgd_es = get_attack("pgd", steps=10, early_stop=True)
+    configs.append(
+        (
+            "PGD-10 arena, early stop",
+            128,
+            10,
+            0.1,
+            lambda x, y: pgd_es(model, x, y, 0.1, generator=torch.Generator().manual_seed(seed)).adversarial,
+        )
+    )
+    advgan = get_attack("advgan")
+    try:
+        advgan.generator_net(model)  # type: ignore[attr-defined]
+    except FileNotFoundError as missing:
+        say(f"AdvGAN skipped in the ratio runs: {missing}")
+    else:
+        configs.append(
+            ("AdvGAN arena (one generator forward)", 128, 10, 0.1, lambda x, y: advgan(model, x, y, 0.1).adversarial)
+        )
     cw = get_attack("cw", steps=100)
     cw_full = get_attack("cw", steps=100, abort_early=False)
     configs.append(
@@ -284,7 +307,83 @@ def format_attack_bench(rows: list[BenchRow], ratios: list[RatioRow]) -> str:
     ]
     for q in ratios:
         lines.append(
-            f"| {q.name} | {q.batch} | {q.steps} | {q.floor_ms:.1f} | {q.ratio:.2f}x | {q.success:.1%} | "
+            f"| {q.name} | {q.batch} | {q.steps} | {q.floor_ms:.1f} | {q.ratio:.3f}x | {q.success:.1%} | "
             f"{_num(q.median_l2)} |"
         )
+    by_name = {q.name: q for q in ratios}
+    pgd = by_name.get("PGD-10 arena")
+    if pgd is not None:
+        lines.append("")
+        for other in ("PGD-10 arena, early stop", "AdvGAN arena (one generator forward)", "PGD-10 torchattacks"):
+            if other in by_name and by_name[other].ratio > 0:
+                lines.append(
+                    f"- PGD-10 arena / {other}: **{pgd.ratio / by_name[other].ratio:.1f}x** the time "
+                    "(ratio of their ratios to the same batch's floor)"
+                )
     return "\n".join(lines)
+
+
+def select_suite(attacks: str = "", n: int | None = None) -> dict[str, tuple[dict[str, Any], float, int]]:
+    """The default suite, restricted to the comma-separated ``attacks`` (all when empty), batches capped at ``n``.
+
+    Unknown names raise ``ValueError`` listing the valid ones.
+    """
+    wanted = [a.strip() for a in attacks.split(",") if a.strip()]
+    unknown = [a for a in wanted if a not in DEFAULT_SUITE]
+    if unknown:
+        raise ValueError(f"unknown benchmark attack(s) {', '.join(unknown)}; choose from: {', '.join(DEFAULT_SUITE)}")
+    chosen = {k: v for k, v in DEFAULT_SUITE.items() if not wanted or k in wanted}
+    if n is not None:
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        chosen = {k: (params, eps, min(batch, n)) for k, (params, eps, batch) in chosen.items()}
+    return chosen
+
+
+def machine_line() -> str:
+    """Where a benchmark ran: CPU model and count, GPU if any, Python, torch and its thread count."""
+    import os
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{cpu}, {os.cpu_count()} CPU cores, {gpu}, {platform.system()} {platform.machine()}, Python "
+        f"{platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} intra-op threads)"
+    )
+
+
+def load_average() -> str:
+    try:
+        with open("/proc/loadavg", encoding="utf-8") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def results_section(table: str, *, command: str, machine: str, load_before: str, load_after: str) -> str:
+    """A dated section for benchmarks/RESULTS.md holding ``table`` and how it was made."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"\n## Attack benchmark (`arena bench attacks`) — {now}\n\n"
+        f"`{command}` on {machine}; load average before / after: {load_before} / {load_after}. Definitions: "
+        "`app/ml/bench.py` (success = share of the clean-correct images fooled; ratios = median of paired, "
+        "interleaved runs against `steps` x one forward+backward of the same batch).\n\n"
+        f"{table}\n"
+    )
+
+
+def append_results(section: str, path: Any) -> None:
+    """Append ``section`` to the results file (never rewrites what is there)."""
+    from pathlib import Path
+
+    target = Path(path)
+    with target.open("a", encoding="utf-8") as f:
+        f.write(section)

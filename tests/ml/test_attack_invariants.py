@@ -40,6 +40,8 @@ CONFIG: dict[str, tuple[dict[str, object], float, float]] = {
     "genattack": ({"max_queries": 40, "population": 6}, 0.15, 0.3),
     "one-pixel": ({"pixels": 4, "max_queries": 40, "population": 8}, 1.0, 0.05),
     "evadehc": ({"max_queries": 60, "candidates": 2, "walk_steps": 4}, 0.25, 0.06),
+    # the committed generator (models/advgan-fashion-cnn.*), one forward pass
+    "advgan": ({}, 0.1, 0.5),
     # crafted on the logistic regression, shown to the CNN the invariants run on: real transfer
     "transfer": ({"surrogate": "fashion-logreg", "steps": 5}, 0.15, 0.2),
 }
@@ -47,7 +49,7 @@ NAMES = sorted(CONFIG)
 BLACK_BOX = {"score", "decision"}
 # Attacks whose every step depends on gradient magnitudes see ulp-level differences between batch sizes (oneDNN
 # picks other kernels), so for them "independent of the batch" holds up to float rounding, not bit for bit.
-ROUNDING_ACROSS_BATCH_SIZES = {"cw", "deepfool", "deepfool-linf", "pgd-l2"}
+ROUNDING_ACROSS_BATCH_SIZES = {"advgan", "cw", "deepfool", "deepfool-linf", "pgd-l2"}
 
 
 def seeds(n: int, base: int = 0) -> list[torch.Generator]:

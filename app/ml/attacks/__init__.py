@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.ml.attacks.advgan import AdvGAN
 from app.ml.attacks.base import Attack, AttackParams, AttackResult, GeneratorArg, RunOutput
 from app.ml.attacks.cw import CarliniWagnerL2
 from app.ml.attacks.deepfool import DeepFool, DeepFoolLinf
@@ -42,6 +43,7 @@ _ATTACKS: dict[str, type[Attack]] = {
         OnePixel,
         EvadeHC,
         TransferAttack,
+        AdvGAN,
     )
 }
 
@@ -97,6 +99,7 @@ def describe_attacks() -> list[dict[str, Any]]:
 
 
 __all__ = [
+    "AdvGAN",
     "FGSM",
     "MIFGSM",
     "NES",

@@ -27,6 +27,13 @@ class PGDParams(AttackParams):
         None, gt=0.0, le=1.0, description=f"Absolute step in pixel units; None means {REL_STEP_SIZE}*eps/steps."
     )
     random_start: bool = Field(True, description="Start from a uniform random point of the eps-ball.")
+    early_stop: bool = Field(
+        False,
+        description=(
+            "Stop updating each image as soon as it fools the model: it leaves the batch, so later steps compute "
+            "gradients for the images still unfooled only. The fooled image is returned as it was when it fooled."
+        ),
+    )
 
 
 class PGD(Attack):
@@ -59,6 +66,8 @@ class PGD(Attack):
             adv = torch.clamp(images + eps * uniform_noise(images, generator), low, high)
         else:
             adv = images.clone()
+        if self.params.early_stop:
+            return self._run_early_stop(model, adv, goal, step, low, high, targeted=target is not None)
         # The loop body is the whole per-step overhead beyond the model's forward+backward, so it only does
         # in-place work on the one (B,C,H,W) buffer: sign, step, and a single clamp to the precomputed box.
         for _ in range(steps):
@@ -73,4 +82,49 @@ class PGD(Attack):
             else:
                 adv.add_(grad.sign_(), alpha=step)
             adv.clamp_(low, high)
+        return adv
+
+    def _run_early_stop(
+        self,
+        model: ArenaModel,
+        adv: Tensor,
+        goal: Tensor,
+        step: Tensor | float,
+        low: Tensor,
+        high: Tensor,
+        *,
+        targeted: bool,
+    ) -> Tensor:
+        """PGD on an active set: each step's forward both takes the gradient and says which images are fooled
+        already; those leave the batch before the backward pass and keep the image that fooled the model.
+
+        The active batch runs at its exact size: padding it to a few bucketed sizes (``forward_bucketed``, so
+        that oneDNN reuses kernels) measured slower here (0.27x vs 0.23x the PGD-10 floor, batch 128, eps 0.1,
+        fresh images each repetition). The last step's result is not re-checked here (the base class measures
+        success on the returned images).
+        """
+        active = torch.arange(adv.shape[0], device=adv.device)
+        labels = goal
+        for _ in range(self.params.steps):
+            x = adv.index_select(0, active).requires_grad_(True)
+            logits = model(x)
+            predicted = logits.detach().argmax(1)
+            # Untargeted, ``labels`` are the true classes (fooled: any other); targeted, the targets (fooled: hit).
+            done = predicted == labels if targeted else predicted != labels
+            left = ~done
+            if not bool(left.any()):
+                break
+            loss = F.cross_entropy(logits[left], labels[left], reduction="sum")
+            if targeted:
+                loss = -loss
+            (grad,) = torch.autograd.grad(loss, x)
+            keep = active[left]
+            moved = x.detach()[left]
+            if isinstance(step, Tensor):
+                moved.addcmul_(grad[left].sign_(), step.index_select(0, keep))
+            else:
+                moved.add_(grad[left].sign_(), alpha=step)
+            moved = torch.minimum(torch.maximum(moved, low.index_select(0, keep)), high.index_select(0, keep))
+            adv.index_copy_(0, keep, moved)
+            active, labels = keep, labels[left]
         return adv
