@@ -31,6 +31,7 @@ class ConsistencyOut(BaseModel):
     ci: tuple[float, float] | None = Field(description="95% percentile bootstrap interval over trials")
     trials: int = Field(description="Trials it rests on (answers; for people vs people, together images)")
     pairs: int | None = Field(None, description="People vs people only: pairs of people with a defined kappa")
+    people: int | None = Field(None, description="By person only: people with a defined kappa")
 
 
 class GroupOut(BaseModel):
@@ -43,6 +44,9 @@ class GroupOut(BaseModel):
     model_accuracy: float = Field(description="The model on the same answered rounds as the people")
     model_ci: tuple[float, float] = Field(description="95% Wilson interval [low, high]")
     error_consistency_model: ConsistencyOut = Field(description="People vs the model, pooled over the answers")
+    error_consistency_model_by_person: ConsistencyOut = Field(
+        description="Each person vs the model on their own trials, mean over people (interval: bootstrap of people)"
+    )
     error_consistency_people: ConsistencyOut | None = Field(
         description="Mean over pairs of people on together images both answered; null without such images"
     )

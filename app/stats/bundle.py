@@ -174,11 +174,13 @@ def definitions() -> dict[str, str]:
         "error_consistency": "Geirhos, Meding & Wichmann (2020): c_obs = fraction of trials where both observers "
         "are right or both wrong; c_exp = p1*p2 + (1-p1)*(1-p2) from their accuracies; kappa = (c_obs - c_exp) / "
         "(1 - c_exp), undefined when c_exp = 1. error_consistency_model: people (pooled: every answer is a trial) "
-        "vs the model. error_consistency_people: mean over pairs of people of kappa on the together images both "
-        "answered.",
+        "vs the model. error_consistency_model_by_person: kappa of each person vs the model over their own "
+        "trials, mean over people (Geirhos et al.'s observer-by-observer form). error_consistency_people: mean "
+        "over pairs of people of kappa on the together images both answered.",
         "kappa_interval": f"Percentile bootstrap, {science.BOOTSTRAP_RESAMPLES} resamples with Python "
         f"random.Random({science.BOOTSTRAP_SEED}) (fresh per interval): people vs model resample trials "
-        "(rng.choices over the four agreement cells weighted by their counts); people vs people resample together "
+        "(rng.choices over the four agreement cells weighted by their counts); by person: resample the people's "
+        "kappas (rng.choices over people sorted by id), mean; people vs people resample together "
         "images (rng.choices over the images sorted by id). 2.5th and 97.5th percentiles, linear interpolation; "
         "undefined resamples dropped.",
         "model_accuracy": "The model on the same answered rounds as the people (a together image counts once per "

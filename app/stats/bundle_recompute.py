@@ -14,11 +14,13 @@ Definitions (also in metadata.json):
 * accuracy intervals: 95% Wilson score intervals.
 * error consistency (Geirhos, Meding & Wichmann 2020): c_obs = fraction of trials where both observers are right
   or both wrong; c_exp = p1*p2 + (1-p1)*(1-p2); kappa = (c_obs - c_exp) / (1 - c_exp), undefined when c_exp = 1.
-  People vs model: every answer is a trial (pooled over people). People vs people: kappa of every pair of people
-  over the together images both answered, then the mean over pairs where it is defined.
+  People vs model: every answer is a trial (pooled over people). Each person vs model: kappa of every person
+  against the model over their own trials, then the mean over people where it is defined. People vs people: kappa
+  of every pair of people over the together images both answered, then the mean over pairs where it is defined.
 * kappa intervals: percentile bootstrap (2.5th, 97.5th, linear interpolation), 1000 resamples drawn with
-  random.Random(2020), a fresh generator for each interval; people vs model resample trials, people vs people
-  resample together images. Resamples where kappa is undefined are dropped.
+  random.Random(2020), a fresh generator for each interval; people vs model resample trials, each person vs model
+  resamples the people's kappas, people vs people resample together images. Resamples where kappa is undefined
+  are dropped.
 
 This is a second implementation of the server's app/stats/science.py, written from the definitions above; the
 project's tests check that both give the same numbers on the same data.
@@ -122,6 +124,28 @@ def people_vs_model(rows):
     return {"kappa": value, "ci": ci, "trials": len(rows)}
 
 
+def each_person_vs_model(rows):
+    by_person = defaultdict(list)
+    for row in rows:
+        by_person[row["player_id"]].append(row)
+    kappas = []
+    for person in sorted(by_person):
+        cells = [0, 0, 0, 0]
+        for row in by_person[person]:
+            cells[(0 if row["human_correct"] else 2) + (0 if row["model_correct"] else 1)] += 1
+        k = kappa(*cells)
+        if k is not None:
+            kappas.append(k)
+    if not kappas:
+        return {"kappa": None, "ci": None, "trials": len(rows), "people": 0}
+    rng = random.Random(SEED)
+    means = []
+    for _ in range(RESAMPLES):
+        draw = rng.choices(kappas, k=len(kappas))
+        means.append(sum(draw) / len(draw))
+    return {"kappa": sum(kappas) / len(kappas), "ci": interval(means), "trials": len(rows), "people": len(kappas)}
+
+
 def mean_pair_kappa(people, images, right, weights):
     """right[(person, image)] = True/False for the answers given; weights[image] = times the image is counted."""
     values = []
@@ -216,6 +240,7 @@ def table(rows, group_by):
                 "model_accuracy": model / n,
                 "model_ci": list(wilson(model, n)),
                 "error_consistency_model": people_vs_model(members),
+                "error_consistency_model_by_person": each_person_vs_model(members),
                 "error_consistency_people": people_vs_people(members),
             }
         )
@@ -318,13 +343,15 @@ def main(argv=None):
         json.dump(out, sys.stdout, indent=2)
         print()
         return 0
-    header = [*group_by, "n", "people", "95% CI", "model", "95% CI", "kappa people-model", "kappa people-people"]
+    header = [*group_by, "n", "people", "95% CI", "model", "95% CI", "kappa people-model", "kappa by person"]
+    header.append("kappa people-people")
     print("\t".join(header))
     for g in result:
         cells = [str(g["keys"][k]) for k in group_by]
         cells += [str(g["n"]), f"{g['human_accuracy']:.3f}", fmt_ci(g["human_ci"])]
         cells += [f"{g['model_accuracy']:.3f}", fmt_ci(g["model_ci"])]
-        cells += [fmt_kappa(g["error_consistency_model"]), fmt_kappa(g["error_consistency_people"])]
+        cells += [fmt_kappa(g["error_consistency_model"]), fmt_kappa(g["error_consistency_model_by_person"])]
+        cells.append(fmt_kappa(g["error_consistency_people"]))
         print("\t".join(cells))
     for pack, entry in matrices.items():
         for who in ("human", "model"):

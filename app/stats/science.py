@@ -22,6 +22,9 @@ Definitions (the exported bundle's metadata.json and its recompute.py repeat the
 
   - *people vs model*: all answers of the group as trials, the person who answered as one observer and the model
     as the other (pooled over people; the model saw every trial).
+  - *each person vs model* (Geirhos et al.'s observer-by-observer form): kappa of every person against the model
+    over that person's own trials, then the mean over the people where it is defined. People with few trials give
+    noisy (often 0 or undefined) kappas; read it with the number of people and trials.
   - *people vs people*: as Geirhos et al. do for human observers, kappa for every pair of people over the together
     images both answered (``shared_image``), then the mean over the pairs where it is defined.
 
@@ -32,6 +35,8 @@ Definitions (the exported bundle's metadata.json and its recompute.py repeat the
   images with replacement (``rng.choices`` over the images sorted by id) and recomputes every pair's kappa and
   their mean. Resamples where kappa is undefined are dropped. The interval is the 2.5th and 97.5th percentile with
   linear interpolation between order statistics (numpy's default), None when fewer than 2 resamples are defined.
+  Each person vs model: each resample draws the people's kappas with replacement (``rng.choices`` over the people
+  sorted by id) and takes their mean.
 """
 
 from __future__ import annotations
@@ -291,11 +296,14 @@ class Consistency:
     ci: tuple[float, float] | None
     trials: int
     pairs: int | None = None  # people vs people: pairs of people with a defined kappa
+    people: int | None = None  # per person vs model: people with a defined kappa
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"kappa": self.kappa, "ci": list(self.ci) if self.ci else None, "trials": self.trials}
         if self.pairs is not None:
             out["pairs"] = self.pairs
+        if self.people is not None:
+            out["people"] = self.people
         return out
 
 
@@ -304,6 +312,30 @@ def people_vs_model(trials: Sequence[Trial], *, resamples: int = BOOTSTRAP_RESAM
     kappa = kappa_from_counts(*cells)
     ci = bootstrap_kappa_cells(cells, resamples=resamples) if kappa is not None else None
     return Consistency(kappa=kappa, ci=ci, trials=len(trials))
+
+
+def each_person_vs_model(trials: Sequence[Trial], *, resamples: int = BOOTSTRAP_RESAMPLES) -> Consistency:
+    """Geirhos et al.'s observer-by-observer form: kappa of each person against the model over that person's own
+    trials, then the mean over the people for whom it is defined. The interval resamples people (sorted by id)."""
+    by_person: dict[str, list[Trial]] = defaultdict(list)
+    for trial in trials:
+        by_person[trial.player_id].append(trial)
+    kappas = []
+    for person in sorted(by_person):
+        own = by_person[person]
+        value = error_consistency([t.human_correct for t in own], [t.model_correct for t in own])
+        if value is not None:
+            kappas.append(value)
+    if not kappas:
+        return Consistency(kappa=None, ci=None, trials=len(trials), people=0)
+    rng = random.Random(BOOTSTRAP_SEED)
+    means = []
+    for _ in range(resamples):
+        draw = rng.choices(kappas, k=len(kappas))
+        means.append(sum(draw) / len(draw))
+    return Consistency(
+        kappa=sum(kappas) / len(kappas), ci=percentile_interval(means), trials=len(trials), people=len(kappas)
+    )
 
 
 @dataclass(frozen=True)
@@ -389,6 +421,7 @@ class GroupStats:
     model_correct: int
     people_vs_model: Consistency
     people_vs_people: Consistency | None
+    each_person_vs_model: Consistency
 
     @property
     def human_accuracy(self) -> float:
@@ -417,6 +450,7 @@ class GroupStats:
             "model_accuracy": self.model_accuracy,
             "model_ci": list(self.model_ci),
             "error_consistency_model": self.people_vs_model.as_dict(),
+            "error_consistency_model_by_person": self.each_person_vs_model.as_dict(),
             "error_consistency_people": self.people_vs_people.as_dict() if self.people_vs_people else None,
         }
 
@@ -444,6 +478,7 @@ def group_stats(
                 model_correct=sum(t.model_correct for t in members),
                 people_vs_model=people_vs_model(members, resamples=resamples),
                 people_vs_people=people_vs_people(members, resamples=resamples),
+                each_person_vs_model=each_person_vs_model(members, resamples=resamples),
             )
         )
     return out

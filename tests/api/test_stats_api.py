@@ -57,6 +57,10 @@ def test_the_event_filter_and_people_vs_people(client: TestClient) -> None:
     # both right 3, people only 4, model only 1, both wrong 4: c_obs 7/12, c_exp (7/12)(4/12) + (5/12)(8/12).
     c_exp = (7 / 12) * (4 / 12) + (5 / 12) * (8 / 12)
     assert group["error_consistency_model"]["kappa"] == pytest.approx((7 / 12 - c_exp) / (1 - c_exp))
+    # Person by person against the model (right on image 3 only, [0, 0, 1]): rooms' rows [1,0,1] -> 0.4,
+    # [1,1,0] -> -0.8, [0,0,1] -> 1, [1,0,1] -> 0.4 (worked as for pairs of people); mean 0.25.
+    by_person = group["error_consistency_model_by_person"]
+    assert by_person["people"] == 4 and by_person["kappa"] == pytest.approx(0.25)
 
 
 def test_filters_narrow_the_trials(client: TestClient) -> None:

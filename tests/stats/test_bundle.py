@@ -129,6 +129,8 @@ def test_an_event_bundle_and_a_bad_event(client: TestClient, tmp_path: Path) -> 
     printed = recompute(tmp_path / "event", "--json")
     assert bundle_recompute.compare(json.loads(printed.stdout)["groups"], api["groups"], tolerance=1e-12) == []
     assert sum(g["n"] for g in api["groups"]) == 12
+    if not url.startswith("sqlite"):
+        return  # the refusal below is the same on every backend; one run of the CLI is enough
     missing = export_zip(url, tmp_path / "none.zip", "--event", "NOPE22")
     assert missing.returncode == 1 and "no event" in missing.stderr.lower() and "Traceback" not in missing.stderr
     assert not (tmp_path / "none.zip").exists()

@@ -231,3 +231,19 @@ def test_confusion_matrices_count_truth_by_answer() -> None:
     matrices = science.confusion_matrices(trials, {"fashion": 3})
     assert matrices.human["fashion"] == [[1, 2, 0], [0, 0, 0], [0, 0, 0]]
     assert matrices.model["fashion"] == [[1, 0, 2], [0, 0, 0], [0, 0, 0]]
+
+
+def test_each_person_vs_model_is_the_mean_of_per_person_kappas() -> None:
+    model = [0, 0, 1]
+    trials = [
+        trial(p, f"s{j + 1}", bool(r), model_right=bool(model[j])) for p, row in ROOM.items() for j, r in enumerate(row)
+    ]
+    expected = [float(exact_kappa(row, model)) for row in ROOM.values()]  # type: ignore[arg-type]
+    assert expected == [0.4, -0.8, 1.0, 0.4]
+    result = science.each_person_vs_model(trials)
+    assert result.people == 4 and result.kappa == pytest.approx(0.25)
+    assert result.ci is not None and result.ci[0] <= 0.25 <= result.ci[1]
+    # A person always right against a model always right has no defined kappa and is left out of the mean.
+    alone = [trial("x", None, True, model_right=True), trial("y", None, True), trial("y", None, False)]
+    only_y = science.each_person_vs_model(alone)
+    assert only_y.people == 1 and only_y.kappa == pytest.approx(float(exact_kappa([1, 0], [0, 0])))  # type: ignore[arg-type]
