@@ -34,6 +34,7 @@ LINE_SPAN = 2.0  # the line runs over t in [-LINE_SPAN*eps, LINE_SPAN*eps]
 # Budgets for rounds stored with eps 0 (clean and noise controls): the line and the slice still need a length.
 FALLBACK_EPS = {"linf": 8 / 255, "l0": 8 / 255, "l2": 1.0}
 SLICE_CHUNK_PIXELS = 2_000_000  # grid points per forward batch = this / pixels per image (at least 16)
+COARSE_STEP = 4  # the slice is classified on every 4th row and column first, then refined near boundaries
 LINE_CLASSES = 4  # true, clean and shown answers, then the classes with the largest logits, up to this many
 
 
@@ -125,41 +126,56 @@ def _classify(model: ArenaModel, x: Tensor, u: Tensor, v: Tensor, coords: np.nda
 
 
 def boundary_slice(
-    model: ArenaModel, x: Tensor, u: Tensor, v: Tensor, a: np.ndarray, b: np.ndarray, must: list[tuple[int, int]]
+    model: ArenaModel,
+    x: Tensor,
+    u: Tensor,
+    v: Tensor,
+    a: np.ndarray,
+    b: np.ndarray,
+    must: list[tuple[int, int]],
+    coarse_step: int = COARSE_STEP,
 ) -> tuple[np.ndarray, int]:
-    """The model's class on the grid (rows b, columns a; both of odd length), and how many points were evaluated.
+    """The model's class on the grid (rows b, columns a), and how many points were actually classified.
 
-    Coarse to fine, as in marching squares: every other row and column is evaluated; a point between coarse points
-    is evaluated only where its coarse neighbours disagree (a boundary passes nearby), and otherwise takes their
-    common class. So a region thinner than two grid steps that touches no coarse point can be missed; the points
-    in ``must`` (the clean and the shown image) are always evaluated."""
+    Coarse to fine, as in marching squares: every ``coarse_step``-th row and column is classified; then, halving the
+    step each time, a new point between classified ones is classified only where those neighbours disagree (a
+    boundary passes nearby), and otherwise takes their common class. So a region thinner than the coarse step that
+    touches no classified point can be missed; the points in ``must`` (the clean and the shown image) are always
+    classified. The step used is the largest power of two up to ``coarse_step`` that divides both sides minus one."""
     rows, cols = len(b), len(a)
-    if rows % 2 == 0 or cols % 2 == 0:
-        raise ValueError("the slice grid needs an odd number of rows and columns")
+    step = 1
+    while step * 2 <= coarse_step and (rows - 1) % (step * 2) == 0 and (cols - 1) % (step * 2) == 0:
+        step *= 2
     labels = np.full((rows, cols), -1, dtype=np.int64)
+    count = 0
 
     def evaluate(cells: list[tuple[int, int]]) -> None:
-        cells = [(r, c) for r, c in cells if labels[r, c] < 0]
+        nonlocal count
+        cells = sorted({(r, c) for r, c in cells if labels[r, c] < 0})
         if cells:
             index = np.array(cells)
             coords = np.stack([a[index[:, 1]], b[index[:, 0]]], axis=1)
             labels[index[:, 0], index[:, 1]] = _classify(model, x, u, v, coords)
+            count += len(cells)
 
-    evaluate([(r, c) for r in range(0, rows, 2) for c in range(0, cols, 2)] + list(must))
-    pending: list[tuple[int, int]] = []
-    for r in range(rows):
-        for c in range(cols):
-            if labels[r, c] >= 0:
-                continue
-            near_rows = (r,) if r % 2 == 0 else (r - 1, r + 1)
-            near_cols = (c,) if c % 2 == 0 else (c - 1, c + 1)
-            near = {int(labels[nr, nc]) for nr in near_rows for nc in near_cols}
-            if len(near) == 1:
-                labels[r, c] = near.pop()
-            else:
-                pending.append((r, c))
-    evaluate(pending)
-    return labels, (rows // 2 + 1) * (cols // 2 + 1) + len(must) + len(pending)
+    evaluate([(r, c) for r in range(0, rows, step) for c in range(0, cols, step)] + list(must))
+    while step > 1:
+        half = step // 2
+        pending: list[tuple[int, int]] = []
+        for r in range(0, rows, half):
+            for c in range(0, cols, half):
+                if labels[r, c] >= 0:
+                    continue
+                near_rows = (r,) if r % step == 0 else (r - half, r + half)
+                near_cols = (c,) if c % step == 0 else (c - half, c + half)
+                near = {int(labels[nr, nc]) for nr in near_rows for nc in near_cols}
+                if len(near) == 1:
+                    labels[r, c] = near.pop()
+                else:
+                    pending.append((r, c))
+        evaluate(pending)
+        step = half
+    return labels, count
 
 
 def r_squared(t: np.ndarray, values: np.ndarray) -> float:
