@@ -10,9 +10,12 @@ import functools
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:  # app.ml.explain_contracts imports this module's wire codec
+    from app.ml.explain_contracts import ExplainJob, ExplainResult
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,11 @@ class ModelService(Protocol):
 
     def attack_catalog(self) -> list[dict[str, Any]]:
         """Every registered attack as plain data: name, threat model, norm, parameters, explanation."""
+        ...
+
+    async def explain(self, job: ExplainJob) -> ExplainResult:
+        """Why the machine fails on one stored round: saliency, a decision-boundary slice and the linearity curve
+        (app/ml/explain.py; contracts in app/ml/explain_contracts.py). Not batched with generate()."""
         ...
 
     async def health(self) -> dict[str, Any]: ...
