@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     cloak_transfer: bool = Field(
         True, description="Also ask EfficientNet-Lite2 (the transfer target) about the cloaked photo."
     )
+    natural_dir: Path | None = Field(
+        None, description="Extra photos for /natural rounds: <dir>/<ImageNet class name>/<photo>.jpg|png|webp."
+    )
 
     @model_validator(mode="after")
     def _refuse_default_secret_outside_local(self) -> Settings:

@@ -25,6 +25,7 @@ from app.ml.contracts import ModelService
 from app.web.cloak import router as web_cloak_router
 from app.web.events import router as web_events_router
 from app.web.live import EventHub
+from app.web.natural import router as web_natural_router
 from app.web.routes import router as web_router
 from app.web.stats import router as web_stats_router
 from app.web.templating import STATIC_DIR, build_templates
@@ -65,6 +66,7 @@ def default_cloak_service(settings: Settings) -> CloakService:
         steps=settings.cloak_steps,
         eot_steps=settings.cloak_steps,
         with_transfer=settings.cloak_transfer,
+        natural_dir=settings.natural_dir,
         device=settings.device,
     )
 
@@ -174,5 +176,6 @@ def create_app(
     app.include_router(web_events_router)
     app.include_router(api_cloak_router)
     app.include_router(web_cloak_router)
+    app.include_router(web_natural_router)
     app.include_router(web_stats_router)
     return app

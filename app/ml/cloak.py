@@ -177,6 +177,7 @@ class CloakEngine:
         seed: int = 0,
         progress: Progress | None = None,
         should_stop: Callable[[], bool] | None = None,
+        away_from: int | None = None,
     ) -> CloakOutcome:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -188,7 +189,8 @@ class CloakEngine:
         clean = self._tensor(pixels)
         with torch.no_grad():
             clean_probs = self._logits(model, clean).softmax(-1)[0].cpu().numpy()
-        source_index = int(clean_probs.argmax())
+        # "anything else" moves away from the model's own answer, or from a known true class (natural rounds)
+        source_index = int(clean_probs.argmax()) if away_from is None else int(away_from)
         if target is not None and not 0 <= target < model.num_classes:
             raise ValueError(f"target must be a class index 0..{model.num_classes - 1}, got {target}")
         goal = torch.tensor([target if target is not None else source_index], device=clean.device)

@@ -29,7 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from app.errors import ArenaError, Invalid, NotFound, ServiceBusy, ServiceUnavailable
+from app.errors import ArenaError, Conflict, Invalid, NotFound, ServiceBusy, ServiceUnavailable
 from app.ml.uploads import MAX_BYTES, MAX_PIXELS, to_png, validate_upload
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,13 @@ CLOAK_UNAVAILABLE = (
 CLOAK_EPS_INVALID = "The strength must be between 1 and 16 grey levels (eps 0.004 to 0.063)."
 CLOAK_TARGET_UNKNOWN = "Unknown ImageNet class {name!r}. Pick one from the list, or leave it empty for 'anything else'."
 CLOAK_NOT_FOUND = "This cloak result has expired or was deleted (results are kept for {minutes:g} minutes)."
+NATURAL_NO_PHOTOS = (
+    "No natural photos are available: install the imagenet extra (scikit-image and scikit-learn ship the samples) "
+    "or add photos under ARENA_NATURAL_DIR/<ImageNet class name>/."
+)
+NATURAL_NOT_FOUND = "This round has expired. Start a new one."
+NATURAL_ANSWERED = "This round has already been answered."
+NATURAL_BAD_CHOICE = "That choice is not one of the four offered."
 CLOAK_FAILED = "The cloak failed on the server. Please try again with another photo."
 
 
@@ -107,6 +114,7 @@ class CloakService:
         with_transfer: bool = True,
         device: str = "cpu",
         engine_factory: Callable[[], Any] | None = None,
+        natural_dir: Path | None = None,
     ) -> None:
         self.result_dir = Path(result_dir)
         self.result_ttl_s = float(result_ttl_s)
@@ -123,6 +131,8 @@ class CloakService:
         self._jobs: dict[str, CloakJob] = {}
         self._running: CloakJob | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self.natural_dir = natural_dir
+        self._rounds: dict[str, tuple[float, Any, str | None]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     @property
@@ -333,6 +343,52 @@ class CloakService:
             "model": chosen.name,
             "top5": [{"index": p.index, "name": p.name, "probability": p.probability} for p in top],
         }
+
+    # -- natural-image rounds (app/ml/natural.py), kept in memory only: not in the database or leaderboards ----
+    async def new_natural_round(self, *, seed: int | None = None) -> str:
+        """Cloak a random natural photo away from its true class and keep the round for ``result_ttl_s``."""
+        if not self.available or self._executor is None:
+            raise ServiceUnavailable(CLOAK_UNAVAILABLE)
+        if self._running is not None and self._running.status in ("queued", "running"):
+            raise CloakBusy(CLOAK_BUSY)
+        self._sweep_rounds()
+        seed = secrets.randbelow(2**31) if seed is None else seed
+        loop = asyncio.get_running_loop()
+        round_ = await loop.run_in_executor(self._executor, self._natural_round, seed)
+        token = secrets.token_urlsafe(16)
+        self._rounds[token] = (time.monotonic() + self.result_ttl_s, round_, None)
+        return token
+
+    def _natural_round(self, seed: int) -> Any:
+        from app.ml.natural import available_photos, make_round
+
+        engine = self._engine_or_load()
+        photos = available_photos(engine.class_names, self.natural_dir)
+        if not photos:
+            raise ServiceUnavailable(NATURAL_NO_PHOTOS)
+        photo = photos[seed % len(photos)]
+        return make_round(engine, photo, eps_levels=STRENGTHS["medium"], steps=self.steps, seed=seed)
+
+    def _sweep_rounds(self) -> None:
+        now = time.monotonic()
+        for token in [t for t, (expires, _, _) in self._rounds.items() if expires <= now]:
+            del self._rounds[token]
+
+    def natural_round(self, token: str) -> tuple[Any, str | None]:
+        entry = self._rounds.get(token) if TOKEN_PATTERN.match(token) else None
+        if entry is None or entry[0] <= time.monotonic():
+            raise NotFound(NATURAL_NOT_FOUND)
+        return entry[1], entry[2]
+
+    def answer_natural_round(self, token: str, choice: str) -> Any:
+        round_, answered = self.natural_round(token)
+        if answered is not None:
+            raise Conflict(NATURAL_ANSWERED)
+        if choice not in round_.choices:
+            raise Invalid(NATURAL_BAD_CHOICE)
+        expires = self._rounds[token][0]
+        self._rounds[token] = (expires, round_, choice)
+        return round_
 
     async def health(self) -> dict[str, Any]:
         return {"available": self.available, "busy": self._running is not None, "kept_results": len(self._jobs)}
