@@ -10,6 +10,8 @@ ROUND_ATTACK_UNKNOWN = "Attack {name!r} cannot play against {opponent!r}; choose
 CONDITION_MIX_INVALID = (
     "A condition mix looks like adversarial=0.6,clean=0.1,noise=0.3: names from {valid}, weights >= 0, not all zero."
 )
+SHOWN_MS_INVALID = "shown_ms must be a number of milliseconds between 0 and 600000."
+EVENT_FLASH_INVALID = "A flash lasts 20 to 2000 milliseconds (or leave it empty to show images until answered)."
 ROUND_CHOICE_IN_EVENT = "In a workshop event the host chooses the opponent and the attack."
 CHOICE_NOT_OFFERED = "That choice is not one of the offered classes."
 REVEAL_NOT_READY = "Answer the round first."

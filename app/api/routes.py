@@ -102,6 +102,7 @@ async def create_round(
     await session.commit()
     return RoundCreated(
         round_id=record.id,
+        flash_ms=record.flash_ms,
         image_url=image_urls(request, record.id)["adversarial"],
         choices=list(service.opponent_info(record.opponent).class_names),
         opponent=record.opponent,
@@ -145,6 +146,9 @@ def answer_out(
         query_budget=reveal.query_budget,
         surrogate=reveal.surrogate,
         condition=reveal.condition,
+        flash_ms=record.flash_ms,
+        shown_ms=answer.shown_ms,
+        timing_flagged=answer.timing_flagged,
         linf=reveal.linf,
         l2=reveal.l2,
         original_url=urls["original"],
@@ -168,7 +172,7 @@ async def answer_round(
     hub: HubDep,
 ) -> AnswerOut | AnswerLocked:
     record, answer, event = await events.answer_round(
-        session, player=player, round_id=round_id, choice=body.choice, source=service
+        session, player=player, round_id=round_id, choice=body.choice, source=service, shown_ms=body.shown_ms
     )
     hidden_until = await events.truth_hidden_until(session, record)
     reply: AnswerOut | AnswerLocked

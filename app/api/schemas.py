@@ -31,6 +31,7 @@ class RoundCreated(BaseModel):
     """Deliberately nothing about the answer: no label, no model output, no image index."""
 
     round_id: str
+    flash_ms: int | None = Field(None, description="Flash mode: show the image this long, then mask it")
     image_url: str
     choices: list[str]
     opponent: str
@@ -44,6 +45,9 @@ class RoundCreated(BaseModel):
 class AnswerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     choice: str = Field(max_length=100)
+    shown_ms: float | None = Field(
+        None, ge=0, le=600_000, description="Flash mode: how long the image was on screen, as the client measured it"
+    )
 
 
 class Confidence(BaseModel):
@@ -77,6 +81,9 @@ class AnswerOut(BaseModel):
     query_budget: int | None = Field(None, description="Model queries the attack was allowed")
     surrogate: str | None = Field(None, description="Transfer rounds: the model the attack was crafted on")
     condition: str = Field("adversarial", description="adversarial, clean, noise, flipped or transfer (science mode)")
+    flash_ms: int | None = Field(None, description="Flash mode: how long the image was meant to show")
+    shown_ms: float | None = Field(None, description="Flash mode: how long the client measured it on screen")
+    timing_flagged: bool | None = Field(None, description="Flash mode: measurement missing or off by over a frame")
     linf: float
     l2: float | None
     original_url: str
@@ -180,6 +187,9 @@ class EventCreate(BaseModel):
     rounds: int | None = Field(None, description="Rounds per player (own pace) or images in all (together)")
     time_limit_s: int | None = None
     round_seconds: int = Field(20, description="Countdown of a together image")
+    flash_ms: int | None = Field(
+        None, description="Flash mode: show each image this many ms (20-2000), then a mask, then the choices"
+    )
     conditions: dict[str, float] | str | None = Field(
         None,
         description="Science mode: what rounds show, drawn with these weights, e.g. {\"adversarial\": 0.6, "

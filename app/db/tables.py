@@ -99,6 +99,8 @@ class SharedRoundRecord(Base):
     surrogate: Mapped[str | None] = mapped_column(String(60), nullable=True)
     # adversarial, clean, noise, flipped or transfer (science mode's controls); plain play is adversarial.
     condition: Mapped[str] = mapped_column(String(16), default="adversarial", server_default="adversarial")
+    # Flash mode: how long the image was meant to be on screen before the mask (None: shown until answered).
+    flash_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     clean_png: Mapped[bytes] = mapped_column(LargeBinary)
     adversarial_png: Mapped[bytes] = mapped_column(LargeBinary)
 
@@ -168,6 +170,8 @@ class RoundRecord(Base):
     surrogate: Mapped[str | None] = mapped_column(String(60), nullable=True)
     # adversarial, clean, noise, flipped or transfer (science mode's controls); plain play is adversarial.
     condition: Mapped[str] = mapped_column(String(16), default="adversarial", server_default="adversarial")
+    # Flash mode: how long the image was meant to be on screen before the mask (None: shown until answered).
+    flash_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     clean_png: Mapped[bytes] = mapped_column(LargeBinary)
     adversarial_png: Mapped[bytes] = mapped_column(LargeBinary)
 
@@ -191,5 +195,9 @@ class AnswerRecord(Base):
     model_correct: Mapped[bool] = mapped_column(Boolean)
     points: Mapped[int] = mapped_column(Integer)
     response_ms: Mapped[int] = mapped_column(Integer)
+    # Flash mode: the on-screen time the browser measured (requestAnimationFrame), and whether it missed the
+    # intended time by more than a frame or was not measured at all (such answers are flagged, not dropped).
+    shown_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    timing_flagged: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
     round: Mapped[RoundRecord] = relationship(back_populates="answer")

@@ -9,7 +9,8 @@ attacked images can be compared with the right controls.
 - transfer: crafted on a surrogate model and shown to the opponent, which the attack never touched.
 
 A mix is written ``adversarial=0.6,clean=0.1,noise=0.1,flipped=0.1,transfer=0.1`` (or given as a mapping); weights
-need not sum to one, and a bare name weighs 1 (``adversarial`` alone is plain play). The draw uses the system's random source, like round ids.
+need not sum to one, and a bare name weighs 1 (``adversarial`` alone is plain play). The draw uses the system's
+random source, like round ids.
 """
 
 from __future__ import annotations

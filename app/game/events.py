@@ -69,6 +69,7 @@ class EventSettings:
     steps: int = 20  # PGD iterations
     # science mode: condition → weight (app/game/conditions.py); None is plain play (every round adversarial)
     conditions: dict[str, float] | None = None
+    flash_ms: int | None = None  # flash mode: the image shows this long, then a mask, then the choices
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -195,11 +196,16 @@ def validate_settings(raw: Mapping[str, Any], *, catalog: Catalog) -> tuple[str,
     if not 5 <= round_seconds <= 120:
         raise Invalid(messages.EVENT_ROUND_SECONDS_INVALID)
 
+    flash = raw.get("flash_ms")
+    flash_ms = None if flash in (None, "") else _number(flash, message=messages.EVENT_FLASH_INVALID, integer=True)
+    if flash_ms is not None and not 20 <= flash_ms <= 2000:
+        raise Invalid(messages.EVENT_FLASH_INVALID)
     mix = raw.get("conditions")
     conditions_mix = None if mix in (None, "", {}) else conditions.parse_mix(mix)
 
     settings = EventSettings(
         conditions=conditions_mix,
+        flash_ms=flash_ms,
         phases=tuple(phases),
         eps_min=grey(eps_min) / 255.0,
         eps_max=grey(eps_max) / 255.0,
@@ -504,6 +510,7 @@ async def next_round(
         event_id=event.id,
         phase=event.phase,
         release_connection=release_connection,
+        flash_ms=settings.flash_ms,
     )
     if release_connection:
         await session.refresh(event)  # releasing the connection expired the event
@@ -545,6 +552,7 @@ async def open_shared_round(
         opens_at=opened,
         closes_at=opened + timedelta(seconds=settings.round_seconds),
         pack=info.pack,
+        flash_ms=settings.flash_ms,
         **rounds.plan_columns(plan, attack, budget),
         **rounds.image_columns(image),
     )
@@ -588,6 +596,7 @@ async def copy_for_player(session: AsyncSession, *, shared: SharedRoundRecord, p
         query_budget=shared.query_budget,
         surrogate=shared.surrogate,
         condition=shared.condition,
+        flash_ms=shared.flash_ms,
         clean_png=shared.clean_png,
         adversarial_png=shared.adversarial_png,
     )
@@ -606,7 +615,13 @@ async def copy_for_player(session: AsyncSession, *, shared: SharedRoundRecord, p
 
 
 async def answer_round(
-    session: AsyncSession, *, player: PlayerRecord, round_id: str, choice: str, source: rounds.ImageSource
+    session: AsyncSession,
+    *,
+    player: PlayerRecord,
+    round_id: str,
+    choice: str,
+    source: rounds.ImageSource,
+    shown_ms: float | None = None,
 ) -> tuple[RoundRecord, AnswerRecord, EventRecord | None]:
     """Answer any round. An event round is refused once the event has ended, when the player was removed, or
     when a together image's countdown is over; everything else is the ordinary game's rule."""
@@ -623,7 +638,9 @@ async def answer_round(
             closes_at = aware(shared.closes_at) if shared is not None else None
             if closes_at is None or now > closes_at + timedelta(seconds=ANSWER_GRACE_S):
                 raise Conflict(messages.EVENT_TIME_UP)
-    record, answer = await rounds.answer_round(session, player=player, round_id=round_id, choice=choice, source=source)
+    record, answer = await rounds.answer_round(
+        session, player=player, round_id=round_id, choice=choice, source=source, shown_ms=shown_ms
+    )
     return record, answer, event
 
 

@@ -38,11 +38,14 @@ class ImageSource(Protocol):
     def attack_catalog(self) -> list[dict[str, Any]]: ...
 
 
-# What a round asks of each attack beyond its library defaults: budgets bounded so that one image costs at most
-# about a second of one CPU core (benchmarks/RESULTS.md, "Round attacks"), since slow attacks share the model worker
-# with everyone else's rounds. PGD's steps come from the settings (ARENA_ATTACK_STEPS).
+# What a round asks of each attack beyond its library defaults: query budgets bounded so that one image costs
+# about a second of one CPU core at most (benchmarks/RESULTS.md, "Round attacks"), since slow attacks share the model
+# worker with everyone else's rounds; and a margin past the decision boundary for the attacks that stop right on it,
+# so that rounding the image to whole grey levels does not undo them. PGD's steps come from ARENA_ATTACK_STEPS.
 ROUND_ATTACK_PARAMS: dict[str, dict[str, Any]] = {
-    "cw": {"steps": 60, "binary_search_steps": 3},
+    "cw": {"steps": 60, "binary_search_steps": 3, "confidence": 1.0},
+    "deepfool": {"overshoot": 0.2},
+    "deepfool-linf": {"overshoot": 0.2},
     "square": {"max_queries": 500},
     "nes": {"max_queries": 500},
     "hopskipjump": {"max_queries": 500},
@@ -239,6 +242,7 @@ async def start_round(
     event_id: str | None = None,
     phase: int | None = None,
     release_connection: bool = False,
+    flash_ms: int | None = None,
 ) -> RoundRecord:
     """Pick a test image the opponent gets right when clean, attack it at the player's level (or at the given
     L∞ eps, as events do; attacks in other norms get the matching budget), store the round.
@@ -270,6 +274,7 @@ async def start_round(
         created_at=datetime.now(UTC),
         pack=info.pack,
         level=level,
+        flash_ms=flash_ms,
         **plan_columns(plan, attack, budget),
         **image_columns(image),
     )
@@ -303,16 +308,37 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+# One frame at 60 Hz: a flash whose measured time misses the intended one by more is flagged.
+FRAME_MS = 1000 / 60
+MAX_SHOWN_MS = 600_000.0
+
+
+def timing_flag(flash_ms: int | None, shown_ms: float | None) -> bool | None:
+    """None for rounds without a flash; otherwise True when the browser's measured on-screen time is missing or off
+    by more than a frame (the answer is kept, flagged, so an analysis can drop or keep it)."""
+    if flash_ms is None:
+        return None
+    return shown_ms is None or abs(shown_ms - flash_ms) > FRAME_MS
+
+
 async def answer_round(
-    session: AsyncSession, *, player: PlayerRecord, round_id: str, choice: str, source: ImageSource
+    session: AsyncSession,
+    *,
+    player: PlayerRecord,
+    round_id: str,
+    choice: str,
+    source: ImageSource,
+    shown_ms: float | None = None,
 ) -> tuple[RoundRecord, AnswerRecord]:
     """Score the player's one answer. A second answer, even a simultaneous one, is a Conflict: the answers table's
-    unique round_id decides the race, not this code."""
+    unique round_id decides the race, not this code. ``shown_ms`` is the flash time the browser measured."""
     record = await player_round(session, player=player, round_id=round_id)
     if await round_answer(session, round_id) is not None:
         raise Conflict(messages.ROUND_ALREADY_ANSWERED)
     info = source.opponent_info(record.opponent)
     chosen = choice_index(choice, info.class_names)
+    if shown_ms is not None and not 0 <= shown_ms <= MAX_SHOWN_MS:
+        raise Invalid(messages.SHOWN_MS_INVALID)
     now = datetime.now(UTC)
     answer = AnswerRecord(
         id=uuid.uuid4().hex,
@@ -324,6 +350,8 @@ async def answer_round(
         model_correct=record.model_label == record.true_label,
         points=0,
         response_ms=max(0, int((now - _aware(record.created_at)).total_seconds() * 1000)),
+        shown_ms=shown_ms if record.flash_ms is not None else None,
+        timing_flagged=timing_flag(record.flash_ms, shown_ms),
     )
     session.add(answer)
     try:

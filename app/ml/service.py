@@ -79,14 +79,18 @@ def quantize_within_budget(
     """Round the attack's float image to the uint8 pixels a PNG can hold, without leaving the budget.
 
     L∞ and L0 (whose eps caps each changed pixel): round, then clip to ±floor(eps·255) grey levels, since plain
-    rounding could add half a grey level on top of eps. L2: round each change toward zero instead, so that no pixel's
-    change grows and the L2 norm cannot exceed the attack's (already within eps)."""
+    rounding could add half a grey level on top of eps. L2: round to the nearest grey level (unbiased, which matters
+    for attacks that stop right at the decision boundary); an image whose rounded change is then larger than eps is
+    rounded toward zero instead, which cannot grow any pixel's change and so stays within the attack's eps."""
     base = clean.astype(np.int16)
     if norm == "l2":
-        delta = adversarial.detach().cpu().double() - to_tensor(clean, torch.device("cpu")).double()
-        delta_levels = torch.trunc(delta * 255.0 + torch.sign(delta) * 1e-6).to(torch.int16)
-        delta_levels = delta_levels[:, 0] if delta_levels.shape[1] == 1 else delta_levels.permute(0, 2, 3, 1)
-        return np.clip(base + delta_levels.numpy(), 0, 255).astype(np.uint8)
+        delta = (adversarial.detach().cpu().double() - to_tensor(clean, torch.device("cpu")).double()) * 255.0
+        nearest, toward_zero = torch.round(delta), torch.trunc(delta + torch.sign(delta) * 1e-6)
+        radius = torch.from_numpy(np.asarray(eps, dtype=np.float64) * 255.0 + 1e-6)
+        over = (nearest.flatten(1).norm(dim=1) > radius).view(-1, 1, 1, 1)
+        levels = torch.where(over, toward_zero, nearest).to(torch.int16)
+        levels = levels[:, 0] if levels.shape[1] == 1 else levels.permute(0, 2, 3, 1)
+        return np.clip(base + levels.numpy(), 0, 255).astype(np.uint8)
     rounded = to_pixels(adversarial).astype(np.int16)
     budget = np.floor(eps * 255.0 + 1e-6).astype(np.int16).reshape((-1,) + (1,) * (clean.ndim - 1))
     return np.clip(rounded, base - budget, base + budget).clip(0, 255).astype(np.uint8)

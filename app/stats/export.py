@@ -38,6 +38,12 @@ ANSWER_COLUMNS: tuple[str, ...] = (
     "event",
     "phase",
     "shared_image",
+    "condition",
+    "norm",
+    "queries",
+    "flash_ms",
+    "shown_ms",
+    "timing_flagged",
 )
 
 
@@ -95,6 +101,12 @@ async def iter_answer_rows(
                 "event": event_code,
                 "phase": record.phase,
                 "shared_image": record.shared_round_id,
+                "condition": record.condition,
+                "norm": record.norm,
+                "queries": record.queries,
+                "flash_ms": record.flash_ms,
+                "shown_ms": answer.shown_ms,
+                "timing_flagged": answer.timing_flagged,
             }
         if len(rows) < page_size:
             return

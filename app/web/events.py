@@ -92,6 +92,7 @@ DEFAULT_FORM = {
     "time_minutes": "",
     "round_seconds": "20",
     "conditions": "",
+    "flash_ms": "",
 }
 
 
@@ -127,6 +128,7 @@ async def host_create(
     time_minutes: OptionalText = "",
     round_seconds: FormText = "20",
     conditions: OptionalText = "",
+    flash_ms: OptionalText = "",
     csrf_token_field: CsrfField = None,
 ) -> Response:
     check_csrf(request, csrf_token_field)
@@ -144,6 +146,7 @@ async def host_create(
         "time_minutes": time_minutes,
         "round_seconds": round_seconds,
         "conditions": conditions,
+        "flash_ms": flash_ms,
     }
     phases = [{"opponent": opponent, "attack": attack}]
     if opponent2 or attack2:
@@ -165,6 +168,7 @@ async def host_create(
         "time_limit_s": time_limit,
         "round_seconds": round_seconds,
         "conditions": conditions.strip() or None,
+        "flash_ms": flash_ms.strip() or None,
     }
     try:
         event_name, pack, settings = events.validate_settings(raw, catalog=catalog)
@@ -449,13 +453,20 @@ async def event_answer(
     hub: HubDep,
     hx: HxRequest,
     choice: FormText = "",
+    shown_ms: Annotated[str, Form(max_length=20)] = "",
     csrf_token_field: CsrfField = None,
 ) -> Response:
     check_csrf(request, csrf_token_field)
     event = await events.event_by_code(session, code)
     player = await event_player(session, player, event)
     try:
-        await events.answer_round(session, player=player, round_id=round_id, choice=choice, source=service)
+        measured = float(shown_ms) if shown_ms.strip() else None
+    except ValueError:
+        measured = None  # a garbled measurement is treated as none: the answer stays, flagged
+    try:
+        await events.answer_round(
+            session, player=player, round_id=round_id, choice=choice, source=service, shown_ms=measured
+        )
     except ArenaError as error:
         if error.status_code != 409:
             raise

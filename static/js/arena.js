@@ -7,7 +7,7 @@
     if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA")) return;
     if (/^[0-9]$/.test(event.key)) {
       var button = document.querySelector('#choices button[data-key="' + event.key + '"]');
-      if (button && !button.disabled) { event.preventDefault(); button.click(); }
+      if (button && !button.disabled && !button.closest("[hidden]")) { event.preventDefault(); button.click(); }
     } else if (event.key === "n" || event.key === "N") {
       var next = document.getElementById("new-round");
       if (next && !next.disabled) { event.preventDefault(); next.click(); }
@@ -40,4 +40,49 @@
   }
   setInterval(tick, 250);
   document.addEventListener("DOMContentLoaded", tick);
+
+  // Flash mode: the image shows for data-flash-ms, then a mask, then the choices. Visibility changes are made in
+  // requestAnimationFrame callbacks, so each lands on a painted frame; the time between the frame that showed the
+  // image and the frame that masked it is what was on screen, and goes back with the answer (shown_ms). Without
+  // JavaScript the image simply stays up and the answer is recorded without a measurement (flagged).
+  function prepareFlash() {
+    document.querySelectorAll(".flash-figure:not([data-flash-ready])").forEach(function (figure) {
+      figure.setAttribute("data-flash-ready", "1");
+      var img = figure.querySelector("img");
+      var mask = figure.querySelector(".flash-mask");
+      var start = figure.querySelector(".flash-start");
+      var form = document.getElementById("choices");
+      var measured = form && form.querySelector(".flash-measured");
+      var target = Number(figure.getAttribute("data-flash-ms"));
+      if (!img || !mask || !start || !form || !measured || !(target > 0)) return;
+      img.style.visibility = "hidden";
+      form.hidden = true;
+      start.hidden = false;
+      start.disabled = true;
+      var ready = img.decode ? img.decode() : Promise.resolve();
+      ready.catch(function () {}).then(function () { start.disabled = false; start.focus(); });
+      start.addEventListener("click", function () {
+        start.hidden = true;
+        requestAnimationFrame(function (shownAt) {
+          img.style.visibility = "visible";
+          requestAnimationFrame(function step(now) {
+            // hide on the frame closest to the target: the image stays up until this frame is painted
+            if (now - shownAt >= target - 8) {
+              img.style.visibility = "hidden";
+              mask.hidden = false;
+              measured.value = (now - shownAt).toFixed(1);
+              figure.setAttribute("data-flash-measured", measured.value);
+              form.hidden = false;
+              var first = form.querySelector("button");
+              if (first) first.focus({ preventScroll: true });
+            } else {
+              requestAnimationFrame(step);
+            }
+          });
+        });
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", prepareFlash);
+  document.addEventListener("htmx:afterSwap", prepareFlash);
 })();

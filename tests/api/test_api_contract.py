@@ -12,7 +12,18 @@ from PIL import Image
 from app import messages
 from tests.helpers import auth, new_player
 
-ROUND_KEYS = {"round_id", "image_url", "choices", "opponent", "attack", "norm", "eps", "eps_text", "answer_url"}
+ROUND_KEYS = {
+    "round_id",
+    "flash_ms",
+    "image_url",
+    "choices",
+    "opponent",
+    "attack",
+    "norm",
+    "eps",
+    "eps_text",
+    "answer_url",
+}
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 
@@ -171,7 +182,8 @@ def test_leaderboard_tally_and_csv_export(client: TestClient) -> None:
     assert list(rows[0]) == [
         "answer_id", "answered_at", "player_id", "nickname", "round_id", "pack", "model", "attack", "eps",
         "true_label", "human_answer", "model_answer", "model_confidence", "human_correct", "model_correct",
-        "response_ms", "event", "phase", "shared_image",
+        "response_ms", "event", "phase", "shared_image", "condition", "norm", "queries", "flash_ms", "shown_ms",
+        "timing_flagged",
     ]  # fmt: skip
     assert {(r["event"], r["phase"], r["shared_image"]) for r in rows} == {("", "", "")}, "no event: empty cells"
     assert {r["model"] for r in rows} == {"fashion-cnn"} and {r["attack"] for r in rows} == {"pgd"}

@@ -222,3 +222,10 @@ def test_conditions_are_drawn_into_the_plan_and_transfer_needs_a_surrogate() -> 
     assert on_forest.attack_params() == {"steps": 20, "surrogate": "fashion-cnn"}
     job = rounds.new_job(clean, source.opponent_info("fashion-cnn"), 0.1)
     assert job.condition == "clean" and job.batch_key[-1] == "clean"
+
+
+def test_flash_timing_is_flagged_when_missing_or_off_by_more_than_a_frame() -> None:
+    assert rounds.timing_flag(None, None) is None and rounds.timing_flag(None, 120.0) is None
+    assert rounds.timing_flag(100, 100.0) is False and rounds.timing_flag(100, 116.0) is False
+    assert rounds.timing_flag(100, 83.4) is False and rounds.timing_flag(100, 83.2) is True
+    assert rounds.timing_flag(100, 117.0) is True and rounds.timing_flag(100, None) is True
