@@ -114,8 +114,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(database_url: str, workdir: Path, torch_threads: int = 1, **env_extra: str) -> Iterator[str]:
-    """`arena serve` on 127.0.0.1 and a free port, on ``database_url`` (migrated at start); yields its base URL."""
+def running_server(
+    database_url: str, workdir: Path, torch_threads: int = 1, startup_timeout_s: float = 300.0, **env_extra: str
+) -> Iterator[str]:
+    """`arena serve` on 127.0.0.1 and a free port, on ``database_url`` (migrated at start); yields its base URL.
+    Start-up (loading the opponent, finding its eligible test images) took over 120 s at load average 15."""
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -139,7 +142,7 @@ def running_server(database_url: str, workdir: Path, torch_threads: int = 1, **e
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + startup_timeout_s
             while True:
                 if server.poll() is not None:
                     raise RuntimeError(f"server exited with {server.returncode}:\n{log_path.read_text()[-4000:]}")
@@ -147,7 +150,9 @@ def running_server(database_url: str, workdir: Path, torch_threads: int = 1, **e
                     if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
                         break
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not become healthy in 120 s:\n{log_path.read_text()[-4000:]}")
+                    raise RuntimeError(
+                        f"server not healthy after {startup_timeout_s:.0f} s:\n{log_path.read_text()[-4000:]}"
+                    )
                 time.sleep(0.25)
             yield base
         finally:
