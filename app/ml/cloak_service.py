@@ -140,6 +140,11 @@ class CloakService:
         return self._engine_factory is not None or imagenet_installed()
 
     async def start(self) -> None:
+        # Results left behind by a server that was killed (no clean stop) are deleted before anything else.
+        if self.result_dir.is_dir():
+            for stale in self.result_dir.iterdir():
+                if stale.is_dir() and TOKEN_PATTERN.match(stale.name):
+                    shutil.rmtree(stale, ignore_errors=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloak")
         self._sweeper = asyncio.create_task(self._sweep_forever())
 

@@ -137,3 +137,22 @@ def test_large_photos_are_scaled_to_the_working_size() -> None:
     image = validate_upload(encode(photo((400, 300)), "PNG"), max_side=100)
     assert image.pixels.shape == (75, 100, 3)
     assert image.source_size == (400, 300)
+
+
+@pytest.mark.anyio
+async def test_results_left_by_a_killed_server_are_deleted_at_start(tmp_path: object) -> None:
+    import secrets
+    from pathlib import Path
+
+    from app.ml.cloak_service import CloakService
+
+    root = Path(str(tmp_path))
+    stale = root / secrets.token_urlsafe(16)
+    stale.mkdir()
+    (stale / "original.png").write_bytes(b"someone's photo")
+    keep = root / "README"
+    keep.write_text("not a result")
+    service = CloakService(result_dir=root)
+    await service.start()
+    await service.stop()
+    assert not stale.exists() and keep.exists()
