@@ -45,7 +45,8 @@ def serve(
     if migrate:
         migrations.wait_for_database(settings.database_url)
         migrations.upgrade(settings.database_url)
-    _check_opponent_ready()
+    if not settings.model_service_url:  # a separate model service checks its own checkpoints (arena modelsvc)
+        _check_opponent_ready()
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
 
 

@@ -79,6 +79,14 @@ class Settings(BaseSettings):
         "A URL such as http://127.0.0.1:8100: a separate `arena modelsvc` process, reached over HTTP; the web "
         "server then never imports torch and keeps running (and recovers by itself) when that process restarts.",
     )
+    pool_size: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="Ready-round pool (app/game/pool.py): rounds made ahead, per setting in use (opponent, attack, "
+        "staircase step), so a new round needs no attack while the player waits; 0 turns it off. Each is used once.",
+    )
+    pool_ttl_s: float = Field(600.0, gt=0, description="Seconds a round made ahead stays usable before it is dropped.")
 
     cloak_dir: Path = Field(
         PROJECT_ROOT / "var" / "cloak",

@@ -20,6 +20,7 @@ from app.api.stats import router as api_stats_router
 from app.config import Settings, get_settings
 from app.db.session import open_database
 from app.errors import ArenaError
+from app.game.pool import with_ready_round_pool
 from app.ml.cloak_service import CloakService
 from app.ml.contracts import ModelService
 from app.web.cloak import router as web_cloak_router
@@ -93,7 +94,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.database = open_database(settings.database_url)
-        service = model_service or default_model_service(settings)
+        service = model_service or with_ready_round_pool(default_model_service(settings), settings)
         await service.start()
         app.state.model_service = service
         await cloak.start()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import os
 import time
@@ -129,6 +130,7 @@ class InProcessModelService:
         self.batches_run = 0
         self.jobs_run = 0
         self._last_error: str | None = None
+        self._attack_catalog: list[dict[str, Any]] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -209,9 +211,13 @@ class InProcessModelService:
         return list(self._opponents)
 
     def attack_catalog(self) -> list[dict[str, Any]]:
-        from app.ml.attacks import describe_attacks
+        # Built once: describing an attack renders its parameters' JSON schema (pydantic), which cost ~5 ms per
+        # attack, and every new round reads the catalogue (benchmarks/pool_latency.py). Callers get their own copy.
+        if self._attack_catalog is None:
+            from app.ml.attacks import describe_attacks
 
-        return describe_attacks()
+            self._attack_catalog = describe_attacks()
+        return copy.deepcopy(self._attack_catalog)
 
     async def generate(self, job: ImageJob) -> ImageResult:
         if self._queue is None or self._collector is None or self._collector.done():
