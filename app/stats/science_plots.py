@@ -39,15 +39,22 @@ def accuracy_vs_eps_chart(groups: Sequence[GroupStats], fmt: str, *, title: str 
                 for series, points in sorted(panels.get(norm, {}).items()):
                     colour = colours.setdefault(series, PALETTE[len(colours) % len(PALETTE)])
                     points.sort(key=lambda p: p[0])
-                    xs = [x for x, _ in points]
                     name = " / ".join(series)
+                    nudge = 0.12 if norm in ("linf", "l0") else 0.012  # people left, model right of the budget
                     for who, style in (("human", "-"), ("model", "--")):
+                        xs = [x + (-nudge if who == "human" else nudge) for x, _ in points]
                         ys = [getattr(g, f"{who}_accuracy") for _, g in points]
                         lows = [getattr(g, f"{who}_ci")[0] for _, g in points]
                         highs = [getattr(g, f"{who}_ci")[1] for _, g in points]
                         label = f"{'people' if who == 'human' else 'model'}: {name}" if name else who
                         ax.plot(xs, ys, style, marker="o" if who == "human" else "s", color=colour, label=label)
                         ax.fill_between(xs, lows, highs, color=colour, alpha=0.15 if who == "human" else 0.08)
+                        # Bars too, so that an interval shows where a line has a single budget (no band width).
+                        below = [y - low for y, low in zip(ys, lows, strict=True)]
+                        above = [high - y for y, high in zip(ys, highs, strict=True)]
+                        ax.errorbar(xs, ys, yerr=[below, above], fmt="none", ecolor=colour, capsize=3, alpha=0.6)
+                if norm in ("linf", "l0") and panels.get(norm):
+                    ax.set_xticks(sorted({x for points in panels[norm].values() for x, _ in points}))
                 ax.set_xlabel(X_LABELS[norm])
                 ax.set_ylabel("accuracy")
                 ax.set_ylim(-0.02, 1.02)
