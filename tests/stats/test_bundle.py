@@ -132,6 +132,18 @@ def test_an_event_bundle_and_a_bad_event(client: TestClient, tmp_path: Path) -> 
     assert sum(g["n"] for g in api["groups"]) == 12
     if not url.startswith("sqlite"):
         return  # the refusal below is the same on every backend; one run of the CLI is enough
+    # --event works for the plain exports too.
+    env = dict(os.environ, ARENA_DATABASE_URL=url)
+    plain = subprocess.run(
+        [sys.executable, "-m", "app.cli", "export", "--format", "csv", "--event", EVENT_CODE],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert {row["event"] for row in csv.DictReader(io.StringIO(plain.stdout))} == {EVENT_CODE}
     missing = export_zip(url, tmp_path / "none.zip", "--event", "NOPE22")
     assert missing.returncode == 1 and "no event" in missing.stderr.lower() and "Traceback" not in missing.stderr
     assert not (tmp_path / "none.zip").exists()
