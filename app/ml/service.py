@@ -25,6 +25,7 @@ import torch
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.messages import SERVICE_BUSY, SERVICE_DOWN
 from app.ml.contracts import ImageJob, ImageResult, OpponentInfo
+from app.ml.explain_contracts import ExplainJob, ExplainResult
 
 logger = logging.getLogger(__name__)
 
@@ -246,6 +247,20 @@ class InProcessModelService:
         self.batches_run += 1
         self.jobs_run += len(jobs)
         return results
+
+    async def explain(self, job: ExplainJob) -> ExplainResult:
+        """Why the machine fails for one round (app/ml/explain.py): on the worker thread that holds the models, but
+        not through the batching queue (a round's explanation is its own batch of a few hundred forward passes)."""
+        from app.ml.explain import explain
+
+        if self._executor is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        model = self._opponents[self.opponent_info(job.opponent).name].model
+        future = asyncio.get_running_loop().run_in_executor(self._executor, explain, model, job)
+        try:
+            return await asyncio.wait_for(future, self.timeout_s)
+        except TimeoutError:
+            raise ServiceUnavailable(SERVICE_DOWN) from None
 
     async def health(self) -> dict[str, Any]:
         running = self._collector is not None and not self._collector.done()

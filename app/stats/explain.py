@@ -60,15 +60,7 @@ async def explain_round(
     session: AsyncSession, service: ModelService, *, player: PlayerRecord, round_id: str
 ) -> tuple[RoundRecord, ExplainResult]:
     record = await explainable_round(session, player=player, round_id=round_id)
-    return record, await _explainer(service).explain(explain_job(record))
-
-
-def _explainer(service: Any) -> Any:
-    """The service, or the service a wrapper (the ready-round pool) holds as ``inner`` when the wrapper does not
-    pass explain through itself: explain never uses the pool, so asking the wrapped service is the same."""
-    while not hasattr(service, "explain") and hasattr(service, "inner"):
-        service = service.inner
-    return service
+    return record, await service.explain(explain_job(record))
 
 
 def _rows(array: np.ndarray | None, digits: int = 6) -> list[Any] | None:
