@@ -185,6 +185,10 @@ def definitions() -> dict[str, str]:
         "undefined resamples dropped.",
         "model_accuracy": "The model on the same answered rounds as the people (a together image counts once per "
         "person who answered it).",
+        "independence_caveat": "Wilson intervals treat every answer as an independent trial. Answers by the same "
+        "person are not independent, and the model's answers to the copies of one together image are identical, "
+        "so these intervals are narrower than a clustered analysis (by player_id, by shared_image) would give; "
+        "the CSVs carry both ids for such analyses.",
     }
 
 

@@ -13,7 +13,9 @@ Definitions (the exported bundle's metadata.json and its recompute.py repeat the
   them in whole grey levels: the bucket is ``round(eps * 255)`` grey levels, written ``linf:8/255`` (``l0:…``
   likewise: a cap per changed pixel). L2 budgets are radii in pixel units on [0, 1] images; their bucket is eps
   rounded to the nearest tenth, written ``l2:1.5``. Budgets of different norms never share a bucket.
-* **Accuracy intervals**: Wilson score intervals, 95% (``intervals.wilson_interval``).
+* **Accuracy intervals**: Wilson score intervals, 95% (``intervals.wilson_interval``). They treat answers as
+  independent trials; answers by one person, and the model's (identical) answers to the copies of one together
+  image, are not, so a clustered analysis would give wider intervals. The export keeps player and image ids.
 * **Error consistency** (Geirhos, Meding & Wichmann 2020, "Beyond accuracy"): for two observers on the same n
   trials, c_obs is the fraction of trials on which both are right or both are wrong, p1 and p2 their accuracies,
   c_exp = p1·p2 + (1−p1)·(1−p2) the agreement expected from accuracies alone, and
