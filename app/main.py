@@ -25,6 +25,7 @@ from app.ml.cloak_service import CloakService
 from app.ml.contracts import ModelService
 from app.web.cloak import router as web_cloak_router
 from app.web.events import router as web_events_router
+from app.web.lab import router as web_lab_router
 from app.web.live import EventHub
 from app.web.natural import router as web_natural_router
 from app.web.routes import router as web_router
@@ -175,6 +176,7 @@ def create_app(
     app.include_router(api_stats_router)
     app.include_router(web_router)
     app.include_router(web_events_router)
+    app.include_router(web_lab_router)
     app.include_router(api_cloak_router)
     app.include_router(web_cloak_router)
     app.include_router(web_natural_router)
