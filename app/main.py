@@ -15,6 +15,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from app.api.cloak import router as api_cloak_router
 from app.api.events import router as api_events_router
+from app.api.explain import router as api_explain_router
 from app.api.routes import router as api_router
 from app.api.stats import router as api_stats_router
 from app.config import Settings, get_settings
@@ -25,6 +26,7 @@ from app.ml.cloak_service import CloakService
 from app.ml.contracts import ModelService
 from app.web.cloak import router as web_cloak_router
 from app.web.events import router as web_events_router
+from app.web.explain import router as web_explain_router
 from app.web.lab import router as web_lab_router
 from app.web.live import EventHub
 from app.web.natural import router as web_natural_router
@@ -176,9 +178,11 @@ def create_app(
     app.include_router(api_stats_router)
     app.include_router(web_router)
     app.include_router(web_events_router)
-    app.include_router(web_lab_router)
+    app.include_router(web_stats_router)
     app.include_router(api_cloak_router)
     app.include_router(web_cloak_router)
     app.include_router(web_natural_router)
-    app.include_router(web_stats_router)
+    app.include_router(web_lab_router)
+    app.include_router(api_explain_router)
+    app.include_router(web_explain_router)
     return app
