@@ -23,11 +23,12 @@ from app.api.schemas import (
     RoundCreate,
     RoundCreated,
     TallyOut,
+    ThresholdOut,
 )
 from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
 from app.deps import ApiPlayer, HubDep, ServiceDep, SessionDep, SettingsDep
 from app.errors import Conflict, Invalid
-from app.game import conditions, events, players, rounds
+from app.game import conditions, events, players, rounds, threshold
 from app.ml.contracts import ModelService
 from app.stats import export
 from app.stats.leaderboard import leaderboard, tally
@@ -210,6 +211,15 @@ EventFilter = Query(None, max_length=20, description="Only this event (its join 
 
 async def event_filter(session: SessionDep, code: str | None) -> str | None:
     return None if code is None else (await events.event_by_code(session, code)).id
+
+
+@router.get("/players/me/threshold", response_model=list[ThresholdOut], responses={401: ERRORS[401]})
+async def my_threshold(player: ApiPlayer, session: SessionDep, service: ServiceDep) -> list[ThresholdOut]:
+    """Per opponent faced: the budget at which this player's accuracy falls to 50% (their staircase's reversals),
+    beside the machine's (the budget at which PGD-20 fools it half the time)."""
+    min_eps = {name: service.opponent_info(name).min_eps for name in service.opponent_names()}
+    found = await threshold.player_thresholds(session, player.id, min_eps)
+    return [ThresholdOut(**vars(item)) for item in found]
 
 
 @router.get("/attacks", response_model=list[AttackInfo])

@@ -264,3 +264,18 @@ class EventPlayer(BaseModel):
     nickname: str
     score: int
     removed: bool
+
+
+class ThresholdOut(BaseModel):
+    """Where the player's accuracy on attacked images falls to ``target_accuracy``, from their staircase
+    (mean budget at the reversals), next to the same point for the machine (its card's min_eps)."""
+
+    opponent: str
+    rounds: int
+    reversals: int
+    eps: float | None = Field(description="The player's threshold (pixel units); null until 3 usable reversals")
+    eps_text: str | None
+    spread: float | None = Field(description="Standard deviation of the reversal budgets")
+    model_eps: float
+    model_eps_text: str
+    target_accuracy: float

@@ -13,7 +13,7 @@ from app import messages
 from app.db.tables import AnswerRecord, EventRecord, RoundRecord
 from app.deps import CookiePlayer, HxRequest, ServiceDep, SessionDep, SettingsDep, check_csrf, csrf_token
 from app.errors import ArenaError, NotFound, Unauthorized
-from app.game import conditions, events, players, rounds
+from app.game import conditions, events, players, rounds, threshold
 from app.game.images import amplified_perturbation, from_png, to_png
 from app.game.scoring import BEAT_MACHINE_BONUS, CORRECT_POINTS, STREAK_BONUS, STREAK_BONUS_FROM
 from app.ml.contracts import ModelService
@@ -127,7 +127,7 @@ async def play(
     )
     if latest is not None:
         return see_other(str(request.url_for("show_round", round_id=latest.id)))
-    context = {"player": player, "round": None, "reveal": None, "choices": []}
+    context = {"player": player, "round": None, "reveal": None, "threshold": None, "choices": []}
     context.update(chooser_context(request, service, settings))
     return render(request, "pages/play.html", context)
 
@@ -164,23 +164,34 @@ async def new_round(
     record = await rounds.start_round(session, player=player, source=service, plan=plan, release_connection=True)
     await session.commit()
     if hx:
-        context = round_context(request, player, record, None, service, settings)
+        context = await round_context(request, session, player, record, None, service, settings)
         return render(request, "pages/play.html", context, block="stage")
     return see_other(str(request.url_for("show_round", round_id=record.id)))
 
 
-def round_context(
+async def round_context(
     request: Request,
+    session: Any,
     player: Any,
     record: RoundRecord,
     answer: AnswerRecord | None,
     service: ModelService,
     settings: Any,
 ) -> dict[str, Any]:
-    class_names = service.opponent_info(record.opponent).class_names
+    info = service.opponent_info(record.opponent)
     attack = rounds.attack_entry(service, record.attack)
-    reveal = rounds.build_reveal(record, answer, class_names, attack) if answer is not None else None
-    context = {"player": player, "round": record, "reveal": reveal, "choices": list(enumerate(class_names))}
+    reveal = rounds.build_reveal(record, answer, info.class_names, attack) if answer is not None else None
+    found = None
+    if reveal is not None:  # the player's threshold so far on this opponent, beside the machine's
+        estimates = await threshold.player_thresholds(session, player.id, {record.opponent: info.min_eps})
+        found = estimates[0] if estimates else None
+    context = {
+        "player": player,
+        "round": record,
+        "reveal": reveal,
+        "threshold": found,
+        "choices": list(enumerate(info.class_names)),
+    }
     context.update(chooser_context(request, service, settings))
     return context
 
@@ -198,7 +209,8 @@ async def show_round(
         return see_other("/")
     record = await rounds.player_round(session, player=player, round_id=round_id)
     answer = await rounds.round_answer(session, round_id)
-    return render(request, "pages/play.html", round_context(request, player, record, answer, service, settings))
+    context = await round_context(request, session, player, record, answer, service, settings)
+    return render(request, "pages/play.html", context)
 
 
 @router.post("/play/rounds/{round_id}/answer")
@@ -222,7 +234,7 @@ async def answer(
     if event is not None:
         request.app.state.hub.publish(event.code)
     if hx:
-        context = round_context(request, player, record, answer_record, service, settings)
+        context = await round_context(request, session, player, record, answer_record, service, settings)
         return render(request, "pages/play.html", context, block="stage")
     return see_other(str(request.url_for("show_round", round_id=round_id)))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.helpers import auth, new_player
@@ -84,3 +85,23 @@ def test_an_event_with_a_condition_mix_records_the_condition_of_each_round(clien
     round_, reveal = play(client, guest)
     assert reveal["condition"] == "clean" and reveal["linf"] == 0
     assert reveal["model_correct"], "a clean control shows the unperturbed image, which the model gets right"
+
+
+def test_the_threshold_estimate_follows_the_players_own_answers(client: TestClient) -> None:
+    from app.game import threshold
+
+    player = new_player(client)
+    assert client.get("/api/v1/players/me/threshold", headers=auth(player)).json() == []
+    assert client.get("/api/v1/players/me/threshold").status_code == 401
+    trials = []
+    for turn in range(8):
+        created = client.post("/api/v1/rounds", headers=auth(player)).json()
+        # alternate a likely-right guess (the true class is unknown before answering) with a likely-wrong one
+        choice = created["choices"][turn % 10]
+        reveal = client.post(created["answer_url"], headers=auth(player), json={"choice": choice}).json()
+        trials.append((created["eps"], reveal["correct"]))
+    [found] = client.get("/api/v1/players/me/threshold", headers=auth(player)).json()
+    expected = threshold.estimate("fashion-cnn", trials, model_eps=found["model_eps"])
+    assert found["rounds"] == 8 and found["reversals"] == expected.reversals
+    assert found["eps"] == (pytest.approx(expected.eps) if expected.eps is not None else None)
+    assert found["model_eps_text"] == "6/255", "the machine's 50% point is its card's min_eps"

@@ -51,3 +51,10 @@ def test_an_impossible_choice_gets_a_clear_error_page(client: TestClient) -> Non
     # The refused choice is not remembered: the next round plays the defaults.
     again = client.post("/play/rounds", data={"csrf_token": token}, follow_redirects=False)
     assert again.status_code == 303 and "attack <strong>pgd</strong>" in client.get(again.headers["location"]).text
+
+
+def test_the_reveal_shows_the_players_threshold_beside_the_machines(client: TestClient) -> None:
+    token = join(client)
+    created = client.post("/play/rounds", data={"csrf_token": token}, follow_redirects=False)
+    reveal = answer_first_choice(client, created.headers["location"], token)
+    assert "Your threshold appears after a few more rounds" in reveal and "6/255" in reveal
