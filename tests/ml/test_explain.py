@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from app.ml import ArenaModel
+from app.ml import ArenaModel, load_opponent
 from app.ml.attacks import get_attack
 from app.ml.explain import _classify, _to_input, _unit, explain, r_squared, slice_axes
 from app.ml.explain_contracts import ExplainJob
@@ -162,3 +164,17 @@ def test_r_squared_of_a_line_a_parabola_and_a_constant() -> None:
     assert r_squared(t, 3 * t + 1) == pytest.approx(1.0)
     assert r_squared(t, t**2) == pytest.approx(0.0, abs=1e-12)  # symmetric: the best line is flat
     assert r_squared(t, np.full(21, 2.0)) == 1.0
+
+
+def test_the_forest_gets_its_slice_and_is_told_why_there_is_no_saliency(
+    repo_models_dir: Path, attacked: tuple[np.ndarray, np.ndarray, int]
+) -> None:
+    forest = load_opponent("fashion-forest", models_dir=repo_models_dir)
+    assert forest.differentiable is False
+    clean, shown, label = attacked
+    result = explain(forest, job_for(clean, shown, label, opponent="fashion-forest", grid_size=21))
+    assert result.differentiable is False and "gradient" in result.unavailable
+    assert result.saliency_clean is None and result.line_logits is None and result.linearity_r2 is None
+    assert result.image_point_label == result.clean_label == answer(forest, clean)
+    assert result.shown_point_label == result.shown_label == answer(forest, shown)
+    assert result.slice_labels.shape == (21, 21) and result.slice_labels.min() >= 0
