@@ -48,12 +48,17 @@ def sample(name: str, size: tuple[int, int] | None = None) -> np.ndarray:
 def engine() -> Any:
     if not HAS_EXTRA:
         pytest.skip(EXTRA_MISSING)
+    import torch
+
     from app.ml.cloak import CloakEngine
 
+    # One torch thread, as the app's model service uses on 2 cores (and as the browser tests run the server): two
+    # OpenMP threads fighting other processes on a shared 2-core box made each cloak several times slower.
+    torch.set_num_threads(1)
     return CloakEngine(with_transfer=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cloak_app(sqlite_url: str, engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """The real app with a real cloak service (5-step cloaks to keep the suite fast)."""
     from app.main import create_app
