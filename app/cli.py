@@ -182,6 +182,8 @@ def transfer_matrix(
         )
     except (OpponentMissing, OpponentCorrupt, ValueError) as error:
         _fail(str(error))
+    except KeyError as error:  # an unknown attack or opponent name: the message lists the valid ones
+        _fail(str(error.args[0]) if error.args else str(error))
     except KeyboardInterrupt:
         _fail("interrupted: the previous transfer matrix (if any) was left as it was")
     json_path, md_path = write_transfer_matrix(result, settings.models_dir)

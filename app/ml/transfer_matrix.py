@@ -98,17 +98,18 @@ def _compute(
         raise ValueError(f"eps must lie in (0, 1] (pixel units), got {eps}")
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
+    # Check the attack before loading anything, so a typo fails at once.
+    base = get_attack(attack)
+    if base.threat_model != "white-box" or base.norm != "linf":
+        raise ValueError(f"--attack must be a white-box L-inf attack (pgd, fgsm, mi-fgsm), got {attack!r}")
+    params: dict[str, Any] = {"steps": steps} if "steps" in type(base).Params.model_fields else {}
+    base = get_attack(attack, **params)
     models_dir = Path(models_dir) if models_dir is not None else get_settings().models_dir
     names = opponents or [o for o in available_opponents() if opponent_pack(o) == pack_name]
     models: dict[str, ArenaModel] = {name: load_opponent(name, device=device, models_dir=models_dir) for name in names}
     surrogates = [name for name in names if models[name].differentiable]
     if not surrogates:
         raise ValueError("no differentiable opponent to craft on; train one (e.g. `arena train --pack fashion`)")
-    base = get_attack(attack)
-    params: dict[str, Any] = {"steps": steps} if "steps" in type(base).Params.model_fields else {}
-    base = get_attack(attack, **params)
-    if base.threat_model != "white-box" or base.norm != "linf":
-        raise ValueError(f"--attack must be a white-box L-inf attack (pgd, fgsm, mi-fgsm), got {attack!r}")
     pack = get_pack(pack_name)
     all_images, all_labels = pack.tensors("test")
     started = time.perf_counter()
