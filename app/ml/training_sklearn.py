@@ -40,6 +40,11 @@ NON_DIFFERENTIABLE_ATTACKS: dict[str, dict[str, Any]] = {
     "transfer": {"surrogate": "fashion-cnn", "base": "pgd", "steps": 20},
 }
 NON_DIFFERENTIABLE_STAIRCASE = ("square", {"max_queries": 1000})
+INPUT_TREES = "the 784 pixels of each training image as float32 in [0,1], no augmentation"
+INPUT_LOGISTIC = (
+    "the 784 pixels of each training image as float32 in [0,1], converted (exactly) to float64 so that "
+    "scikit-learn fits float64 coefficients; no augmentation"
+)
 
 
 def _require_sklearn() -> Any:
@@ -270,7 +275,7 @@ def train_sklearn_opponent(
             "estimator": spec.estimator,
             "hyperparameters": _json_params(estimator),
             "library": f"scikit-learn {sklearn.__version__}",
-            "input": "the 784 pixels of each training image as float32 in [0,1], no augmentation",
+            "input": INPUT_LOGISTIC if spec.estimator.endswith("LogisticRegression") else INPUT_TREES,
             "wall_time_s": round(wall_time, 1),
             "measure_time_s": round(measure_time, 1),
             "device": "cpu",
