@@ -156,3 +156,24 @@ async def test_results_left_by_a_killed_server_are_deleted_at_start(tmp_path: ob
     await service.start()
     await service.stop()
     assert not stale.exists() and keep.exists()
+
+
+@pytest.mark.anyio
+async def test_without_the_extra_cloaking_says_how_to_install_it(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pathlib import Path
+
+    from app.errors import ServiceUnavailable
+    from app.ml import cloak_service
+
+    monkeypatch.setattr(cloak_service, "imagenet_installed", lambda: False)
+    service = cloak_service.CloakService(result_dir=Path(str(tmp_path)))
+    await service.start()
+    try:
+        assert not service.available
+        with pytest.raises(ServiceUnavailable) as info:
+            await service.submit(encode(photo(), "PNG"), cloak_service.CloakOptions())
+        assert "pip install -e '.[imagenet]'" in info.value.message
+    finally:
+        await service.stop()
