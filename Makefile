@@ -50,6 +50,7 @@ train: install ## retrain the Fashion-MNIST CNN and rewrite its model card (a fe
 bench: install
 	$(BIN)/python benchmarks/round_creation.py
 	$(BIN)/python benchmarks/pgd_overhead.py
+	$(BIN)/python benchmarks/cloak_speed.py --threads 1
 
 clean-venv:
 	rm -rf $(VENV)
