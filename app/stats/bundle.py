@@ -165,8 +165,8 @@ def software_info() -> dict[str, Any]:
 def definitions() -> dict[str, str]:
     return {
         "trial": "One answered round: a person's answer and the model's answer on the very same stored pixels. "
-        "Unanswered rounds are not exported; answers to a together image whose countdown was still running at "
-        "export time are left out.",
+        "Unanswered rounds and guess-the-machine rounds (which ask for the machine's answer) are not exported; "
+        "answers to a together image whose countdown was still running at export time are left out.",
         "eps_bucket": science.EPS_BUCKET_DOC,
         "norms": "linf: every pixel changes by at most eps; l2: the change's Euclidean length is at most eps; "
         "l0: a few pixels change, each by at most eps. Pixel units on images scaled to [0,1].",

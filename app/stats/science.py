@@ -5,8 +5,9 @@ answered round (a person's answer and the model's answer on the very same pixels
 
 Definitions (the exported bundle's metadata.json and its recompute.py repeat them; keep the three in step):
 
-* **Which answers count.** Answered rounds only (an unanswered round has no human answer to compare), and never an
-  answer to a "together" image whose countdown is still running (``visibility.settled``). The model is scored on
+* **Which answers count.** Answered classification rounds only (an unanswered round has no human answer to
+  compare; a guess-the-machine round asks for the machine's answer, not the true class), and never an answer to a
+  "together" image whose countdown is still running (``visibility.settled``). The model is scored on
   the same answered rounds as the people, so both accuracies are on identical trials; a together image therefore
   counts once per person who answered it, for the model too.
 * **Eps buckets** (:func:`eps_bucket`). L∞ and L0 budgets are per-pixel changes on [0, 1] images, and the game plays
@@ -57,6 +58,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.tables import AnswerRecord, EventRecord, RoundRecord
 from app.stats.intervals import wilson_interval
 from app.stats.visibility import settled
+
+# Guess-the-machine rounds (Zhou & Firestone 2019: pick the machine's answer) score agreement with the machine, not
+# classification: they are not trials here. The column arrives with the guess-the-machine migration.
+TASK_COLUMN = getattr(RoundRecord, "task", None)
+CLASSIFY = "classify"
 
 GROUP_KEYS: tuple[str, ...] = ("condition", "eps_bucket", "attack", "opponent", "pack", "event")
 DEFAULT_GROUP_BY: tuple[str, ...] = ("condition", "eps_bucket", "attack", "opponent")
@@ -188,6 +194,8 @@ async def load_trials(session: AsyncSession, filters: StatsFilter | None = None)
     ):
         if value is not None:
             query = query.where(column == value)
+    if TASK_COLUMN is not None:
+        query = query.where(TASK_COLUMN == CLASSIFY)
     start, end = filters.bounds()
     if start is not None:
         query = query.where(AnswerRecord.created_at >= start)

@@ -116,6 +116,38 @@ def seed_science_data(database_url: str) -> dict[str, int]:
                     )
                 )
                 counted += 1
+        # A guess-the-machine round (where the columns exist): answered, but not a classification trial.
+        if hasattr(RoundRecord, "task"):
+            n = ids.next()
+            session.add(
+                RoundRecord(
+                    id="guess",
+                    player_id="solo1",
+                    created_at=DAY,
+                    pack="fashion",
+                    opponent="fashion-cnn",
+                    attack="pgd",
+                    attack_params={},
+                    eps=4 / 255,
+                    task="guess_machine",
+                    foil=1,
+                    **_round_columns(rng, n, true_label=1, model_right=False),
+                )
+            )
+            session.flush()
+            session.add(
+                AnswerRecord(
+                    id="guess-answer",
+                    round_id="guess",
+                    player_id="solo1",
+                    created_at=DAY + timedelta(seconds=5),
+                    choice=1,
+                    correct=False,
+                    model_correct=False,
+                    points=0,
+                    response_ms=900,
+                )
+            )
         # One unanswered round: not a trial.
         n = ids.next()
         session.add(
