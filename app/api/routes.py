@@ -86,7 +86,7 @@ async def create_round(
     choice = body or RoundCreate()
     event = await events.event_of_player(session, player)
     if event is not None:  # the event decides opponent, attack and budget (or hands out the room's image)
-        if choice.opponent is not None or choice.attack is not None:
+        if choice.opponent is not None or choice.attack is not None or choice.task != "classify":
             raise Invalid(messages.ROUND_CHOICE_IN_EVENT)
         record = await events.next_round(session, player=player, event=event, source=service, release_connection=True)
     else:
@@ -99,13 +99,18 @@ async def create_round(
             mix=conditions.parse_mix(settings.condition_mix),
         )
         # Nothing written yet: the connection goes back to the pool while the image is attacked.
-        record = await rounds.start_round(session, player=player, source=service, plan=plan, release_connection=True)
+        record = await rounds.start_round(
+            session, player=player, source=service, plan=plan, release_connection=True, task=choice.task
+        )
     await session.commit()
     return RoundCreated(
         round_id=record.id,
+        task=record.task,
         flash_ms=record.flash_ms,
         image_url=image_urls(request, record.id)["adversarial"],
-        choices=list(service.opponent_info(record.opponent).class_names),
+        choices=[
+            name for _, name in rounds.offered_choices(record, service.opponent_info(record.opponent).class_names)
+        ],
         opponent=record.opponent,
         attack=record.attack,
         norm=record.norm,
@@ -147,6 +152,7 @@ def answer_out(
         query_budget=reveal.query_budget,
         surrogate=reveal.surrogate,
         condition=reveal.condition,
+        task=reveal.task,
         flash_ms=record.flash_ms,
         shown_ms=answer.shown_ms,
         timing_flagged=answer.timing_flagged,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -25,12 +27,16 @@ class RoundCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     opponent: str | None = Field(None, max_length=60, description="An opponent from GET /api/v1/opponents")
     attack: str | None = Field(None, max_length=40, description="An attack from GET /api/v1/attacks")
+    task: Literal["classify", "guess_machine"] = Field(
+        "classify", description="classify: say what it shows; guess_machine: pick which of two labels the machine gave"
+    )
 
 
 class RoundCreated(BaseModel):
     """Deliberately nothing about the answer: no label, no model output, no image index."""
 
     round_id: str
+    task: str = Field("classify", description="classify, or guess_machine (choices: the machine's answer and a foil)")
     flash_ms: int | None = Field(None, description="Flash mode: show the image this long, then mask it")
     image_url: str
     choices: list[str]
@@ -81,6 +87,9 @@ class AnswerOut(BaseModel):
     query_budget: int | None = Field(None, description="Model queries the attack was allowed")
     surrogate: str | None = Field(None, description="Transfer rounds: the model the attack was crafted on")
     condition: str = Field("adversarial", description="adversarial, clean, noise, flipped or transfer (science mode)")
+    task: str = Field(
+        "classify", description="classify, or guess_machine: then `correct` means naming the machine's answer"
+    )
     flash_ms: int | None = Field(None, description="Flash mode: how long the image was meant to show")
     shown_ms: float | None = Field(None, description="Flash mode: how long the client measured it on screen")
     timing_flagged: bool | None = Field(None, description="Flash mode: measurement missing or off by over a frame")
@@ -190,10 +199,13 @@ class EventCreate(BaseModel):
     flash_ms: int | None = Field(
         None, description="Flash mode: show each image this many ms (20-2000), then a mask, then the choices"
     )
+    guess_share: float | None = Field(
+        None, description="Share (0-1) of own-pace rounds that ask which of two labels the machine gave"
+    )
     conditions: dict[str, float] | str | None = Field(
         None,
-        description="Science mode: what rounds show, drawn with these weights, e.g. {\"adversarial\": 0.6, "
-        "\"clean\": 0.1, \"noise\": 0.1, \"flipped\": 0.1, \"transfer\": 0.1}; default: every round adversarial",
+        description='Science mode: what rounds show, drawn with these weights, e.g. {"adversarial": 0.6, '
+        '"clean": 0.1, "noise": 0.1, "flipped": 0.1, "transfer": 0.1}; default: every round adversarial',
     )
 
 

@@ -172,6 +172,10 @@ class RoundRecord(Base):
     condition: Mapped[str] = mapped_column(String(16), default="adversarial", server_default="adversarial")
     # Flash mode: how long the image was meant to be on screen before the mask (None: shown until answered).
     flash_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # classify (say what the image shows) or guess_machine (pick the machine's answer between it and ``foil``,
+    # as in Zhou & Firestone 2019); a guess is right when it names the machine's answer.
+    task: Mapped[str] = mapped_column(String(16), default="classify", server_default="classify")
+    foil: Mapped[int | None] = mapped_column(Integer, nullable=True)
     clean_png: Mapped[bytes] = mapped_column(LargeBinary)
     adversarial_png: Mapped[bytes] = mapped_column(LargeBinary)
 

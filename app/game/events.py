@@ -70,6 +70,7 @@ class EventSettings:
     # science mode: condition → weight (app/game/conditions.py); None is plain play (every round adversarial)
     conditions: dict[str, float] | None = None
     flash_ms: int | None = None  # flash mode: the image shows this long, then a mask, then the choices
+    guess_share: float = 0.0  # share of own-pace rounds that ask for the machine's answer (guess the machine)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -200,12 +201,17 @@ def validate_settings(raw: Mapping[str, Any], *, catalog: Catalog) -> tuple[str,
     flash_ms = None if flash in (None, "") else _number(flash, message=messages.EVENT_FLASH_INVALID, integer=True)
     if flash_ms is not None and not 20 <= flash_ms <= 2000:
         raise Invalid(messages.EVENT_FLASH_INVALID)
+    guess = raw.get("guess_share")
+    guess_share = 0.0 if guess in (None, "") else _number(guess, message=messages.EVENT_GUESS_INVALID)
+    if not 0 <= guess_share <= 1:
+        raise Invalid(messages.EVENT_GUESS_INVALID)
     mix = raw.get("conditions")
     conditions_mix = None if mix in (None, "", {}) else conditions.parse_mix(mix)
 
     settings = EventSettings(
         conditions=conditions_mix,
         flash_ms=flash_ms,
+        guess_share=guess_share,
         phases=tuple(phases),
         eps_min=grey(eps_min) / 255.0,
         eps_max=grey(eps_max) / 255.0,
@@ -511,6 +517,7 @@ async def next_round(
         phase=event.phase,
         release_connection=release_connection,
         flash_ms=settings.flash_ms,
+        task=rounds.draw_task(settings.guess_share),
     )
     if release_connection:
         await session.refresh(event)  # releasing the connection expired the event

@@ -83,6 +83,30 @@ class RoundPlan:
         return dict(ROUND_ATTACK_PARAMS.get(self.attack, {}))
 
 
+TASKS = ("classify", "guess_machine")
+
+
+def draw_task(guess_share: float) -> str:
+    """guess_machine with probability ``guess_share``, else classify."""
+    return "guess_machine" if secrets.randbelow(1_000_000) < guess_share * 1_000_000 else "classify"
+
+
+def pick_foil(true_label: int, machine_label: int, classes: int) -> int:
+    """The other label of a guess-the-machine round: neither the machine's answer nor the truth, so that the guess
+    cannot be made by spotting which label fits the picture."""
+    others = [label for label in range(classes) if label not in (true_label, machine_label)]
+    return secrets.choice(others)
+
+
+def offered_choices(record: RoundRecord, class_names: tuple[str, ...]) -> list[tuple[int, str]]:
+    """(index, name) of the labels a round offers: every class, or for a guess round the machine's answer and the
+    foil in class order (so the position says nothing)."""
+    if record.task == "guess_machine" and record.foil is not None:
+        pair = sorted((record.model_label, record.foil))
+        return [(index, class_names[index]) for index in pair]
+    return list(enumerate(class_names))
+
+
 def playable_in_rounds(attack: Mapping[str, Any], info: OpponentInfo | None = None) -> bool:
     """Every attack can play a round; against an opponent without gradients only those that never ask for them
     (score, decision, transfer)."""
@@ -243,6 +267,7 @@ async def start_round(
     phase: int | None = None,
     release_connection: bool = False,
     flash_ms: int | None = None,
+    task: str = "classify",
 ) -> RoundRecord:
     """Pick a test image the opponent gets right when clean, attack it at the player's level (or at the given
     L∞ eps, as events do; attacks in other norms get the matching budget), store the round.
@@ -266,6 +291,10 @@ async def start_round(
     image = await source.generate(job)
     if release:
         await session.refresh(player)
+    columns = image_columns(image)
+    foil = None
+    if task == "guess_machine":
+        foil = pick_foil(columns["true_label"], columns["model_label"], len(info.class_names))
     record = RoundRecord(
         id=new_round_id(),
         player_id=player.id,
@@ -275,8 +304,10 @@ async def start_round(
         pack=info.pack,
         level=level,
         flash_ms=flash_ms,
+        task=task,
+        foil=foil,
         **plan_columns(plan, attack, budget),
-        **image_columns(image),
+        **columns,
     )
     session.add(record)
     await session.flush()
@@ -337,6 +368,9 @@ async def answer_round(
         raise Conflict(messages.ROUND_ALREADY_ANSWERED)
     info = source.opponent_info(record.opponent)
     chosen = choice_index(choice, info.class_names)
+    guessing = record.task == "guess_machine"
+    if chosen not in {index for index, _ in offered_choices(record, info.class_names)}:
+        raise Invalid(messages.CHOICE_NOT_OFFERED)
     if shown_ms is not None and not 0 <= shown_ms <= MAX_SHOWN_MS:
         raise Invalid(messages.SHOWN_MS_INVALID)
     now = datetime.now(UTC)
@@ -346,7 +380,8 @@ async def answer_round(
         player_id=player.id,
         created_at=now,
         choice=chosen,
-        correct=chosen == record.true_label,
+        # a guess is right when it names the machine's answer; everywhere else, when it names the truth
+        correct=chosen == (record.model_label if guessing else record.true_label),
         model_correct=record.model_label == record.true_label,
         points=0,
         response_ms=max(0, int((now - _aware(record.created_at)).total_seconds() * 1000)),
@@ -362,12 +397,17 @@ async def answer_round(
         await session.rollback()
         raise Conflict(messages.ROUND_ALREADY_ANSWERED) from None
     await session.refresh(player, with_for_update=True)
-    score = score_answer(correct=answer.correct, model_correct=answer.model_correct, streak_before=player.streak)
+    # A guess earns the plain points of a right answer (no beat-the-machine bonus: it is about the machine) and
+    # leaves the staircase alone, which measures seeing, not guessing.
+    score = score_answer(
+        correct=answer.correct, model_correct=answer.model_correct or guessing, streak_before=player.streak
+    )
     answer.points = score.points
     player.score += score.points
     player.streak = score.streak
     player.best_streak = max(player.best_streak, score.streak)
-    player.level = staircase_for(info).next_level(record.level, correct=answer.correct)
+    if not guessing:
+        player.level = staircase_for(info).next_level(record.level, correct=answer.correct)
     await session.flush()
     return record, answer
 
@@ -403,6 +443,7 @@ class Reveal:
     linf: float = 0.0
     condition: str = "adversarial"
     condition_text: str = ""
+    task: str = "classify"
 
 
 def build_reveal(
@@ -420,7 +461,7 @@ def build_reveal(
         clean_label=class_names[record.clean_label],
         correct=answer.correct,
         model_correct=answer.model_correct,
-        beat_machine=answer.correct and not answer.model_correct,
+        beat_machine=answer.correct and not answer.model_correct and record.task != "guess_machine",
         model_confidence=record.model_confidence,
         top3=tuple((class_names[i], float(record.model_probs[i])) for i in ranked),
         eps=record.eps,
@@ -439,4 +480,5 @@ def build_reveal(
         linf=record.linf,
         condition=record.condition or "adversarial",
         condition_text=conditions.DESCRIPTIONS.get(record.condition or "adversarial", ""),
+        task=record.task or "classify",
     )

@@ -72,6 +72,7 @@ async def player_thresholds(session: AsyncSession, player_id: str, min_eps_of: d
                 RoundRecord.player_id == player_id,
                 RoundRecord.event_id.is_(None),
                 RoundRecord.condition == "adversarial",
+                RoundRecord.task == "classify",
             )
             .order_by(AnswerRecord.created_at, AnswerRecord.id)
         )

@@ -374,7 +374,7 @@ async def stage_context(
         "shared": shared,
         "shared_open": shared_open,
         "closes_at": events.aware(shared.closes_at).isoformat() if shared is not None else None,  # type: ignore[union-attr]
-        "choices": list(enumerate(names)),
+        "choices": rounds.offered_choices(record, names) if record is not None else list(enumerate(names)),
         "played": played,
         "rounds_done": settings.rounds is not None
         and settings.style == "own_pace"

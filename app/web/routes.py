@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app import messages
 from app.db.tables import AnswerRecord, EventRecord, RoundRecord
 from app.deps import CookiePlayer, HxRequest, ServiceDep, SessionDep, SettingsDep, check_csrf, csrf_token
-from app.errors import ArenaError, NotFound, Unauthorized
+from app.errors import ArenaError, Invalid, NotFound, Unauthorized
 from app.game import conditions, events, players, rounds, threshold
 from app.game.images import amplified_perturbation, from_png, to_png
 from app.game.scoring import BEAT_MACHINE_BONUS, CORRECT_POINTS, STREAK_BONUS, STREAK_BONUS_FROM
@@ -98,6 +98,7 @@ def chooser_context(request: Request, service: ModelService, settings: Any) -> d
         "threat_models": THREAT_MODEL_WORDS,
         "chosen_opponent": request.session.get("opponent") or settings.opponent,
         "chosen_attack": request.session.get("attack") or "",
+        "chosen_task": request.session.get("task") or "classify",
     }
 
 
@@ -146,6 +147,7 @@ async def new_round(
     csrf_token_field: CsrfField = None,
     opponent: ChoiceField = None,
     attack: ChoiceField = None,
+    task: ChoiceField = None,
 ) -> Response:
     check_csrf(request, csrf_token_field)
     player = require_player(player)
@@ -159,9 +161,15 @@ async def new_round(
     default = rounds.RoundPlan(opponent=settings.opponent, attack=settings.attack, steps=settings.attack_steps)
     mix = conditions.parse_mix(settings.condition_mix)
     plan = rounds.choose_plan(service, default=default, opponent=wanted_opponent, attack=wanted_attack, mix=mix)
+    wanted_task = (task if submitted else request.session.get("task")) or "classify"
+    if wanted_task not in rounds.TASKS:
+        raise Invalid(messages.ROUND_TASK_UNKNOWN.format(valid=", ".join(rounds.TASKS)))
     if submitted:  # remembered only once it proved playable, so a refused choice cannot stick
         request.session["opponent"], request.session["attack"] = wanted_opponent, wanted_attack
-    record = await rounds.start_round(session, player=player, source=service, plan=plan, release_connection=True)
+        request.session["task"] = wanted_task
+    record = await rounds.start_round(
+        session, player=player, source=service, plan=plan, release_connection=True, task=wanted_task
+    )
     await session.commit()
     if hx:
         context = await round_context(request, session, player, record, None, service, settings)
@@ -190,7 +198,7 @@ async def round_context(
         "round": record,
         "reveal": reveal,
         "threshold": found,
-        "choices": list(enumerate(info.class_names)),
+        "choices": rounds.offered_choices(record, info.class_names),
     }
     context.update(chooser_context(request, service, settings))
     return context

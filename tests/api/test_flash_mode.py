@@ -39,3 +39,16 @@ def test_shown_ms_is_validated_and_ignored_outside_flash_mode(client: TestClient
     assert bad.status_code == 422
     reply = client.post(round_["answer_url"], headers=auth(player), json={"choice": "Coat", "shown_ms": 50})
     assert reply.status_code == 200 and reply.json()["shown_ms"] is None and reply.json()["timing_flagged"] is None
+
+
+def test_the_guess_share_of_an_event_is_validated(client: TestClient) -> None:
+    for bad in (-0.1, 1.5, "often"):
+        body = {"name": "Guessing", "eps": 8 / 255, "guess_share": bad}
+        assert client.post("/api/v1/events", json=body).status_code == 422, bad
+    body = {"name": "Guessing", "eps": 8 / 255, "guess_share": 1}
+    event = client.post("/api/v1/events", json=body).json()
+    host = {"Authorization": f"Bearer {event['host_token']}"}
+    assert client.post(f"/api/v1/events/{event['code']}/start", headers=host).status_code == 200
+    guest = client.post("/api/v1/players", json={"nickname": "reader", "event_code": event["code"]}).json()
+    created = client.post("/api/v1/rounds", headers=auth(guest)).json()
+    assert created["task"] == "guess_machine" and len(created["choices"]) == 2

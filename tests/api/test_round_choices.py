@@ -7,6 +7,8 @@ from fastapi.testclient import TestClient
 
 from tests.helpers import auth, new_player
 
+FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
 
 def play(client: TestClient, player: dict[str, str], **choice: str) -> tuple[dict, dict]:
     created = client.post("/api/v1/rounds", headers=auth(player), json=choice or None)
@@ -105,3 +107,25 @@ def test_the_threshold_estimate_follows_the_players_own_answers(client: TestClie
     assert found["rounds"] == 8 and found["reversals"] == expected.reversals
     assert found["eps"] == (pytest.approx(expected.eps) if expected.eps is not None else None)
     assert found["model_eps_text"] == "6/255", "the machine's 50% point is its card's min_eps"
+
+
+def test_guess_the_machine_offers_its_answer_and_a_foil_and_scores_naming_it(client: TestClient) -> None:
+    player = new_player(client)
+    assert client.post("/api/v1/rounds", headers=auth(player), json={"task": "mind-reading"}).status_code == 422
+    outcomes = []
+    for turn in range(3):
+        created = client.post("/api/v1/rounds", headers=auth(player), json={"task": "guess_machine"}).json()
+        assert created["task"] == "guess_machine" and len(created["choices"]) == 2
+        wrong_class = next(name for name in FASHION if name not in created["choices"])
+        refused = client.post(created["answer_url"], headers=auth(player), json={"choice": wrong_class})
+        assert refused.status_code == 422, "only the two offered labels can be chosen"
+        pick = created["choices"][turn % 2]
+        reveal = client.post(created["answer_url"], headers=auth(player), json={"choice": pick}).json()
+        assert reveal["task"] == "guess_machine"
+        assert reveal["model_label"] in created["choices"], "one of the two is the machine's answer"
+        assert reveal["true_label"] not in created["choices"] or reveal["model_correct"], "the foil is never the truth"
+        assert reveal["correct"] == (pick == reveal["model_label"])
+        assert reveal["points"] == (1 if reveal["correct"] else 0) or reveal["streak"] >= 3, "no beat-machine bonus"
+        assert not reveal["beat_machine"]
+        outcomes.append(reveal["correct"])
+    assert client.get("/api/v1/players/me/threshold", headers=auth(player)).json() == [], "guesses are not seeing"

@@ -58,3 +58,19 @@ def test_the_reveal_shows_the_players_threshold_beside_the_machines(client: Test
     created = client.post("/play/rounds", data={"csrf_token": token}, follow_redirects=False)
     reveal = answer_first_choice(client, created.headers["location"], token)
     assert "Your threshold appears after a few more rounds" in reveal and "6/255" in reveal
+
+
+def test_guess_the_machine_from_the_chooser_shows_two_labels(client: TestClient) -> None:
+    token = join(client)
+    created = client.post(
+        "/play/rounds",
+        data={"csrf_token": token, "opponent": "fashion-cnn", "attack": "", "task": "guess_machine"},
+        follow_redirects=False,
+    )
+    question = client.get(created.headers["location"]).text
+    assert "Which of these did <strong>the machine</strong> answer?" in question
+    assert len(FIRST_CHOICE.findall(question)) == 2
+    reveal = answer_first_choice(client, created.headers["location"], token)
+    assert "You guessed it said" in reveal
+    refused = client.post("/play/rounds", data={"csrf_token": token, "opponent": "fashion-cnn", "task": "telepathy"})
+    assert refused.status_code == 422 and "classify, guess_machine" in refused.text
