@@ -73,6 +73,7 @@ class RemoteClassifierConfig:
     url: str
     request: Literal["multipart", "json", "raw"] = "multipart"
     file_field: str = "file"
+    form_fields: dict[str, str] = field(default_factory=dict)  # extra multipart fields, e.g. {"model": "..."}
     json_template: str = '{"image": "{image_base64}"}'
     headers: dict[str, str] = field(default_factory=dict)
     labels_path: str = "top5[*].name"
@@ -152,7 +153,7 @@ class RemoteClassifier:
         cfg = self.config
         if cfg.request == "multipart":
             files = {cfg.file_field: (f"image.{mime[6:]}", data, mime)}
-            response = self._client.post(cfg.url, files=files, headers=headers)
+            response = self._client.post(cfg.url, files=files, data=cfg.form_fields, headers=headers)
         elif cfg.request == "json":
             body = cfg.json_template.replace("{image_base64}", base64.b64encode(data).decode("ascii"))
             response = self._client.post(cfg.url, content=body, headers={"Content-Type": "application/json", **headers})

@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
+from app.errors import ArenaError
 from app.ml.remote import (
     QueryBudgetExhausted,
     RemoteClassifier,
@@ -51,6 +53,11 @@ def classifier_url(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
     app = FastAPI(lifespan=lifespan)
     app.state.cloak = service
+
+    @app.exception_handler(ArenaError)
+    async def arena_error(request: Request, error: ArenaError) -> JSONResponse:  # as app.main does for /api/
+        return JSONResponse({"detail": error.message}, status_code=error.status_code)
+
     app.include_router(router)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -79,6 +86,16 @@ def test_the_remote_classifier_answers_like_the_local_model(engine: Any, classif
     local = engine.top(engine.probabilities(photo))
     assert answer.labels == tuple(p.name for p in local)
     assert answer.scores is not None and abs(answer.scores[0] - local[0].probability) < 1e-4
+
+
+@needs_imagenet
+def test_extra_form_fields_reach_the_server(classifier_url: str) -> None:
+    """An unknown model in form_fields comes back as the server's 422: the field was sent."""
+    from app.ml.remote import RemoteError
+
+    config = RemoteClassifierConfig(url=classifier_url, form_fields={"model": "no-such-model"}, rate_limit_per_s=1000)
+    with pytest.raises(RemoteError, match="422"):
+        RemoteClassifier(config).classify(sample("coffee.png", (64, 64)))
 
 
 @needs_imagenet
