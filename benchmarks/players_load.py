@@ -162,8 +162,48 @@ def running_server(
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
-            kept = Path(tempfile.gettempdir()) / "players_load_server.log"
-            shutil.copyfile(log_path, kept)  # the server's side of any 5xx, after the temporary folder is gone
+            # The server's side of any 5xx, after the temporary folder is gone (one file per run: others use this too).
+            kept = Path(tempfile.gettempdir()) / f"players_load_server_{os.getpid()}_{port}.log"
+            shutil.copyfile(log_path, kept)
+            print(f"server log: {kept}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def running_model_service(workdir: Path, torch_threads: int = 1, startup_timeout_s: float = 300.0) -> Iterator[str]:
+    """`arena modelsvc` on 127.0.0.1 and a free port (the separate-process placement); yields its URL once
+    /v1/health answers 200, and stops it at the end."""
+    port = free_port()
+    env = dict(os.environ, ARENA_ENVIRONMENT="test", ARENA_DEVICE="cpu", ARENA_TORCH_THREADS=str(torch_threads))
+    env.setdefault("ARENA_OPPONENTS", env.get("ARENA_OPPONENT", "fashion-cnn"))
+    log_path = workdir / "modelsvc.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "modelsvc", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + startup_timeout_s
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"arena modelsvc exited:\n{log_path.read_text()[-4000:]}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"arena modelsvc not healthy after {startup_timeout_s:.0f} s")
+                time.sleep(0.25)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 async def play(client: httpx.AsyncClient, result: LevelResult, index: int, rounds: int, progress: Progress, task: int):
@@ -207,7 +247,9 @@ async def play(client: httpx.AsyncClient, result: LevelResult, index: int, round
 
 async def run_level(base: str, players: int, rounds: int, timeout_s: float, progress: Progress) -> LevelResult:
     result = LevelResult(players=players, rounds_per_player=rounds)
-    limits = httpx.Limits(max_connections=players + 10, max_keepalive_connections=players + 10)
+    # Idle connections expire on our side well before uvicorn's 5 s keep-alive closes them: with equal limits a
+    # request raced the server's close and failed with ReadError (26 of 200 players at load average 12).
+    limits = httpx.Limits(max_connections=players + 10, max_keepalive_connections=players + 10, keepalive_expiry=2.0)
     task = progress.add_task(f"{players} players", total=players * rounds)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=httpx.Timeout(120.0)) as client:
         before = (await client.get("/healthz")).json()["model"]
@@ -305,16 +347,31 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per level before it is cancelled")
     parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument(
+        "--model-service",
+        choices=["inprocess", "process"],
+        default="inprocess",
+        help="inprocess: torch in the web server (the default placement); process: a separate `arena modelsvc` "
+        "reached through ARENA_MODEL_SERVICE_URL",
+    )
     args = parser.parse_args()
     if not args.database_url.startswith("postgresql"):
         parser.error("--database-url must be a PostgreSQL URL (postgresql://user@127.0.0.1:5432/db)")
     if max(args.players) > 500 or args.rounds > 50 or min(args.players) < 1:
         parser.error("bounded: 1..500 players and at most 50 rounds each")
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {machine()}")
-    print(f"server: arena serve on 127.0.0.1, PostgreSQL, ARENA_TORCH_THREADS={args.torch_threads}")
-    with tempfile.TemporaryDirectory(prefix="arena-players-") as tmp:
+    print(
+        f"server: arena serve on 127.0.0.1, PostgreSQL, ARENA_TORCH_THREADS={args.torch_threads}, "
+        f"model service {args.model_service}"
+    )
+    with tempfile.TemporaryDirectory(prefix="arena-players-") as tmp, contextlib.ExitStack() as stack:
         try:
-            with running_server(args.database_url, Path(tmp), args.torch_threads) as base:
+            env: dict[str, str] = {}
+            if args.model_service == "process":
+                env["ARENA_MODEL_SERVICE_URL"] = stack.enter_context(
+                    running_model_service(Path(tmp), args.torch_threads)
+                )
+            with running_server(args.database_url, Path(tmp), args.torch_threads, **env) as base:
                 results = asyncio.run(run(base, args.database_url, args.players, args.rounds, args.timeout))
         except KeyboardInterrupt:
             print("interrupted: server stopped")
