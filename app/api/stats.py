@@ -130,3 +130,31 @@ async def get_stats(
         bootstrap=bootstrap_info(),
         groups=[GroupOut.model_validate(group.as_dict()) for group in groups],
     )
+
+
+class GuessOut(BaseModel):
+    n: int = Field(description="Answered guess-the-machine rounds")
+    agreed: int = Field(description="Answers that named the machine's label (not the foil)")
+    rate: float | None
+    ci: tuple[float, float] | None = Field(description="95% Wilson interval")
+    fooled_n: int = Field(description="Of those, rounds where the machine was fooled (chance: 50%)")
+    fooled_agreed: int
+    fooled_rate: float | None
+    fooled_ci: tuple[float, float] | None
+
+
+@router.get("/stats/guess-machine", response_model=GuessOut, responses={404: {"model": Problem}})
+async def get_guess_agreement(
+    session: SessionDep,
+    event: Annotated[str | None, Query(max_length=20, description="Only this event (its join code)")] = None,
+    opponent: Text = None,
+    attack: Text = None,
+    condition: Annotated[str | None, Query(max_length=16)] = None,
+) -> GuessOut:
+    """Guess the machine (Zhou & Firestone 2019): how often people pick the machine's answer over a foil, overall
+    and where the machine was fooled, with 95% Wilson intervals."""
+    chosen = None if event is None else await events.event_by_code(session, event)
+    filters = science.StatsFilter(
+        event_id=chosen.id if chosen is not None else None, opponent=opponent, attack=attack, condition=condition
+    )
+    return GuessOut(**vars(await science.guess_agreement(session, filters)))

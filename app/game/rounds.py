@@ -72,7 +72,9 @@ class RoundPlan:
         """The plan under a science-mode condition. A transfer round swaps the attack for the transfer attack,
         crafted on ``surrogate`` with this plan's PGD steps."""
         attack = "transfer" if condition == "transfer" else self.attack
-        return RoundPlan(self.opponent, attack, self.steps, condition, surrogate if condition == "transfer" else None)
+        if condition == "transfer":
+            return RoundPlan(self.opponent, attack, self.steps, condition, surrogate)
+        return RoundPlan(self.opponent, attack, self.steps, condition, self.surrogate)
 
     def attack_params(self) -> dict[str, Any]:
         # PGD's iterations and random start are the game's choice; other attacks get the bounded round budgets.
@@ -142,7 +144,11 @@ def choose_plan(
         chosen = next((candidate for candidate in fallbacks if candidate in valid), valid[0] if valid else "")
     if chosen not in valid:
         raise Invalid(messages.ROUND_ATTACK_UNKNOWN.format(name=chosen, opponent=name, valid=", ".join(valid)))
-    plan = RoundPlan(opponent=name, attack=chosen, steps=default.steps)
+    # A transfer round must be crafted on another model, or it would be white-box against this one.
+    surrogate = transfer_surrogate(source, name) if chosen == "transfer" else None
+    if chosen == "transfer" and surrogate is None:
+        raise Invalid(messages.ROUND_NO_SURROGATE.format(opponent=name))
+    plan = RoundPlan(opponent=name, attack=chosen, steps=default.steps, surrogate=surrogate)
     return condition_plan(source, plan, mix)
 
 

@@ -100,7 +100,10 @@ async def tally(session: AsyncSession, *, event_id: str | None = None) -> Tally:
         _count_true(AnswerRecord.model_correct),
         func.coalesce(func.sum(beat), 0),
     )
-    query = query.join(RoundRecord, RoundRecord.id == AnswerRecord.round_id).where(settled())
+    # people against the machine on what an image shows: guess-the-machine answers measure something else
+    query = query.join(RoundRecord, RoundRecord.id == AnswerRecord.round_id).where(
+        settled(), RoundRecord.task == "classify"
+    )
     if event_id is not None:
         query = query.where(RoundRecord.event_id == event_id)
     row = (await session.execute(query)).one()

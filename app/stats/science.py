@@ -60,8 +60,7 @@ from app.stats.intervals import wilson_interval
 from app.stats.visibility import settled
 
 # Guess-the-machine rounds (Zhou & Firestone 2019: pick the machine's answer) score agreement with the machine, not
-# classification: they are not trials here. The column arrives with the guess-the-machine migration.
-TASK_COLUMN = getattr(RoundRecord, "task", None)
+# classification: they are not trials here.
 CLASSIFY = "classify"
 
 GROUP_KEYS: tuple[str, ...] = ("condition", "eps_bucket", "attack", "opponent", "pack", "event")
@@ -194,8 +193,7 @@ async def load_trials(session: AsyncSession, filters: StatsFilter | None = None)
     ):
         if value is not None:
             query = query.where(column == value)
-    if TASK_COLUMN is not None:
-        query = query.where(TASK_COLUMN == CLASSIFY)
+    query = query.where(RoundRecord.task == CLASSIFY)
     start, end = filters.bounds()
     if start is not None:
         query = query.where(AnswerRecord.created_at >= start)
@@ -535,3 +533,57 @@ async def filter_choices(session: AsyncSession) -> dict[str, list[str]]:
         query = select(column).join(AnswerRecord, AnswerRecord.round_id == RoundRecord.id).distinct()
         out[name] = sorted(str(v) for v in await session.scalars(query))
     return out
+
+
+# -- guess the machine ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GuessAgreement:
+    """Guess-the-machine rounds (Zhou & Firestone 2019): how often people named the machine's answer rather than the
+    foil, overall and on the rounds where the machine was fooled (the interesting ones: chance is 50%)."""
+
+    n: int
+    agreed: int
+    rate: float | None
+    ci: tuple[float, float] | None
+    fooled_n: int
+    fooled_agreed: int
+    fooled_rate: float | None
+    fooled_ci: tuple[float, float] | None
+
+
+async def guess_agreement(session: AsyncSession, filters: StatsFilter | None = None) -> GuessAgreement:
+    filters = filters or StatsFilter()
+    query = (
+        select(AnswerRecord.correct, AnswerRecord.model_correct)
+        .join(RoundRecord, RoundRecord.id == AnswerRecord.round_id)
+        .where(settled(), RoundRecord.task == "guess_machine")
+    )
+    for column, value in (
+        (RoundRecord.event_id, filters.event_id),
+        (RoundRecord.pack, filters.pack),
+        (RoundRecord.opponent, filters.opponent),
+        (RoundRecord.attack, filters.attack),
+        (RoundRecord.condition, filters.condition),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    start, end = filters.bounds()
+    if start is not None:
+        query = query.where(AnswerRecord.created_at >= start)
+    if end is not None:
+        query = query.where(AnswerRecord.created_at < end)
+    rows = (await session.execute(query)).all()
+    agreed = sum(bool(correct) for correct, _ in rows)
+    fooled = [bool(correct) for correct, model_correct in rows if not model_correct]
+    return GuessAgreement(
+        n=len(rows),
+        agreed=agreed,
+        rate=agreed / len(rows) if rows else None,
+        ci=wilson_interval(agreed, len(rows)) if rows else None,
+        fooled_n=len(fooled),
+        fooled_agreed=sum(fooled),
+        fooled_rate=sum(fooled) / len(fooled) if fooled else None,
+        fooled_ci=wilson_interval(sum(fooled), len(fooled)) if fooled else None,
+    )

@@ -129,3 +129,8 @@ def test_guess_the_machine_offers_its_answer_and_a_foil_and_scores_naming_it(cli
         assert not reveal["beat_machine"]
         outcomes.append(reveal["correct"])
     assert client.get("/api/v1/players/me/threshold", headers=auth(player)).json() == [], "guesses are not seeing"
+    agreement = client.get("/api/v1/stats/guess-machine").json()
+    assert (agreement["n"], agreement["agreed"]) == (3, sum(outcomes))
+    assert agreement["ci"][0] <= agreement["rate"] <= agreement["ci"][1]
+    assert client.get("/api/v1/stats").json()["groups"] == [], "guesses are not counted as classification trials"
+    assert client.get("/api/v1/tally").json()["answers"] == 0

@@ -220,6 +220,10 @@ def test_conditions_are_drawn_into_the_plan_and_transfer_needs_a_surrogate() -> 
     on_forest = rounds.choose_plan(source, default=default, opponent="fashion-forest", mix={"transfer": 1.0})
     assert (on_forest.condition, on_forest.attack, on_forest.surrogate) == ("transfer", "transfer", "fashion-cnn")
     assert on_forest.attack_params() == {"steps": 20, "surrogate": "fashion-cnn"}
+    chosen = rounds.choose_plan(source, default=default, opponent="fashion-forest", attack="transfer")
+    assert chosen.surrogate == "fashion-cnn", "a chosen transfer attack is crafted on another model"
+    with pytest.raises(Invalid, match="No other model"):
+        rounds.choose_plan(source, default=default, opponent="fashion-cnn", attack="transfer")
     job = rounds.new_job(clean, source.opponent_info("fashion-cnn"), 0.1)
     assert job.condition == "clean" and job.batch_key[-1] == "clean"
 
