@@ -39,6 +39,7 @@ from app.config import Settings, get_settings
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.messages import SERVICE_DOWN
 from app.ml.contracts import ImageJob, ImageResult, OpponentInfo
+from app.ml.explain_contracts import ExplainJob, ExplainResult
 from app.modelsvc.server import create_server_app
 
 logger = logging.getLogger(__name__)
@@ -133,6 +134,10 @@ class ReplicaModelService:
 
     def attack_catalog(self) -> list[dict[str, Any]]:
         return self._replica.inner.attack_catalog()
+
+    async def explain(self, job: ExplainJob) -> ExplainResult:
+        """Not batched: straight to the replica's in-process service (its worker thread, its timeout)."""
+        return await self._replica.inner.explain(job)
 
     async def health(self) -> dict[str, Any]:
         return await self._replica.health()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -117,5 +118,19 @@ async def test_a_backend_without_explain_is_unsupported_not_a_crash(job: Explain
         assert reply.status_code == 501 and reply.json()["error"] == "unsupported"
         with pytest.raises(ServiceUnavailable):
             await client.explain(job)
+    finally:
+        await client.stop()
+
+
+@pytest.mark.anyio
+async def test_the_ray_replica_explains_through_its_in_process_service(job: ExplainJob) -> None:
+    pytest.importorskip("ray", reason="the optional extra `ray` is not installed: pip install -e '.[ray]'")
+    from app.modelsvc.ray_backend import ReplicaModelService
+
+    inner = ExplainingService()
+    client = await started_client(Switch(ReplicaModelService(SimpleNamespace(inner=inner, health=inner.health))))  # type: ignore[arg-type]
+    try:
+        result = await client.explain(job)
+        assert len(inner.explained) == 1 and result.image_point_label == result.clean_label
     finally:
         await client.stop()
