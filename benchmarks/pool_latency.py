@@ -23,8 +23,10 @@ import contextlib
 import datetime
 import os
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -161,6 +163,13 @@ def one_run(args: argparse.Namespace, workdir: Path, label: str, pool_size: int,
         if pool_size:
             time.sleep(args.warmup)  # the pool fills the first step while the room gathers, as it would for real
         asyncio.run(play(base, run, args.rounds, args.think, seed, args.timeout))
+    server_errors = sum(
+        n for key, n in run.statuses.items() if key.rsplit(" ", 1)[1].startswith("5") and "503" not in key
+    )
+    if server_errors:  # keep the server's side of it (running_server copied its log when it stopped)
+        kept = Path(tempfile.gettempdir()) / f"pool_latency_{players}p_{pool_size}_{seed}.log"
+        shutil.copyfile(Path(tempfile.gettempdir()) / "players_load_server.log", kept)
+        run.errors.append(f"{server_errors} server errors; server log kept in {kept}")
     return run
 
 
@@ -191,8 +200,6 @@ def main() -> int:
         parser.error("at most 200 players and 50 rounds; --pool-size at least 1 (the comparison is with 0)")
     console = Console()
     console.print(f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {players_load.machine()}")
-    import tempfile
-
     results: dict[tuple[int, str], list[Run]] = {}
     plan = [
         (n, label, size)
