@@ -247,8 +247,9 @@ async def play(client: httpx.AsyncClient, result: LevelResult, index: int, round
 
 async def run_level(base: str, players: int, rounds: int, timeout_s: float, progress: Progress) -> LevelResult:
     result = LevelResult(players=players, rounds_per_player=rounds)
-    # Idle connections expire on our side well before uvicorn's 5 s keep-alive closes them: with equal limits a
-    # request raced the server's close and failed with ReadError (26 of 200 players at load average 12).
+    # Idle connections expire on our side before uvicorn's 5 s keep-alive closes them, so a transport error is the
+    # server's doing, not a race with its keep-alive timer. (After an unhandled exception uvicorn closes the
+    # connection although the 500 it sent did not say `Connection: close`: the next request on it gets ReadError.)
     limits = httpx.Limits(max_connections=players + 10, max_keepalive_connections=players + 10, keepalive_expiry=2.0)
     task = progress.add_task(f"{players} players", total=players * rounds)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=httpx.Timeout(120.0)) as client:
