@@ -74,3 +74,13 @@ def test_guess_the_machine_from_the_chooser_shows_two_labels(client: TestClient)
     assert "You guessed it said" in reveal
     refused = client.post("/play/rounds", data={"csrf_token": token, "opponent": "fashion-cnn", "task": "telepathy"})
     assert refused.status_code == 422 and "classify, guess_machine" in refused.text
+
+
+def test_the_reveal_links_to_the_explain_page_which_renders(client: TestClient) -> None:
+    token = join(client)
+    created = client.post("/play/rounds", data={"csrf_token": token, "opponent": "fashion-cnn"}, follow_redirects=False)
+    reveal = answer_first_choice(client, created.headers["location"], token)
+    link = re.search(r'href="(/play/rounds/[^"]+/explain)"', reveal)
+    assert link, "the reveal links to the explain page"
+    page = client.get(link.group(1))
+    assert page.status_code == 200 and "map around the image" in page.text
