@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     )
     attack_steps: int = Field(20, ge=1, le=1000, description="Iterations of the round attack (PGD steps).")
 
+    db_pool_size: int = Field(10, ge=1, le=500, description="PostgreSQL connections kept open per web process.")
+    db_pool_overflow: int = Field(20, ge=0, le=500, description="Extra PostgreSQL connections allowed at peaks.")
+    db_pool_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="Longest a request waits for a database connection before answering 503."
+    )
     service_max_batch: int = Field(32, ge=1, le=1024, description="Most images the model service attacks at once.")
     service_max_wait_ms: float = Field(
         5.0, ge=0.0, le=1000.0, description="How long the service waits to fill a batch after the first request."

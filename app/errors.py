@@ -44,6 +44,13 @@ class ServiceBusy(ArenaError):
     retry_after_s = 2
 
 
+class DatabaseBusy(ArenaError):
+    """No database connection came free in time: nothing was written, the client should retry shortly."""
+
+    status_code = 503
+    retry_after_s = 2
+
+
 class ServiceUnavailable(ArenaError):
     status_code = 503
     retry_after_s = 5

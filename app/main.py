@@ -11,8 +11,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.middleware.sessions import SessionMiddleware
 
+from app import messages
 from app.api.cloak import router as api_cloak_router
 from app.api.events import router as api_events_router
 from app.api.explain import router as api_explain_router
@@ -20,7 +22,7 @@ from app.api.routes import router as api_router
 from app.api.stats import router as api_stats_router
 from app.config import Settings, get_settings
 from app.db.session import open_database
-from app.errors import ArenaError
+from app.errors import ArenaError, DatabaseBusy
 from app.game.pool import with_ready_round_pool
 from app.ml.cloak_service import CloakService
 from app.ml.contracts import ModelService
@@ -96,7 +98,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.database = open_database(settings.database_url)
+        pool = (
+            {}
+            if settings.is_sqlite
+            else {
+                "pool_size": settings.db_pool_size,
+                "max_overflow": settings.db_pool_overflow,
+                "pool_timeout": settings.db_pool_timeout_s,
+            }
+        )
+        app.state.database = open_database(settings.database_url, **pool)
         service = model_service or with_ready_round_pool(default_model_service(settings), settings)
         await service.start()
         app.state.model_service = service
@@ -152,6 +163,13 @@ def create_app(
         )
         response.headers.update(headers)
         return response
+
+    @app.exception_handler(PoolTimeout)
+    async def database_busy(request: Request, error: PoolTimeout) -> Response:
+        # Every connection is in use (a crowd on saturated cores): nothing was written for this request, so it is
+        # safe to ask the client to retry, as when the model service is busy, rather than fail with a 500.
+        logger.warning("database pool exhausted: %s", error)
+        return await arena_error(request, DatabaseBusy(messages.DATABASE_BUSY))
 
     @app.get("/healthz", tags=["health"])
     async def healthz(request: Request) -> JSONResponse:

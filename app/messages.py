@@ -15,6 +15,7 @@ EVENT_FLASH_INVALID = "A flash lasts 20 to 2000 milliseconds (or leave it empty 
 EVENT_GUESS_INVALID = "The share of guess-the-machine rounds is a number from 0 to 1."
 ROUND_TASK_UNKNOWN = "Unknown task; choose one of: {valid}."
 ROUND_NO_SURROGATE = "No other model with gradients is loaded to craft a transfer attack on for {opponent!r}."
+DATABASE_BUSY = "The arena is very busy right now. Your last action was not saved; please try again in a moment."
 ROUND_CHOICE_IN_EVENT = "In a workshop event the host chooses the opponent and the attack."
 CHOICE_NOT_OFFERED = "That choice is not one of the offered classes."
 REVEAL_NOT_READY = "Answer the round first."

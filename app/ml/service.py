@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import hashlib
+import json
 import logging
 import os
 import time
@@ -22,12 +24,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from app.config import PROJECT_ROOT
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.messages import SERVICE_BUSY, SERVICE_DOWN
 from app.ml.contracts import ImageJob, ImageResult, OpponentInfo
 from app.ml.explain_contracts import ExplainJob, ExplainResult
 
 logger = logging.getLogger(__name__)
+
+ELIGIBLE_CACHE = PROJECT_ROOT / "var" / "cache" / "eligible"
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -173,7 +178,7 @@ class InProcessModelService:
                 continue
             pack = get_pack(model.pack_name, self._data_dir)
             images, labels = pack.load_split("test")
-            eligible = self._correctly_classified(model, images, labels)
+            eligible = self._eligible_images(name, model, images, labels)
             card = dict(model.card)
             staircase = card.get("staircase", {})
             info = OpponentInfo(
@@ -191,6 +196,30 @@ class InProcessModelService:
             logger.info(
                 "opponent %s ready on %s: %d of %d test images eligible", name, self.device, len(eligible), len(labels)
             )
+
+    def _eligible_images(self, name: str, model: Any, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """The test images the opponent gets right when clean. Asking the model about all 10,000 takes seconds per
+        opponent (a minute for all of them on a busy 2-core machine), at every start of every process that serves
+        it; so the answer is kept in var/cache, under a key made of the model card (which holds the checkpoint's
+        sha256) and the test images themselves: a retrained model or another data set misses the cache."""
+        digest = hashlib.sha256(json.dumps(dict(model.card), sort_keys=True, default=str).encode())
+        digest.update(np.ascontiguousarray(images).tobytes())
+        digest.update(np.ascontiguousarray(labels).tobytes())
+        path = ELIGIBLE_CACHE / f"{name}-{digest.hexdigest()[:32]}.npy"
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            pass
+        eligible = self._correctly_classified(model, images, labels)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            with partial.open("wb") as handle:
+                np.save(handle, eligible, allow_pickle=False)
+            os.replace(partial, path)
+        except OSError as error:  # a read-only checkout still works, it just asks the model every time
+            logger.info("eligible-image cache not written (%s)", error)
+        return eligible
 
     def _correctly_classified(self, model: torch.nn.Module, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
         predictions = []
