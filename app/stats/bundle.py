@@ -63,6 +63,10 @@ ANSWER_COLUMNS: dict[str, str] = {
     "human_correct": "1 if the person was right, else 0.",
     "model_correct": "1 if the model was right, else 0.",
     "response_ms": "Milliseconds from the round's creation to the answer.",
+    "shown_ms": "Flash mode: how long the image was on screen, as the browser measured it (requestAnimationFrame); "
+    "empty outside flash mode or when the browser did not measure it.",
+    "timing_flagged": "Flash mode: 1 when the measurement is missing or misses flash_ms (rounds.csv) by more than one "
+    "60 Hz frame (16.7 ms); empty outside flash mode.",
     "clean_image": "Path in this bundle of the unperturbed image (PNG).",
     "shown_image": "Path in this bundle of the image the person saw (PNG, exactly the stored pixels).",
 }
@@ -97,6 +101,8 @@ ROUND_COLUMNS: dict[str, str] = {
     "l2": "L2 size of the shown change, pixel units (empty where not recorded).",
     "queries": "Model queries a black-box attack used (empty for white-box attacks).",
     "query_budget": "Model queries a black-box attack was allowed.",
+    "flash_ms": "Flash mode: how long the image was meant to be on screen before the mask; empty: shown until "
+    "answered.",
     "clean_image": "Path of the clean image PNG in this bundle.",
     "shown_image": "Path of the shown image PNG in this bundle.",
     "clean_sha256": "SHA-256 of the clean PNG file.",
@@ -331,6 +337,8 @@ async def _write(
                         "human_correct": trial.human_correct,
                         "model_correct": trial.model_correct,
                         "response_ms": trial.response_ms,
+                        "shown_ms": trial.shown_ms,
+                        "timing_flagged": trial.timing_flagged,
                         "clean_image": clean_path,
                         "shown_image": shown_path,
                     }
@@ -365,6 +373,7 @@ async def _write(
                         "l2": None if record.l2 is None else float(record.l2),
                         "queries": record.queries,
                         "query_budget": record.query_budget,
+                        "flash_ms": record.flash_ms,
                         "clean_image": clean_path,
                         "shown_image": shown_path,
                         "clean_sha256": clean_sha,

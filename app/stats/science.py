@@ -131,6 +131,8 @@ class Trial:
     human_correct: bool
     model_correct: bool
     response_ms: int = 0
+    shown_ms: float | None = None  # flash mode: the on-screen time the browser measured
+    timing_flagged: bool | None = None  # flash mode: measurement missing or off by more than a frame
 
     @property
     def eps_bucket(self) -> str:
@@ -220,6 +222,8 @@ async def load_trials(session: AsyncSession, filters: StatsFilter | None = None)
             human_correct=bool(answer.correct),
             model_correct=bool(answer.model_correct),
             response_ms=answer.response_ms,
+            shown_ms=answer.shown_ms,
+            timing_flagged=answer.timing_flagged,
         )
         for answer, record, code in rows
     ]
