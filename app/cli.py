@@ -419,6 +419,30 @@ def eval_model(
     typer.echo(table)
 
 
+@app.command("defense-eval")
+def defense_eval(
+    opponent: Annotated[str, typer.Option(help="Defended opponent (fashion-robust, fashion-distilled, ...).")],
+    row: Annotated[list[str] | None, typer.Option(help="Only this row id (repeatable); default: every row.")] = None,
+    n: Annotated[int, typer.Option(help="First n test images (at least 1000).")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the per-image random draws.")] = 0,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's).")] = None,
+) -> None:
+    """The defense lab's rows (naive vs adaptive attacks, detection) for one opponent, written into its card."""
+    from app.ml.defense_eval import evaluate_defense
+    from app.ml.opponents import OpponentMissing
+    from app.ml.packs import DataPackMissing
+
+    _setup_logging()
+    try:
+        card = evaluate_defense(opponent, rows=row, n=n, seed=seed, threads=threads)
+    except (ValueError, TypeError, KeyError, OpponentMissing, DataPackMissing) as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        _fail("interrupted: the rows measured so far are in the card")
+    for row_id, measured in card["defense_lab"]["rows"].items():
+        typer.echo(f"{opponent} {row_id}: accuracy {measured['accuracy']:.1%} (n = {measured['n']})")
+
+
 def main() -> None:
     app()
 

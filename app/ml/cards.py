@@ -90,6 +90,8 @@ def _estimator_lines(arch: dict[str, Any]) -> list[str]:
 
 
 def _training_lines(train: dict[str, Any]) -> list[str]:
+    if train.get("calibration_only"):
+        return ["- No training: the wrapped checkpoint is used as it is; only the detector threshold is calibrated"]
     if "estimator" in train:
         params = ", ".join(f"{k}={v}" for k, v in train["hyperparameters"].items())
         return [
@@ -120,7 +122,6 @@ def _equivalence_lines(card: dict[str, Any]) -> list[str]:
 def render_markdown(card: dict[str, Any]) -> str:
     """The human-readable card. Generated, never edited by hand, so it cannot drift from the JSON."""
     data, arch, train = card["data"], card["architecture"], card["training"]
-    rob, stair = card["robustness"], card["staircase"]
     lines = [
         f"# Model card: {card['name']}",
         "",
@@ -158,6 +159,27 @@ def render_markdown(card: dict[str, Any]) -> str:
         "",
         f"Clean accuracy on all {card['clean_accuracy_n']:,} test images: **{_pct(card['clean_accuracy'])}**.",
         "",
+    ]
+    defended = {"detector", "defense_lab", "adaptive_attack"} & card.keys()
+    if defended or {"adversarial_training", "distillation"} & card.get("training", {}).keys():
+        from app.ml.defense_cards import render_defense_lines
+
+        lines += render_defense_lines(card)
+    if "robustness" in card:
+        lines += _robustness_lines(card["robustness"], card["staircase"])
+    lines += ["", *render_robustness_table(card["robustness_table"])] if "robustness_table" in card else []
+    lines += [
+        "",
+        "## Checkpoint",
+        "",
+        f"`{card['checkpoint']['file']}` (safetensors), sha256 `{card['checkpoint']['sha256']}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _robustness_lines(rob: dict[str, Any], stair: dict[str, Any]) -> list[str]:
+    lines = [
         f"Under attack, on the {rob['subset']} (n = {rob['n']}; clean accuracy on them "
         f"{_pct(rob['clean_accuracy'])}); {rob['random_start_seeding']}:",
         "",
@@ -180,15 +202,7 @@ def render_markdown(card: dict[str, Any]) -> str:
     ]
     for row in stair["measured"]:
         lines.append(f"| {row['eps']:.4f} | {row['eps'] * 255:.0f} | {_pct(row['fooled_rate'])} | {row['n']} |")
-    lines += ["", *render_robustness_table(card["robustness_table"])] if "robustness_table" in card else []
-    lines += [
-        "",
-        "## Checkpoint",
-        "",
-        f"`{card['checkpoint']['file']}` (safetensors), sha256 `{card['checkpoint']['sha256']}`",
-        "",
-    ]
-    return "\n".join(lines)
+    return lines
 
 
 def render_robustness_table(table: dict[str, Any]) -> list[str]:

@@ -85,6 +85,12 @@ def train_named(
 
 def summary(card: dict[str, Any]) -> str:
     """One line for the terminal after training."""
+    if "staircase" not in card:  # defended opponents: their attacks are measured by `arena defense-eval`
+        return (
+            f"{card['name']}: clean accuracy {card['clean_accuracy']:.2%} on {card['clean_accuracy_n']} test images, "
+            f"done in {card['training']['wall_time_s']:.0f} s; wrote its card (measure it with "
+            f"`arena defense-eval --opponent {card['name']}`)"
+        )
     return (
         f"{card['name']}: clean accuracy {card['clean_accuracy']:.2%} on {card['clean_accuracy_n']} test images, "
         f"staircase min eps {card['staircase']['min_eps_255']}/255, "

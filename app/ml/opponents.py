@@ -27,6 +27,8 @@ from app.ml.nets.fashion_mlp import ARCHITECTURE as FASHION_MLP_ARCHITECTURE
 from app.ml.nets.fashion_mlp import FashionMLP
 from app.ml.nets.fashion_resnet import ARCHITECTURE as FASHION_RESNET_ARCHITECTURE
 from app.ml.nets.fashion_resnet import FashionResNet
+from app.ml.nets.fashion_small import ARCHITECTURE as FASHION_SMALL_ARCHITECTURE
+from app.ml.nets.fashion_small import FashionSmallCNN
 from app.ml.nets.pixel_classifiers import PixelLogisticRegression, PixelTreeEnsemble
 from app.ml.packs import get_pack
 from app.ml.registry_errors import UnknownName
@@ -69,6 +71,13 @@ class OpponentSpec:
     estimator_params: Mapping[str, Any] = field(default_factory=dict)
     # Said in the card and on the opponents list: e.g. why logistic regression counts as differentiable.
     notes: str = ""
+    # Defended opponents (issue #8, app/ml/training_defense.py): the recipe ("pgd-at", "distillation") and its
+    # parameters (eps and steps; temperature). Empty for plain nets.
+    defense: str = ""
+    defense_params: Mapping[str, Any] = field(default_factory=dict)
+    # A defense that wraps another opponent's checkpoint without retraining it (feature squeezing): the wrapped
+    # opponent's name. Its card holds the calibration (e.g. the detector threshold) and the wrapped sha256.
+    wraps: str = ""
 
     @property
     def train_command(self) -> str:
@@ -169,6 +178,50 @@ _OPPONENTS: dict[str, OpponentSpec] = {
             "(hopskipjump) or transfer attack."
         ),
     ),
+    "fashion-robust": OpponentSpec(
+        name="fashion-robust",
+        pack_name="fashion",
+        description=(
+            "Adversarially trained small CNN (Madry et al. 2018: PGD-L∞ training at eps 0.1): harder to fool "
+            "within eps 0.1, at a price in clean accuracy and training time."
+        ),
+        build=FashionSmallCNN,
+        architecture=FASHION_SMALL_ARCHITECTURE,
+        epochs=2,
+        batch_size=128,
+        lr=2e-3,
+        defense="pgd-at",
+        defense_params={"eps": 0.1, "steps": 3},
+    ),
+    "fashion-distilled": OpponentSpec(
+        name="fashion-distilled",
+        pack_name="fashion",
+        description=(
+            "Defensive distillation (Papernot et al. 2016) at temperature 100: the deployed net's softmax "
+            "saturates, so plain gradient attacks appear to fail; Carlini-Wagner L2 still fools it."
+        ),
+        build=FashionSmallCNN,
+        architecture=FASHION_SMALL_ARCHITECTURE,
+        epochs=2,
+        batch_size=128,
+        lr=2e-3,
+        defense="distillation",
+        defense_params={"temperature": 100.0},
+    ),
+    "fashion-squeezed": OpponentSpec(
+        name="fashion-squeezed",
+        pack_name="fashion",
+        description=(
+            "fashion-cnn behind feature squeezing (Xu et al. 2018): it classifies the image reduced to 4 bits "
+            "per pixel, and a detector rejects an image whose prediction moves too much under bit-depth reduction "
+            "or a 2x2 median filter. Plain gradient attacks stall on the rounding; BPDA gets through."
+        ),
+        build=None,
+        architecture="fashion-cnn on bit_depth(x, 4); detector max L1(softmax f(x), softmax f(squeeze(x)))",
+        defense="feature-squeezing",
+        defense_params={"bits": 4, "target_fpr": 0.05},
+        wraps="fashion-cnn",
+    ),
 }
 
 # The opponent `arena train --pack <pack>` trains.
@@ -203,6 +256,8 @@ def load_opponent(
     """Build the opponent's net, load its checkpoint and card, and wrap it in eval mode with frozen weights."""
     spec = opponent_spec(name)
     models_dir = Path(models_dir) if models_dir is not None else get_settings().models_dir
+    if spec.wraps:
+        return _load_wrapper(spec, device=device, models_dir=models_dir)
     ckpt = cards.checkpoint_path(models_dir, name)
     card_file = cards.card_path(models_dir, name)
     for path in (ckpt, card_file):
@@ -244,3 +299,27 @@ def load_opponent(
     )
     logger.info("loaded opponent %s from %s on %s", name, ckpt, target)
     return model
+
+
+def _load_wrapper(spec: OpponentSpec, *, device: str | torch.device, models_dir: Path) -> ArenaModel:
+    """A defense around another opponent's checkpoint: its card must name the wrapped checkpoint's sha256."""
+    from app.ml.defenses.squeezing import FeatureSqueezing
+
+    card_file = cards.card_path(models_dir, spec.name)
+    if not card_file.is_file():
+        raise OpponentMissing(
+            f"opponent {spec.name!r} is not calibrated: {card_file} is missing. Calibrate it with "
+            f"`{spec.train_command}` (seconds; needs {spec.wraps!r} trained), or set ARENA_MODELS_DIR."
+        )
+    base = load_opponent(spec.wraps, device=device, models_dir=models_dir)
+    card = cards.read_card(card_file)
+    if card.get("checkpoint", {}).get("sha256") != base.card.get("checkpoint", {}).get("sha256"):
+        raise OpponentCorrupt(
+            f"{card_file} was calibrated on another {spec.wraps!r} checkpoint: recalibrate with `{spec.train_command}`"
+        )
+    if spec.defense == "feature-squeezing":
+        detector = card["detector"]
+        return FeatureSqueezing(
+            base, bits=int(detector["bits"]), threshold=float(detector["threshold"]), name=spec.name, card=card
+        )
+    raise ValueError(f"opponent {spec.name!r}: unknown wrapping defense {spec.defense!r}")

@@ -109,6 +109,21 @@ def train_opponent(
         return train_sklearn_opponent(
             name, seed=seed, models_dir=models_dir, data_dir=data_dir, progress=progress, threads=threads
         )
+    if spec.defense:
+        from app.ml.training_defense import train_defended
+
+        return train_defended(
+            name,
+            epochs=epochs,
+            seed=seed,
+            batch_size=batch_size,
+            lr=lr,
+            device=device,
+            models_dir=models_dir,
+            data_dir=data_dir,
+            progress=progress,
+            threads=threads,
+        )
     epochs = spec.epochs if epochs is None else epochs
     batch_size = spec.batch_size if batch_size is None else batch_size
     lr = spec.lr if lr is None else lr

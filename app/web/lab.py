@@ -15,9 +15,11 @@ from fastapi.responses import Response
 
 from app.deps import CookiePlayer, SettingsDep
 from app.stats.intervals import wilson_interval
+from app.web.defense_lab import router as defense_lab_router
 from app.web.routes import render
 
 router = APIRouter(include_in_schema=False)
+router.include_router(defense_lab_router)  # /lab/defenses (app/web/defense_lab.py)
 
 TRANSFER_MATRIX_FILE = "transfer-matrix.json"
 TRANSFER_MATRIX_COMMAND = "arena transfer-matrix --eps 0.1 --n 500 --attack pgd"

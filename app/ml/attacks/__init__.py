@@ -10,6 +10,7 @@ from typing import Any
 
 from app.ml.attacks.advgan import AdvGAN
 from app.ml.attacks.base import Attack, AttackParams, AttackResult, GeneratorArg, RunOutput
+from app.ml.attacks.bpda import BPDAPGD
 from app.ml.attacks.cw import CarliniWagnerL2
 from app.ml.attacks.deepfool import DeepFool, DeepFoolLinf
 from app.ml.attacks.evadehc import EvadeHC
@@ -44,6 +45,7 @@ _ATTACKS: dict[str, type[Attack]] = {
         EvadeHC,
         TransferAttack,
         AdvGAN,
+        BPDAPGD,
     )
 }
 
@@ -100,6 +102,7 @@ def describe_attacks() -> list[dict[str, Any]]:
 
 __all__ = [
     "AdvGAN",
+    "BPDAPGD",
     "FGSM",
     "MIFGSM",
     "NES",

@@ -1,0 +1,98 @@
+"""BPDA-PGD: PGD-L∞ through the Backward Pass Differentiable Approximation (Athalye, Carlini & Wagner 2018,
+"Obfuscated Gradients Give a False Sense of Security").
+
+An input-transform defense (bit-depth reduction, JPEG, a reformer) often has a zero or useless gradient, so a
+plain gradient attack "fails" against it without the defense being robust. BPDA runs the real transform on the
+forward pass and replaces its backward pass by the identity (the transform is close to the identity on images),
+which restores a useful gradient. Against a defense with a detector, ``detector_weight`` > 0 also descends the
+detector's score, so the image is pushed to fool the classifier *and* pass the detector (the adaptive attack of
+Carlini & Wagner 2017, "Adversarial Examples Are Not Easily Detected"). On an undefended model, with the default
+cross-entropy loss, it is plain PGD; ``loss="margin"`` makes it the adaptive attack on defensive distillation,
+whose saturated softmax zeroes the cross-entropy gradient.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor
+
+from app.ml.attacks._common import margin
+from app.ml.attacks.base import Attack, AttackParams, GeneratorArg, uniform_noise
+from app.ml.defenses.base import InputDefense, attack_view
+from app.ml.model import ArenaModel
+
+REL_STEP_SIZE = 2.5
+
+
+class BPDAParams(AttackParams):
+    steps: int = Field(20, ge=1, le=10_000, description="Gradient steps.")
+    step_size: float | None = Field(
+        None, gt=0.0, le=1.0, description=f"Absolute step in pixel units; None means {REL_STEP_SIZE}*eps/steps."
+    )
+    random_start: bool = Field(True, description="Start from a uniform random point of the eps-ball.")
+    loss: Literal["ce", "margin"] = Field(
+        "ce",
+        description=(
+            "ce: cross-entropy; margin: the logit margin of Carlini & Wagner, which keeps its gradient when the "
+            "softmax saturates (defensive distillation)."
+        ),
+    )
+    detector_weight: float = Field(
+        0.0,
+        ge=0.0,
+        le=1000.0,
+        description="Weight of the defense's detector score in the loss (0: ignore the detector).",
+    )
+
+
+class BPDAPGD(Attack):
+    name: ClassVar[str] = "bpda-pgd"
+    Params: ClassVar[type[AttackParams]] = BPDAParams
+    params: BPDAParams
+    supports_target: ClassVar[bool] = True
+    explanation: ClassVar[str] = (
+        "Some defenses squeeze or clean the image before the network sees it, and that step hides the gradient "
+        "an attacker follows. This attack runs the defense as it is but, when working out which way to push the "
+        "pixels, pretends the cleaning step changed nothing; that is enough to find images that get through the "
+        "defense. Against a defense that also flags suspicious images, it pushes to avoid the flag as well."
+    )
+
+    def run(
+        self,
+        model: ArenaModel,
+        images: Tensor,
+        labels: Tensor,
+        eps: Tensor,
+        low: Tensor,
+        high: Tensor,
+        generator: GeneratorArg,
+        target: Tensor | None = None,
+    ) -> Tensor:
+        p = self.params
+        view = attack_view(model)
+        weight = p.detector_weight if isinstance(view, InputDefense) else 0.0
+        goal = labels if target is None else target
+        step = eps * (REL_STEP_SIZE / p.steps) if p.step_size is None else p.step_size
+        adv = torch.clamp(images + eps * uniform_noise(images, generator), low, high) if p.random_start else images
+        adv = adv.clone()
+        for _ in range(p.steps):
+            adv.requires_grad_(True)
+            logits = view(adv)
+            if p.loss == "margin":
+                # margin() is > 0 while not yet adversarial (untargeted and targeted alike): descend it.
+                loss = -margin(logits, labels, target).sum()
+            else:
+                loss = F.cross_entropy(logits, goal, reduction="sum")
+                if target is not None:
+                    loss = -loss
+            if weight > 0:
+                assert isinstance(view, InputDefense)
+                loss = loss - weight * view.detection_score(adv).sum()
+            (grad,) = torch.autograd.grad(loss, adv)
+            adv = adv.detach() + step * grad.sign()
+            adv = torch.min(torch.max(adv, low), high)
+        return adv

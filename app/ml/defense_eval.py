@@ -1,0 +1,220 @@
+"""``arena defense-eval``: the defense lab's measurements for one defended opponent, written into its card.
+
+Each opponent has a fixed plan of rows (:data:`LAB_PLANS`): the attack a naive attacker would use, the attack
+that is adaptive to the defense (BPDA through a squeezer, a margin loss against a saturated softmax, the
+detector's score in the loss), and for the adversarially trained model the strongest attack we have (per-image
+worst case of APGD-CE and APGD-DLR, torchattacks' implementation of Croce & Hein 2020). Every row is measured on
+the first ``n`` test images (n >= 1,000), says how, and names the command that reproduces it alone
+(``--row ID``). For a defense with a detector, a row also gives the share of successful adversarial images the
+detector flags and the share that get through unflagged; the clean false positive rate is in the card.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from app.config import get_settings
+from app.ml import cards
+from app.ml.attacks import get_attack
+from app.ml.defenses.base import InputDefense
+from app.ml.evaluation import EVAL_BATCH, clean_predictions, per_image_generators, progress_bar
+from app.ml.model import ArenaModel
+from app.ml.opponents import load_opponent, opponent_spec
+from app.ml.packs import get_pack
+
+logger = logging.getLogger(__name__)
+
+MIN_N = 1000
+APGD = "apgd-ce+dlr"  # not a registry attack: torchattacks' APGD, run twice, worst case per image
+
+# row id -> (role, attack, params, eps). role: naive (what an attacker unaware of the defense runs), adaptive
+# (the attack that accounts for the defense; what rounds use), strongest (the strongest we have).
+Row = tuple[str, str, dict[str, Any], float]
+LAB_PLANS: dict[str, dict[str, Row]] = {
+    "fashion-robust": {
+        "fgsm-0.1": ("naive", "fgsm", {}, 0.1),
+        "pgd20-0.05": ("adaptive", "pgd", {"steps": 20}, 0.05),
+        "pgd40-0.1": ("adaptive", "pgd", {"steps": 40}, 0.1),
+        "apgd-0.1": ("strongest", APGD, {"steps": 50}, 0.1),
+        "pgd20-0.2": ("adaptive", "pgd", {"steps": 20}, 0.2),
+    },
+    "fashion-distilled": {
+        "fgsm-0.1": ("naive", "fgsm", {}, 0.1),
+        "pgd20-0.1": ("naive", "pgd", {"steps": 20}, 0.1),
+        "bpda-margin-0.1": ("adaptive", "bpda-pgd", {"steps": 20, "loss": "margin"}, 0.1),
+        "cw-l2": ("adaptive", "cw", {"steps": 100, "binary_search_steps": 4}, 28.0),
+        "bpda-margin-0.05": ("adaptive", "bpda-pgd", {"steps": 20, "loss": "margin"}, 0.05),
+    },
+    "fashion-squeezed": {
+        "pgd10-0.1": ("naive", "pgd", {"steps": 10}, 0.1),
+        "bpda-0.1": ("adaptive", "bpda-pgd", {"steps": 10}, 0.1),
+        "bpda-det-0.1": ("adaptive", "bpda-pgd", {"steps": 10, "loss": "margin", "detector_weight": 1.0}, 0.1),
+        "pgd10-0.05": ("naive", "pgd", {"steps": 10}, 0.05),
+        "bpda-det-0.05": ("adaptive", "bpda-pgd", {"steps": 10, "loss": "margin", "detector_weight": 1.0}, 0.05),
+    },
+}
+
+# What a game round against each defended opponent should run: the adaptive attack (the lead wires rounds to it).
+ROUND_ATTACKS: dict[str, dict[str, Any]] = {
+    "fashion-robust": {"attack": "pgd", "params": {"steps": 40}},
+    "fashion-distilled": {"attack": "bpda-pgd", "params": {"steps": 20, "loss": "margin"}},
+    "fashion-squeezed": {
+        "attack": "bpda-pgd",
+        "params": {"steps": 10, "loss": "margin", "detector_weight": 1.0},
+    },
+}
+
+
+def lab_command(name: str, row: str | None = None) -> str:
+    return f"arena defense-eval --opponent {name}" + (f" --row {row}" if row else "")
+
+
+def _apgd(model: ArenaModel, images: Tensor, labels: Tensor, eps: float, steps: int, seed: int) -> Tensor:
+    """Correct-after-attack mask: per image, the worse of APGD-CE and APGD-DLR (torchattacks, 1 restart each)."""
+    import torchattacks
+
+    survived = torch.ones(len(labels), dtype=torch.bool)
+    for loss in ("ce", "dlr"):
+        attack = torchattacks.APGD(model, norm="Linf", eps=eps, steps=steps, n_restarts=1, seed=seed, loss=loss)
+        adv = attack(images, labels)
+        with torch.no_grad():
+            survived &= (model(adv).argmax(1) == labels).cpu()
+    return survived
+
+
+def measure_row(
+    model: ArenaModel, row: Row, images: Tensor, labels: Tensor, *, seed: int = 0, progress: bool = False
+) -> dict[str, Any]:
+    """One lab row on ``images``: accuracy after the attack and, for a detector, flagged and unflagged shares."""
+    role, attack_name, params, eps = row
+    n = len(labels)
+    clean_ok = clean_predictions(model, images) == labels
+    correct, flagged, l2 = [], [], []
+    started = time.perf_counter()
+    with progress_bar(progress) as bar:
+        task = bar.add_task(f"{model.name} {attack_name} eps={eps:g}", total=n)
+        for start in range(0, n, EVAL_BATCH):
+            sl = slice(start, min(start + EVAL_BATCH, n))
+            x, y = images[sl].to(model.device), labels[sl].to(model.device)
+            if attack_name == APGD:
+                correct.append(_apgd(model, x, y, eps, int(params["steps"]), seed))
+                adv = None
+            else:
+                gens = per_image_generators(range(sl.start, sl.stop), seed)
+                result = get_attack(attack_name, **params)(model, x, y, eps, generator=gens)
+                adv = result.adversarial
+                correct.append((result.logits.argmax(1) == y).cpu())
+                l2.append(result.l2.cpu())
+            if isinstance(model, InputDefense) and adv is not None:
+                flagged.append(model.detect(adv).cpu())
+            bar.advance(task, sl.stop - sl.start)
+    still = torch.cat(correct) & clean_ok
+    fooled = clean_ok & ~still
+    out: dict[str, Any] = {
+        "role": role,
+        "attack": attack_name,
+        "params": dict(params),
+        "eps": eps,
+        "n": n,
+        "accuracy": still.float().mean().item(),
+        "success_rate": (fooled.sum() / clean_ok.sum().clamp_min(1)).item(),
+        "time_s": round(time.perf_counter() - started, 1),
+    }
+    if attack_name == "cw":
+        dist = torch.cat(l2)[fooled]
+        out["median_l2_of_successes"] = dist.median().item() if len(dist) else None
+    if flagged:
+        flag = torch.cat(flagged)
+        out["detected_of_fooled"] = (flag[fooled].float().mean().item()) if bool(fooled.any()) else 0.0
+        # Correct, or wrong but rejected: what the defended system gets right once the detector is counted.
+        out["accuracy_with_detector"] = (still | (flag & ~still)).float().mean().item()
+        out["evaded"] = (fooled & ~flag).float().mean().item()
+    if attack_name == APGD:
+        out["implementation"] = "torchattacks.APGD, loss ce then dlr, 1 restart each, worst case per image"
+    return out
+
+
+def evaluate_defense(
+    name: str,
+    *,
+    rows: Sequence[str] | None = None,
+    n: int = MIN_N,
+    seed: int = 0,
+    models_dir: Path | None = None,
+    data_dir: Path | None = None,
+    progress: bool = True,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Measure ``name``'s lab rows (all, or the ids in ``rows``) and merge them into its card's ``defense_lab``."""
+    if name not in LAB_PLANS:
+        raise ValueError(f"{name!r} has no defense-lab plan; choose one of: {', '.join(sorted(LAB_PLANS))}")
+    if n < MIN_N:
+        raise ValueError(f"n must be at least {MIN_N} (the lab reports no number on fewer images), got {n}")
+    plan = LAB_PLANS[name]
+    wanted = list(plan) if not rows else list(rows)
+    unknown = [r for r in wanted if r not in plan]
+    if unknown:
+        raise ValueError(f"unknown row(s) {', '.join(unknown)} for {name}; choose from: {', '.join(plan)}")
+    models_dir = Path(models_dir) if models_dir is not None else get_settings().models_dir
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        model = load_opponent(name, models_dir=models_dir)
+        images, labels = get_pack(opponent_spec(name).pack_name, data_dir).tensors("test", n=n)
+        measured = {}
+        for row_id in wanted:
+            result = measure_row(model, plan[row_id], images, labels, seed=seed, progress=progress)
+            result["command"] = lab_command(name, row_id)
+            measured[row_id] = result
+            logger.info("%s %s: %s", name, row_id, result)
+            _merge(models_dir, name, measured, n, seed, images, labels, model)
+    finally:
+        torch.set_num_threads(old_threads)
+    return cards.read_card(cards.card_path(models_dir, name))
+
+
+def _merge(
+    models_dir: Path,
+    name: str,
+    measured: dict[str, dict[str, Any]],
+    n: int,
+    seed: int,
+    images: Tensor,
+    labels: Tensor,
+    model: ArenaModel,
+) -> None:
+    """Write the rows measured so far into the card (after every row, so an interrupted run keeps them)."""
+    card = cards.read_card(cards.card_path(models_dir, name))
+    lab = card.get("defense_lab") or {"rows": {}}
+    lab["rows"].update(measured)
+    lab["rows"] = {k: lab["rows"][k] for k in LAB_PLANS[name] if k in lab["rows"]}
+    lab.update(
+        {
+            "command": lab_command(name),
+            "measured": datetime.now(UTC).date().isoformat(),
+            "subset": f"first {n} test images",
+            "n": n,
+            "seed": seed,
+            "seeding": f"random starts seeded per image with seed + test index (seed {seed})",
+            "clean_accuracy": (clean_predictions(model, images) == labels).float().mean().item(),
+            "accuracy_means": "share of the n images the model classifies correctly after the attack (an image "
+            "it gets wrong clean counts as wrong)",
+            "success_rate_means": "share of the images it classifies correctly clean that the attack fools",
+        }
+    )
+    card["defense_lab"] = lab
+    card["adaptive_attack"] = {
+        **ROUND_ATTACKS[name],
+        "why": "the attack rounds against this opponent should use: adaptive to its defense, so the game never "
+        "shows the defense as stronger than it is",
+    }
+    cards.write_card(card, models_dir, name)

@@ -1,0 +1,72 @@
+"""The base of every input-transform defense: transform in pixel space, then the wrapped net; BPDA on demand."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from app.ml.model import ArenaModel
+
+
+class InputDefense(ArenaModel):
+    """``forward(x) = net(normalise(transform(x)))``; subclasses implement :meth:`transform`.
+
+    ``_straight_through`` is False on the deployed model. :meth:`straight_through` returns a shallow copy
+    (sharing the net, the buffers and the detector settings) on which the transform's backward pass is the
+    identity: ``x + (transform(x) - x).detach()`` has the transform's value and the identity's gradient.
+    """
+
+    _straight_through: bool = False
+
+    def __init__(self, base: ArenaModel, *, name: str, card: dict[str, Any] | None = None) -> None:
+        super().__init__(
+            base.net,
+            mean=base.mean.flatten().tolist(),
+            std=base.std.flatten().tolist(),
+            image_shape=base.image_shape,  # type: ignore[arg-type]
+            num_classes=base.num_classes,
+            bounds=base.bounds,
+            device=base.device,
+            name=name,
+            pack_name=base.pack_name,
+            card=card,
+            differentiable=base.differentiable,
+        )
+        self.base_name = base.name
+
+    def transform(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _maybe_bpda(self, x: Tensor, squeezed: Tensor) -> Tensor:
+        if self._straight_through:
+            return x + (squeezed - x).detach()
+        return squeezed
+
+    def logits_raw(self, x: Tensor) -> Tensor:
+        """The wrapped net on ``x`` itself, without the defense's transform."""
+        return super().forward(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(self._maybe_bpda(x, self.transform(x)))
+
+    def straight_through(self) -> InputDefense:
+        """The same model with BPDA through the transform (for adaptive attacks); never serve it to players."""
+        view = copy.copy(self)
+        object.__setattr__(view, "_straight_through", True)
+        return view
+
+    def detection_score(self, x: Tensor) -> Tensor:
+        """Per-image score; higher is more suspicious. Defenses without a detector score 0."""
+        return torch.zeros(x.shape[0], device=x.device)
+
+    def detect(self, x: Tensor) -> Tensor:
+        """True where the detector flags ``x`` as adversarial (always False without a detector)."""
+        return torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+
+
+def attack_view(model: ArenaModel) -> ArenaModel:
+    """What an adaptive attack differentiates: the BPDA view of an input defense, else the model itself."""
+    return model.straight_through() if isinstance(model, InputDefense) else model

@@ -1,0 +1,112 @@
+"""``/lab/defenses``: what each defended opponent buys, honestly measured (issue #8).
+
+The page reads the model cards (``models/<name>.json``) that ``arena train`` and ``arena defense-eval`` write; no
+torch here. Every number on it comes with its n and the command that reproduces it; an opponent whose card is
+missing is listed with the command that makes it, and the defenses not built yet are listed as such.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from app.deps import CookiePlayer, SettingsDep
+from app.web.routes import render
+
+router = APIRouter(include_in_schema=False)
+
+
+@dataclass(frozen=True)
+class LabOpponent:
+    label: str
+    name: str
+    defense: str
+    make: str  # the command that makes its card
+
+
+LAB_OPPONENTS: tuple[LabOpponent, ...] = (
+    LabOpponent("Standard", "fashion-cnn", "none", "arena train --pack fashion"),
+    LabOpponent(
+        "Robust",
+        "fashion-robust",
+        "PGD adversarial training at eps 0.1 (Madry et al. 2018)",
+        "arena train --opponent fashion-robust && arena defense-eval --opponent fashion-robust",
+    ),
+    LabOpponent(
+        "Distilled",
+        "fashion-distilled",
+        "defensive distillation at T = 100 (Papernot et al. 2016)",
+        "arena train --opponent fashion-distilled && arena defense-eval --opponent fashion-distilled",
+    ),
+    LabOpponent(
+        "Squeezed",
+        "fashion-squeezed",
+        "feature squeezing with its detector (Xu et al. 2018)",
+        "arena train --opponent fashion-squeezed && arena defense-eval --opponent fashion-squeezed",
+    ),
+)
+NOT_BUILT = (
+    "JPEG compression (input transform)",
+    "MagNet (autoencoder detector + reformer)",
+    "Defense-GAN",
+    "Certified (interval bound propagation / convex outer polytope)",
+)
+
+
+def _standard_rows(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """An undefended opponent's rows come from the attack table its training measured."""
+    rob = card.get("robustness") or {}
+    command = card.get("training", {}).get("command", "")
+    return [
+        {
+            "id": f"{r['attack']}-{r['eps']:g}",
+            "role": "plain (no defense to adapt to)",
+            "attack": r["attack"],
+            "params": r["params"],
+            "eps": r["eps"],
+            "n": rob.get("n"),
+            "accuracy": r["accuracy"],
+            "command": command,
+        }
+        for r in rob.get("results", [])
+    ]
+
+
+def load_lab(models_dir: Path) -> list[dict[str, Any]]:
+    """One entry per lab opponent: its card's figures, or why they are missing."""
+    out = []
+    for opp in LAB_OPPONENTS:
+        path = Path(models_dir) / f"{opp.name}.json"
+        entry: dict[str, Any] = {"opponent": opp, "card": None, "rows": [], "problem": None}
+        try:
+            card = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            entry["problem"] = f"{path.name} does not exist yet: make it with `{opp.make}`."
+            out.append(entry)
+            continue
+        except (OSError, ValueError) as error:
+            entry["problem"] = f"{path.name} could not be read ({error}): make it again with `{opp.make}`."
+            out.append(entry)
+            continue
+        lab = card.get("defense_lab")
+        if lab:
+            rows = [{"id": row_id, **row} for row_id, row in lab["rows"].items()]
+        elif opp.name == "fashion-cnn":
+            rows = _standard_rows(card)
+        else:
+            rows = []
+            entry["problem"] = f"not measured yet: run `arena defense-eval --opponent {opp.name}`."
+        entry.update(card=card, rows=sorted(rows, key=lambda r: (r["eps"] if r["eps"] < 1 else 99, r["role"])))
+        out.append(entry)
+    return out
+
+
+@router.get("/lab/defenses", name="lab_defenses")
+async def defenses_page(request: Request, player: CookiePlayer, settings: SettingsDep) -> Response:
+    context = {"player": player, "entries": load_lab(settings.models_dir), "not_built": NOT_BUILT}
+    return render(request, "pages/defense_lab.html", context)
