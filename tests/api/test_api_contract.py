@@ -14,6 +14,7 @@ from tests.helpers import auth, new_player
 
 ROUND_KEYS = {
     "round_id",
+    "task",
     "flash_ms",
     "image_url",
     "choices",
