@@ -160,7 +160,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"Clean accuracy on all {card['clean_accuracy_n']:,} test images: **{_pct(card['clean_accuracy'])}**.",
         "",
     ]
-    defended = {"detector", "defense_lab", "adaptive_attack"} & card.keys()
+    defended = {"detector", "transform", "defense_lab", "adaptive_attack"} & card.keys()
     if defended or {"adversarial_training", "distillation"} & card.get("training", {}).keys():
         from app.ml.defense_cards import render_defense_lines
 

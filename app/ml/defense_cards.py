@@ -56,6 +56,9 @@ def render_defense_lines(card: dict[str, Any]) -> list[str]:
             f"(n = {det['test_fpr_n']})",
             "",
         ]
+    if "transform" in card:
+        tr = card["transform"]
+        lines += ["## Defense: input transform", "", f"- {tr['kind']}, quality {tr['quality']}", ""]
     lab = card.get("defense_lab")
     if lab:
         lines += [

@@ -11,7 +11,10 @@ detector flags and the share that get through unflagged; the clean false positiv
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
+import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -60,12 +63,18 @@ LAB_PLANS: dict[str, dict[str, Row]] = {
         "pgd10-0.05": ("naive", "pgd", {"steps": 10}, 0.05),
         "bpda-det-0.05": ("adaptive", "bpda-pgd", {"steps": 10, "loss": "margin", "detector_weight": 1.0}, 0.05),
     },
+    "fashion-jpeg": {
+        "pgd10-0.1": ("naive", "pgd", {"steps": 10}, 0.1),
+        "bpda-0.1": ("adaptive", "bpda-pgd", {"steps": 10}, 0.1),
+        "bpda-0.05": ("adaptive", "bpda-pgd", {"steps": 10}, 0.05),
+    },
 }
 
 # What a game round against each defended opponent should run: the adaptive attack (the lead wires rounds to it).
 ROUND_ATTACKS: dict[str, dict[str, Any]] = {
     "fashion-robust": {"attack": "pgd", "params": {"steps": 40}},
     "fashion-distilled": {"attack": "bpda-pgd", "params": {"steps": 20, "loss": "margin"}},
+    "fashion-jpeg": {"attack": "bpda-pgd", "params": {"steps": 10}},
     "fashion-squeezed": {
         "attack": "bpda-pgd",
         "params": {"steps": 10, "loss": "margin", "detector_weight": 1.0},
@@ -192,7 +201,31 @@ def _merge(
     labels: Tensor,
     model: ArenaModel,
 ) -> None:
-    """Write the rows measured so far into the card (after every row, so an interrupted run keeps them)."""
+    """Write the rows measured so far into the card (after every row, so an interrupted run keeps them).
+
+    Under an exclusive lock (a file in the temp folder, keyed by the card's path), so runs of different rows in
+    parallel do not drop each other's rows.
+    """
+    key = hashlib.sha256(str(cards.card_path(models_dir, name).resolve()).encode()).hexdigest()[:16]
+    lock_path = Path(tempfile.gettempdir()) / f"arena-defense-lab-{key}.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            _merge_locked(models_dir, name, measured, n, seed, images, labels, model)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _merge_locked(
+    models_dir: Path,
+    name: str,
+    measured: dict[str, dict[str, Any]],
+    n: int,
+    seed: int,
+    images: Tensor,
+    labels: Tensor,
+    model: ArenaModel,
+) -> None:
     card = cards.read_card(cards.card_path(models_dir, name))
     lab = card.get("defense_lab") or {"rows": {}}
     lab["rows"].update(measured)
@@ -214,7 +247,6 @@ def _merge(
     card["defense_lab"] = lab
     card["adaptive_attack"] = {
         **ROUND_ATTACKS[name],
-        "why": "the attack rounds against this opponent should use: adaptive to its defense, so the game never "
-        "shows the defense as stronger than it is",
+        "why": "it adapts to the defense, so the game never shows the defense as stronger than it is",
     }
     cards.write_card(card, models_dir, name)

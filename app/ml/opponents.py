@@ -222,6 +222,19 @@ _OPPONENTS: dict[str, OpponentSpec] = {
         defense_params={"bits": 4, "target_fpr": 0.05},
         wraps="fashion-cnn",
     ),
+    "fashion-jpeg": OpponentSpec(
+        name="fashion-jpeg",
+        pack_name="fashion",
+        description=(
+            "fashion-cnn behind JPEG compression (quality 75): the image is JPEG-encoded and decoded before the "
+            "net sees it. The round trip has no gradient, so plain gradient attacks learn nothing; BPDA does."
+        ),
+        build=None,
+        architecture="fashion-cnn on jpeg_decode(jpeg_encode(x, quality 75)) (libjpeg via Pillow)",
+        defense="jpeg",
+        defense_params={"quality": 75},
+        wraps="fashion-cnn",
+    ),
 }
 
 # The opponent `arena train --pack <pack>` trains.
@@ -317,6 +330,10 @@ def _load_wrapper(spec: OpponentSpec, *, device: str | torch.device, models_dir:
         raise OpponentCorrupt(
             f"{card_file} was calibrated on another {spec.wraps!r} checkpoint: recalibrate with `{spec.train_command}`"
         )
+    if spec.defense == "jpeg":
+        from app.ml.defenses.jpeg import JPEGCompression
+
+        return JPEGCompression(base, quality=int(card["transform"]["quality"]), name=spec.name, card=card)
     if spec.defense == "feature-squeezing":
         detector = card["detector"]
         return FeatureSqueezing(

@@ -99,6 +99,8 @@ def train_defended(
     spec = opponent_spec(name)
     if spec.defense == "feature-squeezing":
         return calibrate_squeezing(name, models_dir=models_dir, data_dir=data_dir, device=device)
+    if spec.defense == "jpeg":
+        return calibrate_jpeg(name, models_dir=models_dir, data_dir=data_dir, device=device)
     if spec.defense not in ("pgd-at", "distillation"):
         raise ValueError(f"opponent {name!r} is not trained by a defense recipe (defense={spec.defense!r})")
     epochs = spec.epochs if epochs is None else epochs
@@ -393,6 +395,46 @@ def calibrate_squeezing(
         "command": spec.train_command,
         "calibration_only": True,
         "wall_time_s": round(wall, 1),
+        "device": str(base.device),
+        "threads": torch.get_num_threads(),
+        "machine": _machine(),
+        "torch_version": torch.__version__,
+    }
+    cards.write_card(card, models_dir, name)
+    return card
+
+
+def calibrate_jpeg(
+    name: str,
+    *,
+    models_dir: Path | None = None,
+    data_dir: Path | None = None,
+    device: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """No training and nothing to calibrate: measure the JPEG-wrapped opponent's clean accuracy, write its card."""
+    from app.ml.defenses.jpeg import JPEGCompression
+    from app.ml.evaluation import clean_predictions
+    from app.ml.opponents import load_opponent
+
+    spec = opponent_spec(name)
+    models_dir = Path(models_dir) if models_dir is not None else get_settings().models_dir
+    pack = get_pack(spec.pack_name, data_dir)
+    base = load_opponent(spec.wraps, device=resolve_device(device), models_dir=models_dir)
+    quality = int(spec.defense_params["quality"])
+    started = time.perf_counter()
+    model = JPEGCompression(base, quality=quality, name=name)
+    test_x, test_y = pack.tensors("test")
+    accuracy = (clean_predictions(model, test_x) == test_y).float().mean().item()
+    card = _base_card(spec, pack, base.net, 0, models_dir)
+    card["checkpoint"] = dict(base.card["checkpoint"])
+    card["architecture"]["net"] = f"{base.card['architecture']['net']} (the {spec.wraps} checkpoint) + JPEG"
+    card["wraps"] = spec.wraps
+    card["transform"] = {"kind": "JPEG encode/decode (libjpeg via Pillow)", "quality": quality}
+    card["clean_accuracy"], card["clean_accuracy_n"] = accuracy, len(test_y)
+    card["training"] = {
+        "command": spec.train_command,
+        "calibration_only": True,
+        "wall_time_s": round(time.perf_counter() - started, 1),
         "device": str(base.device),
         "threads": torch.get_num_threads(),
         "machine": _machine(),

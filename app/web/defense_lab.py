@@ -49,9 +49,14 @@ LAB_OPPONENTS: tuple[LabOpponent, ...] = (
         "feature squeezing with its detector (Xu et al. 2018)",
         "arena train --opponent fashion-squeezed && arena defense-eval --opponent fashion-squeezed",
     ),
+    LabOpponent(
+        "JPEG",
+        "fashion-jpeg",
+        "JPEG compression at quality 75 (input transform; Guo et al. 2018)",
+        "arena train --opponent fashion-jpeg && arena defense-eval --opponent fashion-jpeg",
+    ),
 )
 NOT_BUILT = (
-    "JPEG compression (input transform)",
     "MagNet (autoencoder detector + reformer)",
     "Defense-GAN",
     "Certified (interval bound propagation / convex outer polytope)",

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from app.ml import ArenaModel, get_attack, load_opponent
-from app.ml.defenses import FeatureSqueezing, attack_view, bit_depth, median_2x2
+from app.ml.defenses import FeatureSqueezing, JPEGCompression, attack_view, bit_depth, jpeg_round_trip, median_2x2
 from app.ml.opponents import OpponentCorrupt, OpponentMissing
 from app.ml.packs import DataPack
 
@@ -105,3 +105,21 @@ def test_wrapper_of_another_checkpoint_is_refused(repo_models_dir: Path, tmp_pat
     (tmp_path / "fashion-squeezed.json").unlink()
     with pytest.raises(OpponentMissing, match="arena train --opponent fashion-squeezed"):
         load_opponent("fashion-squeezed", models_dir=tmp_path)
+
+
+def test_jpeg_hides_the_gradient_and_bpda_gets_through(
+    repo_models_dir: Path, test_images: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    jpeg = load_opponent("fashion-jpeg", models_dir=repo_models_dir)
+    assert isinstance(jpeg, JPEGCompression)
+    images, labels = test_images[0][:32], test_images[1][:32]
+    with torch.no_grad():
+        assert torch.allclose(jpeg(images), jpeg.logits_raw(jpeg_round_trip(images, jpeg.quality)), atol=1e-5)
+    x = images[:4].clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(jpeg(x).sum(), x)
+    assert grad.abs().max() == 0
+    results = {}
+    for name in ("pgd", "bpda-pgd"):
+        gens = [torch.Generator().manual_seed(i) for i in range(32)]
+        results[name] = get_attack(name, steps=5)(jpeg, images, labels, 0.1, generator=gens).success.float().mean()
+    assert results["bpda-pgd"] >= results["pgd"] + 0.4, results

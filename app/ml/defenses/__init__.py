@@ -9,6 +9,15 @@ differentiates instead of the real, gradient-masking transform. A defense with a
 """
 
 from app.ml.defenses.base import InputDefense, attack_view
+from app.ml.defenses.jpeg import JPEGCompression, jpeg_round_trip
 from app.ml.defenses.squeezing import FeatureSqueezing, bit_depth, median_2x2
 
-__all__ = ["FeatureSqueezing", "InputDefense", "attack_view", "bit_depth", "median_2x2"]
+__all__ = [
+    "FeatureSqueezing",
+    "InputDefense",
+    "JPEGCompression",
+    "attack_view",
+    "bit_depth",
+    "jpeg_round_trip",
+    "median_2x2",
+]
