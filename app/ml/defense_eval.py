@@ -122,7 +122,7 @@ def measure_row(
                 adv = result.adversarial
                 correct.append((result.logits.argmax(1) == y).cpu())
                 l2.append(result.l2.cpu())
-            if isinstance(model, InputDefense) and adv is not None:
+            if isinstance(model, InputDefense) and model.has_detector and adv is not None:
                 flagged.append(model.detect(adv).cpu())
             bar.advance(task, sl.stop - sl.start)
     still = torch.cat(correct) & clean_ok

@@ -125,7 +125,9 @@ def train_defended(
         torch.set_num_threads(old_threads)
 
 
-def _base_card(spec: OpponentSpec, pack: DataPack, net: nn.Module, seed: int, models_dir: Path) -> dict[str, Any]:
+def _base_card(
+    spec: OpponentSpec, pack: DataPack, net: nn.Module, seed: int, models_dir: Path, train_size: int = 60_000
+) -> dict[str, Any]:
     return {
         "schema_version": cards.CARD_SCHEMA_VERSION,
         "name": spec.name,
@@ -133,7 +135,7 @@ def _base_card(spec: OpponentSpec, pack: DataPack, net: nn.Module, seed: int, mo
         "description": spec.description,
         "differentiable": spec.differentiable,
         "created": datetime.now(UTC).date().isoformat(),
-        "data": data_section(pack, 60000, 10000),
+        "data": data_section(pack, train_size, 10_000),
         "architecture": {
             "net": type(net).__name__,
             "layers": spec.architecture,
@@ -189,7 +191,7 @@ def _train_pgd_at(
     steps_per_epoch = (len(labels) + batch_size - 1) // batch_size
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch)
-    card = _base_card(spec, pack, net, seed, models_dir)
+    card = _base_card(spec, pack, net, seed, models_dir, train_size=len(labels))
     training = _training_block(spec, seed, epochs, batch_size, lr)
     training["adversarial_training"] = {
         "attack": f"PGD-L∞, {steps} steps of 2.5*eps/{steps}, uniform random start",

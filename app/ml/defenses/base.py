@@ -20,6 +20,7 @@ class InputDefense(ArenaModel):
     """
 
     _straight_through: bool = False
+    has_detector: bool = False
 
     def __init__(self, base: ArenaModel, *, name: str, card: dict[str, Any] | None = None) -> None:
         super().__init__(

@@ -42,6 +42,8 @@ def median_2x2(x: Tensor) -> Tensor:
 class FeatureSqueezing(InputDefense):
     """Classifies ``bit_depth(x, bits)``; detector: max L1 distance of softmaxes over the two squeezers."""
 
+    has_detector = True
+
     def __init__(
         self,
         base: ArenaModel,
