@@ -35,7 +35,12 @@ def test_three_rounds_by_clicking_then_the_leaderboard(live_server: str, browser
             expect(choices).to_have_count(10)
             image = page.get_by_alt_text("The image to classify")
             expect(image).to_be_visible()
-            assert image.evaluate("img => img.naturalWidth") == 28
+            # wait for the PNG itself (the stage can be swapped in before the browser has fetched it); -1: it failed
+            loaded = (
+                "img => img.complete && img.naturalWidth ? img.naturalWidth : new Promise(done => {"
+                " img.onload = () => done(img.naturalWidth); img.onerror = () => done(-1); })"
+            )
+            assert image.evaluate(loaded) == 28
             assert_question_hides_the_answer(page)
             if number == 0:
                 ARTIFACTS.mkdir(exist_ok=True)
