@@ -46,7 +46,7 @@ LAB_PLANS: dict[str, dict[str, Row]] = {
         "fgsm-0.1": ("naive", "fgsm", {}, 0.1),
         "pgd20-0.05": ("adaptive", "pgd", {"steps": 20}, 0.05),
         "pgd40-0.1": ("adaptive", "pgd", {"steps": 40}, 0.1),
-        "apgd-0.1": ("strongest", APGD, {"steps": 50}, 0.1),
+        "apgd-0.1": ("strongest", APGD, {"steps": 100}, 0.1),
         "pgd20-0.2": ("adaptive", "pgd", {"steps": 20}, 0.2),
     },
     "fashion-distilled": {

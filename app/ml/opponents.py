@@ -187,7 +187,7 @@ _OPPONENTS: dict[str, OpponentSpec] = {
         ),
         build=FashionSmallCNN,
         architecture=FASHION_SMALL_ARCHITECTURE,
-        epochs=2,
+        epochs=4,
         batch_size=128,
         lr=2e-3,
         defense="pgd-at",
