@@ -64,10 +64,12 @@ class Settings(BaseSettings):
     )
     attack_steps: int = Field(20, ge=1, le=1000, description="Iterations of the round attack (PGD steps).")
 
-    db_pool_size: int = Field(10, ge=1, le=500, description="PostgreSQL connections kept open per web process.")
-    db_pool_overflow: int = Field(20, ge=0, le=500, description="Extra PostgreSQL connections allowed at peaks.")
+    # 200 players asking at once on 2 saturated cores exhausted 10 + 20 connections with a 10 s wait (one 503 in
+    # 4,000 rounds, benchmarks/RESULTS.md); 20 + 30 with 30 s stays well under PostgreSQL's default 100.
+    db_pool_size: int = Field(20, ge=1, le=500, description="PostgreSQL connections kept open per web process.")
+    db_pool_overflow: int = Field(30, ge=0, le=500, description="Extra PostgreSQL connections allowed at peaks.")
     db_pool_timeout_s: float = Field(
-        10.0, gt=0, le=300, description="Longest a request waits for a database connection before answering 503."
+        30.0, gt=0, le=300, description="Longest a request waits for a database connection before answering 503."
     )
     service_max_batch: int = Field(32, ge=1, le=1024, description="Most images the model service attacks at once.")
     service_max_wait_ms: float = Field(

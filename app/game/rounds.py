@@ -67,6 +67,8 @@ class RoundPlan:
     steps: int = 20
     condition: str = "adversarial"  # app/game/conditions.py
     surrogate: str | None = None  # transfer rounds: the model the attack is crafted on
+    # parameters that replace the round defaults: a defended opponent's card names its adaptive attack's
+    overrides: tuple[tuple[str, Any], ...] = ()
 
     def with_condition(self, condition: str, surrogate: str | None = None) -> RoundPlan:
         """The plan under a science-mode condition. A transfer round swaps the attack for the transfer attack,
@@ -74,10 +76,12 @@ class RoundPlan:
         attack = "transfer" if condition == "transfer" else self.attack
         if condition == "transfer":
             return RoundPlan(self.opponent, attack, self.steps, condition, surrogate)
-        return RoundPlan(self.opponent, attack, self.steps, condition, self.surrogate)
+        return RoundPlan(self.opponent, attack, self.steps, condition, self.surrogate, self.overrides)
 
     def attack_params(self) -> dict[str, Any]:
         # PGD's iterations and random start are the game's choice; other attacks get the bounded round budgets.
+        if self.overrides:
+            return dict(self.overrides)
         if self.attack == "pgd":
             return {"steps": self.steps, "random_start": True}
         if self.attack == "transfer":
@@ -139,6 +143,13 @@ def choose_plan(
     info = source.opponent_info(name)
     valid = playable_attacks(source, info)
     chosen = attack
+    adaptive = info.card.get("adaptive_attack") if isinstance(info.card, Mapping) else None
+    if chosen is None and isinstance(adaptive, Mapping) and adaptive.get("attack") in valid:
+        # A defended opponent is attacked by the attack that adapts to its defense (its card says which), so the
+        # game never shows a defense as stronger than it is.
+        overrides = ImageJob.freeze_params(adaptive.get("params") or {})
+        plan = RoundPlan(opponent=name, attack=str(adaptive["attack"]), steps=default.steps, overrides=overrides)
+        return condition_plan(source, plan, mix)
     if chosen is None:
         fallbacks = (default.attack, *GRADIENT_FREE_DEFAULTS)
         chosen = next((candidate for candidate in fallbacks if candidate in valid), valid[0] if valid else "")

@@ -134,3 +134,16 @@ def test_guess_the_machine_offers_its_answer_and_a_foil_and_scores_naming_it(cli
     assert agreement["ci"][0] <= agreement["rate"] <= agreement["ci"][1]
     assert client.get("/api/v1/stats").json()["groups"] == [], "guesses are not counted as classification trials"
     assert client.get("/api/v1/tally").json()["answers"] == 0
+
+
+def test_defended_opponents_get_the_attack_that_adapts_to_their_defense(client: TestClient) -> None:
+    opponents = {o["name"]: o for o in client.get("/api/v1/opponents").json()}
+    defended = [o for o in opponents.values() if o["card"].get("adaptive_attack")]
+    if not defended:
+        pytest.skip("no defended opponent is committed in models/")
+    target = opponents.get("fashion-squeezed") or defended[0]
+    adaptive = target["card"]["adaptive_attack"]
+    player = new_player(client)
+    created = client.post("/api/v1/rounds", headers=auth(player), json={"opponent": target["name"]})
+    assert created.status_code == 201, created.text
+    assert created.json()["attack"] == adaptive["attack"]
