@@ -59,9 +59,11 @@ async def main(args: argparse.Namespace) -> None:
                     queries[name].append(result.queries)
             print(f"trial {trial + 1}/{args.jobs} done", file=sys.stderr, flush=True)
         pgd_ms = statistics.median(timings["pgd"])
-        print(f"\nRound attacks on {args.opponent}, one image per job, {args.jobs} jobs each at eps "
-              f"{round(steps[0] * 255)}/255 and {round(steps[1] * 255)}/255 (L2 attacks: the matching L2 budget); "
-              f"{cpu_model()}, torch threads {args.threads}\n")
+        print(
+            f"\nRound attacks on {args.opponent}, one image per job, {args.jobs} jobs each at eps "
+            f"{round(steps[0] * 255)}/255 and {round(steps[1] * 255)}/255 (L2 attacks: the matching L2 budget); "
+            f"{cpu_model()}, torch threads {args.threads}\n"
+        )
         print("| attack | round params | ms per round (median) | × PGD-20 | fooled | median queries |")
         print("|---|---|---|---|---|---|")
         for name, values in timings.items():
@@ -72,8 +74,9 @@ async def main(args: argparse.Namespace) -> None:
             median_ms = statistics.median(values)
             q = f"{statistics.median(queries[name]):.0f}" if queries[name] else "-"
             rate = sum(fooled[name]) / len(fooled[name])
-            print(f"| {name} | {params or 'defaults'} | {median_ms:.0f} | {median_ms / pgd_ms:.2f} | "
-                  f"{rate:.0%} | {q} |")
+            print(
+                f"| {name} | {params or 'defaults'} | {median_ms:.0f} | {median_ms / pgd_ms:.2f} | {rate:.0%} | {q} |"
+            )
     finally:
         await service.stop()
 

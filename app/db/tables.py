@@ -112,9 +112,7 @@ class PlayerRecord(Base):
     __table_args__ = (UniqueConstraint("event_id", "nickname_key", name="uq_players_event_id_nickname_key"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    event_id: Mapped[str | None] = mapped_column(
-        ForeignKey("events.id", ondelete="CASCADE"), nullable=True, index=True
-    )
+    event_id: Mapped[str | None] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=True, index=True)
     nickname_key: Mapped[str | None] = mapped_column(String(24), nullable=True)  # casefolded, for events only
     removed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     nickname: Mapped[str] = mapped_column(String(24))
@@ -137,9 +135,7 @@ class RoundRecord(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     player_id: Mapped[str] = mapped_column(ForeignKey("players.id", ondelete="CASCADE"), index=True)
-    event_id: Mapped[str | None] = mapped_column(
-        ForeignKey("events.id", ondelete="CASCADE"), nullable=True, index=True
-    )
+    event_id: Mapped[str | None] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=True, index=True)
     phase: Mapped[int | None] = mapped_column(Integer, nullable=True)
     shared_round_id: Mapped[str | None] = mapped_column(
         ForeignKey("shared_rounds.id", ondelete="CASCADE"), nullable=True, index=True
