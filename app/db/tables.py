@@ -63,18 +63,11 @@ class EventRecord(Base):
     shared_rounds: Mapped[int] = mapped_column(Integer, default=0)  # "together" images opened so far
 
 
-class SharedRoundRecord(Base):
-    """One adversarial image shown to a whole room at once ("together" rounds). It is attacked once; each player
-    gets a RoundRecord copy (same pixels, same model answer) whose shared_round_id points here."""
+class AttackedImage:
+    """The columns of one attacked image: how it was made (opponent, attack, parameters, budget, seed, condition)
+    and what the opponent answered. Shared by a player's round and by a room's together image, whose per-player
+    copies take every one of these columns over (``attacked_image_columns``)."""
 
-    __tablename__ = "shared_rounds"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
-    number: Mapped[int] = mapped_column(Integer)
-    phase: Mapped[int] = mapped_column(Integer, default=0)
-    opens_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    closes_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     pack: Mapped[str] = mapped_column(String(40))
     opponent: Mapped[str] = mapped_column(String(60))
     attack: Mapped[str] = mapped_column(String(40))
@@ -103,6 +96,25 @@ class SharedRoundRecord(Base):
     flash_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     clean_png: Mapped[bytes] = mapped_column(LargeBinary)
     adversarial_png: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+def attacked_image_columns(record: AttackedImage) -> dict[str, Any]:
+    """Every AttackedImage column of ``record``, by name: what a copy of a shared image takes over."""
+    return {name: getattr(record, name) for name in AttackedImage.__annotations__}
+
+
+class SharedRoundRecord(AttackedImage, Base):
+    """One adversarial image shown to a whole room at once ("together" rounds). It is attacked once; each player
+    gets a RoundRecord copy (same pixels, same model answer) whose shared_round_id points here."""
+
+    __tablename__ = "shared_rounds"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    phase: Mapped[int] = mapped_column(Integer, default=0)
+    opens_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closes_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class PlayerRecord(Base):
@@ -126,7 +138,7 @@ class PlayerRecord(Base):
     rounds: Mapped[list[RoundRecord]] = relationship(back_populates="player")
 
 
-class RoundRecord(Base):
+class RoundRecord(AttackedImage, Base):
     """One image shown to one player, with everything needed to show it again and to export it."""
 
     __tablename__ = "rounds"
@@ -141,39 +153,11 @@ class RoundRecord(Base):
         ForeignKey("shared_rounds.id", ondelete="CASCADE"), nullable=True, index=True
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
-    pack: Mapped[str] = mapped_column(String(40))
-    opponent: Mapped[str] = mapped_column(String(60))
-    attack: Mapped[str] = mapped_column(String(40))
-    attack_params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    eps: Mapped[float] = mapped_column(Float)
     level: Mapped[int] = mapped_column(Integer, default=0)
-    image_index: Mapped[int] = mapped_column(Integer)
-    seed: Mapped[int] = mapped_column(BigInteger)
-    true_label: Mapped[int] = mapped_column(Integer)
-    clean_label: Mapped[int] = mapped_column(Integer)
-    clean_confidence: Mapped[float] = mapped_column(Float)
-    model_label: Mapped[int] = mapped_column(Integer)
-    model_confidence: Mapped[float] = mapped_column(Float)
-    model_probs: Mapped[list[float]] = mapped_column(JSON)
-    linf: Mapped[float] = mapped_column(Float)
-    # The budget's norm (linf, l2 or l0: eps is then an L2 radius, or a per-pixel cap on a few pixels), the L2 size
-    # of the shown change, and for black-box attacks the model queries used and allowed.
-    norm: Mapped[str] = mapped_column(String(8), default="linf", server_default="linf")
-    l2: Mapped[float | None] = mapped_column(Float, nullable=True)
-    queries: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    query_budget: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    # Transfer rounds: the model the attack was crafted on (the opponent only answers the finished image).
-    surrogate: Mapped[str | None] = mapped_column(String(60), nullable=True)
-    # adversarial, clean, noise, flipped or transfer (science mode's controls); plain play is adversarial.
-    condition: Mapped[str] = mapped_column(String(16), default="adversarial", server_default="adversarial")
-    # Flash mode: how long the image was meant to be on screen before the mask (None: shown until answered).
-    flash_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # classify (say what the image shows) or guess_machine (pick the machine's answer between it and ``foil``,
     # as in Zhou & Firestone 2019); a guess is right when it names the machine's answer.
     task: Mapped[str] = mapped_column(String(16), default="classify", server_default="classify")
     foil: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    clean_png: Mapped[bytes] = mapped_column(LargeBinary)
-    adversarial_png: Mapped[bytes] = mapped_column(LargeBinary)
 
     player: Mapped[PlayerRecord] = relationship(back_populates="rounds")
     answer: Mapped[AnswerRecord | None] = relationship(back_populates="round", uselist=False)

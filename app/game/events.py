@@ -18,7 +18,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import messages
-from app.db.tables import AnswerRecord, EventRecord, PlayerRecord, RoundRecord, SharedRoundRecord
+from app.db.tables import (
+    AnswerRecord,
+    EventRecord,
+    PlayerRecord,
+    RoundRecord,
+    SharedRoundRecord,
+    attacked_image_columns,
+)
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.game import conditions, rounds
 from app.game.players import create_player, validate_nickname
@@ -582,30 +589,8 @@ async def copy_for_player(session: AsyncSession, *, shared: SharedRoundRecord, p
         phase=shared.phase,
         shared_round_id=shared.id,
         created_at=utcnow(),
-        pack=shared.pack,
-        opponent=shared.opponent,
-        attack=shared.attack,
-        attack_params=shared.attack_params,
-        eps=shared.eps,
         level=0,
-        image_index=shared.image_index,
-        seed=shared.seed,
-        true_label=shared.true_label,
-        clean_label=shared.clean_label,
-        clean_confidence=shared.clean_confidence,
-        model_label=shared.model_label,
-        model_confidence=shared.model_confidence,
-        model_probs=shared.model_probs,
-        linf=shared.linf,
-        norm=shared.norm,
-        l2=shared.l2,
-        queries=shared.queries,
-        query_budget=shared.query_budget,
-        surrogate=shared.surrogate,
-        condition=shared.condition,
-        flash_ms=shared.flash_ms,
-        clean_png=shared.clean_png,
-        adversarial_png=shared.adversarial_png,
+        **attacked_image_columns(shared),
     )
     try:
         async with session.begin_nested():

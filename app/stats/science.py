@@ -50,9 +50,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import accumulate
+from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import AnswerRecord, EventRecord, RoundRecord
@@ -176,6 +177,25 @@ def parse_group_by(raw: str | None) -> tuple[str, ...]:
     return keys
 
 
+def filtered(query: Select[Any], filters: StatsFilter) -> Select[Any]:
+    """``query`` (over answers joined to their rounds) narrowed to what ``filters`` asks for."""
+    for column, value in (
+        (RoundRecord.event_id, filters.event_id),
+        (RoundRecord.pack, filters.pack),
+        (RoundRecord.opponent, filters.opponent),
+        (RoundRecord.attack, filters.attack),
+        (RoundRecord.condition, filters.condition),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    start, end = filters.bounds()
+    if start is not None:
+        query = query.where(AnswerRecord.created_at >= start)
+    if end is not None:
+        query = query.where(AnswerRecord.created_at < end)
+    return query
+
+
 async def load_trials(session: AsyncSession, filters: StatsFilter | None = None) -> list[Trial]:
     """Every countable trial matching the filters, oldest answer first."""
     filters = filters or StatsFilter()
@@ -186,21 +206,7 @@ async def load_trials(session: AsyncSession, filters: StatsFilter | None = None)
         .where(settled())
         .order_by(AnswerRecord.created_at, AnswerRecord.id)
     )
-    for column, value in (
-        (RoundRecord.event_id, filters.event_id),
-        (RoundRecord.pack, filters.pack),
-        (RoundRecord.opponent, filters.opponent),
-        (RoundRecord.attack, filters.attack),
-        (RoundRecord.condition, filters.condition),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    query = query.where(RoundRecord.task == CLASSIFY)
-    start, end = filters.bounds()
-    if start is not None:
-        query = query.where(AnswerRecord.created_at >= start)
-    if end is not None:
-        query = query.where(AnswerRecord.created_at < end)
+    query = filtered(query.where(RoundRecord.task == CLASSIFY), filters)
     rows = (await session.execute(query)).all()
     return [
         Trial(
@@ -564,20 +570,7 @@ async def guess_agreement(session: AsyncSession, filters: StatsFilter | None = N
         .join(RoundRecord, RoundRecord.id == AnswerRecord.round_id)
         .where(settled(), RoundRecord.task == "guess_machine")
     )
-    for column, value in (
-        (RoundRecord.event_id, filters.event_id),
-        (RoundRecord.pack, filters.pack),
-        (RoundRecord.opponent, filters.opponent),
-        (RoundRecord.attack, filters.attack),
-        (RoundRecord.condition, filters.condition),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    start, end = filters.bounds()
-    if start is not None:
-        query = query.where(AnswerRecord.created_at >= start)
-    if end is not None:
-        query = query.where(AnswerRecord.created_at < end)
+    query = filtered(query, filters)
     rows = (await session.execute(query)).all()
     agreed = sum(bool(correct) for correct, _ in rows)
     fooled = [bool(correct) for correct, model_correct in rows if not model_correct]

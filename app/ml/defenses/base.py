@@ -39,7 +39,8 @@ class InputDefense(ArenaModel):
         self.base_name = base.name
 
     def transform(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        """The defense's input transformation (squeezing, JPEG, ...): each subclass defines it."""
+        raise NotImplementedError(f"{type(self).__name__} must define transform()")
 
     def _maybe_bpda(self, x: Tensor, squeezed: Tensor) -> Tensor:
         if self._straight_through:
