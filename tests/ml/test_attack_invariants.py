@@ -201,6 +201,13 @@ def test_modes_flags_and_grad_state_are_restored(
     assert [p.requires_grad for p in fresh_model.parameters()] == flags
     assert all(p.grad is None for p in fresh_model.parameters())  # gradients went to the input only
     assert result.adversarial.grad_fn is None
+    # The success check runs later, on first access, in eval mode: it must leave the scrambled modes alone too.
+    with torch.no_grad():
+        fresh_model.eval()
+        expected = fresh_model(result.adversarial).argmax(1) != labels
+    modes, _ = _scramble_state(fresh_model)
+    assert torch.equal(result.success, expected) and result.logits.grad_fn is None
+    assert [m.training for m in fresh_model.modules()] == modes
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, final
 
@@ -35,20 +35,50 @@ class AttackParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
-@dataclass(frozen=True)
 class AttackResult:
     """What an attack produced, per sample. ``success`` is measured on ``adversarial``, never assumed.
 
     ``linf``/``l2`` are the perturbation sizes actually used (pixel units); ``queries`` counts model calls per
     sample for attacks that budget them (black-box), and is None for gradient attacks.
+
+    ``logits`` and ``success`` cost one more forward pass of the model on ``adversarial``. It runs on first
+    access, not inside the attack: the model service shows a rounded copy of the image and reads the model's
+    answer on that copy, so the answer on the unrounded image would be paid for and thrown away on every round
+    (a tenth of PGD-10's time against its floor; see benchmarks/RESULTS.md).
     """
 
-    adversarial: Tensor
-    logits: Tensor
-    success: Tensor
-    linf: Tensor
-    l2: Tensor
-    queries: Tensor | None = None
+    __slots__ = ("adversarial", "linf", "l2", "queries", "_measure", "_logits", "_success")
+
+    def __init__(
+        self,
+        adversarial: Tensor,
+        linf: Tensor,
+        l2: Tensor,
+        measure: Callable[[Tensor], tuple[Tensor, Tensor]],
+        queries: Tensor | None = None,
+    ) -> None:
+        self.adversarial = adversarial
+        self.linf = linf
+        self.l2 = l2
+        self.queries = queries
+        self._measure = measure
+        self._logits: Tensor | None = None
+        self._success: Tensor | None = None
+
+    def _measured(self) -> tuple[Tensor, Tensor]:
+        if self._logits is None or self._success is None:
+            self._logits, self._success = self._measure(self.adversarial)
+        return self._logits, self._success
+
+    @property
+    def logits(self) -> Tensor:
+        """The model's logits on ``adversarial`` (computed once, on first access, in eval mode without grad)."""
+        return self._measured()[0]
+
+    @property
+    def success(self) -> Tensor:
+        """Per sample: the model's answer on ``adversarial`` is wrong (untargeted) or the target (targeted)."""
+        return self._measured()[1]
 
 
 @dataclass(frozen=True)
@@ -164,15 +194,12 @@ class Attack(ABC):
                         adversarial = project_l2(candidate.detach(), x, eps_b, model.bounds)
                     else:
                         adversarial = _project(candidate.detach(), x, eps_b, low, high)
-                    logits = model(adversarial)
                     delta = (adversarial - x).flatten(1)
-                    predicted = logits.argmax(1)
                     return AttackResult(
                         adversarial=adversarial,
-                        logits=logits,
-                        success=predicted != y if target is None else predicted == target,
                         linf=delta.abs().amax(1),
                         l2=delta.norm(dim=1),
+                        measure=_success_measure(model, y, target),
                         queries=None if queries is None else queries.detach().to(torch.int64),
                     )
         finally:
@@ -181,6 +208,31 @@ class Attack(ABC):
             for p, flag in zip(params, required_grad, strict=True):
                 p.requires_grad_(flag)
             torch.set_grad_enabled(grad_was_enabled)
+
+
+def _success_measure(
+    model: ArenaModel, labels: Tensor, target: Tensor | None
+) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+    """The deferred check of :class:`AttackResult`: the model's logits on the images, and whether they succeed.
+
+    Runs whenever it is first asked for, so it sets eval mode and no-grad itself and puts every module's mode
+    back afterwards, as the attack call does.
+    """
+
+    def measure(adversarial: Tensor) -> tuple[Tensor, Tensor]:
+        modules = list(model.modules())
+        was_training = [m.training for m in modules]
+        try:
+            model.eval()
+            with torch.inference_mode(False), torch.no_grad():
+                logits = model(adversarial)
+        finally:
+            for module, mode in zip(modules, was_training, strict=True):
+                module.training = mode
+        predicted = logits.argmax(1)
+        return logits, (predicted != labels if target is None else predicted == target)
+
+    return measure
 
 
 def _not_differentiable_message(attack: str, model: ArenaModel) -> str:
