@@ -93,6 +93,15 @@ class AnswerOut(BaseModel):
     flash_ms: int | None = Field(None, description="Flash mode: how long the image was meant to show")
     shown_ms: float | None = Field(None, description="Flash mode: how long the client measured it on screen")
     timing_flagged: bool | None = Field(None, description="Flash mode: measurement missing or off by over a frame")
+    defense_verdict: str | None = Field(
+        None,
+        description="Defended opponents: rejected (detector), reformed (the input transform saved it), certified "
+        "(change within the proven radius), withstood or fooled; null for undefended opponents",
+    )
+    defense_text: str = Field("", description="The reveal's sentence for defense_verdict")
+    certified_radius: float | None = Field(
+        None, description="Certified opponents: the L∞ radius proven around the clean image (pixel units, 0-1)"
+    )
     linf: float
     l2: float | None
     original_url: str

@@ -94,6 +94,10 @@ class AttackedImage:
     condition: Mapped[str] = mapped_column(String(16), default="adversarial", server_default="adversarial")
     # Flash mode: how long the image was meant to be on screen before the mask (None: shown until answered).
     flash_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Defended opponents: what the defense did to the shown image (rejected, reformed, certified, withstood, fooled;
+    # app/ml/defenses/outcome.py) and a certified model's proven L∞ radius around the clean image (pixel units).
+    defense_verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    certified_radius: Mapped[float | None] = mapped_column(Float, nullable=True)
     clean_png: Mapped[bytes] = mapped_column(LargeBinary)
     adversarial_png: Mapped[bytes] = mapped_column(LargeBinary)
 

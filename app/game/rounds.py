@@ -251,6 +251,8 @@ def image_columns(image: ImageResult) -> dict[str, Any]:
         "query_budget": image.query_budget,
         "image_index": image.image_index,
         "seed": image.seed,
+        "defense_verdict": image.defense_verdict,
+        "certified_radius": image.certified_radius,
         "clean_png": to_png(image.clean),
         "adversarial_png": to_png(image.adversarial),
     }
@@ -461,6 +463,9 @@ class Reveal:
     condition: str = "adversarial"
     condition_text: str = ""
     task: str = "classify"
+    defense_verdict: str | None = None
+    defense_text: str = ""
+    certified_radius: float | None = None
 
 
 def build_reveal(
@@ -498,4 +503,35 @@ def build_reveal(
         condition=record.condition or "adversarial",
         condition_text=conditions.DESCRIPTIONS.get(record.condition or "adversarial", ""),
         task=record.task or "classify",
+        defense_verdict=record.defense_verdict,
+        defense_text=defense_text(record.defense_verdict, record.certified_radius, record.linf),
+        certified_radius=record.certified_radius,
     )
+
+
+# What each defense verdict (app/ml/defenses/outcome.py) means, said to the player after the answer.
+DEFENSE_TEXTS = {
+    "rejected": "The defense's detector flagged this image as adversarial: a deployed system would have refused "
+    "it, whatever the network answered.",
+    "reformed": "The defense cleaned the image up before the network saw it, and that saved it: the network alone "
+    "would have been fooled by this image.",
+    "certified": "Certified: the model proves that no change of at most {radius}/255 per pixel can fool it on this "
+    "image, and this one changed pixels by at most {linf}/255.",
+    "withstood": "The defense held: the attack did not fool it.",
+    "fooled": "The attack got through the defense.",
+}
+
+
+def defense_text(verdict: str | None, radius: float | None, linf: float) -> str:
+    """The reveal's sentence for a defense verdict, with a certified model's radius next to the change used."""
+    if verdict is None:
+        return ""
+    text = DEFENSE_TEXTS.get(verdict, f"Defense verdict: {verdict}.")
+    if verdict == "certified":
+        text = text.format(radius=f"{(radius or 0) * 255:.1f}", linf=f"{linf * 255:.0f}")
+    elif radius is not None:
+        text += (
+            f" Its certified radius on this image was {radius * 255:.1f}/255 per pixel; the change used "
+            f"{linf * 255:.0f}/255, beyond what it can prove."
+        )
+    return text

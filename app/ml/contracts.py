@@ -69,6 +69,10 @@ class ImageResult:
     # round) can be stored and regenerated exactly like one made on demand.
     image_index: int = -1
     seed: int = 0
+    # Defended opponents (app/ml/defenses/outcome.py): what the defense did to the shown image (rejected, reformed,
+    # certified, withstood, fooled) and, for a certified model, the radius it proves around the clean image.
+    defense_verdict: str | None = None
+    certified_radius: float | None = None
 
     @property
     def fooled(self) -> bool:

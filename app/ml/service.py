@@ -398,6 +398,7 @@ class InProcessModelService:
     def _compute(self, jobs: list[ImageJob]) -> list[ImageResult]:
         """Runs on the worker thread: attack a batch of compatible jobs and read the opponent's answers."""
         from app.ml.attacks import get_attack
+        from app.ml.defenses.outcome import defense_outcomes
 
         started = time.perf_counter()
         first = jobs[0]
@@ -412,9 +413,11 @@ class InProcessModelService:
         attack = get_attack(first.attack, **dict(first.params))
         candidate, queries_used = self._shown_candidate(first, attack, opponent, clean, labels, eps_tensor, generators)
         shown = quantize_within_budget(clean_pixels, candidate, eps, attack.norm)
+        shown_tensor = to_tensor(shown, self.device)
         with torch.inference_mode():
             clean_probs = torch.softmax(opponent.model(clean), dim=1).cpu().numpy()
-            shown_probs = torch.softmax(opponent.model(to_tensor(shown, self.device)), dim=1).cpu().numpy()
+            shown_probs = torch.softmax(opponent.model(shown_tensor), dim=1).cpu().numpy()
+        outcomes = defense_outcomes(opponent.model, clean, shown_tensor, labels)
         change = (shown.astype(np.float64) - clean_pixels.astype(np.float64)).reshape(len(jobs), -1) / 255.0
         linf = np.abs(change).max(1)
         l2 = np.sqrt((change**2).sum(1))
@@ -436,6 +439,8 @@ class InProcessModelService:
                 query_budget=None if budget is None else int(budget),
                 image_index=int(job.image_index),
                 seed=int(job.seed),
+                defense_verdict=None if outcomes is None else outcomes[i].verdict,
+                certified_radius=None if outcomes is None else outcomes[i].certified_radius,
             )
             for i, job in enumerate(jobs)
         ]

@@ -103,6 +103,10 @@ ROUND_COLUMNS: dict[str, str] = {
     "query_budget": "Model queries a black-box attack was allowed.",
     "flash_ms": "Flash mode: how long the image was meant to be on screen before the mask; empty: shown until "
     "answered.",
+    "defense_verdict": "Defended opponents: what the defense did to the shown image (rejected by its detector, "
+    "reformed by its input transform, certified within its proven radius, withstood, fooled); empty otherwise.",
+    "certified_radius": "Certified opponents: the L∞ radius the model proves around the clean image, pixel units; "
+    "empty otherwise.",
     "clean_image": "Path of the clean image PNG in this bundle.",
     "shown_image": "Path of the shown image PNG in this bundle.",
     "clean_sha256": "SHA-256 of the clean PNG file.",
@@ -374,6 +378,8 @@ async def _write(
                         "queries": record.queries,
                         "query_budget": record.query_budget,
                         "flash_ms": record.flash_ms,
+                        "defense_verdict": record.defense_verdict,
+                        "certified_radius": record.certified_radius,
                         "clean_image": clean_path,
                         "shown_image": shown_path,
                         "clean_sha256": clean_sha,

@@ -44,6 +44,7 @@ ANSWER_COLUMNS: tuple[str, ...] = (
     "flash_ms",
     "shown_ms",
     "timing_flagged",
+    "defense_verdict",
 )
 
 
@@ -107,6 +108,7 @@ async def iter_answer_rows(
                 "flash_ms": record.flash_ms,
                 "shown_ms": answer.shown_ms,
                 "timing_flagged": answer.timing_flagged,
+                "defense_verdict": record.defense_verdict,
             }
         if len(rows) < page_size:
             return

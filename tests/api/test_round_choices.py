@@ -147,3 +147,14 @@ def test_defended_opponents_get_the_attack_that_adapts_to_their_defense(client: 
     created = client.post("/api/v1/rounds", headers=auth(player), json={"opponent": target["name"]})
     assert created.status_code == 201, created.text
     assert created.json()["attack"] == adaptive["attack"]
+    assert "defense_verdict" not in created.json(), "what the defense did is part of the reveal, not the round"
+    choice = {"choice": created.json()["choices"][0]}
+    reveal = client.post(created.json()["answer_url"], headers=auth(player), json=choice).json()
+    assert reveal.get("defense_verdict") in {"rejected", "reformed", "certified", "withstood", "fooled"}, reveal
+    assert reveal["defense_text"], "the reveal says what the defense did"
+    assert (reveal["defense_verdict"] == "fooled") == (not reveal["model_correct"]) or reveal[
+        "defense_verdict"
+    ] == "rejected", "only a rejection can come with a wrong answer, and fooled means a wrong answer"
+    plain = client.post("/api/v1/rounds", headers=auth(player), json={"opponent": "fashion-cnn"}).json()
+    plain_reveal = client.post(plain["answer_url"], headers=auth(player), json={"choice": plain["choices"][0]}).json()
+    assert plain_reveal["defense_verdict"] is None and plain_reveal["defense_text"] == ""

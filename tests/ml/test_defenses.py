@@ -13,6 +13,7 @@ import torch
 
 from app.ml import ArenaModel, get_attack, load_opponent
 from app.ml.defenses import FeatureSqueezing, JPEGCompression, attack_view, bit_depth, jpeg_round_trip, median_2x2
+from app.ml.defenses.outcome import defense_outcomes
 from app.ml.opponents import OpponentCorrupt, OpponentMissing
 from app.ml.packs import DataPack
 
@@ -123,3 +124,31 @@ def test_jpeg_hides_the_gradient_and_bpda_gets_through(
         gens = [torch.Generator().manual_seed(i) for i in range(32)]
         results[name] = get_attack(name, steps=5)(jpeg, images, labels, 0.1, generator=gens).success.float().mean()
     assert results["bpda-pgd"] >= results["pgd"] + 0.4, results
+
+
+def test_defense_outcomes_follow_the_detector_and_the_net_alone(
+    squeezed: FeatureSqueezing, model: ArenaModel, pack: DataPack
+) -> None:
+    images, labels = pack.tensors("test", n=32)
+    naive = get_attack("pgd", steps=10)(model, images, labels, 0.1, generator=torch.Generator().manual_seed(3))
+    shown = torch.cat([images[:8], naive.adversarial[8:]])
+    outcomes = defense_outcomes(squeezed, images, shown, labels)
+    assert outcomes is not None and len(outcomes) == 32
+    with torch.no_grad():
+        flagged = squeezed.detect(shown)
+        right = squeezed(shown).argmax(1) == labels
+        alone = squeezed.logits_raw(shown).argmax(1) == labels
+    for i, outcome in enumerate(outcomes):
+        expected = (
+            "rejected"
+            if flagged[i]
+            else "reformed"
+            if right[i] and not alone[i]
+            else "withstood"
+            if right[i]
+            else "fooled"
+        )
+        assert outcome.verdict == expected and outcome.certified_radius is None
+    verdicts = {o.verdict for o in outcomes}
+    assert "reformed" in verdicts or "rejected" in verdicts, "squeezing undoes or flags some naive PGD images"
+    assert defense_outcomes(model, images, shown, labels) is None, "an undefended net has nothing to report"

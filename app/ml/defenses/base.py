@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from app.ml.defenses.outcome import DefenseOutcome, transform_verdicts
 from app.ml.model import ArenaModel
 
 
@@ -67,6 +68,13 @@ class InputDefense(ArenaModel):
     def detect(self, x: Tensor) -> Tensor:
         """True where the detector flags ``x`` as adversarial (always False without a detector)."""
         return torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+
+    def defense_outcomes(self, clean: Tensor, shown: Tensor, labels: Tensor) -> list[DefenseOutcome]:
+        """Per shown image: rejected by the detector, reformed by the transform, withstood, or fooled."""
+        del clean  # the verdict depends on the shown image only
+        defended_right = self(shown).argmax(1) == labels
+        net_alone_right = self.logits_raw(shown).argmax(1) == labels
+        return transform_verdicts(defended_right.cpu(), net_alone_right.cpu(), self.detect(shown).cpu())
 
 
 def attack_view(model: ArenaModel) -> ArenaModel:
