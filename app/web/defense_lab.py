@@ -7,6 +7,7 @@ missing is listed with the command that makes it, and the defenses not built yet
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app import messages
 from app.deps import CookiePlayer, SettingsDep
+from app.errors import NotFound
+from app.stats.defense_curves import Curve, curves_from_rows
 from app.web.routes import render
 
 router = APIRouter(include_in_schema=False)
@@ -107,11 +111,42 @@ def load_lab(models_dir: Path) -> list[dict[str, Any]]:
             rows = []
             entry["problem"] = f"not measured yet: run `arena defense-eval --opponent {opp.name}`."
         entry.update(card=card, rows=sorted(rows, key=lambda r: (r["eps"] if r["eps"] < 1 else 99, r["role"])))
+        entry["curves"] = _curves(card, entry["rows"])
         out.append(entry)
     return out
+
+
+def _curves(card: dict[str, Any], rows: list[dict[str, Any]]) -> list[Curve]:
+    """Accuracy-vs-eps curves from the rows, anchored at the clean accuracy measured on the same test images."""
+    lab = card.get("defense_lab") or {}
+    if lab:
+        return curves_from_rows(rows, lab.get("clean_accuracy"), lab.get("n"), lab.get("command", ""))
+    rob = card.get("robustness") or {}
+    return curves_from_rows(rows, rob.get("clean_accuracy"), rob.get("n"), card.get("training", {}).get("command", ""))
 
 
 @router.get("/lab/defenses", name="lab_defenses")
 async def defenses_page(request: Request, player: CookiePlayer, settings: SettingsDep) -> Response:
     context = {"player": player, "entries": load_lab(settings.models_dir), "not_built": NOT_BUILT}
     return render(request, "pages/defense_lab.html", context)
+
+
+@router.get("/lab/defenses/{name}/curves.{fmt}", name="lab_defense_curves")
+async def defense_curves(name: str, fmt: str, settings: SettingsDep) -> Response:
+    """One opponent's accuracy-vs-eps chart (naive dashed, adaptive solid) as PNG or SVG."""
+    from app.stats import defense_plots, plots  # matplotlib loads on the first chart, not at start-up
+
+    if fmt not in plots.CHART_FORMATS:
+        raise NotFound(messages.CHART_UNKNOWN)
+    entry = next((e for e in load_lab(settings.models_dir) if e["opponent"].name == name), None)
+    if entry is None or not entry.get("curves"):
+        raise NotFound(f"no accuracy-vs-eps curves for {name!r}: measure them with `{lab_command(name)}`")
+    opp = entry["opponent"]
+    title = f"{opp.label} ({opp.name}): accuracy vs L∞ budget, 95% Wilson intervals"
+    data = await asyncio.to_thread(defense_plots.defense_curves_chart, entry["curves"], fmt, title=title)
+    headers = {"Content-Disposition": f'inline; filename="{name}-curves.{fmt}"', "Cache-Control": "no-store"}
+    return Response(data, media_type=plots.CHART_FORMATS[fmt], headers=headers)
+
+
+def lab_command(name: str) -> str:
+    return "arena train --pack fashion" if name == "fashion-cnn" else f"arena defense-eval --opponent {name}"

@@ -52,3 +52,35 @@ def test_a_card_without_lab_rows_asks_for_the_eval(client: TestClient, models_di
     text = client.get("/lab/defenses").text
     assert "arena defense-eval --opponent fashion-squeezed" in text
     assert "fashion-robust.json could not be read" in text
+
+
+def test_curves_group_rows_by_attack_and_start_at_clean_accuracy() -> None:
+    from app.stats.defense_curves import curves_from_rows
+
+    rows = [
+        {"role": "naive", "attack": "pgd", "params": {"steps": 10}, "eps": 0.1, "n": 1000, "accuracy": 0.1},
+        {"role": "naive", "attack": "pgd", "params": {"steps": 10}, "eps": 0.05, "n": 1000, "accuracy": 0.4},
+        {"role": "adaptive", "attack": "bpda-pgd", "params": {}, "eps": 0.05, "n": 1000, "accuracy": 0.3},
+        {"role": "adaptive", "attack": "cw", "params": {}, "eps": 28.0, "n": 1000, "accuracy": 0.0},
+    ]
+    curves = curves_from_rows(rows, 0.92, 1000)
+    assert [c.label for c in curves] == ["pgd (steps=10), naive"], "one eps is no curve; L2 rows are off the axis"
+    points = curves[0].points
+    assert [p.eps for p in points] == [0.0, 0.05, 0.1] and points[0].accuracy == 0.92
+    assert all(p.interval[0] <= p.accuracy <= p.interval[1] for p in points)
+    assert curves_from_rows(rows, 0.92, 10_000)[0].points[0].eps == 0.05, "clean accuracy on other images is left out"
+
+
+def test_curve_charts_are_served_for_measured_opponents(client: TestClient) -> None:
+    measured = [e for e in load_lab(MODELS_DIR) if e.get("curves")]
+    assert measured, "the committed cards hold rows at two or more eps for at least one opponent"
+    name = measured[0]["opponent"].name
+    text = client.get("/lab/defenses").text
+    assert f'src="/lab/defenses/{name}/curves.svg"' in text
+    svg = client.get(f"/lab/defenses/{name}/curves.svg")
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+    assert b"<svg" in svg.content[:500]
+    png = client.get(f"/lab/defenses/{name}/curves.png")
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert client.get(f"/lab/defenses/{name}/curves.gif").status_code == 404
+    assert client.get("/lab/defenses/nobody/curves.svg").status_code == 404
