@@ -84,3 +84,16 @@ def test_the_reveal_links_to_the_explain_page_which_renders(client: TestClient) 
     assert link, "the reveal links to the explain page"
     page = client.get(link.group(1))
     assert page.status_code == 200 and "map around the image" in page.text
+
+
+def test_the_reveal_says_what_the_defense_did(client: TestClient) -> None:
+    token = join(client)
+    created = client.post(
+        "/play/rounds", data={"csrf_token": token, "opponent": "fashion-squeezed"}, follow_redirects=False
+    )
+    assert created.status_code == 303
+    reveal = answer_first_choice(client, created.headers["location"], token)
+    assert "What the defense did:" in reveal
+    assert re.search(r'class="defense-verdict verdict-(rejected|reformed|withstood|fooled)"', reveal)
+    plain = client.post("/play/rounds", data={"csrf_token": token, "opponent": "fashion-cnn"}, follow_redirects=False)
+    assert "What the defense did:" not in answer_first_choice(client, plain.headers["location"], token)
