@@ -48,6 +48,11 @@ LAB_PLANS: dict[str, dict[str, Row]] = {
         "pgd40-0.1": ("adaptive", "pgd", {"steps": 40}, 0.1),
         "apgd-0.1": ("strongest", APGD, {"steps": 100}, 0.1),
         "pgd20-0.2": ("adaptive", "pgd", {"steps": 20}, 0.2),
+        # More budgets for the lab's accuracy-vs-eps curves.
+        "fgsm-0.05": ("naive", "fgsm", {}, 0.05),
+        "fgsm-0.2": ("naive", "fgsm", {}, 0.2),
+        "pgd40-0.05": ("adaptive", "pgd", {"steps": 40}, 0.05),
+        "pgd40-0.2": ("adaptive", "pgd", {"steps": 40}, 0.2),
     },
     "fashion-distilled": {
         "fgsm-0.1": ("naive", "fgsm", {}, 0.1),
@@ -55,6 +60,11 @@ LAB_PLANS: dict[str, dict[str, Row]] = {
         "bpda-margin-0.1": ("adaptive", "bpda-pgd", {"steps": 20, "loss": "margin"}, 0.1),
         "cw-l2": ("adaptive", "cw", {"steps": 100, "binary_search_steps": 4}, 28.0),
         "bpda-margin-0.05": ("adaptive", "bpda-pgd", {"steps": 20, "loss": "margin"}, 0.05),
+        "fgsm-0.05": ("naive", "fgsm", {}, 0.05),
+        "fgsm-0.2": ("naive", "fgsm", {}, 0.2),
+        "pgd20-0.05": ("naive", "pgd", {"steps": 20}, 0.05),
+        "pgd20-0.2": ("naive", "pgd", {"steps": 20}, 0.2),
+        "bpda-margin-0.2": ("adaptive", "bpda-pgd", {"steps": 20, "loss": "margin"}, 0.2),
     },
     "fashion-squeezed": {
         "pgd10-0.1": ("naive", "pgd", {"steps": 10}, 0.1),
@@ -62,11 +72,19 @@ LAB_PLANS: dict[str, dict[str, Row]] = {
         "bpda-det-0.1": ("adaptive", "bpda-pgd", {"steps": 10, "loss": "margin", "detector_weight": 1.0}, 0.1),
         "pgd10-0.05": ("naive", "pgd", {"steps": 10}, 0.05),
         "bpda-det-0.05": ("adaptive", "bpda-pgd", {"steps": 10, "loss": "margin", "detector_weight": 1.0}, 0.05),
+        "pgd10-0.02": ("naive", "pgd", {"steps": 10}, 0.02),
+        "pgd10-0.2": ("naive", "pgd", {"steps": 10}, 0.2),
+        "bpda-det-0.02": ("adaptive", "bpda-pgd", {"steps": 10, "loss": "margin", "detector_weight": 1.0}, 0.02),
+        "bpda-det-0.2": ("adaptive", "bpda-pgd", {"steps": 10, "loss": "margin", "detector_weight": 1.0}, 0.2),
     },
     "fashion-jpeg": {
         "pgd10-0.1": ("naive", "pgd", {"steps": 10}, 0.1),
         "bpda-0.1": ("adaptive", "bpda-pgd", {"steps": 10}, 0.1),
         "bpda-0.05": ("adaptive", "bpda-pgd", {"steps": 10}, 0.05),
+        "pgd10-0.05": ("naive", "pgd", {"steps": 10}, 0.05),
+        "pgd10-0.2": ("naive", "pgd", {"steps": 10}, 0.2),
+        "bpda-0.02": ("adaptive", "bpda-pgd", {"steps": 10}, 0.02),
+        "bpda-0.2": ("adaptive", "bpda-pgd", {"steps": 10}, 0.2),
     },
 }
 
