@@ -70,12 +70,13 @@ def test_false_positive_rate_holds_on_clean_test_images_it_was_not_measured_on(m
     """Calibrated on training images 50,000..59,999 for 1%; the card's figure used test 0..999, so check 1000..1999.
 
     With n = 1000 and a true rate of 1%, the binomial standard deviation is 0.31 points: 2.5% is 4.8 sd away. The
-    detector must also see something: uniform noise of the attack budget is flagged far more often than clean."""
+    detector must also see something: ±0.1 sign noise (59% flagged on test images 0..299 while tuning) is flagged
+    far more often than clean images."""
     images, _ = pack.tensors("test", n=2000)
     clean_rate = magnet.detect(images[1000:]).float().mean().item()
     target = magnet.card["detector"]["target_fpr"]
     assert abs(clean_rate - target) < 0.015, clean_rate
-    noise = torch.rand(images[1000:1200].shape, generator=torch.Generator().manual_seed(0)) * 0.2 - 0.1
+    noise = 0.1 * torch.randn(images[1000:1200].shape, generator=torch.Generator().manual_seed(0)).sign()
     noisy_rate = magnet.detect((images[1000:1200] + noise).clamp(0, 1)).float().mean().item()
     assert noisy_rate > clean_rate + 0.2, (noisy_rate, clean_rate)
 
@@ -174,8 +175,10 @@ def test_mismatched_or_missing_checkpoints_are_refused(repo_models_dir: Path, tm
 
 @pytest.mark.anyio
 async def test_the_model_service_plays_a_round_against_it(repo_models_dir: Path) -> None:
+    """The round's image comes from the card's adaptive attack and stays within the budget. (The service's first
+    start classifies all 10,000 test images once; later starts read the answer from var/cache.)"""
     service = InProcessModelService(
-        opponents=["fashion-cnn", "fashion-magnet"], device="cpu", max_wait_ms=0.0, models_dir=repo_models_dir
+        opponents=["fashion-magnet"], device="cpu", max_wait_ms=0.0, models_dir=repo_models_dir
     )
     await service.start()
     try:
