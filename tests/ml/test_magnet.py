@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fastapi.testclient import TestClient
 
 from app.ml import ArenaModel, get_attack, load_opponent
 from app.ml.cards import sha256_file
@@ -21,6 +22,7 @@ from app.ml.opponents import OpponentCorrupt, OpponentMissing
 from app.ml.packs import DataPack
 from app.ml.service import InProcessModelService
 from app.ml.training_defense import _fit_autoencoder
+from tests.helpers import auth, new_player
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +201,14 @@ async def test_the_model_service_plays_a_round_against_it(repo_models_dir: Path)
         assert change <= round(0.1 * 255) and result.clean_label == result.true_label
     finally:
         await service.stop()
+
+
+def test_players_are_offered_it_and_its_rounds_use_the_adaptive_attack(client: TestClient) -> None:
+    opponents = {o["name"]: o for o in client.get("/api/v1/opponents").json()}
+    magnet = opponents["fashion-magnet"]
+    assert magnet["differentiable"] and "bpda-pgd" in magnet["attacks"]
+    assert magnet["card"]["detector"]["test_fpr_n"] == 1000
+    player = new_player(client)
+    created = client.post("/api/v1/rounds", headers=auth(player), json={"opponent": "fashion-magnet"})
+    assert created.status_code == 201, created.text
+    assert created.json()["attack"] == magnet["card"]["adaptive_attack"]["attack"]
