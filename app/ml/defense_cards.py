@@ -13,6 +13,32 @@ def _params(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items()) or "-"
 
 
+def _magnet_lines(card: dict[str, Any]) -> list[str]:
+    ae, det, wrapped = card["autoencoder"], card["detector"], card["wrapped_checkpoint"]
+    lines = [
+        "## Defense: MagNet (detector + reformer)",
+        "",
+        f"- Autoencoder: {ae['structure']}; {ae['parameters']:,} parameters; trained on {ae['trained_on']}",
+        f"- Loss: {ae['loss']}",
+        f"- Classifies {det['classifies']}; the wrapped net is `{wrapped['file']}`, sha256 `{wrapped['sha256']}` "
+        f"(clean accuracy alone {_pct(card.get('clean_accuracy_wrapped_net'))})",
+        f"- Detector score: {det['score']}; threshold {det['threshold']:.6f}, chosen for a "
+        f"{_pct(det['target_fpr'])} false positive rate on {det['calibrated_on']}",
+        f"- False positive rate measured on the {det['test_fpr_subset']}: **{_pct(det['test_fpr'])}** "
+        f"(n = {det['test_fpr_n']}); on all {det['test_fpr_all_n']:,} test images {_pct(det['test_fpr_all'])}",
+        f"- Clean test images both accepted and classified right: {_pct(card['clean_accepted_and_correct'])} "
+        f"(n = {card['clean_accuracy_n']:,})",
+        "",
+        "| epoch | train loss (noisy input) | held-out MSE | elapsed s |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {e['epoch']} | {e['train_loss']:.5f} | {e['heldout_mse']:.5f} | {e['elapsed_s']:.0f} |"
+        for e in ae["epoch_log"]
+    ]
+    return [*lines, ""]
+
+
 def render_defense_lines(card: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     train = card.get("training", {})
@@ -44,7 +70,9 @@ def render_defense_lines(card: dict[str, Any]) -> list[str]:
             f"{d['epochs_each']} epochs each",
             "",
         ]
-    if "detector" in card:
+    if "autoencoder" in card:
+        lines += _magnet_lines(card)
+    elif "detector" in card:
         det = card["detector"]
         lines += [
             "## Defense: feature squeezing",

@@ -235,6 +235,23 @@ _OPPONENTS: dict[str, OpponentSpec] = {
         defense_params={"quality": 75},
         wraps="fashion-cnn",
     ),
+    "fashion-magnet": OpponentSpec(
+        name="fashion-magnet",
+        pack_name="fashion",
+        description=(
+            "fashion-cnn behind MagNet (Meng & Chen 2017): a small autoencoder trained on clean images rejects an "
+            "image it reconstructs badly (detector) and hands the classifier its reconstruction instead of the "
+            "image (reformer). It stops attacks crafted on the bare net; attacks through the autoencoder get past."
+        ),
+        build=None,
+        architecture="fashion-cnn on ae(x); detector mean |x - ae(x)| > threshold (ae: MagNet structure I)",
+        epochs=4,
+        batch_size=64,
+        lr=1e-2,
+        defense="magnet",
+        defense_params={"channels": 8, "noise_std": 0.1, "norm": 1, "target_fpr": 0.01},
+        wraps="fashion-cnn",
+    ),
 }
 
 # The opponent `arena train --pack <pack>` trains.
@@ -326,7 +343,9 @@ def _load_wrapper(spec: OpponentSpec, *, device: str | torch.device, models_dir:
         )
     base = load_opponent(spec.wraps, device=device, models_dir=models_dir)
     card = cards.read_card(card_file)
-    if card.get("checkpoint", {}).get("sha256") != base.card.get("checkpoint", {}).get("sha256"):
+    # A wrapper with weights of its own (MagNet's autoencoder) pins the wrapped net under "wrapped_checkpoint".
+    pinned = card.get("wrapped_checkpoint") or card.get("checkpoint", {})
+    if pinned.get("sha256") != base.card.get("checkpoint", {}).get("sha256"):
         raise OpponentCorrupt(
             f"{card_file} was calibrated on another {spec.wraps!r} checkpoint: recalibrate with `{spec.train_command}`"
         )
@@ -339,4 +358,38 @@ def _load_wrapper(spec: OpponentSpec, *, device: str | torch.device, models_dir:
         return FeatureSqueezing(
             base, bits=int(detector["bits"]), threshold=float(detector["threshold"]), name=spec.name, card=card
         )
+    if spec.defense == "magnet":
+        return _load_magnet(spec, base, card, models_dir)
     raise ValueError(f"opponent {spec.name!r}: unknown wrapping defense {spec.defense!r}")
+
+
+def _load_magnet(spec: OpponentSpec, base: ArenaModel, card: dict[str, Any], models_dir: Path) -> ArenaModel:
+    """MagNet's autoencoder comes from its own checkpoint, which must match the sha256 in its card."""
+    from app.ml.defenses.magnet import MagNet
+    from app.ml.nets.magnet_ae import MagNetAutoencoder
+
+    ckpt = cards.checkpoint_path(models_dir, spec.name)
+    if not ckpt.is_file():
+        raise OpponentMissing(
+            f"opponent {spec.name!r} is not trained: {ckpt} is missing. Train it with `{spec.train_command}` "
+            f"(minutes on a CPU), or set ARENA_MODELS_DIR to the folder holding it."
+        )
+    if card.get("checkpoint", {}).get("sha256") != cards.sha256_file(ckpt):
+        raise OpponentCorrupt(
+            f"{ckpt} does not match its card {cards.card_path(models_dir, spec.name)} (sha256 differs): "
+            f"retrain with `{spec.train_command}`"
+        )
+    detector = card["detector"]
+    autoencoder = MagNetAutoencoder(channels=int(card["autoencoder"]["channels"]))
+    try:
+        autoencoder.load_state_dict(load_file(ckpt))
+    except (SafetensorError, RuntimeError, ValueError) as exc:
+        raise OpponentCorrupt(f"{ckpt} does not fit the {spec.name!r} autoencoder: {exc}") from exc
+    return MagNet(
+        base,
+        autoencoder,
+        threshold=float(detector["threshold"]),
+        norm=int(detector["norm"]),
+        name=spec.name,
+        card=card,
+    )

@@ -101,6 +101,19 @@ def train_defended(
         return calibrate_squeezing(name, models_dir=models_dir, data_dir=data_dir, device=device)
     if spec.defense == "jpeg":
         return calibrate_jpeg(name, models_dir=models_dir, data_dir=data_dir, device=device)
+    if spec.defense == "magnet":
+        return train_magnet(
+            name,
+            epochs=epochs,
+            seed=seed,
+            batch_size=batch_size,
+            lr=lr,
+            device=device,
+            models_dir=models_dir,
+            data_dir=data_dir,
+            progress=progress,
+            threads=threads,
+        )
     if spec.defense not in ("pgd-at", "distillation"):
         raise ValueError(f"opponent {name!r} is not trained by a defense recipe (defense={spec.defense!r})")
     epochs = spec.epochs if epochs is None else epochs
@@ -444,3 +457,192 @@ def calibrate_jpeg(
     }
     cards.write_card(card, models_dir, name)
     return card
+
+
+# MagNet's autoencoder trains on the first 50,000 training images; the detector threshold is chosen on the last
+# 10,000, which it never saw (the test set is only used to measure the threshold).
+MAGNET_TRAIN_IMAGES = 50_000
+
+
+def train_magnet(
+    name: str,
+    *,
+    epochs: int | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    device: str | torch.device = "cpu",
+    models_dir: Path | None = None,
+    data_dir: Path | None = None,
+    progress: bool = True,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Train MagNet's autoencoder (MSE to the clean image from a noisy copy: Meng & Chen's noise regularisation),
+    choose the detector threshold on held-out clean training images for the spec's target false positive rate,
+    measure the defended model, and write the autoencoder's checkpoint and the card (pinning both checkpoints)."""
+    from app.ml.defenses.magnet import MagNet, calibrate_magnet_threshold
+    from app.ml.evaluation import clean_predictions
+    from app.ml.nets.magnet_ae import MagNetAutoencoder, architecture
+    from app.ml.opponents import load_opponent
+
+    spec = opponent_spec(name)
+    epochs = spec.epochs if epochs is None else epochs
+    batch_size = spec.batch_size if batch_size is None else batch_size
+    lr = spec.lr if lr is None else lr
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}")
+    params = spec.defense_params
+    channels, noise_std = int(params["channels"]), float(params["noise_std"])
+    norm, target_fpr = int(params["norm"]), float(params["target_fpr"])
+    models_dir = Path(models_dir) if models_dir is not None else get_settings().models_dir
+    pack = get_pack(spec.pack_name, data_dir)
+    target = resolve_device(device)
+    base = load_opponent(spec.wraps, device=target, models_dir=models_dir)
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        with torch.random.fork_rng(devices=[target.index or 0] if target.type == "cuda" else []):
+            torch.manual_seed(seed)
+            generator = torch.Generator().manual_seed(seed)
+            images, _ = pack.tensors("train")
+            train_x, held_out = images[:MAGNET_TRAIN_IMAGES], images[MAGNET_TRAIN_IMAGES:]
+            started = time.perf_counter()
+            autoencoder, epoch_log = _fit_autoencoder(
+                MagNetAutoencoder(channels=channels),
+                train_x,
+                held_out,
+                target,
+                epochs,
+                batch_size,
+                lr,
+                noise_std,
+                generator,
+                progress,
+                started,
+            )
+            train_seconds = time.perf_counter() - started
+            probe = MagNet(base, autoencoder, norm=norm, name=name)
+            threshold = calibrate_magnet_threshold(probe, held_out.to(target), target_fpr)
+            model = MagNet(base, autoencoder, threshold=threshold, norm=norm, name=name)
+            test_x, test_y = pack.tensors("test")
+            predictions = clean_predictions(model, test_x)
+            flagged = torch.cat(
+                [model.detect(test_x[i : i + 1000].to(target)).cpu() for i in range(0, len(test_x), 1000)]
+            )
+            wall = time.perf_counter() - started
+            training = _training_block(spec, seed, epochs, batch_size, lr)  # records the threads it ran on
+    finally:
+        torch.set_num_threads(old_threads)
+    correct = predictions == test_y
+    card = _base_card(spec, pack, autoencoder, seed, models_dir, train_size=MAGNET_TRAIN_IMAGES)
+    card["architecture"]["net"] = (
+        f"{base.card['architecture']['net']} (the {spec.wraps} checkpoint) + MagNetAutoencoder"
+    )
+    card["architecture"]["parameters"] = sum(p.numel() for p in autoencoder.parameters())
+    card["architecture"]["parameters_counted"] = "the autoencoder's (the wrapped net's are in its own card)"
+    card["wraps"] = spec.wraps
+    card["wrapped_checkpoint"] = dict(base.card["checkpoint"])
+    card["clean_accuracy"], card["clean_accuracy_n"] = correct.float().mean().item(), len(test_y)
+    card["clean_accuracy_wrapped_net"] = base.card.get("clean_accuracy")
+    card["clean_accepted_and_correct"] = (correct & ~flagged).float().mean().item()
+    card["autoencoder"] = {
+        "structure": architecture(channels),
+        "channels": channels,
+        "parameters": card["architecture"]["parameters"],
+        "trained_on": f"training images 0..{MAGNET_TRAIN_IMAGES - 1} (n = {MAGNET_TRAIN_IMAGES})",
+        "loss": f"mean squared error between ae(clip(x + N(0, {noise_std}^2), 0, 1)) and x (noise regularisation, "
+        "Meng & Chen 2017)",
+        "noise_std": noise_std,
+        "epoch_log": epoch_log,
+    }
+    card["detector"] = {
+        "kind": "MagNet reconstruction-error detector (Meng & Chen 2017)",
+        "norm": norm,
+        "score": f"mean over pixels of |x - ae(x)|{'' if norm == 1 else f'^{norm}'} (the reconstruction error), "
+        "rejected above the threshold",
+        "classifies": "f(ae(x)) (the reformer)",
+        "threshold": threshold,
+        "target_fpr": target_fpr,
+        "calibrated_on": f"clean training images {MAGNET_TRAIN_IMAGES}..{len(images) - 1} "
+        f"(n = {len(images) - MAGNET_TRAIN_IMAGES}, not used to train the autoencoder)",
+        "test_fpr": flagged[:1000].float().mean().item(),
+        "test_fpr_n": 1000,
+        "test_fpr_subset": "first 1000 clean test images",
+        "test_fpr_all": flagged.float().mean().item(),
+        "test_fpr_all_n": len(flagged),
+    }
+    training.update(
+        optimizer="Adam",
+        schedule=f"cosine decay of the learning rate from {lr} to 0",
+        augmentation=f"none besides the input noise (std {noise_std}, clipped to [0, 1])",
+        device=str(target),
+        completed_epochs=epochs,
+        train_wall_time_s=round(train_seconds, 1),
+        wall_time_s=round(wall, 1),
+        wall_time_includes="autoencoder training, threshold calibration and the test-set measurements",
+    )
+    card["training"] = training
+    state = {k: v.detach().contiguous().cpu() for k, v in autoencoder.state_dict().items()}
+    _save(state, card, models_dir, name)
+    return card
+
+
+def _fit_autoencoder(
+    autoencoder: nn.Module,
+    train_x: Tensor,
+    held_out: Tensor,
+    device: torch.device,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    noise_std: float,
+    generator: torch.Generator,
+    progress: bool,
+    started: float,
+) -> tuple[nn.Module, list[dict[str, Any]]]:
+    autoencoder.to(device).train()
+    steps_per_epoch = (len(train_x) + batch_size - 1) // batch_size
+    optimizer = torch.optim.Adam(autoencoder.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
+    probe = held_out[:2000].to(device)
+    log: list[dict[str, Any]] = []
+    with progress_bar(progress) as bar:
+        task = bar.add_task("MagNet autoencoder", total=epochs * steps_per_epoch)
+        for epoch in range(epochs):
+            order = torch.randperm(len(train_x), generator=generator)
+            total, seen = 0.0, 0
+            for batch_no, start in enumerate(range(0, len(train_x), batch_size)):
+                clean = train_x[order[start : start + batch_size]].to(device)
+                noisy = (clean + noise_std * torch.randn(clean.shape, generator=generator).to(device)).clamp(0, 1)
+                loss = F.mse_loss(autoencoder(noisy), clean)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                total += loss.item() * len(clean)
+                seen += len(clean)
+                bar.advance(task)
+                if batch_no % (LOG_EVERY * 4) == 0:
+                    logger.info(
+                        "epoch %d/%d batch %d/%d loss %.5f (%.0f s)",
+                        epoch + 1,
+                        epochs,
+                        batch_no,
+                        steps_per_epoch,
+                        total / seen,
+                        time.perf_counter() - started,
+                    )
+            autoencoder.eval()
+            with torch.no_grad():
+                heldout_mse = F.mse_loss(autoencoder(probe), probe).item()
+            autoencoder.train()
+            entry = {
+                "epoch": epoch + 1,
+                "train_loss": round(total / seen, 5),
+                "heldout_mse": round(heldout_mse, 5),
+                "elapsed_s": round(time.perf_counter() - started, 1),
+            }
+            log.append(entry)
+            logger.info("epoch %d/%d done: %s", epoch + 1, epochs, entry)
+    return autoencoder.eval(), log

@@ -59,9 +59,14 @@ LAB_OPPONENTS: tuple[LabOpponent, ...] = (
         "JPEG compression at quality 75 (input transform; Guo et al. 2018)",
         "arena train --opponent fashion-jpeg && arena defense-eval --opponent fashion-jpeg",
     ),
+    LabOpponent(
+        "MagNet",
+        "fashion-magnet",
+        "MagNet: autoencoder detector + reformer (Meng & Chen 2017)",
+        "arena train --opponent fashion-magnet && arena defense-eval --opponent fashion-magnet",
+    ),
 )
 NOT_BUILT = (
-    "MagNet (autoencoder detector + reformer)",
     "Defense-GAN",
     "Certified (interval bound propagation / convex outer polytope)",
 )
