@@ -79,6 +79,19 @@ def render_defense_lines(card: dict[str, Any]) -> list[str]:
                 f"{_pct(r.get('evaded'))} | {r['time_s']:.0f} |"
             )
         lines.append("")
+        proved = [(row_id, r) for row_id, r in lab["rows"].items() if "certified_accuracy" in r]
+        if proved:
+            lines += [
+                "Certified by IBP on the same images (the attack cannot go below it; certified images it fooled "
+                "would mean an unsound bound): "
+                + "; ".join(
+                    f"{row_id}: {_pct(r['certified_accuracy'])} certified, {r['certified_fooled']} certified "
+                    "images fooled"
+                    for row_id, r in proved
+                )
+                + ".",
+                "",
+            ]
     if "adaptive_attack" in card:
         aa = card["adaptive_attack"]
         lines += [f"Rounds should attack it with `{aa['attack']}` ({_params(aa['params'])}): {aa['why']}.", ""]

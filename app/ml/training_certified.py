@@ -196,11 +196,40 @@ def train_certified(
                 cards.write_card(card, models_dir, spec.name)
     # The certified section (float64 bounds, 16 passes over the test set) is measured once, on the kept epoch.
     net.load_state_dict(best_state)
-    model = wrap_certified(net.eval(), pack, device, spec.name)
-    section = measure_certification(model, test_x, test_y, (eps / 2, eps, eps * 1.5))
-    section.update(command=training["command"], eps=eps, subset=f"all {len(test_y):,} test images")
-    section["epoch"] = training["selected_epoch"]
-    card["certified"] = section
+    model = wrap_certified(net.eval(), pack, device, spec.name, card=card)
+    card["certified"] = certified_section(model, test_x, test_y, eps, training["command"])
     cards.write_card(card, models_dir, spec.name)
-    logger.info("certified: %s", section)
+    logger.info("certified: %s", card["certified"])
     return card
+
+
+def certified_section(
+    model: CertifiedModel, images: torch.Tensor, labels: torch.Tensor, eps: float, command: str
+) -> dict[str, Any]:
+    """The card's ``certified`` block for the checkpoint ``model.card`` names: at eps/2, eps and 1.5 eps."""
+    section = measure_certification(model, images, labels, (eps / 2, eps, eps * 1.5))
+    section.update(
+        command=command,
+        eps=eps,
+        subset=f"all {len(labels):,} test images" if len(labels) == 10_000 else f"first {len(labels):,} test images",
+        checkpoint_sha256=model.card.get("checkpoint", {}).get("sha256"),
+        selected_epoch=model.card.get("training", {}).get("selected_epoch"),
+    )
+    return section
+
+
+def ensure_certified_section(model: CertifiedModel, models_dir, data_dir, command: str) -> None:
+    """Measure the card's ``certified`` block when it is missing or was measured on another checkpoint (a
+    training run cut short before its end writes none): what ``arena defense-eval`` does first."""
+    card = cards.read_card(cards.card_path(models_dir, model.name))
+    sha = card.get("checkpoint", {}).get("sha256")
+    if card.get("certified", {}).get("checkpoint_sha256") == sha:
+        return
+    from app.ml.opponents import opponent_spec
+    from app.ml.packs import get_pack
+
+    spec = opponent_spec(model.name)
+    images, labels = get_pack(spec.pack_name, data_dir).tensors("test")
+    card["certified"] = certified_section(model, images, labels, float(spec.defense_params["eps"]), command)
+    cards.write_card(card, models_dir, model.name)
+    logger.info("certified: %s", card["certified"])

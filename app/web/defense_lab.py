@@ -55,11 +55,16 @@ LAB_OPPONENTS: tuple[LabOpponent, ...] = (
         "JPEG compression at quality 75 (input transform; Guo et al. 2018)",
         "arena train --opponent fashion-jpeg && arena defense-eval --opponent fashion-jpeg",
     ),
+    LabOpponent(
+        "Certified",
+        "fashion-certified",
+        "certified training by interval bound propagation at eps 0.1 (Gowal et al. 2018)",
+        "arena train --opponent fashion-certified && arena defense-eval --opponent fashion-certified",
+    ),
 )
 NOT_BUILT = (
     "MagNet (autoencoder detector + reformer)",
     "Defense-GAN",
-    "Certified (interval bound propagation / convex outer polytope)",
 )
 
 
