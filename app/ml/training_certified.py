@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -44,7 +45,15 @@ def schedule_at(progress: float, params: dict[str, Any]) -> tuple[float, float]:
     return float(params["train_eps"]) * share, 1.0 - (1.0 - kappa_end) * share
 
 
-def ibp_loss(net: nn.Sequential, x: torch.Tensor, y: torch.Tensor, eps: float, kappa: float, mean, std):
+def ibp_loss(
+    net: nn.Sequential,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    kappa: float,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The mixed loss above (and the two parts, for the log)."""
     natural = F.cross_entropy(net((x - mean) / std), y)
     if eps <= 0:
@@ -54,7 +63,9 @@ def ibp_loss(net: nn.Sequential, x: torch.Tensor, y: torch.Tensor, eps: float, k
     return kappa * natural + (1 - kappa) * robust, natural.detach(), robust.detach()
 
 
-def wrap_certified(net: nn.Module, pack: DataPack, device: torch.device, name: str, card=None) -> CertifiedModel:
+def wrap_certified(
+    net: nn.Module, pack: DataPack, device: torch.device, name: str, card: dict[str, Any] | None = None
+) -> CertifiedModel:
     return CertifiedModel(
         net,
         mean=pack.mean,
@@ -77,7 +88,7 @@ def train_certified(
     lr: float,
     seed: int,
     generator: torch.Generator,
-    models_dir,
+    models_dir: Path,
     progress: bool,
 ) -> dict[str, Any]:
     from app.ml.evaluation import progress_bar
@@ -218,7 +229,7 @@ def certified_section(
     return section
 
 
-def ensure_certified_section(model: CertifiedModel, models_dir, data_dir, command: str) -> None:
+def ensure_certified_section(model: CertifiedModel, models_dir: Path, data_dir: Path | None, command: str) -> None:
     """Measure the card's ``certified`` block when it is missing or was measured on another checkpoint (a
     training run cut short before its end writes none): what ``arena defense-eval`` does first."""
     card = cards.read_card(cards.card_path(models_dir, model.name))

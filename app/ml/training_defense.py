@@ -119,9 +119,9 @@ def train_defended(
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
             if spec.defense == "ibp":
-                from app.ml.training_certified import train_certified
+                from app.ml.training_certified import train_certified as train
 
-                return train_certified(spec, pack, target, epochs, batch_size, lr, seed, generator, models_dir, progress)
+                return train(spec, pack, target, epochs, batch_size, lr, seed, generator, models_dir, progress)
             if spec.defense == "pgd-at":
                 return _train_pgd_at(spec, pack, target, epochs, batch_size, lr, seed, generator, models_dir, progress)
             return _train_distilled(spec, pack, target, epochs, batch_size, lr, seed, generator, models_dir, progress)
