@@ -113,8 +113,8 @@ def _certified_lines(card: dict[str, Any], train: dict[str, Any]) -> list[str]:
         at = ", ".join(f"eps {eps}: **{_pct(acc)}**" for eps, acc in cert["certified_accuracy"].items())
         q = cert["radius_quantiles"]
         lines += [
-            f"Certified on the {cert['subset']} (n = {cert['n']:,}; {cert['method']}): clean accuracy "
-            f"{_pct(cert['clean_accuracy'])}; certified accuracy {at}.",
+            f"Certified by `{cert['command']}` on {cert['subset']} (n = {cert['n']:,}; {cert['method']}): "
+            f"clean accuracy {_pct(cert['clean_accuracy'])}; certified accuracy {at}.",
             f"Certified radius: median **{cert['median_radius']:.4f}** ({255 * cert['median_radius']:.1f}/255), "
             f"quartiles {q['q25']:.4f} and {q['q75']:.4f}, mean {cert['mean_radius']:.4f}; {cert['radius_means']}.",
             "",
