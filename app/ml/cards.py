@@ -160,8 +160,8 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"Clean accuracy on all {card['clean_accuracy_n']:,} test images: **{_pct(card['clean_accuracy'])}**.",
         "",
     ]
-    defended = {"detector", "transform", "defense_lab", "adaptive_attack"} & card.keys()
-    if defended or {"adversarial_training", "distillation"} & card.get("training", {}).keys():
+    defended = {"detector", "transform", "defense_lab", "adaptive_attack", "certified"} & card.keys()
+    if defended or {"adversarial_training", "distillation", "ibp_training"} & card.get("training", {}).keys():
         from app.ml.defense_cards import render_defense_lines
 
         lines += render_defense_lines(card)

@@ -70,6 +70,8 @@ def render_defense_lines(card: dict[str, Any]) -> list[str]:
             f"{d['epochs_each']} epochs each",
             "",
         ]
+    if "ibp_training" in train:
+        lines += _certified_lines(card, train)
     if "autoencoder" in card:
         lines += _magnet_lines(card)
     elif "detector" in card:
@@ -105,7 +107,55 @@ def render_defense_lines(card: dict[str, Any]) -> list[str]:
                 f"{_pct(r.get('evaded'))} | {r['time_s']:.0f} |"
             )
         lines.append("")
+        proved = [(row_id, r) for row_id, r in lab["rows"].items() if "certified_accuracy" in r]
+        if proved:
+            lines += [
+                "Certified by IBP on the same images (the attack cannot go below it; certified images it fooled "
+                "would mean an unsound bound): "
+                + "; ".join(
+                    f"{row_id}: {_pct(r['certified_accuracy'])} certified, {r['certified_fooled']} certified "
+                    "images fooled"
+                    for row_id, r in proved
+                )
+                + ".",
+                "",
+            ]
     if "adaptive_attack" in card:
         aa = card["adaptive_attack"]
         lines += [f"Rounds should attack it with `{aa['attack']}` ({_params(aa['params'])}): {aa['why']}.", ""]
+    return lines
+
+
+def _certified_lines(card: dict[str, Any], train: dict[str, Any]) -> list[str]:
+    ibp = train["ibp_training"]
+    lines = [
+        "## Defense: certified training (interval bound propagation)",
+        "",
+        f"- Loss: {ibp['loss']}; trained at eps {ibp['train_eps']:g} for eps {ibp['eps']:g} ({ibp['eps_schedule']})",
+        f"- Model selection: {ibp['model_selection']}; selected epoch {train.get('selected_epoch')} of "
+        f"{train.get('completed_epochs')} completed ({train['epochs']} planned)",
+        "",
+    ]
+    cert = card.get("certified")
+    if cert:
+        at = ", ".join(f"eps {eps}: **{_pct(acc)}**" for eps, acc in cert["certified_accuracy"].items())
+        q = cert["radius_quantiles"]
+        lines += [
+            f"Certified by `{cert['command']}` on {cert['subset']} (n = {cert['n']:,}; {cert['method']}): "
+            f"clean accuracy {_pct(cert['clean_accuracy'])}; certified accuracy {at}.",
+            f"Certified radius: median **{cert['median_radius']:.4f}** ({255 * cert['median_radius']:.1f}/255), "
+            f"quartiles {q['q25']:.4f} and {q['q75']:.4f}, mean {cert['mean_radius']:.4f}; {cert['radius_means']}.",
+            "",
+        ]
+    lines += [
+        "| epoch | eps | kappa | train loss | natural CE | IBP CE | held-out clean | held-out certified | elapsed s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in train.get("epoch_log", []):
+        lines.append(
+            f"| {e['epoch']} | {e['train_eps']:.4f} | {e['kappa']:.3f} | {e['train_loss']:.4f} | "
+            f"{e['train_natural_ce']:.4f} | {e['train_ibp_ce']:.4f} | {_pct(e['heldout_clean'])} | "
+            f"{_pct(e['heldout_certified'])} | {e['elapsed_s']:.0f} |"
+        )
+    lines.append("")
     return lines

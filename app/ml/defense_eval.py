@@ -28,6 +28,7 @@ from app.config import get_settings
 from app.ml import cards
 from app.ml.attacks import get_attack
 from app.ml.defenses.base import InputDefense
+from app.ml.defenses.certified import CertifiedModel
 from app.ml.evaluation import EVAL_BATCH, clean_predictions, per_image_generators, progress_bar
 from app.ml.model import ArenaModel
 from app.ml.opponents import load_opponent, opponent_spec
@@ -102,6 +103,14 @@ LAB_PLANS: dict[str, dict[str, Row]] = {
         "pgd10-0.05": ("adaptive", "pgd", {"steps": 10}, 0.05),
         "pgd-det-0.05": ("adaptive", "bpda-pgd", _MAGNET_ADAPTIVE, 0.05),
     },
+    # Nothing is masked (an ordinary differentiable net), so plain PGD is already adaptive; each row also says
+    # how many of the same images IBP certifies at its eps, which the attack can never beat.
+    "fashion-certified": {
+        "fgsm-0.1": ("naive", "fgsm", {}, 0.1),
+        "pgd40-0.1": ("adaptive", "pgd", {"steps": 40}, 0.1),
+        "apgd-0.1": ("strongest", APGD, {"steps": 100}, 0.1),
+        "pgd40-0.15": ("adaptive", "pgd", {"steps": 40}, 0.15),
+    },
 }
 
 # What a game round against each defended opponent should run: the adaptive attack (the lead wires rounds to it).
@@ -109,6 +118,7 @@ ROUND_ATTACKS: dict[str, dict[str, Any]] = {
     "fashion-robust": {"attack": "pgd", "params": {"steps": 40}},
     "fashion-distilled": {"attack": "bpda-pgd", "params": {"steps": 20, "loss": "margin"}},
     "fashion-jpeg": {"attack": "bpda-pgd", "params": {"steps": 10}},
+    "fashion-certified": {"attack": "pgd", "params": {"steps": 40}},
     "fashion-squeezed": {
         "attack": "bpda-pgd",
         "params": {"steps": 10, "loss": "margin", "detector_weight": 1.0},
@@ -181,6 +191,13 @@ def measure_row(
         # Correct, or wrong but rejected: what the defended system gets right once the detector is counted.
         out["accuracy_with_detector"] = (still | (flag & ~still)).float().mean().item()
         out["evaded"] = (fooled & ~flag).float().mean().item()
+    if isinstance(model, CertifiedModel) and eps < 1:
+        # Soundness check: a certified image cannot be fooled, so accuracy must be at least this share.
+        proved = torch.cat(
+            [model.certifies(images[i : i + 500], labels[i : i + 500], eps).cpu() for i in range(0, n, 500)]
+        )
+        out["certified_accuracy"] = proved.float().mean().item()
+        out["certified_fooled"] = int((proved & ~still).sum())
     if attack_name == APGD:
         out["implementation"] = "torchattacks.APGD, loss ce then dlr, 1 restart each, worst case per image"
     return out
@@ -213,6 +230,10 @@ def evaluate_defense(
         torch.set_num_threads(threads)
     try:
         model = load_opponent(name, models_dir=models_dir)
+        if isinstance(model, CertifiedModel):
+            from app.ml.training_certified import ensure_certified_section
+
+            ensure_certified_section(model, models_dir, data_dir, lab_command(name))
         images, labels = get_pack(opponent_spec(name).pack_name, data_dir).tensors("test", n=n)
         measured = {}
         for row_id in wanted:

@@ -21,6 +21,8 @@ from torch import nn
 from app.config import get_settings
 from app.ml import cards
 from app.ml.model import ArenaModel
+from app.ml.nets.fashion_certified import ARCHITECTURE as FASHION_CERTIFIED_ARCHITECTURE
+from app.ml.nets.fashion_certified import FashionCertifiedCNN
 from app.ml.nets.fashion_cnn import ARCHITECTURE as FASHION_CNN_ARCHITECTURE
 from app.ml.nets.fashion_cnn import FashionCNN
 from app.ml.nets.fashion_mlp import ARCHITECTURE as FASHION_MLP_ARCHITECTURE
@@ -252,6 +254,28 @@ _OPPONENTS: dict[str, OpponentSpec] = {
         defense_params={"channels": 8, "noise_std": 0.1, "norm": 1, "target_fpr": 0.01},
         wraps="fashion-cnn",
     ),
+    "fashion-certified": OpponentSpec(
+        name="fashion-certified",
+        pack_name="fashion",
+        description=(
+            "Certified small CNN (interval bound propagation training, Gowal et al. 2018, at eps 0.1): for each "
+            "image it proves a radius within which no L∞ perturbation can change its answer."
+        ),
+        build=FashionCertifiedCNN,
+        architecture=FASHION_CERTIFIED_ARCHITECTURE,
+        epochs=30,
+        batch_size=100,
+        lr=1e-3,
+        defense="ibp",
+        defense_params={
+            "eps": 0.1,
+            "train_eps": 0.11,
+            "kappa_end": 0.5,
+            "warmup_epochs": 1,
+            "ramp_epochs": 12,
+            "lr_drops_at": (0.75, 0.9),
+        },
+    ),
 }
 
 # The opponent `arena train --pack <pack>` trains.
@@ -314,7 +338,12 @@ def load_opponent(
         raise OpponentCorrupt(f"{ckpt} does not fit the {name!r} net: {exc}") from exc
     pack = get_pack(spec.pack_name)
     pre = card["preprocessing"]
-    model = ArenaModel(
+    model_class = ArenaModel
+    if spec.defense == "ibp":
+        from app.ml.defenses.certified import CertifiedModel
+
+        model_class = CertifiedModel
+    model = model_class(
         net,
         mean=pre["mean"],
         std=pre["std"],

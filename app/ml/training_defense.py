@@ -114,7 +114,7 @@ def train_defended(
             progress=progress,
             threads=threads,
         )
-    if spec.defense not in ("pgd-at", "distillation"):
+    if spec.defense not in ("pgd-at", "distillation", "ibp"):
         raise ValueError(f"opponent {name!r} is not trained by a defense recipe (defense={spec.defense!r})")
     epochs = spec.epochs if epochs is None else epochs
     batch_size = spec.batch_size if batch_size is None else batch_size
@@ -131,6 +131,10 @@ def train_defended(
         with torch.random.fork_rng(devices=[target.index or 0] if target.type == "cuda" else []):
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
+            if spec.defense == "ibp":
+                from app.ml.training_certified import train_certified as train
+
+                return train(spec, pack, target, epochs, batch_size, lr, seed, generator, models_dir, progress)
             if spec.defense == "pgd-at":
                 return _train_pgd_at(spec, pack, target, epochs, batch_size, lr, seed, generator, models_dir, progress)
             return _train_distilled(spec, pack, target, epochs, batch_size, lr, seed, generator, models_dir, progress)

@@ -158,3 +158,14 @@ def test_defended_opponents_get_the_attack_that_adapts_to_their_defense(client: 
     plain = client.post("/api/v1/rounds", headers=auth(player), json={"opponent": "fashion-cnn"}).json()
     plain_reveal = client.post(plain["answer_url"], headers=auth(player), json={"choice": plain["choices"][0]}).json()
     assert plain_reveal["defense_verdict"] is None and plain_reveal["defense_text"] == ""
+
+
+def test_the_certified_opponent_is_listed_and_attacked_with_pgd(client: TestClient) -> None:
+    opponents = {o["name"]: o for o in client.get("/api/v1/opponents").json()}
+    certified = opponents["fashion-certified"]
+    assert certified["card"]["adaptive_attack"]["attack"] == "pgd"
+    assert certified["card"]["certified"]["n"] >= 1000
+    player = new_player(client)
+    round_, reveal = play(client, player, opponent="fashion-certified")
+    assert (round_["opponent"], round_["attack"]) == ("fashion-certified", "pgd")
+    assert reveal["linf"] <= round_["eps"] + 1e-9

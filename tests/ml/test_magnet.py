@@ -17,6 +17,7 @@ from app.ml import ArenaModel, get_attack, load_opponent
 from app.ml.cards import sha256_file
 from app.ml.contracts import ImageJob
 from app.ml.defenses import MagNet, attack_view
+from app.ml.defenses.outcome import defense_outcomes
 from app.ml.nets.magnet_ae import MagNetAutoencoder
 from app.ml.opponents import OpponentCorrupt, OpponentMissing
 from app.ml.packs import DataPack
@@ -103,26 +104,21 @@ def test_adaptive_attack_beats_the_oblivious_one(magnet: MagNet, model: ArenaMod
 def test_outcomes_say_what_the_defense_did(magnet: MagNet, model: ArenaModel, pack: DataPack) -> None:
     images, labels = pack.tensors("test", n=32)
     adv = get_attack("pgd", steps=10)(model, images, labels, 0.1, generator=_gens(32)).adversarial
-    outcomes = magnet.defense_outcome(adv, labels)
+    outcomes = defense_outcomes(magnet, images, adv, labels)
+    assert outcomes is not None
     flagged = magnet.detect(adv)
     with torch.no_grad():
         answers = magnet(adv).argmax(1)
         bare = model(adv).argmax(1)
     for i, out in enumerate(outcomes):
-        assert out["rejected"] == bool(flagged[i]) and out["answer"] == int(answers[i])
-        assert out["answer_unreformed"] == int(bare[i])
+        right, bare_right = bool(answers[i] == labels[i]), bool(bare[i] == labels[i])
         expected = (
-            "rejected"
-            if flagged[i]
-            else "fooled"
-            if answers[i] != labels[i]
-            else "reformed"
-            if bare[i] != answers[i]
-            else "correct"
+            "rejected" if flagged[i] else "reformed" if right and not bare_right else "withstood" if right else "fooled"
         )
-        assert out["outcome"] == expected
-    assert {o["outcome"] for o in outcomes} & {"rejected", "reformed"}, "the defense did something to PGD on the net"
-    assert [o["outcome"] for o in magnet.defense_outcome(images[:4])] != ["rejected"] * 4
+        assert out.verdict == expected
+    assert {o.verdict for o in outcomes} & {"rejected", "reformed"}, "the defense did something to PGD on the net"
+    clean = defense_outcomes(magnet, images[:4], images[:4], labels[:4])
+    assert clean is not None and [o.verdict for o in clean] != ["rejected"] * 4
 
 
 def test_attacks_on_it_are_deterministic(magnet: MagNet, pack: DataPack) -> None:

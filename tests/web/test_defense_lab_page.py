@@ -35,6 +35,9 @@ def test_committed_cards_are_shown_with_n_and_commands(client: TestClient) -> No
             assert row["n"] >= 1000
     squeezed = json.loads((MODELS_DIR / "fashion-squeezed.json").read_text())
     assert f"{100 * squeezed['detector']['test_fpr']:.1f}%" in text
+    certified = json.loads((MODELS_DIR / "fashion-certified.json").read_text())["certified"]
+    assert f"{100 * certified['certified_accuracy']['0.1']:.1f}%</strong> provably correct" in text
+    assert f"{certified['median_radius']:.4f}" in text
 
 
 def test_missing_cards_say_which_command_makes_them(client: TestClient, models_dir_override: Path) -> None:

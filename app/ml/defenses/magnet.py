@@ -86,42 +86,6 @@ class MagNet(InputDefense):
         with torch.no_grad():
             return self.detection_score(x) > 1.0
 
-    def defense_outcome(self, x: Tensor, labels: Tensor | None = None) -> list[dict[str, Any]]:
-        """Per image, what the defense did: for the game's reveal.
-
-        ``answer`` is the defended model's class (the net on the reformed image) and ``answer_unreformed`` the
-        bare net's class on ``x``. ``outcome`` is "rejected" (the detector flags it), "reformed" (the reformer
-        changed the bare net's answer; with ``labels``, only when it changed it to the true class), and with
-        ``labels`` "fooled" (passed the detector and classified wrong) or "correct"; without labels "passed".
-        """
-        with torch.no_grad():
-            score = self.detection_score(x)
-            answer = self(x).argmax(1)
-            unreformed = self.logits_raw(x).argmax(1)
-        out = []
-        for i in range(len(x)):
-            rejected = bool(score[i] > 1.0)
-            changed = bool(answer[i] != unreformed[i])
-            if rejected:
-                outcome = "rejected"
-            elif labels is None:
-                outcome = "reformed" if changed else "passed"
-            elif answer[i] == labels[i]:
-                outcome = "reformed" if changed else "correct"
-            else:
-                outcome = "fooled"
-            out.append(
-                {
-                    "outcome": outcome,
-                    "rejected": rejected,
-                    "score": float(score[i]),
-                    "answer": int(answer[i]),
-                    "answer_unreformed": int(unreformed[i]),
-                    "reformer_changed_answer": changed,
-                }
-            )
-        return out
-
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, norm={self.norm}, threshold={self.threshold:.6f}"
 
