@@ -17,7 +17,8 @@ and, right before it, its floor, in an order that rotates between repetitions, s
 alike; the ratio reported is the median of the paired (attack / floor) ratios. Success is the share of the
 clean-correct images that end misclassified; median L2 is over those. Ctrl-C prints the tables measured so far.
 
-Run: ``nice -n 5 .venv/bin/python benchmarks/attack_references.py [--reps 5] [--art-cw-reps 2] [--only pgd,cw,hsj]``
+Run: ``nice -n 5 .venv/bin/python benchmarks/attack_references.py [--reps 5] [--art-cw-reps 2] [--only pgd,cw,hsj]
+[--hsj-art-iters 5,10] [--hsj-foolbox-steps 5,10]``
 """
 
 from __future__ import annotations
@@ -204,7 +205,9 @@ def cw_impls(model: ArenaModel, steps: int, art_reps: int) -> list[Impl]:
     ]
 
 
-def hsj_runs(model: ArenaModel, images: Tensor, labels: Tensor) -> list[QueryResult]:
+def hsj_runs(
+    model: ArenaModel, images: Tensor, labels: Tensor, art_iters: list[int], foolbox_steps: list[int]
+) -> list[QueryResult]:
     import foolbox
     from art.attacks.evasion import HopSkipJump
 
@@ -231,7 +234,7 @@ def hsj_runs(model: ArenaModel, images: Tensor, labels: Tensor) -> list[QueryRes
 
     record("arena (max_queries=1000)", run_ours)
     clf = art_classifier(counter, model)
-    for iters in (5, 10):
+    for iters in art_iters:
 
         def run_art(iters: int = iters) -> tuple[Tensor, float]:
             counter.images = 0
@@ -241,7 +244,7 @@ def hsj_runs(model: ArenaModel, images: Tensor, labels: Tensor) -> list[QueryRes
 
         record(f"ART 1.20.1 (defaults, max_iter={iters})", run_art)
     fmodel = foolbox.PyTorchModel(counter, bounds=model.bounds)
-    for steps in (5, 10):
+    for steps in foolbox_steps:
 
         def run_fb(steps: int = steps) -> tuple[Tensor, float]:
             counter.images = 0
@@ -310,7 +313,15 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions of the ratio runs")
     parser.add_argument("--art-cw-reps", type=int, default=2, help="repetitions for ART's CW (about 20x its floor)")
     parser.add_argument("--only", default="pgd,cw,hsj", help="comma-separated sections: pgd, cw, hsj (default: all)")
+    parser.add_argument(
+        "--hsj-art-iters", default="5,10", help="ART HopSkipJump max_iter values to run (comma-separated; empty: none)"
+    )
+    parser.add_argument(
+        "--hsj-foolbox-steps", default="5,10", help="Foolbox HopSkipJump steps to run (comma-separated; empty: none)"
+    )
     args = parser.parse_args()
+    art_iters = [int(v) for v in args.hsj_art_iters.split(",") if v.strip()]
+    foolbox_steps = [int(v) for v in args.hsj_foolbox_steps.split(",") if v.strip()]
     try:
         import art  # noqa: F401
         import foolbox  # noqa: F401
@@ -340,7 +351,7 @@ def main() -> None:
             cw = paired_ratios(model, x, y, 100, cw_impls(model, 100, args.art_cw_reps), args.reps, "CW-L2")
             sections.append(ratio_table("CW-L2, 100 steps, batch 32 (floor: 100 x fwd+bwd)", cw))
         if "hsj" in only and not INTERRUPTED:
-            hsj = hsj_runs(model, x, y)
+            hsj = hsj_runs(model, x, y, art_iters, foolbox_steps)
             sections.append(query_table(hsj))
     except KeyboardInterrupt:
         console.log("interrupted: printing what was measured")

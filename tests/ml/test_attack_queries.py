@@ -116,3 +116,27 @@ def test_decision_attacks_are_untargeted(name: str, model: ArenaModel, test_imag
     images, labels = test_images[0][:2], test_images[1][:2]
     with pytest.raises(ValueError, match="untargeted only"):
         get_attack(name, **SMALL[name])(model, images, labels, 0.1, target=labels)
+
+
+def test_hopskipjump_spends_its_last_queries_on_one_full_estimate(
+    model: ArenaModel, test_images: Batch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Probe batches grow with the iteration and the last one is the largest: the budget's tail goes to the last
+    gradient estimate instead of a starved extra iteration (at 1,000 queries: ..., 113, 120, then 41 probes before)."""
+    probes: list[int] = []
+    answer = QueryCounter.labels
+
+    def spy(self: QueryCounter, images: Tensor, idx: Tensor) -> Tensor:
+        if images.ndim == 5:
+            probes.append(images.shape[1])
+        return answer(self, images, idx)
+
+    monkeypatch.setattr(QueryCounter, "labels", spy)
+    images, labels = test_images[0][:2], test_images[1][:2]
+    with torch.no_grad():
+        assert bool((model(images).argmax(1) == labels).all())  # both are attacked, so both spend the budget
+    result = get_attack("hopskipjump", max_queries=1000)(
+        model, images, labels, 28.0, generator=torch.Generator().manual_seed(0)
+    )
+    assert result.queries is not None and int(result.queries.min()) >= 1000 - 25  # at most one search's worth unused
+    assert probes == sorted(probes) and probes[-1] > 120
