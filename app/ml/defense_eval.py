@@ -68,6 +68,14 @@ LAB_PLANS: dict[str, dict[str, Row]] = {
         "bpda-0.1": ("adaptive", "bpda-pgd", {"steps": 10}, 0.1),
         "bpda-0.05": ("adaptive", "bpda-pgd", {"steps": 10}, 0.05),
     },
+    # Naive: PGD on the deployed model (the projection runs outside autograd, so its gradient is zero), and PGD on
+    # the undefended fashion-cnn shown to the defended one (the threat Defense-GAN was built for).
+    "fashion-defgan": {
+        "pgd10-0.1": ("naive", "pgd", {"steps": 10}, 0.1),
+        "transfer-0.1": ("naive", "transfer", {"surrogate": "fashion-cnn", "base": "pgd", "steps": 10}, 0.1),
+        "bpda-0.1": ("adaptive", "bpda-pgd", {"steps": 10}, 0.1),
+        "bpda-0.05": ("adaptive", "bpda-pgd", {"steps": 10}, 0.05),
+    },
 }
 
 # What a game round against each defended opponent should run: the adaptive attack (the lead wires rounds to it).
@@ -75,6 +83,7 @@ ROUND_ATTACKS: dict[str, dict[str, Any]] = {
     "fashion-robust": {"attack": "pgd", "params": {"steps": 40}},
     "fashion-distilled": {"attack": "bpda-pgd", "params": {"steps": 20, "loss": "margin"}},
     "fashion-jpeg": {"attack": "bpda-pgd", "params": {"steps": 10}},
+    "fashion-defgan": {"attack": "bpda-pgd", "params": {"steps": 10}},
     "fashion-squeezed": {
         "attack": "bpda-pgd",
         "params": {"steps": 10, "loss": "margin", "detector_weight": 1.0},

@@ -101,6 +101,21 @@ def train_defended(
         return calibrate_squeezing(name, models_dir=models_dir, data_dir=data_dir, device=device)
     if spec.defense == "jpeg":
         return calibrate_jpeg(name, models_dir=models_dir, data_dir=data_dir, device=device)
+    if spec.defense == "defense-gan":
+        from app.ml.training_defgan import train_defense_gan
+
+        return train_defense_gan(
+            name,
+            epochs=epochs,
+            seed=seed,
+            batch_size=batch_size,
+            lr=lr,
+            device=device,
+            models_dir=models_dir,
+            data_dir=data_dir,
+            progress=progress,
+            threads=threads,
+        )
     if spec.defense not in ("pgd-at", "distillation"):
         raise ValueError(f"opponent {name!r} is not trained by a defense recipe (defense={spec.defense!r})")
     epochs = spec.epochs if epochs is None else epochs

@@ -55,10 +55,15 @@ LAB_OPPONENTS: tuple[LabOpponent, ...] = (
         "JPEG compression at quality 75 (input transform; Guo et al. 2018)",
         "arena train --opponent fashion-jpeg && arena defense-eval --opponent fashion-jpeg",
     ),
+    LabOpponent(
+        "Defense-GAN",
+        "fashion-defgan",
+        "projection onto a GAN generator's range before classifying (Defense-GAN; Samangouei et al. 2018)",
+        "arena train --opponent fashion-defgan && arena defense-eval --opponent fashion-defgan",
+    ),
 )
 NOT_BUILT = (
     "MagNet (autoencoder detector + reformer)",
-    "Defense-GAN",
     "Certified (interval bound propagation / convex outer polytope)",
 )
 
