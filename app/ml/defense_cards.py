@@ -107,7 +107,8 @@ def _defense_gan_lines(card: dict[str, Any]) -> list[str]:
         ]
     lines += [
         "",
-        "| epoch | loss D | loss G | held-out projected accuracy | held-out mean squared error | elapsed s |",
+        "| epoch | loss D | loss G (with the VAE terms) | held-out projected accuracy | held-out mean squared error "
+        "| elapsed s |",
         "|---|---|---|---|---|---|",
     ]
     for e in train.get("epoch_log", []):

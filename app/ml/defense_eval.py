@@ -75,6 +75,7 @@ LAB_PLANS: dict[str, dict[str, Row]] = {
         "transfer-0.1": ("naive", "transfer", {"surrogate": "fashion-cnn", "base": "pgd", "steps": 10}, 0.1),
         "bpda-0.1": ("adaptive", "bpda-pgd", {"steps": 10}, 0.1),
         "bpda-0.05": ("adaptive", "bpda-pgd", {"steps": 10}, 0.05),
+        "bpda-0.2": ("adaptive", "bpda-pgd", {"steps": 10}, 0.2),
     },
 }
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from app.ml import ArenaModel, get_attack, load_opponent
 from app.ml.contracts import ImageJob
@@ -103,16 +104,20 @@ def test_real_gradient_is_zero_and_bpda_is_not(
 
 
 def test_bpda_beats_the_naive_attack(fast: DefenseGAN, test_images: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """Scored by the defended model's loss on the true class, which moves on every image, and by success: BPDA
+    fools few of the images the projection gets right at eps 0.1 (8% in the card's lab row on 1,000 images), too
+    few to tell the attacks apart by success alone on a small batch."""
     images, labels = test_images
     with torch.no_grad():
-        right = (fast(images[:64]).argmax(1) == labels[:64]).nonzero().flatten()[:24]
+        right = (fast(images[:40]).argmax(1) == labels[:40]).nonzero().flatten()[:24]
     images, labels = images[right], labels[right]
-    results = {}
+    loss, success = {}, {}
     for name in ("pgd", "bpda-pgd"):
         gens = [torch.Generator().manual_seed(i) for i in range(len(labels))]
-        results[name] = get_attack(name, steps=5)(fast, images, labels, 0.2, generator=gens).success.float().mean()
-    # eps 0.2: at 0.1 BPDA fools few images the projection gets right (the card's lab rows measure it on 1,000).
-    assert results["bpda-pgd"] >= results["pgd"] + 0.2, results
+        result = get_attack(name, steps=10)(fast, images, labels, 0.1, generator=gens)
+        loss[name] = F.cross_entropy(result.logits, labels).item()
+        success[name] = result.success.float().mean().item()
+    assert loss["bpda-pgd"] > 1.3 * loss["pgd"] and success["bpda-pgd"] >= success["pgd"], (loss, success)
 
 
 def test_generator_and_classifier_are_both_pinned(repo_models_dir: Path, tmp_path: Path) -> None:
