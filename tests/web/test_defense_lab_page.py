@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from app.deps import get_settings_dep
 from app.web.defense_lab import LAB_OPPONENTS, NOT_BUILT, load_lab
 from tests.conftest import MODELS_DIR
+from tests.web.test_pages import join
 
 
 @pytest.fixture
@@ -54,3 +55,13 @@ def test_a_card_without_lab_rows_asks_for_the_eval(client: TestClient, models_di
     text = client.get("/lab/defenses").text
     assert "arena defense-eval --opponent fashion-squeezed" in text
     assert "fashion-robust.json could not be read" in text
+
+
+def test_defense_gan_is_offered_to_players(client: TestClient) -> None:
+    """Built means playable: the opponents list and the play page's chooser offer it, attacked by BPDA."""
+    opponents = {o["name"]: o for o in client.get("/api/v1/opponents").json()}
+    defgan = opponents["fashion-defgan"]
+    assert defgan["card"]["adaptive_attack"]["attack"] == "bpda-pgd"
+    assert defgan["attacks"], "some attack can be played against it"
+    join(client, "chooser")
+    assert 'value="fashion-defgan"' in client.get("/play").text
