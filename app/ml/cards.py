@@ -119,6 +119,13 @@ def _equivalence_lines(card: dict[str, Any]) -> list[str]:
     ]
 
 
+def _clean_accuracy_line(card: dict[str, Any]) -> str:
+    if "clean_accuracy" not in card:  # a defended opponent's card, written before its first measurement
+        return "Clean accuracy: not measured yet (the run that measures it has not finished)."
+    subset = card.get("clean_accuracy_subset", f"all {card['clean_accuracy_n']:,} test images")
+    return f"Clean accuracy on {subset}: **{_pct(card['clean_accuracy'])}**."
+
+
 def render_markdown(card: dict[str, Any]) -> str:
     """The human-readable card. Generated, never edited by hand, so it cannot drift from the JSON."""
     data, arch, train = card["data"], card["architecture"], card["training"]
@@ -157,10 +164,10 @@ def render_markdown(card: dict[str, Any]) -> str:
         *_equivalence_lines(card),
         "## Accuracy",
         "",
-        f"Clean accuracy on all {card['clean_accuracy_n']:,} test images: **{_pct(card['clean_accuracy'])}**.",
+        _clean_accuracy_line(card),
         "",
     ]
-    defended = {"detector", "transform", "defense_lab", "adaptive_attack", "certified"} & card.keys()
+    defended = {"detector", "transform", "generator", "defense_lab", "adaptive_attack", "certified"} & card.keys()
     if defended or {"adversarial_training", "distillation", "ibp_training"} & card.get("training", {}).keys():
         from app.ml.defense_cards import render_defense_lines
 

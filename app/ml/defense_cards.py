@@ -89,6 +89,8 @@ def render_defense_lines(card: dict[str, Any]) -> list[str]:
     if "transform" in card:
         tr = card["transform"]
         lines += ["## Defense: input transform", "", f"- {tr['kind']}, quality {tr['quality']}", ""]
+    if "generator" in card:
+        lines += _defense_gan_lines(card)
     lab = card.get("defense_lab")
     if lab:
         lines += [
@@ -159,3 +161,37 @@ def _certified_lines(card: dict[str, Any], train: dict[str, Any]) -> list[str]:
         )
     lines.append("")
     return lines
+
+
+def _defense_gan_lines(card: dict[str, Any]) -> list[str]:
+    gen, proj, train = card["generator"], card["projection"], card.get("training", {})
+    lines = [
+        "## Defense: Defense-GAN",
+        "",
+        f"- Classifies {card['wraps']}(G(z*)) with z* = argmin_z ||G(z) - x||²: {proj['optimizer']}, "
+        f"L = {proj['steps']} steps of size {proj['step_size']:g} from R = {proj['restarts']} starts "
+        f"({proj['starts']})",
+        f"- Generator `{gen['file']}` (sha256 `{gen['sha256']}`), latent dimension {gen['latent_dim']}: "
+        f"{gen['architecture']}",
+        f"- GAN training: {train.get('gan_loss')}; {train.get('train_images')}; model selection: "
+        f"{train.get('model_selection')}; selected epoch {train.get('selected_epoch')} of "
+        f"{train.get('completed_epochs')} completed",
+    ]
+    if "seconds_per_image_1_thread" in proj:
+        lines += [
+            f"- On the {card['clean_accuracy_subset']}: {_pct(card['clean_accuracy'])} defended, "
+            f"{_pct(proj['undefended_accuracy_same_images'])} for {card['wraps']} alone",
+            f"- Projection cost: {proj['seconds_per_image_1_thread']:.3f} s per image ({proj['timing_note']})",
+        ]
+    lines += [
+        "",
+        "| epoch | loss D | loss G (with the VAE terms) | held-out projected accuracy | held-out mean squared error "
+        "| elapsed s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for e in train.get("epoch_log", []):
+        lines.append(
+            f"| {e['epoch']} | {e['loss_d']:.3f} | {e['loss_g']:.3f} | {_pct(e['heldout_projected_accuracy'])} | "
+            f"{e['heldout_mean_sq_error']:.2f} | {e['elapsed_s']:.0f} |"
+        )
+    return [*lines, ""]

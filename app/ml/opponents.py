@@ -25,6 +25,7 @@ from app.ml.nets.fashion_certified import ARCHITECTURE as FASHION_CERTIFIED_ARCH
 from app.ml.nets.fashion_certified import FashionCertifiedCNN
 from app.ml.nets.fashion_cnn import ARCHITECTURE as FASHION_CNN_ARCHITECTURE
 from app.ml.nets.fashion_cnn import FashionCNN
+from app.ml.nets.fashion_gan import ARCHITECTURE as FASHION_GAN_ARCHITECTURE
 from app.ml.nets.fashion_mlp import ARCHITECTURE as FASHION_MLP_ARCHITECTURE
 from app.ml.nets.fashion_mlp import FashionMLP
 from app.ml.nets.fashion_resnet import ARCHITECTURE as FASHION_RESNET_ARCHITECTURE
@@ -276,6 +277,24 @@ _OPPONENTS: dict[str, OpponentSpec] = {
             "lr_drops_at": (0.75, 0.9),
         },
     ),
+    "fashion-defgan": OpponentSpec(
+        name="fashion-defgan",
+        pack_name="fashion",
+        description=(
+            "fashion-cnn behind Defense-GAN (Samangouei et al. 2018): before the net sees the image, it is replaced "
+            "by the closest image a generator trained on Fashion-MNIST can draw (gradient descent on the latent "
+            "code from several random starts). The projection has no gradient, so plain gradient attacks learn "
+            "nothing; BPDA (Athalye et al. 2018) gets through."
+        ),
+        build=None,
+        architecture=FASHION_GAN_ARCHITECTURE,
+        epochs=12,
+        batch_size=128,
+        lr=1e-3,
+        defense="defense-gan",
+        defense_params={"latent_dim": 32, "steps": 10, "restarts": 4, "step_size": 0.3},
+        wraps="fashion-cnn",
+    ),
 }
 
 # The opponent `arena train --pack <pack>` trains.
@@ -389,7 +408,39 @@ def _load_wrapper(spec: OpponentSpec, *, device: str | torch.device, models_dir:
         )
     if spec.defense == "magnet":
         return _load_magnet(spec, base, card, models_dir)
+    if spec.defense == "defense-gan":
+        return _load_defense_gan(spec, base, card, device=device, models_dir=models_dir)
     raise ValueError(f"opponent {spec.name!r}: unknown wrapping defense {spec.defense!r}")
+
+
+def _load_defense_gan(
+    spec: OpponentSpec, base: ArenaModel, card: dict[str, Any], *, device: str | torch.device, models_dir: Path
+) -> ArenaModel:
+    """Defense-GAN also has a checkpoint of its own, the generator, pinned by ``card["generator"]["sha256"]``."""
+    from app.ml.defenses.defense_gan import DefenseGAN
+    from app.ml.nets.fashion_gan import FashionGenerator
+
+    path = cards.checkpoint_path(models_dir, spec.name)
+    if not path.is_file():
+        raise OpponentMissing(f"{path} (the Defense-GAN generator) is missing: train it with `{spec.train_command}`")
+    if card.get("generator", {}).get("sha256") != cards.sha256_file(path):
+        raise OpponentCorrupt(f"{path} does not match its card (sha256 differs): retrain with `{spec.train_command}`")
+    generator = FashionGenerator(int(card["generator"]["latent_dim"]))
+    try:
+        generator.load_state_dict(load_file(path, device="cpu"))
+    except (SafetensorError, RuntimeError) as exc:
+        raise OpponentCorrupt(f"{path} does not fit the Defense-GAN generator: {exc}") from exc
+    projection = card["projection"]
+    return DefenseGAN(
+        base,
+        generator.to(resolve_device(device)),
+        steps=int(projection["steps"]),
+        restarts=int(projection["restarts"]),
+        step_size=float(projection["step_size"]),
+        seed=int(projection["seed"]),
+        name=spec.name,
+        card=card,
+    )
 
 
 def _load_magnet(spec: OpponentSpec, base: ArenaModel, card: dict[str, Any], models_dir: Path) -> ArenaModel:

@@ -101,8 +101,15 @@ def train_defended(
         return calibrate_squeezing(name, models_dir=models_dir, data_dir=data_dir, device=device)
     if spec.defense == "jpeg":
         return calibrate_jpeg(name, models_dir=models_dir, data_dir=data_dir, device=device)
+    recipe = None
     if spec.defense == "magnet":
-        return train_magnet(
+        recipe = train_magnet
+    elif spec.defense == "defense-gan":
+        from app.ml.training_defgan import train_defense_gan
+
+        recipe = train_defense_gan
+    if recipe is not None:
+        return recipe(
             name,
             epochs=epochs,
             seed=seed,

@@ -71,8 +71,14 @@ LAB_OPPONENTS: tuple[LabOpponent, ...] = (
         "certified training by interval bound propagation at eps 0.1 (Gowal et al. 2018)",
         "arena train --opponent fashion-certified && arena defense-eval --opponent fashion-certified",
     ),
+    LabOpponent(
+        "Defense-GAN",
+        "fashion-defgan",
+        "projection onto a GAN generator's range before classifying (Defense-GAN; Samangouei et al. 2018)",
+        "arena train --opponent fashion-defgan && arena defense-eval --opponent fashion-defgan",
+    ),
 )
-NOT_BUILT = ("Defense-GAN",)
+NOT_BUILT: tuple[str, ...] = ()
 
 
 def _standard_rows(card: dict[str, Any]) -> list[dict[str, Any]]:

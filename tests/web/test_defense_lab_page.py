@@ -10,8 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.deps import get_settings_dep
-from app.web.defense_lab import LAB_OPPONENTS, load_lab
+from app.web.defense_lab import LAB_OPPONENTS, NOT_BUILT, load_lab
 from tests.conftest import MODELS_DIR
+from tests.web.test_pages import join
 
 
 @pytest.fixture
@@ -44,7 +45,9 @@ def test_missing_cards_say_which_command_makes_them(client: TestClient, models_d
     text = client.get("/lab/defenses").text
     for opp in LAB_OPPONENTS:
         assert opp.make in text.replace("&amp;", "&")
-    assert "Not built yet" in text and "Defense-GAN" in text
+    for name in NOT_BUILT:
+        assert name in text
+    assert "Defense-GAN" not in NOT_BUILT and "Defense-GAN" in text  # built: listed with the command making it
 
 
 def test_a_card_without_lab_rows_asks_for_the_eval(client: TestClient, models_dir_override: Path) -> None:
@@ -87,3 +90,13 @@ def test_curve_charts_are_served_for_measured_opponents(client: TestClient) -> N
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
     assert client.get(f"/lab/defenses/{name}/curves.gif").status_code == 404
     assert client.get("/lab/defenses/nobody/curves.svg").status_code == 404
+
+
+def test_defense_gan_is_offered_to_players(client: TestClient) -> None:
+    """Built means playable: the opponents list and the play page's chooser offer it, attacked by BPDA."""
+    opponents = {o["name"]: o for o in client.get("/api/v1/opponents").json()}
+    defgan = opponents["fashion-defgan"]
+    assert defgan["card"]["adaptive_attack"]["attack"] == "bpda-pgd"
+    assert defgan["attacks"], "some attack can be played against it"
+    join(client, "chooser")
+    assert 'value="fashion-defgan"' in client.get("/play").text

@@ -9,11 +9,13 @@ differentiates instead of the real, gradient-masking transform. A defense with a
 """
 
 from app.ml.defenses.base import InputDefense, attack_view
+from app.ml.defenses.defense_gan import DefenseGAN
 from app.ml.defenses.jpeg import JPEGCompression, jpeg_round_trip
 from app.ml.defenses.magnet import MagNet
 from app.ml.defenses.squeezing import FeatureSqueezing, bit_depth, median_2x2
 
 __all__ = [
+    "DefenseGAN",
     "FeatureSqueezing",
     "InputDefense",
     "JPEGCompression",
