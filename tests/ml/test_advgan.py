@@ -97,3 +97,16 @@ def test_tiny_training_run_writes_a_loadable_generator(tmp_path: Path, repo_mode
     assert sum(p.numel() for p in net.parameters()) == card["architecture"]["parameters"]
     markdown = (tmp_path / "advgan-fashion-cnn.md").read_text()
     assert "## Success against PGD-10" in markdown and card["checkpoint"]["sha256"] in markdown
+
+
+def test_the_serving_copy_folds_batch_norms_and_keeps_the_outputs(repo_models_dir: Path) -> None:
+    from app.ml.attacks.advgan import inference_generator
+
+    net, _ = load_generator("advgan-fashion-cnn", models_dir=repo_models_dir)
+    fast, _ = inference_generator("advgan-fashion-cnn", models_dir=repo_models_dir)
+    assert fast is not net and inference_generator("advgan-fashion-cnn", models_dir=repo_models_dir)[0] is fast
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()), "the loaded generator is left as it is"
+    x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), net(x), atol=1e-5, rtol=1e-4)

@@ -9,8 +9,10 @@ trained by ``arena train-advgan``; it is loaded once per device and cached.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
+import weakref
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,7 +20,7 @@ import torch
 from pydantic import Field
 from safetensors import SafetensorError
 from safetensors.torch import load_file
-from torch import Tensor
+from torch import Tensor, nn
 
 from app.config import get_settings
 from app.ml import cards
@@ -57,6 +59,8 @@ class AdvGANParams(AttackParams):
 
 _cache: dict[tuple[str, str, str, int, int], tuple[AdvGANGenerator, dict[str, Any]]] = {}
 _cache_lock = threading.Lock()
+# Serving copies (inference_generator), kept for as long as the loaded generator they were made from.
+_inference_cache: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()
 
 
 def load_generator(
@@ -103,6 +107,36 @@ def load_generator(
         return net, card
 
 
+def inference_generator(
+    name: str = DEFAULT_GENERATOR, *, device: str | torch.device = "cpu", models_dir: Path | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """:func:`load_generator`'s net made for serving: every BatchNorm folded into the convolution before it and the
+    weights in channels-last memory. Same outputs up to float rounding (tests/ml/test_advgan.py), and the one
+    forward pass AdvGAN is made of runs about a quarter faster on this CPU (benchmarks/RESULTS.md)."""
+    net, card = load_generator(name, device=device, models_dir=models_dir)
+    with _cache_lock:
+        fast = _inference_cache.get(net)
+        if fast is None:
+            fast = fold_batch_norms(copy.deepcopy(net)).to(memory_format=torch.channels_last)
+            _inference_cache[net] = fast
+    return fast, card
+
+
+def fold_batch_norms(module: nn.Module) -> nn.Module:
+    """Fold each eval-mode BatchNorm2d that directly follows a (transposed) convolution in a Sequential into it."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for child in module.children():
+        fold_batch_norms(child)
+    if isinstance(module, nn.Sequential):
+        for i in range(len(module) - 1):
+            conv, bn = module[i], module[i + 1]
+            if isinstance(bn, nn.BatchNorm2d) and isinstance(conv, nn.Conv2d | nn.ConvTranspose2d):
+                module[i] = fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d))
+                module[i + 1] = nn.Identity()
+    return module
+
+
 class AdvGAN(Attack):
     name: ClassVar[str] = "advgan"
     Params: ClassVar[type[AttackParams]] = AdvGANParams
@@ -115,10 +149,10 @@ class AdvGAN(Attack):
         "budget, with no trial and error, so it is very fast, though a little less sure to succeed than PGD."
     )
 
-    def generator_net(self, model: ArenaModel) -> tuple[AdvGANGenerator, dict[str, Any]]:
+    def generator_net(self, model: ArenaModel) -> tuple[nn.Module, dict[str, Any]]:
         """The trained generator (and its card) for ``model``'s device; the trainer overrides this to measure a
         generator before it is written to disk."""
-        return load_generator(self.params.generator, device=model.device)
+        return inference_generator(self.params.generator, device=model.device)
 
     def run(
         self,
