@@ -97,3 +97,41 @@ def test_the_game_works_without_javascript(live_server: str, browser: Browser) -
         expect(page.locator(".answers")).to_contain_text("Truth")
     finally:
         context.close()
+
+
+DEFENDED = {
+    "fashion-robust": False,
+    "fashion-distilled": False,
+    "fashion-squeezed": True,
+    "fashion-jpeg": True,
+    "fashion-magnet": True,
+    "fashion-certified": True,
+    "fashion-defgan": True,
+}
+
+
+def test_every_defended_opponent_plays_and_the_reveal_says_what_its_defense_did(
+    live_server: str, browser: Browser
+) -> None:
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    try:
+        join(page, live_server, "Roster")
+        for opponent, reports in DEFENDED.items():
+            page.goto(live_server + "/play")
+            page.locator("#choose-opponent").select_option(opponent)
+            page.get_by_role("button", name="Start a round").click()
+            choices = page.locator("#choices button[name=choice]")
+            expect(choices).to_have_count(10)
+            assert_question_hides_the_answer(page)
+            assert "What the defense did" not in page.content()
+            choices.nth(0).click()
+            expect(page.locator(".reveal")).to_be_visible()
+            expect(page.locator(".attack-note")).to_contain_text(opponent)
+            verdict = page.locator(".defense-verdict")
+            if reports:
+                expect(verdict).to_contain_text("What the defense did:")
+            else:  # training-time defenses change the net, not the image: there is nothing more to say than the answer
+                expect(verdict).to_have_count(0)
+    finally:
+        context.close()
