@@ -130,7 +130,7 @@ def test_checkpoint_not_matching_its_card_is_refused(tmp_path: Path, repo_models
 def test_opponent_registry() -> None:
     assert "fashion-cnn" in available_opponents()
     assert opponent_pack("fashion-cnn") == "fashion"
-    with pytest.raises(UnknownName, match="choose one of: fashion-cnn"):
+    with pytest.raises(UnknownName, match="choose one of: .*fashion-cnn"):
         load_opponent("resnet-9000")
 
 
