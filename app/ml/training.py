@@ -31,7 +31,7 @@ from app.ml.evaluation import (
     progress_bar,
 )
 from app.ml.model import ArenaModel
-from app.ml.opponents import opponent_spec, resolve_device
+from app.ml.opponents import OpponentSpec, opponent_spec, resolve_device
 from app.ml.packs import DataPack, get_pack
 
 logger = logging.getLogger(__name__)
@@ -83,6 +83,18 @@ def data_section(pack: DataPack, train_size: int, test_size: int) -> dict[str, A
     }
 
 
+def hyperparameters(
+    spec: OpponentSpec, epochs: int | None, batch_size: int | None, lr: float | None
+) -> tuple[int, int, float]:
+    """The run's epochs, batch size and learning rate: the caller's, else the spec's (its card's) defaults."""
+    epochs = spec.epochs if epochs is None else epochs
+    batch_size = spec.batch_size if batch_size is None else batch_size
+    lr = spec.lr if lr is None else lr
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}")
+    return epochs, batch_size, lr
+
+
 def train_opponent(
     name: str = "fashion-cnn",
     *,
@@ -124,11 +136,7 @@ def train_opponent(
             progress=progress,
             threads=threads,
         )
-    epochs = spec.epochs if epochs is None else epochs
-    batch_size = spec.batch_size if batch_size is None else batch_size
-    lr = spec.lr if lr is None else lr
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}")
+    epochs, batch_size, lr = hyperparameters(spec, epochs, batch_size, lr)
     settings = get_settings()
     models_dir = Path(models_dir) if models_dir is not None else settings.models_dir
     pack = get_pack(spec.pack_name, data_dir)

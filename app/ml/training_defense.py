@@ -29,7 +29,7 @@ from app.ml.evaluation import clean_accuracy, progress_bar
 from app.ml.model import ArenaModel
 from app.ml.opponents import OpponentSpec, opponent_spec, resolve_device
 from app.ml.packs import DataPack, get_pack
-from app.ml.training import AUGMENTATION, WEIGHT_DECAY, _machine, _save, augment, data_section
+from app.ml.training import AUGMENTATION, WEIGHT_DECAY, _machine, _save, augment, data_section, hyperparameters
 
 logger = logging.getLogger(__name__)
 
@@ -123,11 +123,7 @@ def train_defended(
         )
     if spec.defense not in ("pgd-at", "distillation", "ibp"):
         raise ValueError(f"opponent {name!r} is not trained by a defense recipe (defense={spec.defense!r})")
-    epochs = spec.epochs if epochs is None else epochs
-    batch_size = spec.batch_size if batch_size is None else batch_size
-    lr = spec.lr if lr is None else lr
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}")
+    epochs, batch_size, lr = hyperparameters(spec, epochs, batch_size, lr)
     models_dir = Path(models_dir) if models_dir is not None else get_settings().models_dir
     pack = get_pack(spec.pack_name, data_dir)
     target = resolve_device(device)
@@ -497,11 +493,7 @@ def train_magnet(
     from app.ml.opponents import load_opponent
 
     spec = opponent_spec(name)
-    epochs = spec.epochs if epochs is None else epochs
-    batch_size = spec.batch_size if batch_size is None else batch_size
-    lr = spec.lr if lr is None else lr
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}")
+    epochs, batch_size, lr = hyperparameters(spec, epochs, batch_size, lr)
     params = spec.defense_params
     channels, noise_std = int(params["channels"]), float(params["noise_std"])
     norm, target_fpr = int(params["norm"]), float(params["target_fpr"])

@@ -37,7 +37,7 @@ from app.ml.evaluation import clean_predictions, progress_bar
 from app.ml.nets.fashion_gan import FashionDiscriminator, FashionEncoder, FashionGenerator
 from app.ml.opponents import load_opponent, opponent_spec, resolve_device
 from app.ml.packs import get_pack
-from app.ml.training import _machine
+from app.ml.training import _machine, hyperparameters
 from app.ml.training_defense import LOG_EVERY, _base_card
 
 logger = logging.getLogger(__name__)
@@ -93,11 +93,7 @@ def train_defense_gan(
 ) -> dict[str, Any]:
     """Train the generator, pick the epoch whose projections the classifier reads best, write it and its card."""
     spec = opponent_spec(name)
-    epochs = spec.epochs if epochs is None else epochs
-    batch_size = spec.batch_size if batch_size is None else batch_size
-    lr = spec.lr if lr is None else lr
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}")
+    epochs, batch_size, lr = hyperparameters(spec, epochs, batch_size, lr)
     models_dir = Path(models_dir) if models_dir is not None else get_settings().models_dir
     target = resolve_device(device)
     old_threads = torch.get_num_threads()
