@@ -84,3 +84,15 @@ def test_staircase_needs_enough_images(model: ArenaModel, pack: DataPack) -> Non
         find_min_effective_eps(model, pack, n=500)
     with pytest.raises(ValueError, match="positive"):
         find_min_effective_eps(model, pack, n=1000, candidates=[0.0, 0.1])
+
+
+def test_hyperparameters_default_to_the_spec_and_refuse_nonsense() -> None:
+    from app.ml.opponents import opponent_spec
+    from app.ml.training import hyperparameters
+
+    spec = opponent_spec("fashion-magnet")
+    assert hyperparameters(spec, None, None, None) == (spec.epochs, spec.batch_size, spec.lr)
+    assert hyperparameters(spec, 2, 16, 0.5) == (2, 16, 0.5)
+    for bad in ((0, None, None), (None, 0, None), (None, None, 0.0)):
+        with pytest.raises(ValueError, match="need epochs >= 1, batch_size >= 1 and lr > 0"):
+            hyperparameters(spec, *bad)
