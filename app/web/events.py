@@ -326,6 +326,14 @@ async def event_player(session: AsyncSession, player: PlayerRecord | None, event
     return player
 
 
+def phone_status_key(event: EventRecord, shared: SharedRoundRecord | None) -> str:
+    """What a phone's stage depends on besides the player's own rounds. The status stream sends it, and the stage
+    carries the key it was drawn with, so a phone refreshes only when the key differs: a reconnect, or a stream that
+    starts after the page was drawn, does not redraw the stage over a round the player is requesting."""
+    status = events.status_of(event)
+    return f"{status}:{event.phase}:{event.locked}:{shared.number if shared else 0}:{events.shared_is_open(shared)}"
+
+
 async def stage_context(
     session: AsyncSession, event: EventRecord, player: PlayerRecord, service: ModelService
 ) -> dict[str, Any]:
@@ -333,9 +341,9 @@ async def stage_context(
     settings = events.event_settings(event)
     status = events.status_of(event)
     record: RoundRecord | None = None
-    shared: SharedRoundRecord | None = None
+    latest_shared = await events.current_shared_round(session, event)
+    shared = latest_shared if settings.style == "together" else None
     if settings.style == "together":
-        shared = await events.current_shared_round(session, event)
         if shared is not None and events.shared_is_open(shared) and status == "running":
             record = await events.copy_for_player(session, shared=shared, player=player)
             await session.commit()
@@ -365,6 +373,7 @@ async def stage_context(
     )
     return {
         "player": player,
+        "status_key": phone_status_key(event, latest_shared),
         "score_shown": player.score - pending,
         "event": event,
         "settings": settings,
@@ -581,7 +590,7 @@ async def event_stream(
             shared = await events.current_shared_round(snap_session, fresh)
             status = events.status_of(fresh)
             is_open = events.shared_is_open(shared)
-            key = f"{status}:{fresh.phase}:{fresh.locked}:{shared.number if shared else 0}:{is_open}"
+            key = phone_status_key(fresh, shared)
             wake = [events.aware(shared.closes_at)] if shared is not None and is_open else []
             if status == "running" and fresh.ends_at is not None:
                 wake.append(events.aware(fresh.ends_at))

@@ -20,6 +20,16 @@
     var focusable = stage.querySelector("#new-round, #choices button");
     if (focusable) focusable.focus({ preventScroll: true });
   });
+  // A phone's stage refresh (an event's status stream) is dropped when the stage already shows that status: the
+  // stream sends the current status whenever it (re)connects, and redrawing then would throw away the round or
+  // reveal a request in flight is about to show.
+  document.addEventListener("htmx:confirm", function (event) {
+    var source = event.detail.elt;
+    var trigger = event.detail.triggeringEvent;
+    if (!source || source.id !== "stage-refresh" || !trigger || !trigger.detail) return;
+    var stage = document.getElementById("stage");
+    if (stage && stage.getAttribute("data-status-key") === String(trigger.detail.data)) event.preventDefault();
+  });
   // Countdowns (event time left, a shared image's timer): [data-countdown-to] holds an ISO time. At zero the
   // answer buttons on the page are disabled; the server refuses late answers anyway.
   function tick() {

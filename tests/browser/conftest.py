@@ -64,7 +64,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        # A fresh checkout first works out which test images each opponent classifies correctly (var/cache), which
+        # took ~110 s for all opponents on 2 cores; later starts read the cache and take seconds.
+        deadline = time.monotonic() + 300
         while True:
             if server.poll() is not None:
                 pytest.fail(f"server exited with {server.returncode}:\n{log_path.read_text()}", pytrace=False)
