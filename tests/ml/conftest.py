@@ -52,3 +52,17 @@ def model() -> ArenaModel:
 def test_images(pack: DataPack) -> tuple[torch.Tensor, torch.Tensor]:
     """The first 256 test images (float (256,1,28,28) in [0,1]) and their labels."""
     return pack.tensors("test", n=256)
+
+
+@pytest.fixture(scope="session")
+def mlp_model() -> ArenaModel:
+    """The committed ``fashion-mlp``: a forward pass of 256 images costs ~2 ms against the CNN's ~100 ms here, so
+    the cross-checks whose references query or differentiate the model hundreds of times per image (Square, CW,
+    DeepFool within a cap) run on it, on four times the images, in a few seconds."""
+    return load_opponent("fashion-mlp", models_dir=REPO_MODELS)
+
+
+@pytest.fixture(scope="session")
+def many_test_images(pack: DataPack) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first 1,024 test images and their labels."""
+    return pack.tensors("test", n=1024)
