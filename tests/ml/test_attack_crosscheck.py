@@ -5,10 +5,10 @@ FGSM and PGD run on the committed CNN; CW, Square and DeepFool, whose references
 hundreds of times per image, on the committed MLP (about 50 times cheaper per pass), on more images. Each test
 says which change of the algorithm it was checked to catch.
 
-DeepFool is the exception: torchattacks' DeepFool leaves most of these images unflipped after its steps (31%
-to 45% flipped after 50 steps on the CNN, 43% after 20 on the MLP; ours flips all of them), so a success-rate comparison would only
-measure that shortfall. What both compute is the per-image minimal L2 perturbation, so the check compares the
-median of those on the images both flipped (within 5%) and that ours flips at least as many.
+DeepFool is the exception: torchattacks' DeepFool leaves most of these images unflipped after its steps (31% to
+45% flipped after 50 steps on the CNN, 43% after 20 on the MLP; ours flips all of them), so a success-rate
+comparison would only measure that shortfall. What both compute is the per-image minimal L2 perturbation, so the
+check compares the median of those on the images both flipped (within 5%) and that ours flips at least as many.
 """
 
 from __future__ import annotations
