@@ -151,6 +151,61 @@ def train(
     except KeyboardInterrupt:
         _fail("interrupted: the previous checkpoint and card were left as they were")
     typer.echo(summary(card))
+    _refresh_eligibility(str(card["name"]), device)
+
+
+def _refresh_eligibility(name: str, device: str = "cpu") -> None:
+    """After training: the committed eligible-image record is keyed by the card (which pins the new checkpoint),
+    so it is rewritten too, else every start would ask the model about all test images again."""
+    from app.ml.eligibility import refresh_record
+
+    settings = get_settings()
+    typer.echo(f"{name}: asking it about every test image for models/{name}.eligible.json ...")
+    path, correct, total = refresh_record(
+        name, models_dir=settings.models_dir, data_dir=settings.data_dir, device=device
+    )
+    typer.echo(f"{name}: {correct} of {total} test images right when clean; wrote {path}")
+
+
+@app.command()
+def eligible(
+    opponent: Annotated[
+        list[str] | None, typer.Option(help="Opponent (repeatable); default: every opponent with a card here.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+) -> None:
+    """Write models/<name>.eligible.json: the test images each opponent gets right when clean, the images its
+    rounds are drawn from. The model service reads it instead of asking the model about all of them at start."""
+    import torch
+    from rich.progress import Progress
+
+    from app.ml import cards
+    from app.ml.eligibility import refresh_record
+    from app.ml.opponents import OpponentCorrupt, OpponentMissing, available_opponents
+    from app.ml.packs import DataPackMissing
+
+    _setup_logging()
+    settings = get_settings()
+    torch.set_num_threads(threads)
+    names = opponent or [n for n in available_opponents() if cards.card_path(settings.models_dir, n).is_file()]
+    if not names:
+        _fail(f"no model cards in {settings.models_dir}: train an opponent first (make train)")
+    with Progress() as progress:
+        for name in names:
+            task = progress.add_task(name, total=None)
+            try:
+                path, correct, total = refresh_record(
+                    name,
+                    models_dir=settings.models_dir,
+                    data_dir=settings.data_dir,
+                    device=device,
+                    progress=lambda done, task=task: progress.advance(task, done),
+                )
+            except (KeyError, ValueError, OpponentMissing, OpponentCorrupt, DataPackMissing) as error:
+                _fail(str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error))
+            progress.update(task, total=total, completed=total)
+            progress.console.print(f"{name}: {correct} of {total} right when clean ({correct / total:.1%}); {path}")
 
 
 @app.command("transfer-matrix")

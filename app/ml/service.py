@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import hashlib
-import json
 import logging
 import os
 import time
@@ -19,20 +17,22 @@ from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from app.config import PROJECT_ROOT
+from app.config import get_settings
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.messages import SERVICE_BUSY, SERVICE_DOWN
+from app.ml import eligibility
 from app.ml.contracts import ImageJob, ImageResult, OpponentInfo
 from app.ml.explain_contracts import ExplainJob, ExplainResult
 
 logger = logging.getLogger(__name__)
 
-ELIGIBLE_CACHE = PROJECT_ROOT / "var" / "cache" / "eligible"
+ELIGIBLE_CACHE = eligibility.ELIGIBLE_CACHE
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -198,36 +198,22 @@ class InProcessModelService:
             )
 
     def _eligible_images(self, name: str, model: Any, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """The test images the opponent gets right when clean. Asking the model about all 10,000 takes seconds per
-        opponent (a minute for all of them on a busy 2-core machine), at every start of every process that serves
-        it; so the answer is kept in var/cache, under a key made of the model card (which holds the checkpoint's
-        sha256) and the test images themselves: a retrained model or another data set misses the cache."""
-        digest = hashlib.sha256(json.dumps(dict(model.card), sort_keys=True, default=str).encode())
-        digest.update(np.ascontiguousarray(images).tobytes())
-        digest.update(np.ascontiguousarray(labels).tobytes())
-        path = ELIGIBLE_CACHE / f"{name}-{digest.hexdigest()[:32]}.npy"
-        try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
-            pass
+        """The test images the opponent gets right when clean: the committed record, else the local cache, else
+        asked of the model (see app/ml/eligibility.py for why and how they are keyed)."""
+        key = eligibility.eligibility_key(model.card, images, labels)
+        models_dir = Path(self._models_dir) if self._models_dir is not None else get_settings().models_dir
+        found = eligibility.read_record(models_dir, name, key, len(labels))
+        if found is None:
+            found = eligibility.read_cache(name, key, ELIGIBLE_CACHE)
+        if found is not None:
+            return found
+        logger.info("asking opponent %s about all %d test images (once; then cached)", name, len(labels))
         eligible = self._correctly_classified(model, images, labels)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with partial.open("wb") as handle:
-                np.save(handle, eligible, allow_pickle=False)
-            os.replace(partial, path)
-        except OSError as error:  # a read-only checkout still works, it just asks the model every time
-            logger.info("eligible-image cache not written (%s)", error)
+        eligibility.write_cache(name, key, eligible, ELIGIBLE_CACHE)
         return eligible
 
     def _correctly_classified(self, model: torch.nn.Module, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        predictions = []
-        with torch.inference_mode():
-            for start in range(0, len(images), 1000):
-                batch = to_tensor(images[start : start + 1000], self.device)
-                predictions.append(model(batch).argmax(1).cpu().numpy())
-        return np.flatnonzero(np.concatenate(predictions) == labels)
+        return eligibility.correctly_classified(model, images, labels, self.device, to_tensor)
 
     # -- public API --------------------------------------------------------------------------------------------
 

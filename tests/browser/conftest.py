@@ -64,8 +64,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        # A fresh checkout first works out which test images each opponent classifies correctly (var/cache), which
-        # took ~110 s for all opponents on 2 cores; later starts read the cache and take seconds.
+        # Seconds with the committed models/*.eligible.json; where one is stale the server asks that opponent about
+        # all test images instead (all of them: ~110 s on 2 cores), and the test should say so, not time out.
         deadline = time.monotonic() + 300
         while True:
             if server.poll() is not None:

@@ -173,8 +173,8 @@ def test_mismatched_or_missing_checkpoints_are_refused(repo_models_dir: Path, tm
 
 @pytest.mark.anyio
 async def test_the_model_service_plays_a_round_against_it(repo_models_dir: Path) -> None:
-    """The round's image comes from the card's adaptive attack and stays within the budget. (The service's first
-    start classifies all 10,000 test images once; later starts read the answer from var/cache.)"""
+    """The round's image comes from the card's adaptive attack and stays within the budget. (The images it may
+    draw come from the committed models/fashion-magnet.eligible.json.)"""
     service = InProcessModelService(
         opponents=["fashion-magnet"], device="cpu", max_wait_ms=0.0, models_dir=repo_models_dir
     )
