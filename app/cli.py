@@ -177,7 +177,6 @@ def eligible(
 ) -> None:
     """Write models/<name>.eligible.json: the test images each opponent gets right when clean, the images its
     rounds are drawn from. The model service reads it instead of asking the model about all of them at start."""
-    import torch
     from rich.progress import Progress
 
     from app.ml import cards
@@ -187,7 +186,6 @@ def eligible(
 
     _setup_logging()
     settings = get_settings()
-    torch.set_num_threads(threads)
     names = opponent or [n for n in available_opponents() if cards.card_path(settings.models_dir, n).is_file()]
     if not names:
         _fail(f"no model cards in {settings.models_dir}: train an opponent first (make train)")
@@ -200,6 +198,7 @@ def eligible(
                     models_dir=settings.models_dir,
                     data_dir=settings.data_dir,
                     device=device,
+                    threads=threads,
                     progress=lambda done, task=task: progress.advance(task, done),
                 )
             except (KeyError, ValueError, OpponentMissing, OpponentCorrupt, DataPackMissing) as error:

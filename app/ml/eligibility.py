@@ -163,6 +163,7 @@ def refresh_record(
     models_dir: Path,
     data_dir: Path | None = None,
     device: str = "cpu",
+    threads: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Path, int, int]:
     """Ask the opponent about every test image and write its committed record: (path, correct, total)."""
@@ -170,6 +171,8 @@ def refresh_record(
     from app.ml.packs import get_pack
     from app.ml.service import to_tensor
 
+    if threads is not None:
+        torch.set_num_threads(threads)
     model = load_opponent(name, device=device, models_dir=models_dir)
     images, labels = get_pack(model.pack_name, data_dir).load_split("test")
     key = eligibility_key(model.card, images, labels)
