@@ -284,7 +284,7 @@ _OPPONENTS: dict[str, OpponentSpec] = {
             "fashion-cnn behind Defense-GAN (Samangouei et al. 2018): before the net sees the image, it is replaced "
             "by the closest image a generator trained on Fashion-MNIST can draw (gradient descent on the latent "
             "code from several random starts). The projection has no gradient, so plain gradient attacks learn "
-            "nothing; BPDA (Athalye et al. 2018) gets through."
+            "nothing; BPDA (Athalye et al. 2018) barely moves it, PGD through the unrolled projection breaks it."
         ),
         build=None,
         architecture=FASHION_GAN_ARCHITECTURE,

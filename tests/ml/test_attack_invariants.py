@@ -30,6 +30,7 @@ CONFIG: dict[str, tuple[dict[str, object], float, float]] = {
     "fgsm": ({}, 0.1, 0.3),
     "pgd": ({"steps": 5}, 0.1, 0.5),
     "bpda-pgd": ({"steps": 5}, 0.1, 0.5),  # plain PGD on an undefended model
+    "unrolled-pgd": ({"steps": 5}, 0.1, 0.5),  # plain PGD on an undefended model too
     "pgd-l2": ({"steps": 5}, 2.0, 0.5),
     "mi-fgsm": ({"steps": 5}, 0.1, 0.5),
     "deepfool": ({"steps": 15, "candidates": 3}, 2.0, 0.5),

@@ -93,10 +93,11 @@ def test_curve_charts_are_served_for_measured_opponents(client: TestClient) -> N
 
 
 def test_defense_gan_is_offered_to_players(client: TestClient) -> None:
-    """Built means playable: the opponents list and the play page's chooser offer it, attacked by BPDA."""
+    """Built means playable: the opponents list and the play page's chooser offer it, attacked through its
+    unrolled projection."""
     opponents = {o["name"]: o for o in client.get("/api/v1/opponents").json()}
     defgan = opponents["fashion-defgan"]
-    assert defgan["card"]["adaptive_attack"]["attack"] == "bpda-pgd"
+    assert defgan["card"]["adaptive_attack"]["attack"] == "unrolled-pgd"
     assert defgan["attacks"], "some attack can be played against it"
     join(client, "chooser")
     assert 'value="fashion-defgan"' in client.get("/play").text

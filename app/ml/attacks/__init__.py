@@ -10,7 +10,7 @@ from typing import Any
 
 from app.ml.attacks.advgan import AdvGAN
 from app.ml.attacks.base import Attack, AttackParams, AttackResult, GeneratorArg, RunOutput
-from app.ml.attacks.bpda import BPDAPGD
+from app.ml.attacks.bpda import BPDAPGD, UnrolledPGD
 from app.ml.attacks.cw import CarliniWagnerL2
 from app.ml.attacks.deepfool import DeepFool, DeepFoolLinf
 from app.ml.attacks.evadehc import EvadeHC
@@ -46,6 +46,7 @@ _ATTACKS: dict[str, type[Attack]] = {
         TransferAttack,
         AdvGAN,
         BPDAPGD,
+        UnrolledPGD,
     )
 }
 

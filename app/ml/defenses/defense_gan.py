@@ -16,6 +16,7 @@ reproduces exactly (batching images together lets the CPU kernels pick other sum
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -96,8 +97,45 @@ def project_onto_range(
         return projected, torch.stack(errors)
 
 
+def unrolled_projection(
+    generator: FashionGenerator,
+    x: Tensor,
+    *,
+    steps: int,
+    restarts: int,
+    step_size: float,
+    seed: int = PROJECTION_SEED,
+) -> Tensor:
+    """G(z*) as a differentiable function of ``x``: the same Adam descents as :func:`project_onto_range`, all
+    images at once and recorded by autograd, so ``backward`` follows each step's dependence on ``x`` (the
+    "differentiate through the optimisation" attack that Athalye, Carlini & Wagner 2018 name for Defense-GAN,
+    feasible here because the projection takes only L = 10 steps). The best restart per image is chosen without
+    gradient. Batched, so the last bits may differ from the per-image projection the deployed model runs: what
+    an attack built on it achieves is always measured on the deployed model."""
+    beta1, beta2 = ADAM_BETAS
+    layers = generator.folded_layers()
+    starts = torch.randn(restarts, generator.latent_dim, generator=torch.Generator().manual_seed(seed))
+    starts = starts.to(device=x.device, dtype=layers[0][0].dtype)
+    target = x.flatten(1).repeat_interleave(restarts, dim=0)  # row i * restarts + r: image i, restart r
+    z = starts.repeat(x.shape[0], 1)
+    first, second = torch.zeros_like(z), torch.zeros_like(z)
+    for step in range(1, steps + 1):
+        grad, _ = reconstruction_gradient(layers, z, target)
+        first = first * beta1 + grad * (1 - beta1)
+        second = second * beta2 + grad * grad * (1 - beta2)
+        denom = (second / (1 - beta2**step)).sqrt() + ADAM_EPS
+        z = z - (step_size / (1 - beta1**step)) * first / denom
+    candidates = _decode(layers, z)[2].view(x.shape[0], restarts, -1)
+    with torch.no_grad():
+        best = (candidates - target.view_as(candidates)).pow(2).sum(2).argmin(1)
+    chosen = candidates[torch.arange(x.shape[0], device=x.device), best]
+    return chosen.view_as(x).to(x.dtype)
+
+
 class DefenseGAN(InputDefense):
     """Classifies the projection of the input onto the generator's range (``transform``)."""
+
+    _unrolled: bool = False
 
     def __init__(
         self,
@@ -124,8 +162,19 @@ class DefenseGAN(InputDefense):
         )
 
     def transform(self, x: Tensor) -> Tensor:
+        if self._unrolled:
+            return unrolled_projection(
+                self.generator, x, steps=self.steps, restarts=self.restarts, step_size=self.step_size, seed=self.seed
+            )
         projected, _ = self.reconstruct(x)
         return x * 0 + projected
+
+    def unrolled(self) -> DefenseGAN:
+        """The same model with the projection differentiated step by step (for adaptive attacks); never serve it
+        to players: it is slower and batched."""
+        view = copy.copy(self)
+        object.__setattr__(view, "_unrolled", True)
+        return view
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, steps={self.steps}, restarts={self.restarts}, step_size={self.step_size}"
