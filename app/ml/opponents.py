@@ -190,7 +190,7 @@ _OPPONENTS: dict[str, OpponentSpec] = {
         ),
         build=FashionSmallCNN,
         architecture=FASHION_SMALL_ARCHITECTURE,
-        epochs=4,
+        epochs=12,  # 4 gave 82.2% clean / 70.1% APGD; 12 gave 85.5% / 74.0% (20 min on 2 cores)
         batch_size=128,
         lr=2e-3,
         defense="pgd-at",
