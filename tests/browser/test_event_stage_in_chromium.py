@@ -19,6 +19,14 @@ def deliver_status(page: Page, key: str) -> None:
     )
 
 
+def wait_for_count(page: Page, seen: list[str], count: int, timeout_ms: int = 15_000) -> None:
+    """Let the page run until ``seen`` holds ``count`` requests (or the time is up); then the caller asserts."""
+    waited = 0
+    while len(seen) < count and waited < timeout_ms:
+        page.wait_for_timeout(100)
+        waited += 100
+
+
 def started_event(base: str, page: Page, nickname: str) -> str:
     event = httpx.post(f"{base}/api/v1/events", json={"name": "Stage races", "eps": 8 / 255}).json()
     join_by_code(page, base, event["code"], nickname)
@@ -46,7 +54,8 @@ def test_a_status_message_waits_for_the_round_in_flight(live_server: str, browse
         held[0].continue_()
         expect(page.get_by_alt_text("The image to classify")).to_be_visible(timeout=30_000)
         # The queued refresh ran after the round arrived, and it drew the same open round, not a Start button.
-        page.wait_for_timeout(500)
+        wait_for_count(page, stage_requests, 1)
+        page.wait_for_timeout(300)  # (not "networkidle": the status stream stays open)
         assert len(stage_requests) == 1
         expect(page.get_by_alt_text("The image to classify")).to_be_visible()
         expect(page.locator("#new-round")).to_have_count(0)
@@ -67,7 +76,7 @@ def test_a_status_the_stage_already_shows_costs_no_request(live_server: str, bro
         page.wait_for_timeout(300)
         assert stage_requests == []
         deliver_status(page, "paused:0:False:0:False")
-        page.wait_for_timeout(500)
+        wait_for_count(page, stage_requests, 1)
         assert len(stage_requests) == 1, "a status the stage does not show is fetched"
     finally:
         context.close()
