@@ -56,8 +56,8 @@ def record_path(models_dir: Path, name: str) -> Path:
     return models_dir / f"{name}.eligible.json"
 
 
-def cache_path(name: str, key: str, cache_dir: Path | None = None) -> Path:
-    return (cache_dir or ELIGIBLE_CACHE) / f"{name}-{key}.npy"
+def cache_path(name: str, key: str) -> Path:
+    return ELIGIBLE_CACHE / f"{name}-{key}.npy"
 
 
 def encode_mask(eligible: np.ndarray, total: int) -> str:
@@ -119,15 +119,15 @@ def write_record(models_dir: Path, name: str, key: str, eligible: np.ndarray, to
     return path
 
 
-def read_cache(name: str, key: str, cache_dir: Path | None = None) -> np.ndarray | None:
+def read_cache(name: str, key: str) -> np.ndarray | None:
     try:
-        return np.load(cache_path(name, key, cache_dir), allow_pickle=False)
+        return np.load(cache_path(name, key), allow_pickle=False)
     except (OSError, ValueError):
         return None
 
 
-def write_cache(name: str, key: str, eligible: np.ndarray, cache_dir: Path | None = None) -> None:
-    path = cache_path(name, key, cache_dir)
+def write_cache(name: str, key: str, eligible: np.ndarray) -> None:
+    path = cache_path(name, key)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -32,8 +32,6 @@ from app.ml.explain_contracts import ExplainJob, ExplainResult
 
 logger = logging.getLogger(__name__)
 
-ELIGIBLE_CACHE = eligibility.ELIGIBLE_CACHE
-
 
 def resolve_device(requested: str) -> torch.device:
     if requested == "auto":
@@ -204,12 +202,12 @@ class InProcessModelService:
         models_dir = Path(self._models_dir) if self._models_dir is not None else get_settings().models_dir
         found = eligibility.read_record(models_dir, name, key, len(labels))
         if found is None:
-            found = eligibility.read_cache(name, key, ELIGIBLE_CACHE)
+            found = eligibility.read_cache(name, key)
         if found is not None:
             return found
         logger.info("asking opponent %s about all %d test images (once; then cached)", name, len(labels))
         eligible = self._correctly_classified(model, images, labels)
-        eligibility.write_cache(name, key, eligible, ELIGIBLE_CACHE)
+        eligibility.write_cache(name, key, eligible)
         return eligible
 
     def _correctly_classified(self, model: torch.nn.Module, images: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -77,7 +77,6 @@ def logreg_models(tmp_path: Path, repo_models_dir: Path, monkeypatch: pytest.Mon
     folder.mkdir()
     for path in repo_models_dir.glob("fashion-logreg.*"):
         shutil.copy(path, folder / path.name)
-    monkeypatch.setattr("app.ml.service.ELIGIBLE_CACHE", tmp_path / "cache")
     monkeypatch.setattr("app.ml.eligibility.ELIGIBLE_CACHE", tmp_path / "cache")
     monkeypatch.setenv("ARENA_MODELS_DIR", str(folder))
     get_settings.cache_clear()

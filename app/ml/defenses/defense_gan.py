@@ -56,6 +56,15 @@ def reconstruction_gradient(layers: list[tuple[Tensor, Tensor]], z: Tensor, targ
     return delta @ w1, out
 
 
+def starting_codes(
+    generator: FashionGenerator, restarts: int, seed: int, device: torch.device, dtype: torch.dtype
+) -> Tensor:
+    """The ``seed``-ed N(0, I) codes every image's descents start from: the same for the deployed projection and
+    the unrolled one an attack differentiates, so the attack follows the very descents the defense runs."""
+    starts = torch.randn(restarts, generator.latent_dim, generator=torch.Generator().manual_seed(seed))
+    return starts.to(device=device, dtype=dtype)
+
+
 def project_onto_range(
     generator: FashionGenerator,
     x: Tensor,
@@ -75,8 +84,7 @@ def project_onto_range(
     beta1, beta2 = ADAM_BETAS
     with torch.inference_mode(False), torch.no_grad():
         layers = generator.folded_layers()
-        starts = torch.randn(restarts, generator.latent_dim, generator=torch.Generator().manual_seed(seed))
-        starts = starts.to(device=x.device, dtype=layers[0][0].dtype)
+        starts = starting_codes(generator, restarts, seed, x.device, layers[0][0].dtype)
         flat = x.detach().flatten(1).to(starts.dtype).clone()
         images, errors = [], []
         for target in flat:
@@ -114,8 +122,7 @@ def unrolled_projection(
     an attack built on it achieves is always measured on the deployed model."""
     beta1, beta2 = ADAM_BETAS
     layers = generator.folded_layers()
-    starts = torch.randn(restarts, generator.latent_dim, generator=torch.Generator().manual_seed(seed))
-    starts = starts.to(device=x.device, dtype=layers[0][0].dtype)
+    starts = starting_codes(generator, restarts, seed, x.device, layers[0][0].dtype)
     target = x.flatten(1).repeat_interleave(restarts, dim=0)  # row i * restarts + r: image i, restart r
     z = starts.repeat(x.shape[0], 1)
     first, second = torch.zeros_like(z), torch.zeros_like(z)
