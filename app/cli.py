@@ -52,7 +52,7 @@ def serve(
 
 def _check_opponent_ready() -> None:
     """Fail before the server starts, with the fix, rather than with a traceback inside the lifespan."""
-    from app.ml.opponents import OpponentMissing, opponent_pack
+    from app.ml.opponents.registry import OpponentMissing, opponent_pack
     from app.ml.packs import DataPackMissing, get_pack
 
     settings = get_settings()
@@ -125,8 +125,8 @@ def train(
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
 ) -> None:
     """Train the pack's opponent, save models/<name>.safetensors and rewrite its model card (with progress)."""
-    from app.ml.cli_train import summary, train_named, train_pack
     from app.ml.packs import DataPackMissing
+    from app.ml.training.command import summary, train_named, train_pack
 
     _setup_logging()
     settings = get_settings()
@@ -157,7 +157,7 @@ def train(
 def _refresh_eligibility(name: str, device: str = "cpu") -> None:
     """After training: the committed eligible-image record is keyed by the card (which pins the new checkpoint),
     so it is rewritten too, else every start would ask the model about all test images again."""
-    from app.ml.eligibility import refresh_record
+    from app.ml.opponents.eligibility import refresh_record
 
     settings = get_settings()
     typer.echo(f"{name}: asking it about every test image for models/{name}.eligible.json ...")
@@ -179,9 +179,9 @@ def eligible(
     rounds are drawn from. The model service reads it instead of asking the model about all of them at start."""
     from rich.progress import Progress
 
-    from app.ml import cards
-    from app.ml.eligibility import refresh_record
-    from app.ml.opponents import OpponentCorrupt, OpponentMissing, available_opponents
+    from app.ml.opponents import cards
+    from app.ml.opponents.eligibility import refresh_record
+    from app.ml.opponents.registry import OpponentCorrupt, OpponentMissing, available_opponents
     from app.ml.packs import DataPackMissing
 
     _setup_logging()
@@ -218,8 +218,8 @@ def transfer_matrix(
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
 ) -> None:
     """Craft on every differentiable opponent, show to every opponent; write models/transfer-matrix.json (+ .md)."""
-    from app.ml.opponents import OpponentCorrupt, OpponentMissing
-    from app.ml.transfer_matrix import DEFINITION, compute_transfer_matrix, write_transfer_matrix
+    from app.ml.measure.transfer_matrix import DEFINITION, compute_transfer_matrix, write_transfer_matrix
+    from app.ml.opponents.registry import OpponentCorrupt, OpponentMissing
 
     _setup_logging()
     settings = get_settings()
@@ -279,7 +279,8 @@ def export(
     event: Annotated[str | None, typer.Option("--event", help="Only this event (its join code).")] = None,
 ) -> None:
     """Export every answer (human and machine) with its round, one row per answer. --format zip writes the research
-    bundle: images, answers.csv, rounds.csv, metadata.json, DATASHEET.md and a recompute.py (app/stats/bundle.py)."""
+    bundle: images, answers.csv, rounds.csv, metadata.json, DATASHEET.md and a recompute.py
+    (app/stats/bundle/build.py)."""
     from app.db.session import open_database
     from app.ml.packs import get_pack
     from app.stats import export as exporting
@@ -328,7 +329,8 @@ def _export_zip(output: Path, event: str | None) -> None:
 
     from app.db.session import open_database
     from app.ml.packs import get_pack
-    from app.stats import bundle, science
+    from app.stats import science
+    from app.stats.bundle import build as bundle
 
     if str(output) == "-":
         output = Path(f"arena-dataset-{datetime.now(UTC):%Y%m%d-%H%M%S}.zip")
@@ -379,8 +381,8 @@ def bench_attacks(
     results_file: Annotated[Path, typer.Option(help="Where --write-results appends.")] = Path("benchmarks/RESULTS.md"),
 ) -> None:
     """Every attack: success, median L2/L-inf, queries, ms/image; PGD/AdvGAN/CW ratios to their compute floor."""
-    from app.ml.cli_attacks import bench_attacks as run
-    from app.ml.opponents import OpponentMissing
+    from app.ml.measure.commands import bench_attacks as run
+    from app.ml.opponents.registry import OpponentMissing
     from app.ml.packs import DataPackMissing
 
     _setup_logging()
@@ -424,8 +426,8 @@ def train_advgan(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
     """Train an AdvGAN generator against an opponent; write models/advgan-<opponent>.safetensors and its card."""
-    from app.ml.cli_attacks import train_advgan as run
-    from app.ml.opponents import OpponentMissing
+    from app.ml.measure.commands import train_advgan as run
+    from app.ml.opponents.registry import OpponentMissing
     from app.ml.packs import DataPackMissing
 
     _setup_logging()
@@ -458,9 +460,9 @@ def eval_model(
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's).")] = None,
 ) -> None:
     """Clean accuracy and each attack at each eps; writes robustness_table into the model's card (.json, .md)."""
-    from app.ml.cli_attacks import eval_model as run
-    from app.ml.cli_attacks import parse_eps
-    from app.ml.opponents import OpponentMissing
+    from app.ml.measure.commands import eval_model as run
+    from app.ml.measure.commands import parse_eps
+    from app.ml.opponents.registry import OpponentMissing
     from app.ml.packs import DataPackMissing
 
     _setup_logging()
@@ -482,8 +484,8 @@ def defense_eval(
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's).")] = None,
 ) -> None:
     """The defense lab's rows (naive vs adaptive attacks, detection) for one opponent, written into its card."""
-    from app.ml.defense_eval import evaluate_defense
-    from app.ml.opponents import OpponentMissing
+    from app.ml.measure.defense_eval import evaluate_defense
+    from app.ml.opponents.registry import OpponentMissing
     from app.ml.packs import DataPackMissing
 
     _setup_logging()

@@ -24,8 +24,8 @@ from app.config import Settings, get_settings
 from app.db.session import open_database
 from app.errors import ArenaError, DatabaseBusy
 from app.game.pool import with_ready_round_pool
-from app.ml.cloak_service import CloakService
-from app.ml.contracts import ModelService
+from app.ml.cloak.service import CloakService
+from app.ml.service.contracts import ModelService
 from app.web.cloak import router as web_cloak_router
 from app.web.events import router as web_events_router
 from app.web.explain import router as web_explain_router
@@ -48,8 +48,8 @@ def default_model_service(settings: Settings) -> ModelService:
             timeout_s=settings.service_timeout_s,
             max_connections=settings.service_queue_size,
         )
-    from app.ml.opponents import available_opponents
-    from app.ml.service import InProcessModelService  # torch is imported here and nowhere else in the server
+    from app.ml.opponents.registry import available_opponents
+    from app.ml.service.in_process import InProcessModelService  # torch is imported here and nowhere else in the server
 
     return InProcessModelService(
         opponents=settings.opponent_choice(available_opponents()),
@@ -129,7 +129,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.templates = build_templates()
-    app.state.cloak = cloak  # /cloak: photos cloaked in memory, results deleted after a TTL (app/ml/cloak_service.py)
+    app.state.cloak = cloak  # /cloak: photos cloaked in memory, results deleted after a TTL (app/ml/cloak/service.py)
     app.state.hub = EventHub()  # live updates for event screens (in-process; see app/web/live.py)
     app.add_middleware(
         SessionMiddleware,

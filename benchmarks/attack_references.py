@@ -12,7 +12,7 @@ Three tables, printed as Markdown (the format of benchmarks/RESULTS.md):
    (their defaults, 50 and 64 iterations, cost 25,000+ queries per image and take hours on 2 cores). The libraries'
    queries are counted by a wrapper module that adds up every image the model is shown, divided by the batch.
 
-Timing is the one app/ml/bench.py uses for its ratio runs: each repetition times every implementation of a group
+Timing is the one app/ml/measure/bench.py uses for its ratio runs: each repetition times every implementation of a group
 and, right before it, its floor, in an order that rotates between repetitions, so other processes' load hits both
 alike; the ratio reported is the median of the paired (attack / floor) ratios. Success is the share of the
 clean-correct images that end misclassified; median L2 is over those. Ctrl-C prints the tables measured so far.
@@ -39,7 +39,7 @@ from torch import Tensor
 
 from app.ml import ArenaModel, get_pack, load_opponent
 from app.ml.attacks import get_attack
-from app.ml.bench import _floor, _summary, _timed
+from app.ml.measure.bench import _floor, _summary, _timed
 
 console = Console(stderr=True)
 INTERRUPTED: list[str] = []  # sections cut short by Ctrl-C or SIGTERM

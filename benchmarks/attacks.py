@@ -1,7 +1,7 @@
 """Attack benchmark: every registered attack on Fashion-MNIST test images against the fashion-cnn opponent, with
 torchattacks side by side where it has the same attack, and the PGD-10 / CW-L2 ratios to their compute floor.
 
-Prints a Markdown table (the format of benchmarks/RESULTS.md). Definitions are in :mod:`app.ml.bench`.
+Prints a Markdown table (the format of benchmarks/RESULTS.md). Definitions are in :mod:`app.ml.measure.bench`.
 
 Run: ``.venv/bin/python benchmarks/attacks.py [--reps 5] [--only cw,pgd]``
 """
@@ -16,7 +16,7 @@ import sys
 import torch
 
 from app.ml import get_pack, load_opponent
-from app.ml.bench import DEFAULT_SUITE, format_attack_bench, run_attack_bench
+from app.ml.measure.bench import DEFAULT_SUITE, format_attack_bench, run_attack_bench
 
 
 def main() -> None:

@@ -27,8 +27,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from app.ml.cloak import CloakEngine
-from app.ml.imagenet import TRANSFER_TARGET, load_imagenet_model
+from app.ml.cloak.engine import CloakEngine
+from app.ml.opponents.imagenet import TRANSFER_TARGET, load_imagenet_model
 
 STEPS = 10
 EPS = 4 / 255

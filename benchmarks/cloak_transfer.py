@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from app.ml.cloak import CloakEngine
-from app.ml.natural import available_photos
-from app.ml.uploads import validate_upload
+from app.ml.cloak.engine import CloakEngine
+from app.ml.cloak.uploads import validate_upload
+from app.ml.packs.natural import available_photos
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""How long "why the machine fails" takes per round (app/ml/explain.py) for the Fashion CNN on one torch thread.
+"""How long "why the machine fails" takes per round (app/ml/measure/explain.py) for the Fashion CNN on one torch thread.
 
 For each of N stored-like rounds (PGD, L∞ eps 0.1 on the first test images, quantised to uint8 as the service
 does) and each repetition, in an order that rotates between repetitions so that other processes' load hits all
@@ -34,9 +34,9 @@ from rich.progress import Progress
 
 from app.ml import get_pack, load_opponent
 from app.ml.attacks import get_attack
-from app.ml.explain import _classify, _to_input, _unit, boundary_slice, explain, slice_axes
-from app.ml.explain_contracts import ExplainJob
-from app.ml.service import quantize_within_budget, to_tensor
+from app.ml.measure.explain import _classify, _to_input, _unit, boundary_slice, explain, slice_axes
+from app.ml.service.explain_contracts import ExplainJob
+from app.ml.service.in_process import quantize_within_budget, to_tensor
 
 console = Console()
 

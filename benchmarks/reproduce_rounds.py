@@ -12,9 +12,9 @@ import argparse
 import asyncio
 import dataclasses
 
-from app.game.images import to_png
-from app.ml.contracts import ImageJob
-from app.ml.service import InProcessModelService
+from app.images import to_png
+from app.ml.service.contracts import ImageJob
+from app.ml.service.in_process import InProcessModelService
 
 
 def make_jobs(count: int, attack: str, steps: int) -> list[ImageJob]:

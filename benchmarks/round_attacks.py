@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.game.difficulty import Staircase  # noqa: E402
 from app.game.rounds import RoundPlan, attack_entry, new_job, round_budget  # noqa: E402
-from app.ml.service import InProcessModelService  # noqa: E402
+from app.ml.service.in_process import InProcessModelService  # noqa: E402
 from benchmarks.round_creation import cpu_model  # noqa: E402
 
 

@@ -17,6 +17,9 @@ from app.config import Settings
 from app.db import migrate
 from app.main import create_app
 
+# The ImageNet fixtures (one engine, one live cloak app) serve tests in ml/, web/ and browser/.
+pytest_plugins = ["tests.imagenet"]
+
 POSTGRES_URL = os.environ.get("ARENA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SKIP_POSTGRES = os.environ.get("ARENA_TEST_SKIP_POSTGRES") == "1" and os.environ.get("CI") != "true"
 TABLES = ("answers", "rounds", "shared_rounds", "players", "events")

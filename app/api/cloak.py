@@ -16,8 +16,8 @@ from starlette.datastructures import UploadFile
 
 from app.api.schemas import Problem
 from app.errors import Invalid
-from app.ml.cloak_service import CloakJob, CloakService
-from app.ml.uploads import TOO_LARGE, UploadRejected
+from app.ml.cloak.service import CloakJob, CloakService
+from app.ml.cloak.uploads import TOO_LARGE, UploadRejected
 
 router = APIRouter(prefix="/api/v1", tags=["cloak"])
 
@@ -248,7 +248,7 @@ class ClassifyOut(BaseModel):
 )
 async def classify_photo(request: Request) -> dict[str, Any]:
     """The same validation as a cloak, then one forward pass; nothing is kept. This is the project's own
-    classifier over HTTP, the target the remote opponent (app/ml/remote.py) is tested against."""
+    classifier over HTTP, the target the remote opponent (app/ml/cloak/remote.py) is tested against."""
     service = service_of(request)
     data, fields = await read_cloak_form(request, service)
     return await service.classify(data, fields.get("model") or None)

@@ -1,7 +1,7 @@
 """GET /api/v1/rounds/{round_id}/explain: the numbers behind "why the machine fails" (issue #7) for one answered
 round of the calling player: SmoothGrad saliency maps, the decision-boundary slice and the linearity curve with its
 R². The same rules as the page: someone else's round, an unanswered one or a together image still counting down is
-404. Computed by the model service on each call (app/ml/explain.py); nothing is cached."""
+404. Computed by the model service on each call (app/ml/measure/explain.py); nothing is cached."""
 
 from __future__ import annotations
 

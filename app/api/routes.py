@@ -29,7 +29,7 @@ from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
 from app.deps import ApiPlayer, HubDep, ServiceDep, SessionDep, SettingsDep
 from app.errors import Conflict, Invalid
 from app.game import conditions, events, players, rounds, threshold
-from app.ml.contracts import ModelService
+from app.ml.service.contracts import ModelService
 from app.stats import export
 from app.stats.leaderboard import leaderboard, tally
 

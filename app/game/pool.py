@@ -33,8 +33,8 @@ from typing import Any
 from app.config import Settings
 from app.errors import ArenaError
 from app.game import rounds
-from app.ml.contracts import ImageJob, ImageResult, ModelService, OpponentInfo
-from app.ml.explain_contracts import ExplainJob, ExplainResult
+from app.ml.service.contracts import ImageJob, ImageResult, ModelService, OpponentInfo
+from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 
 logger = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
 from app.errors import Conflict, Invalid, NotFound
 from app.game import conditions
 from app.game.difficulty import Staircase, eps_as_grey_levels
-from app.game.images import to_png
 from app.game.scoring import score_answer
-from app.ml.contracts import ImageJob, ImageResult, OpponentInfo
+from app.images import to_png
+from app.ml.service.contracts import ImageJob, ImageResult, OpponentInfo
 
 
 class ImageSource(Protocol):

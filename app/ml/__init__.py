@@ -1,7 +1,7 @@
 """The ML layer: data packs, opponents (classifiers), attacks, training and measurement.
 
 This is the only package that imports torch. Its public names load lazily (PEP 562), so that importing a
-torch-free module such as :mod:`app.ml.contracts` or :mod:`app.ml.packs` from the web tier does not pull torch
+torch-free module such as :mod:`app.ml.service.contracts` or :mod:`app.ml.packs` from the web tier does not pull torch
 in. It deliberately does not import the model service, so that scripts, tests and the trainer can use
 opponents and attacks without starting worker threads.
 """
@@ -13,10 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from app.ml.attacks import Attack, AttackResult, available_attacks, get_attack
+    from app.ml.errors import UnknownName
     from app.ml.model import ArenaModel
-    from app.ml.opponents import OpponentCorrupt, OpponentMissing, available_opponents, load_opponent, opponent_pack
+    from app.ml.opponents.registry import (
+        OpponentCorrupt,
+        OpponentMissing,
+        available_opponents,
+        load_opponent,
+        opponent_pack,
+    )
     from app.ml.packs import DataPack, DataPackCorrupt, DataPackMissing, available_packs, get_pack
-    from app.ml.registry_errors import UnknownName
 
 _EXPORTS = {
     "Attack": "app.ml.attacks",
@@ -24,17 +30,17 @@ _EXPORTS = {
     "available_attacks": "app.ml.attacks",
     "get_attack": "app.ml.attacks",
     "ArenaModel": "app.ml.model",
-    "OpponentCorrupt": "app.ml.opponents",
-    "OpponentMissing": "app.ml.opponents",
-    "available_opponents": "app.ml.opponents",
-    "load_opponent": "app.ml.opponents",
-    "opponent_pack": "app.ml.opponents",
+    "OpponentCorrupt": "app.ml.opponents.registry",
+    "OpponentMissing": "app.ml.opponents.registry",
+    "available_opponents": "app.ml.opponents.registry",
+    "load_opponent": "app.ml.opponents.registry",
+    "opponent_pack": "app.ml.opponents.registry",
     "DataPack": "app.ml.packs",
     "DataPackCorrupt": "app.ml.packs",
     "DataPackMissing": "app.ml.packs",
     "available_packs": "app.ml.packs",
     "get_pack": "app.ml.packs",
-    "UnknownName": "app.ml.registry_errors",
+    "UnknownName": "app.ml.errors",
 }
 
 # Spelled out (not sorted(_EXPORTS)) so linters and type checkers see the re-exports; the test suite checks

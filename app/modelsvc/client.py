@@ -25,7 +25,7 @@ import httpx
 
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.messages import SERVICE_BUSY, SERVICE_DOWN
-from app.ml.contracts import (
+from app.ml.service.contracts import (
     ImageJob,
     ImageResult,
     OpponentInfo,
@@ -34,7 +34,7 @@ from app.ml.contracts import (
     job_to_wire,
     result_from_wire,
 )
-from app.ml.explain_contracts import ExplainJob, ExplainResult, explain_job_to_wire, explain_result_from_wire
+from app.ml.service.explain_contracts import ExplainJob, ExplainResult, explain_job_to_wire, explain_result_from_wire
 
 logger = logging.getLogger(__name__)
 

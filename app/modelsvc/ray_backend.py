@@ -38,8 +38,8 @@ from ray import serve
 from app.config import Settings, get_settings
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.messages import SERVICE_DOWN
-from app.ml.contracts import ImageJob, ImageResult, OpponentInfo
-from app.ml.explain_contracts import ExplainJob, ExplainResult
+from app.ml.service.contracts import ImageJob, ImageResult, OpponentInfo
+from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 from app.modelsvc.server import create_server_app
 
 logger = logging.getLogger(__name__)

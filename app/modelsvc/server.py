@@ -2,7 +2,7 @@
 
 Protocol v1 (JSON over HTTP/1.1; no authentication, so bind to 127.0.0.1 or a private network only)
 -------------------------------------------------------------------------------------------------------
-The bodies are the contracts of app/ml/contracts.py in their wire form (``job_to_wire``, ``result_to_wire``,
+The bodies are the contracts of app/ml/service/contracts.py in their wire form (``job_to_wire``, ``result_to_wire``,
 ``info_to_wire``): dataclass fields by name, tuples as lists, images as ``{"__ndarray__": {"dtype": "uint8",
 "shape": [28, 28], "data": "<base64 of the raw bytes>"}}``. Every error body is ``{"error": <code>, "detail":
 <text>}``.
@@ -16,7 +16,7 @@ The bodies are the contracts of app/ml/contracts.py in their wire form (``job_to
                              422 {"error": "invalid"}      the body is not an ImageJob
                              503 {"error": "busy"}         the queue is full; Retry-After says when to try again
                              503 {"error": "unavailable"}  the backend failed or timed out; Retry-After too
-  POST /v1/explain           body: one ExplainJob (app/ml/explain_contracts.py). 200 ExplainResult; 422, 503 as
+  POST /v1/explain           body: one ExplainJob (app/ml/service/explain_contracts.py). 200 ExplainResult; 422, 503 as
                              above; 501 {"error": "unsupported"} when the backend cannot explain. Not batched.
 
 One job per request: the backend batches concurrent requests (same opponent, attack and parameters) exactly as it
@@ -35,8 +35,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app.errors import ServiceBusy, ServiceUnavailable
-from app.ml.contracts import ModelService, WireError, info_to_wire, job_from_wire, result_to_wire
-from app.ml.explain_contracts import explain_job_from_wire, explain_result_to_wire
+from app.ml.service.contracts import ModelService, WireError, info_to_wire, job_from_wire, result_to_wire
+from app.ml.service.explain_contracts import explain_job_from_wire, explain_result_to_wire
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Why the machine fails, for one stored round (issue #7): who may see it, the job sent to the model service, and
 the numbers as plain data. Shared by the page (app/web/explain.py) and the JSON API (app/api/explain.py); no HTTP
-and no torch here (the model service computes, app/stats/explain_plots.py draws)."""
+and no torch here (the model service computes, app/stats/plots/explain.py draws)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from app import messages
 from app.db.tables import PlayerRecord, RoundRecord
 from app.errors import NotFound
 from app.game import events, rounds
-from app.game.images import from_png
-from app.ml.contracts import ModelService
-from app.ml.explain_contracts import GRID_SIZE, SMOOTHGRAD_SAMPLES, ExplainJob, ExplainResult
+from app.images import from_png
+from app.ml.service.contracts import ModelService
+from app.ml.service.explain_contracts import GRID_SIZE, SMOOTHGRAD_SAMPLES, ExplainJob, ExplainResult
 
 # Above this many pixel values per image (ImageNet's 150,528) a round gets a coarser slice and fewer noisy copies:
 # each grid point and copy is a forward pass of a much bigger net.

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response, Streamin
 from app.api.cloak import job_summary, read_cloak_form, service_of, start_cloak
 from app.deps import check_csrf, csrf_token
 from app.errors import ArenaError
-from app.ml.cloak_service import STRENGTHS, CloakService
+from app.ml.cloak.service import STRENGTHS, CloakService
 
 router = APIRouter(include_in_schema=False)
 

@@ -148,7 +148,8 @@ async def defenses_page(request: Request, player: CookiePlayer, settings: Settin
 @router.get("/lab/defenses/{name}/curves.{fmt}", name="lab_defense_curves")
 async def defense_curves(name: str, fmt: str, settings: SettingsDep) -> Response:
     """One opponent's accuracy-vs-eps chart (naive dashed, adaptive solid) as PNG or SVG."""
-    from app.stats import defense_plots, plots  # matplotlib loads on the first chart, not at start-up
+    from app.stats.plots import defenses as defense_plots
+    from app.stats.plots import events as plots  # matplotlib loads on the first chart, not at start-up
 
     if fmt not in plots.CHART_FORMATS:
         raise NotFound(messages.CHART_UNKNOWN)

@@ -22,8 +22,8 @@ from app.deps import CatalogDep, CookiePlayer, HubDep, HxRequest, ServiceDep, Se
 from app.errors import ArenaError, Forbidden, NotFound
 from app.game import events, rounds
 from app.game.difficulty import eps_as_grey_levels
-from app.game.images import amplified_perturbation, from_png, to_png
-from app.ml.contracts import ModelService
+from app.images import amplified_perturbation, from_png, to_png
+from app.ml.service.contracts import ModelService
 from app.stats import events as event_stats
 from app.stats.leaderboard import leaderboard
 from app.web import live
@@ -665,7 +665,7 @@ CHARTS = ("accuracy-by-eps", "confusions")
 
 @router.get("/events/{code}/charts/{chart}.{fmt}", name="event_chart")
 async def event_chart(code: str, chart: str, fmt: str, session: SessionDep, service: ServiceDep) -> Response:
-    from app.stats import plots  # matplotlib loads on the first chart, not at start-up
+    from app.stats.plots import events as plots  # matplotlib loads on the first chart, not at start-up
 
     if chart not in CHARTS or fmt not in plots.CHART_FORMATS:
         raise NotFound(messages.CHART_UNKNOWN)

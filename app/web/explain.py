@@ -1,7 +1,8 @@
 """The "why the machine fails" page of one answered round (issue #7): SmoothGrad saliency for the clean and the
 shown image, the decision-boundary slice and the linearity picture, each with a caption in plain words. Only the
 round's own player sees it, and only once the answer may be revealed (404 otherwise, like the original image).
-The numbers come from the model service (app/ml/explain.py); charts are drawn per request and nothing is cached."""
+The numbers come from the model service (app/ml/measure/explain.py); charts are drawn per request and nothing is
+cached."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
 
 def _draw(record: Any, result: Any, class_names: tuple[str, ...], kind: str, fmt: str = "png") -> bytes:
     """One chart; runs in a worker thread (matplotlib is imported here, on first use, not at start-up)."""
-    from app.stats.explain_plots import explain_chart
+    from app.stats.plots.explain import explain_chart
 
     clean, shown = explain_stats.images_of(record)
     eps, norm = record.eps, record.norm or "linf"

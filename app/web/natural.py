@@ -1,4 +1,4 @@
-"""/natural: rounds on natural photos (app/ml/natural.py) against EfficientNet-Lite0, without JavaScript.
+"""/natural: rounds on natural photos (app/ml/packs/natural.py) against EfficientNet-Lite0, without JavaScript.
 
 Start a round (POST, 303 to the round), pick one of four classes (POST, 303 to the reveal). Rounds live in the
 cloak service's memory for a few minutes; they are not written to the game database or the leaderboards. The
@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from app.api.cloak import service_of
 from app.deps import check_csrf, csrf_token
 from app.errors import ArenaError, NotFound
-from app.ml.uploads import to_png
+from app.ml.cloak.uploads import to_png
 
 router = APIRouter(include_in_schema=False)
 TEMPLATE = "pages/natural.html"

@@ -14,9 +14,9 @@ from app.db.tables import AnswerRecord, EventRecord, RoundRecord
 from app.deps import CookiePlayer, HxRequest, ServiceDep, SessionDep, SettingsDep, check_csrf, csrf_token
 from app.errors import ArenaError, Invalid, NotFound, Unauthorized
 from app.game import conditions, events, players, rounds, threshold
-from app.game.images import amplified_perturbation, from_png, to_png
 from app.game.scoring import BEAT_MACHINE_BONUS, CORRECT_POINTS, STREAK_BONUS, STREAK_BONUS_FROM
-from app.ml.contracts import ModelService
+from app.images import amplified_perturbation, from_png, to_png
+from app.ml.service.contracts import ModelService
 from app.stats.leaderboard import leaderboard, tally
 
 router = APIRouter(include_in_schema=False)

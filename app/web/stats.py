@@ -17,7 +17,7 @@ from app import messages
 from app.deps import CookiePlayer, ServiceDep, SessionDep
 from app.errors import ArenaError, Invalid, NotFound
 from app.game import events
-from app.ml.contracts import ModelService
+from app.ml.service.contracts import ModelService
 from app.stats import science
 from app.web.routes import render
 
@@ -152,7 +152,8 @@ async def stats_chart(
     until: Field = "",
 ) -> Response:
     """The accuracy-vs-budget chart as PNG or SVG, with the page's filters."""
-    from app.stats import plots, science_plots  # matplotlib loads on the first chart, not at start-up
+    from app.stats.plots import events as plots
+    from app.stats.plots import science as science_plots  # matplotlib loads on the first chart, not at start-up
 
     if fmt not in plots.CHART_FORMATS:
         raise NotFound(messages.CHART_UNKNOWN)

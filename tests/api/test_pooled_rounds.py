@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from app.game.images import to_png
 from app.game.pool import ReadyRoundPool
+from app.images import to_png
 from app.main import create_app
 from tests.conftest import empty_tables, make_settings
 from tests.helpers import auth, new_player

@@ -12,7 +12,7 @@ from PIL import Image
 from playwright.sync_api import Browser, expect
 
 from tests.browser.conftest import ARTIFACTS
-from tests.cloak.conftest import EXTRA_MISSING, HAS_EXTRA, sample
+from tests.imagenet import EXTRA_MISSING, HAS_EXTRA, sample
 
 pytestmark = pytest.mark.skipif(not HAS_EXTRA, reason=EXTRA_MISSING)
 

@@ -15,7 +15,7 @@ from app.errors import ServiceUnavailable
 from app.game import rounds
 from app.game.difficulty import Staircase
 from app.game.pool import ReadyRoundPool, pool_key, staircase_neighbours, starting_jobs, with_ready_round_pool
-from app.ml.contracts import ImageJob, ImageResult, OpponentInfo
+from app.ml.service.contracts import ImageJob, ImageResult, OpponentInfo
 
 pytestmark = pytest.mark.anyio
 PARAMS = ImageJob.freeze_params({"steps": 20, "random_start": True})

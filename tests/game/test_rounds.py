@@ -13,7 +13,7 @@ from app.db.session import open_database
 from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
 from app.errors import Conflict, Invalid, NotFound
 from app.game import players, rounds
-from app.ml.contracts import ImageJob, ImageResult, OpponentInfo
+from app.ml.service.contracts import ImageJob, ImageResult, OpponentInfo
 
 pytestmark = pytest.mark.anyio
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")

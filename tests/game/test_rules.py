@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from app import messages
 from app.errors import Invalid
 from app.game.difficulty import Staircase, eps_as_grey_levels
-from app.game.images import amplified_perturbation, from_png, to_png
 from app.game.players import validate_nickname
 from app.game.scoring import score_answer
+from app.images import amplified_perturbation, from_png, to_png
 
 
 def test_staircase_starts_at_min_eps_and_grows_geometrically() -> None:

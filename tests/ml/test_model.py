@@ -22,8 +22,8 @@ from app.ml import (
     load_opponent,
     opponent_pack,
 )
-from app.ml.cards import render_markdown
-from app.ml.evaluation import clean_predictions
+from app.ml.measure.evaluation import clean_predictions
+from app.ml.opponents.cards import render_markdown
 from app.ml.packs import DataPack
 
 
@@ -135,7 +135,7 @@ def test_opponent_registry() -> None:
 
 
 def test_importing_app_ml_does_not_start_the_service() -> None:
-    prefixes = ("app.ml.service", "app.web", "app.api", "app.game", "app.db")
+    prefixes = ("app.ml.service.in_process", "app.web", "app.api", "app.game", "app.db")
     code = f"import sys, app.ml; print(sorted(m for m in sys.modules if m.startswith({prefixes!r})))"
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.db.session import sync_url
 from app.db.tables import AnswerRecord, EventRecord, PlayerRecord, RoundRecord, SharedRoundRecord
-from app.game.images import to_png
+from app.images import to_png
 
 EVENT_CODE = "SKY234"
 DAY = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -19,7 +19,9 @@ from fastapi.testclient import TestClient
 
 from app.db.session import open_database
 from app.ml.packs import get_pack
-from app.stats import bundle, bundle_recompute, science
+from app.stats import science
+from app.stats.bundle import build as bundle
+from app.stats.bundle import recompute as bundle_recompute
 from tests.stats.science_data import EVENT_CODE, seed_science_data
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from app.db.session import sync_url
 from app.db.tables import RoundRecord
-from app.game.images import to_png
-from app.ml.contracts import ImageJob, ImageResult
+from app.images import to_png
+from app.ml.service.contracts import ImageJob, ImageResult
 from tests.helpers import auth, new_player
 
 

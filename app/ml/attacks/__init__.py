@@ -25,7 +25,7 @@ from app.ml.attacks.pgd_l2 import PGDL2
 from app.ml.attacks.queries import QueryBudgetExceeded, QueryCounter
 from app.ml.attacks.square import SquareAttack
 from app.ml.attacks.transfer import TransferAttack
-from app.ml.registry_errors import UnknownName
+from app.ml.errors import UnknownName
 
 _ATTACKS: dict[str, type[Attack]] = {
     cls.name: cls

@@ -23,10 +23,10 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from app.config import get_settings
-from app.ml import cards
 from app.ml.attacks.base import Attack, AttackParams, GeneratorArg
 from app.ml.model import ArenaModel
 from app.ml.nets.advgan import AdvGANGenerator
+from app.ml.opponents import cards
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def inference_generator(
     name: str = DEFAULT_GENERATOR, *, device: str | torch.device = "cpu", models_dir: Path | None = None
 ) -> tuple[nn.Module, dict[str, Any]]:
     """:func:`load_generator`'s net made for serving: every BatchNorm folded into the convolution before it and the
-    weights in channels-last memory. Same outputs up to float rounding (tests/ml/test_advgan.py), and the one
+    weights in channels-last memory. Same outputs up to float rounding (tests/ml/attacks/test_advgan.py), and the one
     forward pass AdvGAN is made of runs about a quarter faster on this CPU (benchmarks/RESULTS.md)."""
     net, card = load_generator(name, device=device, models_dir=models_dir)
     with _cache_lock:

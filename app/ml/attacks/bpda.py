@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from app.ml.attacks._common import margin
 from app.ml.attacks.base import Attack, AttackParams, GeneratorArg, uniform_noise
+from app.ml.attacks.common import margin
 from app.ml.defenses.base import InputDefense, attack_view
 from app.ml.model import ArenaModel
 

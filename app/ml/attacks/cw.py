@@ -24,8 +24,8 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from app.ml.attacks._common import fooled, forward_bucketed, margin
 from app.ml.attacks.base import Attack, AttackParams, GeneratorArg
+from app.ml.attacks.common import fooled, forward_bucketed, margin
 from app.ml.model import ArenaModel
 
 

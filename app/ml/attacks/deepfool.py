@@ -16,8 +16,8 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from app.ml.attacks._common import forward_bucketed
 from app.ml.attacks.base import Attack, AttackParams, GeneratorArg
+from app.ml.attacks.common import forward_bucketed
 from app.ml.model import ArenaModel
 
 

@@ -15,8 +15,8 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from app.ml.attacks._common import fooled, margin, randn
 from app.ml.attacks.base import AttackParams, GeneratorArg
+from app.ml.attacks.common import fooled, margin, randn
 from app.ml.attacks.queries import QueryAttack, QueryCounter
 
 

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from app.ml.attacks._common import rand, randn
 from app.ml.attacks.base import Attack, AttackParams, GeneratorArg
+from app.ml.attacks.common import rand, randn
 from app.ml.model import ArenaModel
 
 REL_STEP_SIZE = 2.5

@@ -18,8 +18,8 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor
 
-from app.ml.attacks._common import forward_bucketed
 from app.ml.attacks.base import Attack, GeneratorArg, RunOutput
+from app.ml.attacks.common import forward_bucketed
 from app.ml.model import ArenaModel
 
 QueryMode = Literal["score", "decision"]

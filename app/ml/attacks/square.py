@@ -17,8 +17,8 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from app.ml.attacks._common import margin, rand
 from app.ml.attacks.base import AttackParams, GeneratorArg
+from app.ml.attacks.common import margin, rand
 from app.ml.attacks.queries import QueryAttack, QueryCounter
 
 

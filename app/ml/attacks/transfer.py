@@ -33,7 +33,7 @@ class TransferParams(AttackParams):
     @field_validator("surrogate")
     @classmethod
     def _known_differentiable_opponent(cls, value: str) -> str:
-        from app.ml.opponents import available_opponents, opponent_spec
+        from app.ml.opponents.registry import available_opponents, opponent_spec
 
         if value not in available_opponents():
             raise ValueError(f"unknown surrogate {value!r}; choose one of: {', '.join(available_opponents())}")
@@ -60,7 +60,7 @@ class TransferParams(AttackParams):
 def surrogate_model(name: str, device: torch.device) -> ArenaModel:
     """The surrogate opponent, loaded once per (name, device, models folder) and kept for later calls."""
     from app.config import get_settings
-    from app.ml.opponents import load_opponent
+    from app.ml.opponents.registry import load_opponent
 
     key = (name, str(device), str(get_settings().models_dir))
     with _SURROGATES_LOCK:

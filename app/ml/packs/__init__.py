@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.config import get_settings
+from app.ml.errors import UnknownName
 from app.ml.packs.base import DataPack, DataPackCorrupt, DataPackMissing, Split, images_to_tensor
 from app.ml.packs.fashion import fashion_pack
-from app.ml.registry_errors import UnknownName
 
 _PACKS: dict[str, Callable[[Path], DataPack]] = {"fashion": fashion_pack}
 

@@ -1,0 +1,98 @@
+"""What ``arena train`` calls: pack name in, trained opponent and model card out.
+
+Kept out of ``app/cli.py`` so the CLI stays a thin Typer wrapper and never needs to know which opponent a pack
+trains or how threads are managed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from app.ml.errors import UnknownName
+from app.ml.opponents.registry import DEFAULT_OPPONENT_FOR_PACK, opponent_spec
+from app.ml.training.plain import train_opponent
+
+DEFAULT_THREADS = 2
+
+
+def train_pack(
+    pack: str = "fashion",
+    *,
+    seed: int = 0,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    device: str = "cpu",
+    models_dir: Path | None = None,
+    data_dir: Path | None = None,
+    threads: int | None = DEFAULT_THREADS,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train the default opponent of ``pack`` and return its card (for the CLI to summarise).
+
+    Two threads by default: the committed card was measured that way, and on a shared laptop or server more
+    threads mostly add contention rather than speed for a net this small.
+    """
+    try:
+        name = DEFAULT_OPPONENT_FOR_PACK[pack]
+    except KeyError:
+        raise UnknownName("trainable pack", pack, DEFAULT_OPPONENT_FOR_PACK) from None
+    return train_opponent(
+        name,
+        epochs=epochs,
+        seed=seed,
+        batch_size=batch_size,
+        lr=lr,
+        device=device,
+        models_dir=models_dir,
+        data_dir=data_dir,
+        progress=progress,
+        threads=threads,
+    )
+
+
+def train_named(
+    opponent: str,
+    *,
+    seed: int = 0,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    device: str = "cpu",
+    models_dir: Path | None = None,
+    data_dir: Path | None = None,
+    threads: int | None = DEFAULT_THREADS,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train one opponent by name (``arena train --opponent NAME``); epochs/batch_size/lr apply to nets only."""
+    spec = opponent_spec(opponent)
+    if spec.kind == "sklearn" and any(v is not None for v in (epochs, batch_size, lr)):
+        raise ValueError(f"{opponent} is a scikit-learn model: --epochs/--batch-size/--lr do not apply to it")
+    return train_opponent(
+        opponent,
+        epochs=epochs,
+        seed=seed,
+        batch_size=batch_size,
+        lr=lr,
+        device=device,
+        models_dir=models_dir,
+        data_dir=data_dir,
+        progress=progress,
+        threads=threads,
+    )
+
+
+def summary(card: dict[str, Any]) -> str:
+    """One line for the terminal after training."""
+    if "staircase" not in card:  # defended opponents: their attacks are measured by `arena defense-eval`
+        return (
+            f"{card['name']}: clean accuracy {card['clean_accuracy']:.2%} on {card['clean_accuracy_n']} test images, "
+            f"done in {card['training']['wall_time_s']:.0f} s; wrote its card (measure it with "
+            f"`arena defense-eval --opponent {card['name']}`)"
+        )
+    return (
+        f"{card['name']}: clean accuracy {card['clean_accuracy']:.2%} on {card['clean_accuracy_n']} test images, "
+        f"staircase min eps {card['staircase']['min_eps_255']}/255, "
+        f"trained in {card['training']['wall_time_s']:.0f} s; wrote {card['checkpoint']['file']} and its card"
+    )
