@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     )
 
     environment: Literal["local", "test", "production"] = Field(
-        "local", description="local allows the default secret; production refuses it."
+        "local", description="local, test or production: production refuses the built-in secret key."
     )
     database_url: str = Field(
         f"sqlite:///{PROJECT_ROOT / 'var' / 'arena.db'}",
@@ -42,11 +42,15 @@ class Settings(BaseSettings):
     models_dir: Path = Field(
         PROJECT_ROOT / "models", description="Folder with the opponents' safetensors checkpoints and model cards."
     )
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where torch runs: auto picks CUDA if present.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where torch runs: auto (CUDA if present), cpu or cuda."
+    )
     host: str = Field("127.0.0.1", description="Address `arena serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `arena serve` listens on.")
     secret_key: SecretStr = Field(
-        SecretStr(DEFAULT_SECRET), description="Signs session cookies and CSRF tokens. Set a long random value."
+        SecretStr(DEFAULT_SECRET),
+        description="Signs session cookies and CSRF tokens; required (the built-in value is refused) when "
+        "ARENA_ENVIRONMENT=production. Set a long random value.",
     )
     cookie_secure: bool = Field(False, description="Send the session cookie only over HTTPS.")
 
@@ -69,13 +73,17 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(20, ge=1, le=500, description="PostgreSQL connections kept open per web process.")
     db_pool_overflow: int = Field(30, ge=0, le=500, description="Extra PostgreSQL connections allowed at peaks.")
     db_pool_timeout_s: float = Field(
-        30.0, gt=0, le=300, description="Longest a request waits for a database connection before answering 503."
+        30.0,
+        gt=0,
+        le=300,
+        description="Longest a request waits for a database connection before answering 503 with Retry-After "
+        "(nothing was written).",
     )
     service_max_batch: int = Field(32, ge=1, le=1024, description="Most images the model service attacks at once.")
     service_max_wait_ms: float = Field(
         5.0, ge=0.0, le=1000.0, description="How long the service waits to fill a batch after the first request."
     )
-    service_queue_size: int = Field(1024, ge=1, description="Pending image requests before the service says busy.")
+    service_queue_size: int = Field(1024, ge=1, description="Pending image requests before round creation answers 503.")
     service_timeout_s: float = Field(30.0, gt=0, description="Longest a request waits for its image.")
     torch_threads: int = Field(
         0, ge=0, description="torch intra-op threads in the model worker; 0 means all cores but one (at least 1)."
@@ -136,3 +144,60 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def shown_default(name: str) -> str:
+    """A field's default as the docs show it: paths relative to the checkout, the built-in secret not printed."""
+    field = Settings.model_fields[name]
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, SecretStr):
+        return "a built-in development value"
+    if value is None:
+        return "(unset)"
+    if value == "":
+        return "(empty)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    text = str(value)
+    return text.replace(str(PROJECT_ROOT), "<repo>")
+
+
+def env_name(name: str) -> str:
+    return f"{Settings.model_config['env_prefix']}{name.upper()}"
+
+
+def settings_table() -> str:
+    """The README's settings table, made from the fields so the docs cannot drift from the code."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        meaning = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{env_name(name)}` | `{shown_default(name)}` | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def env_example() -> str:
+    """`.env.example`: every setting commented out at its default, with its meaning."""
+    lines = [
+        "# Adversarial Arena settings: copy to .env and uncomment what you change (made by `python -m app.config`)."
+    ]
+    for name, field in Settings.model_fields.items():
+        default = shown_default(name)
+        value = "" if default in ("(unset)", "(empty)", "a built-in development value") else default
+        lines += ["", f"# {field.description}", f"# {env_name(name)}={value}"]
+    return "\n".join(lines) + "\n"
+
+
+README = PROJECT_ROOT / "README.md"
+ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
+TABLE_START, TABLE_END = "<!-- settings table: made by `python -m app.config` -->\n", "<!-- end of settings table -->"
+
+
+def readme_with_table(readme: str) -> str:
+    start, end = readme.index(TABLE_START) + len(TABLE_START), readme.index(TABLE_END)
+    return readme[:start] + settings_table() + readme[end:]
+
+
+if __name__ == "__main__":
+    README.write_text(readme_with_table(README.read_text()))
+    ENV_EXAMPLE.write_text(env_example())
+    print(f"wrote the settings table in {README.name} and {ENV_EXAMPLE.name}")
