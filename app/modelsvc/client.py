@@ -29,12 +29,12 @@ from app.ml.service.contracts import (
     ImageJob,
     ImageResult,
     OpponentInfo,
-    WireError,
     info_from_wire,
     job_to_wire,
     result_from_wire,
 )
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult, explain_job_to_wire, explain_result_from_wire
+from app.ml.service.wire import WireError
 
 logger = logging.getLogger(__name__)
 

@@ -35,8 +35,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app.errors import ServiceBusy, ServiceUnavailable
-from app.ml.service.contracts import ModelService, WireError, info_to_wire, job_from_wire, result_to_wire
+from app.ml.service.contracts import ModelService, info_to_wire, job_from_wire, result_to_wire
 from app.ml.service.explain_contracts import explain_job_from_wire, explain_result_to_wire
+from app.ml.service.wire import WireError
 
 logger = logging.getLogger(__name__)
 

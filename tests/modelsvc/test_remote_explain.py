@@ -12,7 +12,6 @@ import pytest
 
 from app.errors import ServiceUnavailable
 from app.ml.packs import get_pack
-from app.ml.service.contracts import WireError
 from app.ml.service.explain_contracts import (
     ExplainJob,
     ExplainResult,
@@ -21,6 +20,7 @@ from app.ml.service.explain_contracts import (
     explain_result_from_wire,
     explain_result_to_wire,
 )
+from app.ml.service.wire import WireError
 from tests.modelsvc.test_remote_service import FakeService, Switch, started_client
 
 

@@ -21,8 +21,6 @@ from app.ml.service.contracts import (
     ImageJob,
     ImageResult,
     OpponentInfo,
-    WireError,
-    _decode_array,
     info_from_wire,
     info_to_wire,
     job_from_wire,
@@ -30,6 +28,7 @@ from app.ml.service.contracts import (
     result_from_wire,
     result_to_wire,
 )
+from app.ml.service.wire import WireError, decode_array
 from app.modelsvc.client import RemoteModelService
 from app.modelsvc.server import create_server_app
 
@@ -162,7 +161,7 @@ def test_any_allowed_array_round_trips(shape: list[int], dtype: str, seed: int) 
     result = make_result(make_job())
     wire = wire_roundtrip(result_to_wire(ImageResult(**{**result.__dict__, "clean": array, "adversarial": array})))
     # An ImageResult needs uint8 images of one shape; the array codec itself carries any allowed dtype and shape.
-    back = _decode_array(wire["clean"]["__ndarray__"])
+    back = decode_array(wire["clean"]["__ndarray__"])
     assert back.dtype == array.dtype and back.shape == array.shape and np.array_equal(back, array)
 
 
