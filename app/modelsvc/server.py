@@ -31,13 +31,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from app.config import get_settings
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.ml.service.contracts import ModelService, info_to_wire, job_from_wire, result_to_wire
 from app.ml.service.explain_contracts import explain_job_from_wire, explain_result_to_wire
 from app.ml.service.wire import WireError
+from app.modelsvc.factory import default_model_service
 
 logger = logging.getLogger(__name__)
 
@@ -126,11 +129,7 @@ def create_server_app(service: ModelService, *, backend: str = "inprocess") -> F
 
 def build_backend(backend: str) -> ModelService:
     """The ModelService the server wraps, configured from the same ARENA_* settings as an in-process one."""
-    from app.config import get_settings
-
     if backend == "inprocess":
-        from app.main import default_model_service
-
         # The very service `make play` runs in-process; ARENA_MODEL_SERVICE_URL is cleared so it never points the
         # model service at itself.
         return default_model_service(get_settings().model_copy(update={"model_service_url": ""}))
@@ -138,8 +137,6 @@ def build_backend(backend: str) -> ModelService:
 
 
 def serve(host: str, port: int, backend: str) -> None:
-    import uvicorn
-
     app = create_server_app(build_backend(backend), backend=backend)
     # Keep-alive longer than the client's pool keeps idle connections, so the server never closes one under it.
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=75)

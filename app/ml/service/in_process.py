@@ -26,9 +26,16 @@ import torch
 from app.config import get_settings
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.messages import SERVICE_BUSY, SERVICE_DOWN
+from app.ml.attacks import describe_attacks, get_attack
+from app.ml.attacks.base import project_l2, uniform_noise
+from app.ml.defenses.outcome import defense_outcomes
+from app.ml.measure.explain import explain as explain_round
 from app.ml.opponents import eligibility
+from app.ml.opponents.registry import OpponentCorrupt, OpponentMissing, load_opponent
+from app.ml.packs import get_pack
 from app.ml.service.contracts import ImageJob, ImageResult, OpponentInfo
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
+from app.ml.service.tensors import quantize_within_budget, to_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -62,43 +69,6 @@ class _Opponent:
     info: OpponentInfo
     images: np.ndarray  # uint8 test images of the opponent's pack, (N, H, W) or (N, H, W, C)
     labels: np.ndarray
-
-
-def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (N,H,W) or (N,H,W,C) pixels to float (N,C,H,W) in [0,1]."""
-    tensor = torch.from_numpy(np.array(images, copy=True)).to(device)  # the pack cache is read-only
-    tensor = tensor.unsqueeze(1) if tensor.ndim == 3 else tensor.permute(0, 3, 1, 2)
-    return tensor.float().div_(255.0)
-
-
-def to_pixels(batch: torch.Tensor) -> np.ndarray:
-    """float (N,C,H,W) in [0,1] to uint8 pixels shaped like the pack's images."""
-    pixels = batch.detach().mul(255.0).round_().clamp_(0, 255).to(torch.uint8).cpu()
-    pixels = pixels[:, 0] if pixels.shape[1] == 1 else pixels.permute(0, 2, 3, 1)
-    return pixels.numpy()
-
-
-def quantize_within_budget(
-    clean: np.ndarray, adversarial: torch.Tensor, eps: np.ndarray, norm: str = "linf"
-) -> np.ndarray:
-    """Round the attack's float image to the uint8 pixels a PNG can hold, without leaving the budget.
-
-    L∞ and L0 (whose eps caps each changed pixel): round, then clip to ±floor(eps·255) grey levels, since plain
-    rounding could add half a grey level on top of eps. L2: round to the nearest grey level (unbiased, which matters
-    for attacks that stop right at the decision boundary); an image whose rounded change is then larger than eps is
-    rounded toward zero instead, which cannot grow any pixel's change and so stays within the attack's eps."""
-    base = clean.astype(np.int16)
-    if norm == "l2":
-        delta = (adversarial.detach().cpu().double() - to_tensor(clean, torch.device("cpu")).double()) * 255.0
-        nearest, toward_zero = torch.round(delta), torch.trunc(delta + torch.sign(delta) * 1e-6)
-        radius = torch.from_numpy(np.asarray(eps, dtype=np.float64) * 255.0 + 1e-6)
-        over = (nearest.flatten(1).norm(dim=1) > radius).view(-1, 1, 1, 1)
-        levels = torch.where(over, toward_zero, nearest).to(torch.int16)
-        levels = levels[:, 0] if levels.shape[1] == 1 else levels.permute(0, 2, 3, 1)
-        return np.clip(base + levels.numpy(), 0, 255).astype(np.uint8)
-    rounded = to_pixels(adversarial).astype(np.int16)
-    budget = np.floor(eps * 255.0 + 1e-6).astype(np.int16).reshape((-1,) + (1,) * (clean.ndim - 1))
-    return np.clip(rounded, base - budget, base + budget).clip(0, 255).astype(np.uint8)
 
 
 class InProcessModelService:
@@ -162,9 +132,6 @@ class InProcessModelService:
             self._executor = None
 
     def _load_all(self) -> None:
-        from app.ml.opponents.registry import OpponentCorrupt, OpponentMissing, load_opponent
-        from app.ml.packs import get_pack
-
         torch.set_num_threads(worker_threads(self._torch_threads))
         for position, name in enumerate(self._opponent_names):
             try:
@@ -228,8 +195,6 @@ class InProcessModelService:
         # Built once: describing an attack renders its parameters' JSON schema (pydantic), which cost ~5 ms per
         # attack, and every new round reads the catalogue (benchmarks/pool_latency.py). Callers get their own copy.
         if self._attack_catalog is None:
-            from app.ml.attacks import describe_attacks
-
             self._attack_catalog = describe_attacks()
         return copy.deepcopy(self._attack_catalog)
 
@@ -264,12 +229,10 @@ class InProcessModelService:
     async def explain(self, job: ExplainJob) -> ExplainResult:
         """Why the machine fails for one round (app/ml/measure/explain.py): on the worker thread that holds the models,
         but not through the batching queue (a round's explanation is its own batch of a few hundred forward passes)."""
-        from app.ml.measure.explain import explain
-
         if self._executor is None:
             raise ServiceUnavailable(SERVICE_DOWN)
         model = self._opponents[self.opponent_info(job.opponent).name].model
-        future = asyncio.get_running_loop().run_in_executor(self._executor, explain, model, job)
+        future = asyncio.get_running_loop().run_in_executor(self._executor, explain_round, model, job)
         try:
             return await asyncio.wait_for(future, self.timeout_s)
         except TimeoutError:
@@ -347,8 +310,6 @@ class InProcessModelService:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The float image a round shows under its condition (app/game/conditions.py), and the attack's queries.
         Every random draw comes from the job's own seeded generator, so a stored round regenerates exactly."""
-        from app.ml.attacks.base import project_l2, uniform_noise
-
         if job.condition == "clean":
             return clean, None
         if job.condition == "noise":  # random change with the attack's norm and budget, not aimed at anything
@@ -381,9 +342,6 @@ class InProcessModelService:
 
     def _compute(self, jobs: list[ImageJob]) -> list[ImageResult]:
         """Runs on the worker thread: attack a batch of compatible jobs and read the opponent's answers."""
-        from app.ml.attacks import get_attack
-        from app.ml.defenses.outcome import defense_outcomes
-
         started = time.perf_counter()
         first = jobs[0]
         opponent = self._opponents[first.opponent]

@@ -19,7 +19,8 @@ from app.config import get_settings
 from app.ml.opponents import cards, eligibility
 from app.ml.opponents.registry import available_opponents, load_opponent
 from app.ml.packs import DataPack
-from app.ml.service.in_process import InProcessModelService, to_tensor
+from app.ml.service.in_process import InProcessModelService
+from app.ml.service.tensors import to_tensor
 
 COMMITTED = [
     name for name in available_opponents() if cards.card_path(Path(__file__).parents[3] / "models", name).is_file()
