@@ -27,12 +27,12 @@ from app.config import get_settings
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.messages import SERVICE_BUSY, SERVICE_DOWN
 from app.ml.attacks import describe_attacks, get_attack
-from app.ml.attacks.base import project_l2, uniform_noise
 from app.ml.defenses.outcome import defense_outcomes
 from app.ml.measure.explain import explain as explain_round
 from app.ml.opponents import eligibility
 from app.ml.opponents.registry import OpponentCorrupt, OpponentMissing, load_opponent
 from app.ml.packs import get_pack
+from app.ml.service.conditions import shown_candidate
 from app.ml.service.contracts import ImageJob, ImageResult, OpponentInfo
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 from app.ml.service.tensors import quantize_within_budget, to_tensor
@@ -298,48 +298,6 @@ class InProcessModelService:
             if not pending.future.done():
                 pending.future.set_result(result)
 
-    def _shown_candidate(
-        self,
-        job: ImageJob,
-        attack: Any,
-        opponent: _Opponent,
-        clean: torch.Tensor,
-        labels: torch.Tensor,
-        eps: torch.Tensor,
-        generators: list[torch.Generator],
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The float image a round shows under its condition (app/game/conditions.py), and the attack's queries.
-        Every random draw comes from the job's own seeded generator, so a stored round regenerates exactly."""
-        if job.condition == "clean":
-            return clean, None
-        if job.condition == "noise":  # random change with the attack's norm and budget, not aimed at anything
-            draw = uniform_noise(clean, generators)
-            radius = eps.view(-1, *([1] * (clean.ndim - 1)))
-            if attack.norm == "l2":
-                # Pixels pinned at black or white lose their share to clipping: grow the rest until the change is
-                # as large as the budget allows, as an attack's would be.
-                candidate = clean
-                delta = draw
-                for _ in range(6):
-                    scale = radius / delta.flatten(1).norm(dim=1).clamp_min(1e-12).view_as(radius)
-                    candidate = (clean + delta * scale).clamp(*opponent.model.bounds)
-                    delta = candidate - clean
-                return project_l2(candidate, clean, radius, opponent.model.bounds), None
-            if attack.norm == "l0":  # as many random pixels as the attack may change, set to random values
-                pixels = int(getattr(attack.params, "pixels", 1))
-                noisy = clean.clone()
-                for row, generator in enumerate(generators):
-                    flat = noisy[row].view(-1)
-                    where = torch.randperm(flat.numel(), generator=generator, device=generator.device)[:pixels]
-                    values = torch.rand(pixels, generator=generator, device=generator.device)
-                    flat[where.to(flat.device)] = values.to(flat.device)
-                return noisy, None
-            return (clean + torch.sign(draw) * radius).clamp(*opponent.model.bounds), None
-        result = attack(opponent.model, clean, labels, eps, generator=generators)
-        if job.condition == "flipped":  # Elsayed et al.'s control: the same change, pointing the other way
-            return (2 * clean - result.adversarial).clamp(*opponent.model.bounds), result.queries
-        return result.adversarial, result.queries
-
     def _compute(self, jobs: list[ImageJob]) -> list[ImageResult]:
         """Runs on the worker thread: attack a batch of compatible jobs and read the opponent's answers."""
         started = time.perf_counter()
@@ -353,7 +311,9 @@ class InProcessModelService:
         eps_tensor = torch.tensor(eps, dtype=torch.float32, device=self.device)
         generators = [torch.Generator(device=self.device).manual_seed(job.seed) for job in jobs]
         attack = get_attack(first.attack, **dict(first.params))
-        candidate, queries_used = self._shown_candidate(first, attack, opponent, clean, labels, eps_tensor, generators)
+        candidate, queries_used = shown_candidate(
+            first.condition, attack, opponent.model, clean, labels, eps_tensor, generators
+        )
         shown = quantize_within_budget(clean_pixels, candidate, eps, attack.norm)
         shown_tensor = to_tensor(shown, self.device)
         with torch.inference_mode():
