@@ -17,7 +17,7 @@ def default_model_service(settings: Settings) -> ModelService:
             max_connections=settings.service_queue_size,
         )
     # torch is imported here and nowhere else in the server: the web tier starts without it
-    from app.ml.opponents.registry import available_opponents
+    from app.ml.opponents.specs import available_opponents
     from app.ml.service.in_process import InProcessModelService
 
     return InProcessModelService(

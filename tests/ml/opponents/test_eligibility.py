@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from app.cli import app
 from app.config import get_settings
 from app.ml.opponents import cards, eligibility
-from app.ml.opponents.registry import available_opponents, load_opponent
+from app.ml.opponents.registry import load_opponent
+from app.ml.opponents.specs import available_opponents
 from app.ml.packs import DataPack
 from app.ml.service.in_process import InProcessModelService
 from app.ml.service.tensors import to_tensor
