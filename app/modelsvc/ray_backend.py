@@ -39,7 +39,7 @@ from ray import serve
 from app.config import Settings, get_settings
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.messages import SERVICE_DOWN
-from app.ml.service.contracts import ImageJob, ImageResult, OpponentInfo
+from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, OpponentInfo
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 from app.modelsvc.factory import default_model_service
 from app.modelsvc.server import create_server_app
@@ -134,7 +134,7 @@ class ReplicaModelService:
     def opponent_names(self) -> list[str]:
         return self._replica.inner.opponent_names()
 
-    def attack_catalog(self) -> list[dict[str, Any]]:
+    def attack_catalog(self) -> AttackCatalog:
         return self._replica.inner.attack_catalog()
 
     async def explain(self, job: ExplainJob) -> ExplainResult:

@@ -37,7 +37,7 @@ from fastapi.responses import JSONResponse
 
 from app.config import get_settings
 from app.errors import ServiceBusy, ServiceUnavailable
-from app.ml.service.contracts import ModelService, info_to_wire, job_from_wire, result_to_wire
+from app.ml.service.contracts import ModelService, catalog_to_wire, info_to_wire, job_from_wire, result_to_wire
 from app.ml.service.explain_contracts import explain_job_from_wire, explain_result_to_wire
 from app.ml.service.wire import WireError
 from app.modelsvc.factory import default_model_service
@@ -87,7 +87,7 @@ def create_server_app(service: ModelService, *, backend: str = "inprocess") -> F
 
     @app.get("/v1/attacks")
     async def attacks() -> dict[str, list[dict[str, Any]]]:
-        return {"attacks": service.attack_catalog()}
+        return {"attacks": catalog_to_wire(service.attack_catalog())}
 
     @app.post("/v1/generate")
     async def generate(request: Request) -> JSONResponse:

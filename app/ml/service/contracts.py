@@ -4,14 +4,15 @@ web process talking to a remote model service never has to import torch."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import numpy as np
 
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
-from app.ml.service.wire import WireError, from_wire, to_wire
+from app.ml.service.wire import WireError, encode_value, from_wire, to_wire
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,24 @@ class OpponentInfo:
         return count
 
 
+# Every registered attack as plain data: name, threat model, norm, budget, parameters, explanation. Read-only all the
+# way down (mappings are MappingProxyType, lists are tuples), so the one catalogue a service builds is handed to every
+# caller without a copy: a new round reads it about four times (benchmarks/pool_latency.py).
+AttackCatalog = tuple[Mapping[str, Any], ...]
+
+
+def freeze_catalog(entries: Iterable[Mapping[str, Any]]) -> AttackCatalog:
+    return tuple(_read_only(dict(entry)) for entry in entries)
+
+
+def _read_only(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return MappingProxyType({key: _read_only(item) for key, item in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_read_only(item) for item in value)
+    return value
+
+
 class ModelService(Protocol):
     """The one door to torch. In-process today; the same calls can be served by another process or machine."""
 
@@ -111,8 +130,8 @@ class ModelService(Protocol):
         """The opponents this service has loaded and can attack, the default one first."""
         ...
 
-    def attack_catalog(self) -> list[dict[str, Any]]:
-        """Every registered attack as plain data: name, threat model, norm, parameters, explanation."""
+    def attack_catalog(self) -> AttackCatalog:
+        """Every registered attack, read-only (see AttackCatalog)."""
         ...
 
     async def explain(self, job: ExplainJob) -> ExplainResult:
@@ -124,6 +143,10 @@ class ModelService(Protocol):
 
 
 # -- wire form (app/modelsvc; the codec is app/ml/service/wire.py) ---------------------------------------------
+
+
+def catalog_to_wire(catalog: AttackCatalog) -> list[dict[str, Any]]:
+    return [encode_value(entry) for entry in catalog]
 
 
 def job_to_wire(job: ImageJob) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import os
 import time
@@ -33,7 +32,7 @@ from app.ml.opponents import eligibility
 from app.ml.opponents.registry import OpponentCorrupt, OpponentMissing, load_opponent
 from app.ml.packs import get_pack
 from app.ml.service.conditions import shown_candidate
-from app.ml.service.contracts import ImageJob, ImageResult, OpponentInfo
+from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, OpponentInfo, freeze_catalog
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 from app.ml.service.tensors import quantize_within_budget, to_tensor
 
@@ -104,7 +103,7 @@ class InProcessModelService:
         self.batches_run = 0
         self.jobs_run = 0
         self._last_error: str | None = None
-        self._attack_catalog: list[dict[str, Any]] | None = None
+        self._attack_catalog: AttackCatalog | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -191,12 +190,12 @@ class InProcessModelService:
     def opponent_names(self) -> list[str]:
         return list(self._opponents)
 
-    def attack_catalog(self) -> list[dict[str, Any]]:
+    def attack_catalog(self) -> AttackCatalog:
         # Built once: describing an attack renders its parameters' JSON schema (pydantic), which cost ~5 ms per
-        # attack, and every new round reads the catalogue (benchmarks/pool_latency.py). Callers get their own copy.
+        # attack, and every new round reads the catalogue (benchmarks/pool_latency.py). It is read-only, so shared.
         if self._attack_catalog is None:
-            self._attack_catalog = describe_attacks()
-        return copy.deepcopy(self._attack_catalog)
+            self._attack_catalog = freeze_catalog(describe_attacks())
+        return self._attack_catalog
 
     async def generate(self, job: ImageJob) -> ImageResult:
         if self._queue is None or self._collector is None or self._collector.done():

@@ -30,7 +30,8 @@ class WireError(ValueError):
     """A message that does not decode into the contract it claims to be."""
 
 
-def _encode(value: Any) -> Any:
+def encode_value(value: Any) -> Any:
+    """Any contract value as JSON-ready data: tuples as lists, mappings as dicts, numpy arrays as ``__ndarray__``."""
     if isinstance(value, np.ndarray):
         array = value if value.flags.c_contiguous else value.copy(order="C")  # (ascontiguousarray makes 0-d 1-d)
         if array.dtype.name not in ARRAY_DTYPES:
@@ -45,9 +46,9 @@ def _encode(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, tuple | list):
-        return [_encode(item) for item in value]
+        return [encode_value(item) for item in value]
     if isinstance(value, Mapping):
-        return {str(key): _encode(item) for key, item in value.items()}
+        return {str(key): encode_value(item) for key, item in value.items()}
     return value
 
 
@@ -103,7 +104,7 @@ def _field_hints(cls: type) -> dict[str, Any]:
 
 
 def to_wire(instance: Any) -> dict[str, Any]:
-    return {item.name: _encode(getattr(instance, item.name)) for item in dataclasses.fields(instance)}
+    return {item.name: encode_value(getattr(instance, item.name)) for item in dataclasses.fields(instance)}
 
 
 def from_wire(cls: type[_Contract], data: Any) -> _Contract:

@@ -110,3 +110,14 @@ def test_worker_threads_leave_a_core_to_the_event_loop(monkeypatch: pytest.Monke
     assert service_module.worker_threads(0) == 7
     monkeypatch.setattr(service_module.os, "cpu_count", lambda: None)
     assert service_module.worker_threads(0) == 1
+
+
+def test_the_attack_catalogue_is_built_once_and_shared_read_only() -> None:
+    service = make_service()
+    catalog = service.attack_catalog()
+    assert service.attack_catalog() is catalog, "every round reads it: no copy per call"
+    assert any(entry["name"] == "pgd" for entry in catalog)
+    with pytest.raises(TypeError):
+        catalog[0]["name"] = "changed"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        catalog[0]["params"][0]["default"] = 0  # type: ignore[index]
