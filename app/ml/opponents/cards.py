@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from app.ml.opponents.defense_cards import render_defense_lines
+
 CARD_SCHEMA_VERSION = 1
 
 
@@ -169,8 +171,6 @@ def render_markdown(card: dict[str, Any]) -> str:
     ]
     defended = {"detector", "transform", "generator", "defense_lab", "adaptive_attack", "certified"} & card.keys()
     if defended or {"adversarial_training", "distillation", "ibp_training"} & card.get("training", {}).keys():
-        from app.ml.opponents.defense_cards import render_defense_lines
-
         lines += render_defense_lines(card)
     if "robustness" in card:
         lines += _robustness_lines(card["robustness"], card["staircase"])
