@@ -53,6 +53,15 @@ def error_reply(status: int, code: str, detail: str, retry_after_s: int | None =
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
 
 
+def service_error_reply(error: ServiceBusy | ServiceUnavailable) -> JSONResponse:
+    code = "busy" if isinstance(error, ServiceBusy) else "unavailable"
+    return error_reply(503, code, error.message, error.retry_after_s)
+
+
+def not_loaded(opponent: str) -> JSONResponse:
+    return error_reply(422, "invalid", f"opponent {opponent!r} is not loaded in the model service")
+
+
 def create_server_app(service: ModelService, *, backend: str = "inprocess") -> FastAPI:
     """An ASGI app serving ``service`` over protocol v1. It starts the service in its lifespan and stops it after."""
     instance = uuid.uuid4().hex[:12]
@@ -96,13 +105,11 @@ def create_server_app(service: ModelService, *, backend: str = "inprocess") -> F
         except (WireError, ValueError) as error:
             return error_reply(422, "invalid", f"not an ImageJob: {error}")
         if job.opponent not in service.opponent_names():
-            return error_reply(422, "invalid", f"opponent {job.opponent!r} is not loaded in the model service")
+            return not_loaded(job.opponent)
         try:
             result = await service.generate(job)
-        except ServiceBusy as error:
-            return error_reply(503, "busy", error.message, error.retry_after_s)
-        except ServiceUnavailable as error:
-            return error_reply(503, "unavailable", error.message, error.retry_after_s)
+        except (ServiceBusy, ServiceUnavailable) as error:
+            return service_error_reply(error)
         return JSONResponse(result_to_wire(result))
 
     @app.post("/v1/explain")
@@ -112,16 +119,14 @@ def create_server_app(service: ModelService, *, backend: str = "inprocess") -> F
         except (WireError, ValueError) as error:
             return error_reply(422, "invalid", f"not an ExplainJob: {error}")
         if job.opponent not in service.opponent_names():
-            return error_reply(422, "invalid", f"opponent {job.opponent!r} is not loaded in the model service")
+            return not_loaded(job.opponent)
         explainer = getattr(service, "explain", None)
         if explainer is None:
             return error_reply(501, "unsupported", f"the {backend} backend does not explain rounds")
         try:
             result = await explainer(job)
-        except ServiceBusy as error:
-            return error_reply(503, "busy", error.message, error.retry_after_s)
-        except ServiceUnavailable as error:
-            return error_reply(503, "unavailable", error.message, error.retry_after_s)
+        except (ServiceBusy, ServiceUnavailable) as error:
+            return service_error_reply(error)
         return JSONResponse(explain_result_to_wire(result))
 
     return app

@@ -65,6 +65,11 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
+def parameters_text(params: dict[str, Any]) -> str:
+    """An attack's parameters as a table cell: ``steps=40, step_size=2.5*eps/steps``, or ``-`` for none."""
+    return ", ".join(f"{key}={_param(key, value)}" for key, value in params.items()) or "-"
+
+
 def _param(key: str, value: Any) -> str:
     if key == "step_size" and value is None:
         return "2.5*eps/steps"
@@ -194,7 +199,7 @@ def _robustness_lines(rob: dict[str, Any], stair: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for row in rob["results"]:
-        params = ", ".join(f"{k}={_param(k, v)}" for k, v in row["params"].items()) or "-"
+        params = parameters_text(row["params"])
         lines.append(
             f"| {row['attack']} | {params} | {row['eps']:g} | {row['eps'] * 255:.1f} | {_pct(row['accuracy'])} |"
         )
@@ -225,7 +230,7 @@ def render_robustness_table(table: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in table["rows"]:
-        params = ", ".join(f"{k}={_param(k, v)}" for k, v in row["params"].items()) or "-"
+        params = parameters_text(row["params"])
         if row.get("skipped"):
             measured = f"skipped: {row['skipped']} | –"
         else:
