@@ -52,7 +52,8 @@ def serve(
 
 def _check_opponent_ready() -> None:
     """Fail before the server starts, with the fix, rather than with a traceback inside the lifespan."""
-    from app.ml.opponents.registry import OpponentMissing, opponent_pack
+    from app.ml.opponents.registry import OpponentMissing
+    from app.ml.opponents.specs import opponent_pack
     from app.ml.packs import DataPackMissing, get_pack
 
     settings = get_settings()
@@ -181,7 +182,8 @@ def eligible(
 
     from app.ml.opponents import cards
     from app.ml.opponents.eligibility import refresh_record
-    from app.ml.opponents.registry import OpponentCorrupt, OpponentMissing, available_opponents
+    from app.ml.opponents.registry import OpponentCorrupt, OpponentMissing
+    from app.ml.opponents.specs import available_opponents
     from app.ml.packs import DataPackMissing
 
     _setup_logging()

@@ -26,6 +26,7 @@ from app.errors import ArenaError, DatabaseBusy
 from app.game.pool import with_ready_round_pool
 from app.ml.cloak.service import CloakService
 from app.ml.service.contracts import ModelService
+from app.modelsvc.factory import default_model_service
 from app.web.cloak import router as web_cloak_router
 from app.web.events import router as web_events_router
 from app.web.explain import router as web_explain_router
@@ -37,31 +38,6 @@ from app.web.stats import router as web_stats_router
 from app.web.templating import STATIC_DIR, build_templates
 
 logger = logging.getLogger(__name__)
-
-
-def default_model_service(settings: Settings) -> ModelService:
-    if settings.model_service_url:  # a separate `arena modelsvc` process (app/modelsvc): no torch in this one
-        from app.modelsvc.client import RemoteModelService
-
-        return RemoteModelService(
-            settings.model_service_url,
-            timeout_s=settings.service_timeout_s,
-            max_connections=settings.service_queue_size,
-        )
-    from app.ml.opponents.registry import available_opponents
-    from app.ml.service.in_process import InProcessModelService  # torch is imported here and nowhere else in the server
-
-    return InProcessModelService(
-        opponents=settings.opponent_choice(available_opponents()),
-        device=settings.device,
-        max_batch=settings.service_max_batch,
-        max_wait_ms=settings.service_max_wait_ms,
-        queue_size=settings.service_queue_size,
-        timeout_s=settings.service_timeout_s,
-        torch_threads=settings.torch_threads,
-        models_dir=settings.models_dir,
-        data_dir=settings.data_dir,
-    )
 
 
 def default_cloak_service(settings: Settings) -> CloakService:

@@ -36,7 +36,7 @@ from app.ml import get_pack, load_opponent
 from app.ml.attacks import get_attack
 from app.ml.measure.explain import _classify, _to_input, _unit, boundary_slice, explain, slice_axes
 from app.ml.service.explain_contracts import ExplainJob
-from app.ml.service.in_process import quantize_within_budget, to_tensor
+from app.ml.service.tensors import quantize_within_budget, to_tensor
 
 console = Console()
 

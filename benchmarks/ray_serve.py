@@ -52,8 +52,8 @@ async def trial(service: object, jobs: list[object]) -> float:
 
 async def compare(settings: object, port: int, concurrency: int, repeats: int) -> dict[str, list[float]]:
     from app.game.rounds import RoundPlan, new_job
-    from app.main import default_model_service
     from app.modelsvc.client import RemoteModelService
+    from app.modelsvc.factory import default_model_service
 
     local = default_model_service(settings)  # type: ignore[arg-type]
     remote = RemoteModelService(f"http://127.0.0.1:{port}", timeout_s=300.0)

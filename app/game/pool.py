@@ -33,7 +33,7 @@ from typing import Any
 from app.config import Settings
 from app.errors import ArenaError
 from app.game import rounds
-from app.ml.service.contracts import ImageJob, ImageResult, ModelService, OpponentInfo
+from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, ModelService, OpponentInfo
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 
 logger = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class ReadyRoundPool:
     def opponent_names(self) -> list[str]:
         return self.inner.opponent_names()
 
-    def attack_catalog(self) -> list[dict[str, Any]]:
+    def attack_catalog(self) -> AttackCatalog:
         return self.inner.attack_catalog()
 
     async def generate(self, job: ImageJob) -> ImageResult:

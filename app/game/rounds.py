@@ -25,7 +25,7 @@ from app.game import conditions
 from app.game.difficulty import Staircase, eps_as_grey_levels
 from app.game.scoring import score_answer
 from app.images import to_png
-from app.ml.service.contracts import ImageJob, ImageResult, OpponentInfo
+from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, OpponentInfo
 
 
 class ImageSource(Protocol):
@@ -35,7 +35,7 @@ class ImageSource(Protocol):
 
     def opponent_names(self) -> list[str]: ...
 
-    def attack_catalog(self) -> list[dict[str, Any]]: ...
+    def attack_catalog(self) -> AttackCatalog: ...
 
 
 # What a round asks of each attack beyond its library defaults: query budgets bounded so that one image costs

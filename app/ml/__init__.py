@@ -15,13 +15,8 @@ if TYPE_CHECKING:
     from app.ml.attacks import Attack, AttackResult, available_attacks, get_attack
     from app.ml.errors import UnknownName
     from app.ml.model import ArenaModel
-    from app.ml.opponents.registry import (
-        OpponentCorrupt,
-        OpponentMissing,
-        available_opponents,
-        load_opponent,
-        opponent_pack,
-    )
+    from app.ml.opponents.registry import OpponentCorrupt, OpponentMissing, load_opponent
+    from app.ml.opponents.specs import available_opponents, opponent_pack
     from app.ml.packs import DataPack, DataPackCorrupt, DataPackMissing, available_packs, get_pack
 
 _EXPORTS = {
@@ -32,9 +27,9 @@ _EXPORTS = {
     "ArenaModel": "app.ml.model",
     "OpponentCorrupt": "app.ml.opponents.registry",
     "OpponentMissing": "app.ml.opponents.registry",
-    "available_opponents": "app.ml.opponents.registry",
+    "available_opponents": "app.ml.opponents.specs",
     "load_opponent": "app.ml.opponents.registry",
-    "opponent_pack": "app.ml.opponents.registry",
+    "opponent_pack": "app.ml.opponents.specs",
     "DataPack": "app.ml.packs",
     "DataPackCorrupt": "app.ml.packs",
     "DataPackMissing": "app.ml.packs",

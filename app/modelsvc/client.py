@@ -26,15 +26,17 @@ import httpx
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.messages import SERVICE_BUSY, SERVICE_DOWN
 from app.ml.service.contracts import (
+    AttackCatalog,
     ImageJob,
     ImageResult,
     OpponentInfo,
-    WireError,
+    freeze_catalog,
     info_from_wire,
     job_to_wire,
     result_from_wire,
 )
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult, explain_job_to_wire, explain_result_from_wire
+from app.ml.service.wire import WireError
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ class RemoteModelService:
         self._wake = asyncio.Event()
         self._infos: dict[str, OpponentInfo] = {}
         self._names: list[str] = []
-        self._attacks: list[dict[str, Any]] | None = None
+        self._attacks: AttackCatalog | None = None
         self._instance: str | None = None
         self._remote_health: dict[str, Any] = {}
         self.state = STARTING
@@ -119,10 +121,10 @@ class RemoteModelService:
             raise ServiceUnavailable(SERVICE_DOWN)
         return list(self._names)
 
-    def attack_catalog(self) -> list[dict[str, Any]]:
+    def attack_catalog(self) -> AttackCatalog:
         if self._attacks is None:
             raise ServiceUnavailable(SERVICE_DOWN)
-        return [dict(attack) for attack in self._attacks]
+        return self._attacks
 
     async def generate(self, job: ImageJob) -> ImageResult:
         client = self._client
@@ -275,7 +277,7 @@ class RemoteModelService:
         for name in names:
             infos[name] = info_from_wire((await client.get(f"/v1/opponents/{name}")).raise_for_status().json())
         attacks = (await client.get("/v1/attacks")).raise_for_status().json()["attacks"]
-        self._infos, self._names, self._attacks = infos, [str(n) for n in names], list(attacks)
+        self._infos, self._names, self._attacks = infos, [str(n) for n in names], freeze_catalog(attacks)
         self._instance = instance
         self.last_error = None
         self._set_state(UP)

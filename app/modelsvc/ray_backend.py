@@ -33,13 +33,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import ray
 from ray import serve
 
 from app.config import Settings, get_settings
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.messages import SERVICE_DOWN
-from app.ml.service.contracts import ImageJob, ImageResult, OpponentInfo
+from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, OpponentInfo
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
+from app.modelsvc.factory import default_model_service
 from app.modelsvc.server import create_server_app
 
 logger = logging.getLogger(__name__)
@@ -132,7 +134,7 @@ class ReplicaModelService:
     def opponent_names(self) -> list[str]:
         return self._replica.inner.opponent_names()
 
-    def attack_catalog(self) -> list[dict[str, Any]]:
+    def attack_catalog(self) -> AttackCatalog:
         return self._replica.inner.attack_catalog()
 
     async def explain(self, job: ExplainJob) -> ExplainResult:
@@ -149,8 +151,6 @@ class ModelServiceReplica:
     protocol-v1 HTTP app (built per replica by ``__serve_build_asgi_app__``)."""
 
     def __init__(self, settings: Settings) -> None:
-        from app.main import default_model_service
-
         # Never a RemoteModelService here: this *is* the model service.
         local = settings.model_copy(update={"model_service_url": ""})
         self.settings = local
@@ -211,8 +211,6 @@ def build_app(settings: Settings, options: RayOptions) -> Any:
 
 def deploy(settings: Settings, options: RayOptions, *, host: str, port: int) -> Any:
     """Start Serve's HTTP proxy on host:port and deploy; Ray must be initialised. Returns the deployment handle."""
-    import ray
-
     options = options.resolved(settings, float(ray.cluster_resources().get("GPU", 0.0)))
     serve.start(http_options={"host": host, "port": port})
     return serve.run(build_app(settings, options), name=APP_NAME, route_prefix="/")
@@ -221,8 +219,6 @@ def deploy(settings: Settings, options: RayOptions, *, host: str, port: int) -> 
 def serve_forever(host: str, port: int, options: RayOptions, settings: Settings | None = None) -> None:
     """`arena modelsvc --backend ray`: join the Ray cluster at RAY_ADDRESS, or start a private Ray instance bound to
     loopback, deploy, and run until Ctrl-C or SIGTERM; then shut Serve and Ray down (never `ray stop`)."""
-    import ray
-
     settings = settings or get_settings()
     address = os.environ.get("RAY_ADDRESS")
     if address:

@@ -31,12 +31,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from app.config import get_settings
 from app.errors import ServiceBusy, ServiceUnavailable
-from app.ml.service.contracts import ModelService, WireError, info_to_wire, job_from_wire, result_to_wire
+from app.ml.service.contracts import ModelService, catalog_to_wire, info_to_wire, job_from_wire, result_to_wire
 from app.ml.service.explain_contracts import explain_job_from_wire, explain_result_to_wire
+from app.ml.service.wire import WireError
+from app.modelsvc.factory import default_model_service
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +51,15 @@ BACKENDS = ("inprocess",)
 def error_reply(status: int, code: str, detail: str, retry_after_s: int | None = None) -> JSONResponse:
     headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def service_error_reply(error: ServiceBusy | ServiceUnavailable) -> JSONResponse:
+    code = "busy" if isinstance(error, ServiceBusy) else "unavailable"
+    return error_reply(503, code, error.message, error.retry_after_s)
+
+
+def not_loaded(opponent: str) -> JSONResponse:
+    return error_reply(422, "invalid", f"opponent {opponent!r} is not loaded in the model service")
 
 
 def create_server_app(service: ModelService, *, backend: str = "inprocess") -> FastAPI:
@@ -83,7 +96,7 @@ def create_server_app(service: ModelService, *, backend: str = "inprocess") -> F
 
     @app.get("/v1/attacks")
     async def attacks() -> dict[str, list[dict[str, Any]]]:
-        return {"attacks": service.attack_catalog()}
+        return {"attacks": catalog_to_wire(service.attack_catalog())}
 
     @app.post("/v1/generate")
     async def generate(request: Request) -> JSONResponse:
@@ -92,13 +105,11 @@ def create_server_app(service: ModelService, *, backend: str = "inprocess") -> F
         except (WireError, ValueError) as error:
             return error_reply(422, "invalid", f"not an ImageJob: {error}")
         if job.opponent not in service.opponent_names():
-            return error_reply(422, "invalid", f"opponent {job.opponent!r} is not loaded in the model service")
+            return not_loaded(job.opponent)
         try:
             result = await service.generate(job)
-        except ServiceBusy as error:
-            return error_reply(503, "busy", error.message, error.retry_after_s)
-        except ServiceUnavailable as error:
-            return error_reply(503, "unavailable", error.message, error.retry_after_s)
+        except (ServiceBusy, ServiceUnavailable) as error:
+            return service_error_reply(error)
         return JSONResponse(result_to_wire(result))
 
     @app.post("/v1/explain")
@@ -108,16 +119,14 @@ def create_server_app(service: ModelService, *, backend: str = "inprocess") -> F
         except (WireError, ValueError) as error:
             return error_reply(422, "invalid", f"not an ExplainJob: {error}")
         if job.opponent not in service.opponent_names():
-            return error_reply(422, "invalid", f"opponent {job.opponent!r} is not loaded in the model service")
+            return not_loaded(job.opponent)
         explainer = getattr(service, "explain", None)
         if explainer is None:
             return error_reply(501, "unsupported", f"the {backend} backend does not explain rounds")
         try:
             result = await explainer(job)
-        except ServiceBusy as error:
-            return error_reply(503, "busy", error.message, error.retry_after_s)
-        except ServiceUnavailable as error:
-            return error_reply(503, "unavailable", error.message, error.retry_after_s)
+        except (ServiceBusy, ServiceUnavailable) as error:
+            return service_error_reply(error)
         return JSONResponse(explain_result_to_wire(result))
 
     return app
@@ -125,11 +134,7 @@ def create_server_app(service: ModelService, *, backend: str = "inprocess") -> F
 
 def build_backend(backend: str) -> ModelService:
     """The ModelService the server wraps, configured from the same ARENA_* settings as an in-process one."""
-    from app.config import get_settings
-
     if backend == "inprocess":
-        from app.main import default_model_service
-
         # The very service `make play` runs in-process; ARENA_MODEL_SERVICE_URL is cleared so it never points the
         # model service at itself.
         return default_model_service(get_settings().model_copy(update={"model_service_url": ""}))
@@ -137,8 +142,6 @@ def build_backend(backend: str) -> ModelService:
 
 
 def serve(host: str, port: int, backend: str) -> None:
-    import uvicorn
-
     app = create_server_app(build_backend(backend), backend=backend)
     # Keep-alive longer than the client's pool keeps idle connections, so the server never closes one under it.
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=75)

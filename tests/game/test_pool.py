@@ -16,6 +16,7 @@ from app.game import rounds
 from app.game.difficulty import Staircase
 from app.game.pool import ReadyRoundPool, pool_key, staircase_neighbours, starting_jobs, with_ready_round_pool
 from app.ml.service.contracts import ImageJob, ImageResult, OpponentInfo
+from tests.fakes import FakeModelService
 
 pytestmark = pytest.mark.anyio
 PARAMS = ImageJob.freeze_params({"steps": 20, "random_start": True})
@@ -35,52 +36,25 @@ def job(eps: float = LEVELS[0], *, index: int = 100, seed: int = 1, any_image: b
     return ImageJob("toy", "pgd", PARAMS, index, eps, seed, any_image=any_image)
 
 
-class FakeService:
-    """Answers every job with an image that encodes its index and seed; records who asked and when."""
+def on_demand(job: ImageJob) -> bool:
+    return job.seed < 1000  # the tests' own jobs; the pool draws 62-bit seeds
 
-    def __init__(self) -> None:
-        self.calls: list[ImageJob] = []
-        self.gate: asyncio.Event | None = None  # when set, on-demand jobs (seed < 1000) wait for it
-        self.in_flight_on_demand = 0
-        self.background_while_player_waited = 0
-        self.fail: Exception | None = None
 
-    async def start(self) -> None: ...
+def index_image(job: ImageJob) -> ImageResult:
+    """An image that encodes the job's index, under an index and seed of its own."""
+    image = np.full((28, 28), job.image_index % 256, dtype=np.uint8)
+    return ImageResult(image, image, 1, 1, 0.9, 2, (0.1,) * 10, job.eps, image_index=-7, seed=-7)
 
-    async def stop(self) -> None: ...
 
-    def opponent_info(self, name: str) -> OpponentInfo:
-        if self.fail is not None:
-            raise self.fail
-        return INFO
+def fake_service() -> FakeModelService:
+    """When its gate is set, on-demand jobs wait for it."""
+    return FakeModelService(INFO, index_image, waits=on_demand)
 
-    def opponent_names(self) -> list[str]:
-        return ["toy"]
 
-    def attack_catalog(self) -> list[dict[str, Any]]:
-        return [{"name": "pgd", "norm": "linf", "threat_model": "white-box", "params": []}]
-
-    async def health(self) -> dict[str, Any]:
-        return {"ok": self.fail is None}
-
-    async def generate(self, job: ImageJob) -> ImageResult:
-        self.calls.append(job)
-        on_demand = job.seed < 1000  # the tests' own jobs; the pool draws 62-bit seeds
-        if not on_demand and self.in_flight_on_demand:
-            self.background_while_player_waited += 1
-        if on_demand:
-            self.in_flight_on_demand += 1
-        try:
-            if self.fail is not None:
-                raise self.fail
-            if on_demand and self.gate is not None:
-                await self.gate.wait()
-            await asyncio.sleep(0)
-            image = np.full((28, 28), job.image_index % 256, dtype=np.uint8)
-            return ImageResult(image, image, 1, 1, 0.9, 2, (0.1,) * 10, job.eps, image_index=-7, seed=-7)
-        finally:
-            if on_demand:
-                self.in_flight_on_demand -= 1
+def background_while_player_waited(service: FakeModelService) -> int:
+    """The jobs made ahead that reached the service while a player's own job was still running."""
+    arrivals = zip(service.jobs, service.running_at_arrival, strict=True)
+    return sum(1 for job, running in arrivals if not on_demand(job) and any(map(on_demand, running)))
 
 
 class Clock:
@@ -91,19 +65,19 @@ class Clock:
         return self.now
 
 
-async def settle(pool: ReadyRoundPool, service: FakeService) -> None:
+async def settle(pool: ReadyRoundPool, service: FakeModelService) -> None:
     """Let the background refill run until it has nothing left to do (no timing involved: it is all fakes)."""
     for _ in range(200):
-        before = len(service.calls)
+        before = len(service.jobs)
         pool._wake.set()
         for _ in range(20):
             await asyncio.sleep(0)
-        if len(service.calls) == before and pool._idle.is_set():
+        if len(service.jobs) == before and pool._idle.is_set():
             return
     pytest.fail("the pool never settled")
 
 
-def make_pool(service: FakeService, clock: Clock, **options: Any) -> ReadyRoundPool:
+def make_pool(service: FakeModelService, clock: Clock, **options: Any) -> ReadyRoundPool:
     options.setdefault("size", 2)
     options.setdefault("ttl_s", 60.0)
     options.setdefault("neighbours", staircase_neighbours)
@@ -111,7 +85,7 @@ def make_pool(service: FakeService, clock: Clock, **options: Any) -> ReadyRoundP
 
 
 async def test_a_ready_round_is_used_once_and_names_its_own_image() -> None:
-    service, clock = FakeService(), Clock()
+    service, clock = fake_service(), Clock()
     pool = make_pool(service, clock)
     await pool.start()
     try:
@@ -119,7 +93,7 @@ async def test_a_ready_round_is_used_once_and_names_its_own_image() -> None:
         assert pool.stats == {"hits": 0, "misses": 1, "made": 0, "expired": 0, "failed": 0}
         await settle(pool, service)
         assert pool.ready_count(job()) == 2
-        made = {(c.image_index, c.seed) for c in service.calls if c.seed >= 1000 and c.eps == LEVELS[0]}
+        made = {(c.image_index, c.seed) for c in service.jobs if c.seed >= 1000 and c.eps == LEVELS[0]}
         served = [await pool.generate(job(seed=k)) for k in (2, 3)]
         assert pool.stats["hits"] == 2 and pool.ready_count(job()) == 0
         pairs = {(r.image_index, r.seed) for r in served}
@@ -127,13 +101,13 @@ async def test_a_ready_round_is_used_once_and_names_its_own_image() -> None:
         assert all(
             r.image_index in INFO.eligible_indices and r.adversarial[0, 0] == r.image_index % 256 for r in served
         )
-        assert len([c for c in service.calls if c.seed < 1000]) == 1, "the two hits never reached the service"
+        assert len([c for c in service.jobs if c.seed < 1000]) == 1, "the two hits never reached the service"
     finally:
         await pool.stop()
 
 
 async def test_a_job_that_pins_its_image_is_never_answered_from_the_pool() -> None:
-    service, clock = FakeService(), Clock()
+    service, clock = fake_service(), Clock()
     pool = make_pool(service, clock)
     await pool.start()
     try:
@@ -141,14 +115,14 @@ async def test_a_job_that_pins_its_image_is_never_answered_from_the_pool() -> No
         await settle(pool, service)
         ready = pool.ready_count(job())
         result = await pool.generate(job(index=123, seed=5, any_image=False))
-        assert service.calls[-1] == job(index=123, seed=5, any_image=False) and result.adversarial[0, 0] == 123
+        assert service.jobs[-1] == job(index=123, seed=5, any_image=False) and result.adversarial[0, 0] == 123
         assert pool.ready_count(job()) == ready and pool.stats["hits"] == 0
     finally:
         await pool.stop()
 
 
 async def test_ready_rounds_expire_unused() -> None:
-    service, clock = FakeService(), Clock()
+    service, clock = fake_service(), Clock()
     pool = make_pool(service, clock, ttl_s=30.0, demand_window_s=1e9)
     await pool.start()
     try:
@@ -167,7 +141,7 @@ async def test_ready_rounds_expire_unused() -> None:
 
 
 async def test_demand_is_learnt_with_the_staircase_steps_around_it_and_forgotten() -> None:
-    service, clock = FakeService(), Clock()
+    service, clock = fake_service(), Clock()
     plan = rounds.RoundPlan("toy")
     pool = make_pool(service, clock, ttl_s=1000.0, demand_window_s=120.0, prefill=starting_jobs(plan))
     await pool.start()
@@ -175,7 +149,7 @@ async def test_demand_is_learnt_with_the_staircase_steps_around_it_and_forgotten
         await settle(pool, service)
         start = pool_key(job(LEVELS[0]))
         assert pool.ready_count(start) == 2, "the first step of the default plan is ready before anyone asks"
-        assert {pool_key(c) for c in service.calls} == {start}
+        assert {pool_key(c) for c in service.jobs} == {start}
         await pool.generate(job(LEVELS[3]))
         await settle(pool, service)
         for step in (2, 3, 4):
@@ -188,17 +162,17 @@ async def test_demand_is_learnt_with_the_staircase_steps_around_it_and_forgotten
         clock.now += 121
         for key in (job(LEVELS[3]), off_staircase):
             await pool.generate(key)  # a hit: uses one up
-        calls = len(service.calls)
+        calls = len(service.jobs)
         clock.now += 121  # nobody has asked for these for longer than the demand window
         await settle(pool, service)
-        asked = {pool_key(c) for c in service.calls[calls:]}
+        asked = {pool_key(c) for c in service.jobs[calls:]}
         assert asked <= {start}, "only the pinned first step is still kept full"
     finally:
         await pool.stop()
 
 
 async def test_background_work_waits_while_a_player_waits() -> None:
-    service, clock = FakeService(), Clock()
+    service, clock = fake_service(), Clock()
     pool = make_pool(service, clock, size=8, chunk=3)
     await pool.start()
     try:
@@ -207,11 +181,11 @@ async def test_background_work_waits_while_a_player_waits() -> None:
         for _ in range(50):
             pool._wake.set()
             await asyncio.sleep(0)
-        assert [c for c in service.calls if c.seed >= 1000] == [], "nothing made ahead while the player waits"
+        assert [c for c in service.jobs if c.seed >= 1000] == [], "nothing made ahead while the player waits"
         service.gate.set()
         await waiting
         await settle(pool, service)
-        assert service.background_while_player_waited == 0
+        assert background_while_player_waited(service) == 0
         assert pool.ready_count(job(LEVELS[2])) == 8
         # Now players come and go while the pool refills: background chunks start only between them.
         service.gate = asyncio.Event()
@@ -219,17 +193,17 @@ async def test_background_work_waits_while_a_player_waits() -> None:
         misses = [asyncio.create_task(pool.generate(job(LEVELS[6], seed=k))) for k in range(3)]
         for _ in range(50):
             await asyncio.sleep(0)
-        assert service.background_while_player_waited == 0
+        assert background_while_player_waited(service) == 0
         service.gate.set()
         await asyncio.gather(*players, *misses)
         await settle(pool, service)
-        assert service.background_while_player_waited == 0
+        assert background_while_player_waited(service) == 0
     finally:
         await pool.stop()
 
 
 async def test_background_chunks_are_small_batches() -> None:
-    service, clock = FakeService(), Clock()
+    service, clock = fake_service(), Clock()
     pool = make_pool(service, clock, size=10, chunk=4)
     sizes: list[int] = []
     inner_generate = service.generate
@@ -255,17 +229,17 @@ async def test_background_chunks_are_small_batches() -> None:
 
 
 async def test_an_outage_postpones_the_refill_and_players_get_the_service_error() -> None:
-    service, clock = FakeService(), Clock()
+    service, clock = fake_service(), Clock()
     pool = make_pool(service, clock, retry_s=0.0)
     await pool.start()
     try:
-        service.fail = ServiceUnavailable(messages.SERVICE_DOWN)
+        service.fail, service.ready = ServiceUnavailable(messages.SERVICE_DOWN), False
         with pytest.raises(ServiceUnavailable):
             await pool.generate(job())
         await settle(pool, service)
         assert pool.stats["failed"] >= 1 and pool.ready_count(job()) == 0
         assert (await pool.health())["pool"]["failed"] >= 1 and not (await pool.health())["ok"]
-        service.fail = None
+        service.fail, service.ready = None, True
         await settle(pool, service)
         assert pool.ready_count(job()) == 2, "the refill resumes by itself when the service is back"
     finally:
@@ -273,7 +247,7 @@ async def test_an_outage_postpones_the_refill_and_players_get_the_service_error(
 
 
 async def test_everything_but_generate_passes_through() -> None:
-    service, clock = FakeService(), Clock()
+    service, clock = fake_service(), Clock()
     pool = make_pool(service, clock)
     asked: list[object] = []
 
@@ -294,7 +268,7 @@ async def test_everything_but_generate_passes_through() -> None:
 
 
 def test_the_pool_is_a_setting() -> None:
-    service = FakeService()
+    service = fake_service()
     off = Settings(pool_size=0, environment="test", secret_key="x" * 32)  # type: ignore[arg-type]
     assert with_ready_round_pool(service, off) is service  # type: ignore[arg-type]
     on = Settings(pool_size=3, pool_ttl_s=45, environment="test", secret_key="x" * 32)  # type: ignore[arg-type]

@@ -6,7 +6,8 @@ these tests check the very file the game ships; when it is missing they fail wit
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import torch
 from app.config import PROJECT_ROOT
 from app.ml import ArenaModel, get_pack, load_opponent
 from app.ml.packs import DataPack
+from app.ml.service.in_process import InProcessModelService
 
 REPO_MODELS = PROJECT_ROOT / "models"
 
@@ -66,3 +68,23 @@ def mlp_model() -> ArenaModel:
 def many_test_images(pack: DataPack) -> tuple[torch.Tensor, torch.Tensor]:
     """The first 1,024 test images and their labels."""
     return pack.tensors("test", n=1024)
+
+
+@asynccontextmanager
+async def running_model_service(*opponents: str, **options: object) -> AsyncIterator[InProcessModelService]:
+    service = InProcessModelService(opponents=opponents, device="cpu", **options)  # type: ignore[arg-type]
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
+
+
+StartModelService = Callable[..., AbstractAsyncContextManager[InProcessModelService]]
+
+
+@pytest.fixture
+def model_service() -> StartModelService:
+    """``async with model_service("fashion-cnn", max_batch=8) as service:`` a started in-process model service on the
+    CPU with these opponents and options, stopped when the block ends, even when it fails."""
+    return running_model_service

@@ -12,7 +12,6 @@ import pytest
 
 from app.errors import ServiceUnavailable
 from app.ml.packs import get_pack
-from app.ml.service.contracts import WireError
 from app.ml.service.explain_contracts import (
     ExplainJob,
     ExplainResult,
@@ -21,7 +20,9 @@ from app.ml.service.explain_contracts import (
     explain_result_from_wire,
     explain_result_to_wire,
 )
-from tests.modelsvc.test_remote_service import FakeService, Switch, started_client
+from app.ml.service.wire import WireError
+from tests.fakes import FakeModelService
+from tests.modelsvc.test_remote_service import INFO, Switch, fake_service, make_result, started_client
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +43,11 @@ def job() -> ExplainJob:
     )
 
 
-class ExplainingService(FakeService):
+class ExplainingService(FakeModelService):
     """The fake service plus a real explain() on the committed fashion-cnn."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(INFO, make_result)
         from app.ml.opponents.registry import load_opponent
 
         self.model = load_opponent("fashion-cnn")
@@ -114,7 +115,7 @@ async def test_the_client_explains_through_the_server(job: ExplainJob) -> None:
 
 @pytest.mark.anyio
 async def test_a_backend_without_explain_is_unsupported_not_a_crash(job: ExplainJob) -> None:
-    client = await started_client(Switch(FakeService()))
+    client = await started_client(Switch(fake_service()))
     try:
         reply = await client._client.post("/v1/explain", json=explain_job_to_wire(job))  # type: ignore[union-attr]
         assert reply.status_code == 501 and reply.json()["error"] == "unsupported"

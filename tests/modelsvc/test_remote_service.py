@@ -21,8 +21,6 @@ from app.ml.service.contracts import (
     ImageJob,
     ImageResult,
     OpponentInfo,
-    WireError,
-    _decode_array,
     info_from_wire,
     info_to_wire,
     job_from_wire,
@@ -30,8 +28,10 @@ from app.ml.service.contracts import (
     result_from_wire,
     result_to_wire,
 )
+from app.ml.service.wire import WireError, decode_array
 from app.modelsvc.client import RemoteModelService
 from app.modelsvc.server import create_server_app
+from tests.fakes import FakeModelService
 
 PARAMS = ImageJob.freeze_params({"steps": 20, "random_start": True, "norm": "linf"})
 
@@ -162,52 +162,22 @@ def test_any_allowed_array_round_trips(shape: list[int], dtype: str, seed: int) 
     result = make_result(make_job())
     wire = wire_roundtrip(result_to_wire(ImageResult(**{**result.__dict__, "clean": array, "adversarial": array})))
     # An ImageResult needs uint8 images of one shape; the array codec itself carries any allowed dtype and shape.
-    back = _decode_array(wire["clean"]["__ndarray__"])
+    back = decode_array(wire["clean"]["__ndarray__"])
     assert back.dtype == array.dtype and back.shape == array.shape and np.array_equal(back, array)
 
 
 # -- the server and the client over an in-memory transport -----------------------------------------------------
 
 
-class FakeService:
-    """A ModelService that answers from make_result, or fails the way it is told to."""
-
-    def __init__(self) -> None:
-        self.fail: Exception | None = None
-        self.ready = True
-        self.jobs: list[ImageJob] = []
-        self.gate: asyncio.Event | None = None
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def generate(self, job: ImageJob) -> ImageResult:
-        self.jobs.append(job)
-        if self.gate is not None:
-            await self.gate.wait()
-        if self.fail is not None:
-            raise self.fail
-        return make_result(job)
-
-    def opponent_info(self, name: str) -> OpponentInfo:
-        return INFO
-
-    def opponent_names(self) -> list[str]:
-        return ["toy"]
-
-    def attack_catalog(self) -> list[dict[str, Any]]:
-        return [{"name": "pgd", "norm": "linf", "threat_model": "white-box"}]
-
-    async def health(self) -> dict[str, Any]:
-        return {"ok": self.ready, "device": "cpu", "opponents": ["toy"], "queue": 0}
+def fake_service() -> FakeModelService:
+    return FakeModelService(INFO, make_result)
 
 
 class Switch(httpx.AsyncBaseTransport):
     """A transport to an in-memory server that can be 'killed' (connection refused) and 'restarted' (a new
     process: a new server app with a new instance id)."""
 
-    def __init__(self, service: FakeService) -> None:
+    def __init__(self, service: FakeModelService) -> None:
         self.service = service
         self.failure: Exception | None = None
         self.restart()
@@ -246,7 +216,7 @@ async def until(predicate: Any, what: str, limit_s: float = 5.0) -> None:
 
 @pytest.mark.anyio
 async def test_client_caches_the_catalogue_and_generates_over_http() -> None:
-    service = FakeService()
+    service = fake_service()
     client = await started_client(Switch(service))
     try:
         assert client.state == "up"
@@ -265,7 +235,7 @@ async def test_client_caches_the_catalogue_and_generates_over_http() -> None:
 
 @pytest.mark.anyio
 async def test_a_full_remote_queue_is_busy_with_its_retry_after() -> None:
-    service = FakeService()
+    service = fake_service()
     client = await started_client(Switch(service))
     try:
         service.fail = ServiceBusy(messages.SERVICE_BUSY)
@@ -300,7 +270,7 @@ async def test_a_full_remote_queue_is_busy_with_its_retry_after() -> None:
 )
 @pytest.mark.anyio
 async def test_transport_failures_become_unavailable_with_a_clear_detail(failure: Exception, state: str) -> None:
-    switch = Switch(FakeService())
+    switch = Switch(fake_service())
     client = await started_client(switch, up_probe_interval_s=60.0)
     try:
         switch.kill(failure)
@@ -317,7 +287,7 @@ async def test_transport_failures_become_unavailable_with_a_clear_detail(failure
 
 @pytest.mark.anyio
 async def test_pool_exhaustion_is_busy_not_down() -> None:
-    service = FakeService()
+    service = fake_service()
     service.gate = asyncio.Event()
     client = await started_client(Switch(service), max_connections=1)
     try:
@@ -335,7 +305,7 @@ async def test_pool_exhaustion_is_busy_not_down() -> None:
 
 @pytest.mark.anyio
 async def test_outage_is_reported_and_recovered_from_without_restarting_the_client() -> None:
-    service = FakeService()
+    service = fake_service()
     switch = Switch(service)
     client = await started_client(switch)
     try:
@@ -361,7 +331,7 @@ async def test_outage_is_reported_and_recovered_from_without_restarting_the_clie
 
 @pytest.mark.anyio
 async def test_starting_before_the_model_service_is_up_waits_for_it_in_the_background() -> None:
-    switch = Switch(FakeService())
+    switch = Switch(fake_service())
     switch.kill()
     client = await started_client(switch)
     try:
@@ -382,7 +352,7 @@ async def test_starting_before_the_model_service_is_up_waits_for_it_in_the_backg
 
 @pytest.mark.anyio
 async def test_server_health_and_catalogue_endpoints() -> None:
-    service = FakeService()
+    service = fake_service()
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_server_app(service)), base_url="http://s"
     ) as http:  # type: ignore[arg-type]

@@ -33,7 +33,7 @@ class TransferParams(AttackParams):
     @field_validator("surrogate")
     @classmethod
     def _known_differentiable_opponent(cls, value: str) -> str:
-        from app.ml.opponents.registry import available_opponents, opponent_spec
+        from app.ml.opponents.specs import available_opponents, opponent_spec
 
         if value not in available_opponents():
             raise ValueError(f"unknown surrogate {value!r}; choose one of: {', '.join(available_opponents())}")

@@ -26,19 +26,24 @@ Attacks (all count against the budget, one query per image sent):
 
 from __future__ import annotations
 
+import argparse
 import base64
 import io
+import json
 import os
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 import numpy as np
 from PIL import Image
+
+from app.ml.cloak.uploads import to_png, validate_upload
 
 
 class QueryBudgetExhausted(RuntimeError):
@@ -274,12 +279,6 @@ def decision_attack(
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m app.ml.cloak.remote --config remote.json --image me.jpg --attack transfer|score|decision``."""
-    import argparse
-    import json
-    from pathlib import Path
-
-    from app.ml.cloak.uploads import to_png, validate_upload
-
     parser = argparse.ArgumentParser(description="Attack a remote HTTP classifier (see docs/cloak.md).")
     parser.add_argument("--config", type=Path, required=True, help="JSON with RemoteClassifierConfig's fields")
     parser.add_argument("--image", type=Path, required=True)

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from app.errors import ArenaError, Conflict, Invalid, NotFound, ServiceBusy, ServiceUnavailable
 from app.ml.cloak.uploads import MAX_BYTES, MAX_PIXELS, to_png, validate_upload
+from app.ml.packs.natural import available_photos, make_round
 
 logger = logging.getLogger(__name__)
 
@@ -365,8 +366,6 @@ class CloakService:
         return token
 
     def _natural_round(self, seed: int) -> Any:
-        from app.ml.packs.natural import available_photos, make_round
-
         engine = self._engine_or_load()
         photos = available_photos(engine.class_names, self.natural_dir)
         if not photos:

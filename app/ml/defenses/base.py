@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -80,3 +81,13 @@ class InputDefense(ArenaModel):
 def attack_view(model: ArenaModel) -> ArenaModel:
     """What an adaptive attack differentiates: the BPDA view of an input defense, else the model itself."""
     return model.straight_through() if isinstance(model, InputDefense) else model
+
+
+def false_positive_threshold(score: Callable[[Tensor], Tensor], clean: Tensor, target_fpr: float, batch: int) -> float:
+    """The detection score that ``target_fpr`` of the ``clean`` images exceed: a detector's threshold for that
+    false-positive rate, scored ``batch`` images at a time."""
+    if not 0 < target_fpr < 1:
+        raise ValueError(f"target_fpr must be in (0, 1), got {target_fpr}")
+    with torch.no_grad():
+        scores = torch.cat([score(clean[i : i + batch]) for i in range(0, len(clean), batch)])
+    return float(torch.quantile(scores.double(), 1 - target_fpr).item())

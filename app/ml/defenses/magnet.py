@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from app.ml.defenses.base import InputDefense
+from app.ml.defenses.base import InputDefense, false_positive_threshold
 from app.ml.model import ArenaModel
 from app.ml.nets.magnet_ae import MagNetAutoencoder
 
@@ -92,8 +92,4 @@ class MagNet(InputDefense):
 
 def calibrate_magnet_threshold(model: MagNet, clean: Tensor, target_fpr: float, batch: int = 1000) -> float:
     """The reconstruction-error quantile that rejects ``target_fpr`` of ``clean`` (images the AE did not train on)."""
-    if not 0 < target_fpr < 1:
-        raise ValueError(f"target_fpr must be in (0, 1), got {target_fpr}")
-    with torch.no_grad():
-        errors = torch.cat([model.reconstruction_error(clean[i : i + batch]) for i in range(0, len(clean), batch)])
-    return float(torch.quantile(errors.double(), 1 - target_fpr).item())
+    return false_positive_threshold(model.reconstruction_error, clean, target_fpr, batch)

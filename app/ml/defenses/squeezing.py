@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from app.ml.defenses.base import InputDefense
+from app.ml.defenses.base import InputDefense, false_positive_threshold
 from app.ml.model import ArenaModel
 
 DEFAULT_BITS = 4
@@ -82,8 +82,4 @@ class FeatureSqueezing(InputDefense):
 
 def calibrate_threshold(model: FeatureSqueezing, clean: Tensor, target_fpr: float, batch: int = 500) -> float:
     """The score quantile that flags ``target_fpr`` of ``clean`` (images the threshold is chosen on)."""
-    if not 0 < target_fpr < 1:
-        raise ValueError(f"target_fpr must be in (0, 1), got {target_fpr}")
-    with torch.no_grad():
-        scores = torch.cat([model.detection_score(clean[i : i + batch]) for i in range(0, len(clean), batch)])
-    return float(torch.quantile(scores.double(), 1 - target_fpr).item())
+    return false_positive_threshold(model.detection_score, clean, target_fpr, batch)

@@ -31,7 +31,8 @@ from app.ml.defenses.certified import CertifiedModel
 from app.ml.measure.evaluation import EVAL_BATCH, clean_predictions, per_image_generators, progress_bar
 from app.ml.model import ArenaModel
 from app.ml.opponents import cards
-from app.ml.opponents.registry import load_opponent, opponent_spec
+from app.ml.opponents.registry import load_opponent
+from app.ml.opponents.specs import opponent_spec
 from app.ml.packs import get_pack
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,8 @@ from app.ml.attacks import get_attack
 from app.ml.measure.evaluation import EVAL_BATCH, clean_predictions, per_image_generators, progress_bar
 from app.ml.model import ArenaModel
 from app.ml.opponents import cards
-from app.ml.opponents.registry import available_opponents, load_opponent, opponent_pack, opponent_spec
+from app.ml.opponents.registry import load_opponent
+from app.ml.opponents.specs import available_opponents, opponent_pack, opponent_spec
 from app.ml.packs import get_pack
 from app.ml.training.plain import _machine
 from app.stats.intervals import wilson_interval

@@ -59,19 +59,25 @@ class FashionGenerator(nn.Module):
         return layers
 
 
+def image_mlp(outputs: int) -> nn.Sequential:
+    """(B,1,28,28) images to ``outputs`` numbers through two LeakyReLU layers: the discriminator's and the encoder's
+    body (both used only while training the generator)."""
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(28 * 28, 512),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.Linear(512, 256),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.Linear(256, outputs),
+    )
+
+
 class FashionDiscriminator(nn.Module):
     """Real/fake logit of (B,1,28,28) pixel-space images; used only while training the generator."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(28 * 28, 512),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Linear(512, 256),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Linear(256, 1),
-        )
+        self.body = image_mlp(1)
 
     def forward(self, x: Tensor) -> Tensor:
         logit: Tensor = self.body(x).squeeze(1)
@@ -83,14 +89,7 @@ class FashionEncoder(nn.Module):
 
     def __init__(self, latent_dim: int = LATENT_DIM) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(28 * 28, 512),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Linear(512, 256),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Linear(256, 2 * latent_dim),
-        )
+        self.body = image_mlp(2 * latent_dim)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         mean, log_var = self.body(x).chunk(2, dim=1)

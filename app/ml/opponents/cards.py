@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from app.ml.opponents.defense_cards import render_defense_lines
+
 CARD_SCHEMA_VERSION = 1
 
 
@@ -61,6 +63,11 @@ def write_card(card: dict[str, Any], models_dir: Path, name: str) -> None:
 
 def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
+
+
+def parameters_text(params: dict[str, Any]) -> str:
+    """An attack's parameters as a table cell: ``steps=40, step_size=2.5*eps/steps``, or ``-`` for none."""
+    return ", ".join(f"{key}={_param(key, value)}" for key, value in params.items()) or "-"
 
 
 def _param(key: str, value: Any) -> str:
@@ -169,8 +176,6 @@ def render_markdown(card: dict[str, Any]) -> str:
     ]
     defended = {"detector", "transform", "generator", "defense_lab", "adaptive_attack", "certified"} & card.keys()
     if defended or {"adversarial_training", "distillation", "ibp_training"} & card.get("training", {}).keys():
-        from app.ml.opponents.defense_cards import render_defense_lines
-
         lines += render_defense_lines(card)
     if "robustness" in card:
         lines += _robustness_lines(card["robustness"], card["staircase"])
@@ -194,7 +199,7 @@ def _robustness_lines(rob: dict[str, Any], stair: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for row in rob["results"]:
-        params = ", ".join(f"{k}={_param(k, v)}" for k, v in row["params"].items()) or "-"
+        params = parameters_text(row["params"])
         lines.append(
             f"| {row['attack']} | {params} | {row['eps']:g} | {row['eps'] * 255:.1f} | {_pct(row['accuracy'])} |"
         )
@@ -225,7 +230,7 @@ def render_robustness_table(table: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in table["rows"]:
-        params = ", ".join(f"{k}={_param(k, v)}" for k, v in row["params"].items()) or "-"
+        params = parameters_text(row["params"])
         if row.get("skipped"):
             measured = f"skipped: {row['skipped']} | –"
         else:

@@ -31,6 +31,9 @@ import torch
 
 from app.config import PROJECT_ROOT
 from app.ml.opponents.cards import atomic_write_bytes
+from app.ml.opponents.registry import load_opponent
+from app.ml.packs import get_pack
+from app.ml.service.tensors import to_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -167,10 +170,6 @@ def refresh_record(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Path, int, int]:
     """Ask the opponent about every test image and write its committed record: (path, correct, total)."""
-    from app.ml.opponents.registry import load_opponent
-    from app.ml.packs import get_pack
-    from app.ml.service.in_process import to_tensor
-
     if threads is not None:
         torch.set_num_threads(threads)
     model = load_opponent(name, device=device, models_dir=models_dir)

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from app.config import PROJECT_ROOT
 from app.ml.errors import UnknownName
@@ -128,13 +129,13 @@ def class_names() -> tuple[str, ...]:
 
 def torchvision_class_names() -> list[str]:
     """The class names torchvision ships in its weights metadata (a local source: no download)."""
-    from torchvision.models import ResNet50_Weights
+    from torchvision.models import ResNet50_Weights  # ~3.5 s to import: only this check of the class file needs it
 
     return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
 
 
 def write_class_file(path: Path = CLASS_FILE) -> Path:
-    import torchvision
+    import torchvision  # ~3.5 s to import: only writing the class file needs it
 
     body = {
         "source": f"torchvision {torchvision.__version__} ResNet50_Weights.IMAGENET1K_V1.meta['categories']",
@@ -177,8 +178,6 @@ def fold_batch_norms(net: torch.nn.Module) -> torch.nn.Module:
     EfficientNet-Lite's blocks call ``bn(conv(x))`` in that order, so each ``_bnN`` that directly follows a
     conv attribute can be folded; the BatchNorm is replaced by an identity.
     """
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
     pairs = {"_bn0": "_conv_stem", "_bn1": "_conv_head"}
     block_pairs = {"_bn0": "_expand_conv", "_bn1": "_depthwise_conv", "_bn2": "_project_conv"}
 

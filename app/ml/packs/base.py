@@ -98,7 +98,7 @@ class DataPack:
 
     def tensors(self, split: Split, *, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``n`` images of a split as float32 (N,C,H,W) in [0,1], the pixel space models accept."""
-        import torch
+        import torch  # only when called: the web tier imports packs without torch (see the module docstring)
 
         images, labels = self.load_split(split)
         if n is not None:
@@ -124,7 +124,7 @@ class DataPack:
 
 def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 (N,H,W) or (N,H,W,C) -> float32 (N,C,H,W) in [0,1]."""
-    import torch
+    import torch  # only when called: the web tier imports packs without torch (see the module docstring)
 
     if images.dtype != np.uint8 or images.ndim not in (3, 4):
         raise ValueError(f"expected uint8 images shaped (N,H,W) or (N,H,W,C), got {images.dtype} {images.shape}")

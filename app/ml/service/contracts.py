@@ -3,19 +3,16 @@ web process talking to a remote model service never has to import torch."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
-import functools
-import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from types import MappingProxyType
+from typing import Any, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:  # app.ml.service.explain_contracts imports this module's wire codec
-    from app.ml.service.explain_contracts import ExplainJob, ExplainResult
+from app.ml.service.explain_contracts import ExplainJob, ExplainResult
+from app.ml.service.wire import WireError, encode_value, from_wire, to_wire
 
 
 @dataclass(frozen=True)
@@ -100,6 +97,24 @@ class OpponentInfo:
         return count
 
 
+# Every registered attack as plain data: name, threat model, norm, budget, parameters, explanation. Read-only all the
+# way down (mappings are MappingProxyType, lists are tuples), so the one catalogue a service builds is handed to every
+# caller without a copy: a new round reads it about four times (benchmarks/pool_latency.py).
+AttackCatalog = tuple[Mapping[str, Any], ...]
+
+
+def freeze_catalog(entries: Iterable[Mapping[str, Any]]) -> AttackCatalog:
+    return tuple(_read_only(dict(entry)) for entry in entries)
+
+
+def _read_only(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return MappingProxyType({key: _read_only(item) for key, item in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_read_only(item) for item in value)
+    return value
+
+
 class ModelService(Protocol):
     """The one door to torch. In-process today; the same calls can be served by another process or machine."""
 
@@ -115,8 +130,8 @@ class ModelService(Protocol):
         """The opponents this service has loaded and can attack, the default one first."""
         ...
 
-    def attack_catalog(self) -> list[dict[str, Any]]:
-        """Every registered attack as plain data: name, threat model, norm, parameters, explanation."""
+    def attack_catalog(self) -> AttackCatalog:
+        """Every registered attack, read-only (see AttackCatalog)."""
         ...
 
     async def explain(self, job: ExplainJob) -> ExplainResult:
@@ -127,133 +142,30 @@ class ModelService(Protocol):
     async def health(self) -> dict[str, Any]: ...
 
 
-# -- wire format ------------------------------------------------------------------------------------------------
-# JSON for the remote model service (app/modelsvc). Generic over the dataclass fields, so a field added to a
-# contract travels without touching this code: values become JSON (tuples as lists, numpy scalars as numbers) and
-# numpy arrays become {"__ndarray__": {"dtype", "shape", "data": base64 of the raw C-order bytes}}. Decoding reads
-# the field types back (lists to tuples), refuses arrays it does not expect (dtype not in ARRAY_DTYPES, a shape whose
-# size does not match the bytes, more than MAX_ARRAY_BYTES; there is no pickle anywhere) and ignores fields it does
-# not know, so a newer model service can talk to an older web server.
-
-ARRAY_DTYPES = frozenset({"uint8", "float32", "float64", "int64"})
-MAX_ARRAY_BYTES = 16 * 1024 * 1024
-MAX_ARRAY_DIMS = 4
-_Contract = typing.TypeVar("_Contract")
+# -- wire form (app/modelsvc; the codec is app/ml/service/wire.py) ---------------------------------------------
 
 
-class WireError(ValueError):
-    """A message that does not decode into the contract it claims to be."""
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        array = value if value.flags.c_contiguous else value.copy(order="C")  # (ascontiguousarray makes 0-d 1-d)
-        if array.dtype.name not in ARRAY_DTYPES:
-            raise WireError(f"cannot send a {array.dtype.name} array; allowed: {sorted(ARRAY_DTYPES)}")
-        return {
-            "__ndarray__": {
-                "dtype": array.dtype.name,
-                "shape": list(array.shape),
-                "data": base64.b64encode(array.tobytes()).decode("ascii"),
-            }
-        }
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple | list):
-        return [_encode(item) for item in value]
-    if isinstance(value, Mapping):
-        return {str(key): _encode(item) for key, item in value.items()}
-    return value
-
-
-def _decode_array(spec: Any) -> np.ndarray:
-    if not isinstance(spec, Mapping):
-        raise WireError("an array must be an object with dtype, shape and data")
-    dtype, shape, data = spec.get("dtype"), spec.get("shape"), spec.get("data")
-    if dtype not in ARRAY_DTYPES:
-        raise WireError(f"array dtype {dtype!r} is not one of {sorted(ARRAY_DTYPES)}")
-    if (
-        not isinstance(shape, list)
-        or len(shape) > MAX_ARRAY_DIMS
-        or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n for n in shape)
-    ):
-        raise WireError(f"array shape {shape!r} must be a list of at most {MAX_ARRAY_DIMS} non-negative ints")
-    if not isinstance(data, str) or len(data) > (MAX_ARRAY_BYTES * 4) // 3 + 4:
-        raise WireError(f"array data must be base64 text of at most {MAX_ARRAY_BYTES} bytes")
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError) as error:
-        raise WireError(f"array data is not valid base64: {error}") from None
-    expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-    if len(raw) != expected:
-        raise WireError(f"array of shape {shape} and dtype {dtype} needs {expected} bytes, got {len(raw)}")
-    return np.frombuffer(raw, dtype=dtype).reshape(shape)
-
-
-def _freeze(value: Any) -> Any:
-    """Lists back to tuples (contracts are frozen and hashable: ImageJob.params is part of the batch key)."""
-    if isinstance(value, list):
-        return tuple(_freeze(item) for item in value)
-    return value
-
-
-def _decode(value: Any, hint: Any) -> Any:
-    if isinstance(value, Mapping) and "__ndarray__" in value:
-        return _decode_array(value["__ndarray__"])
-    origin = typing.get_origin(hint)
-    if hint is np.ndarray:
-        raise WireError(f"expected an array, got {type(value).__name__}")
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise WireError(f"expected a list, got {type(value).__name__}")
-        return _freeze(value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
-
-
-@functools.cache
-def _field_hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls, globals(), {"np": np})
-
-
-def _to_wire(instance: Any) -> dict[str, Any]:
-    return {item.name: _encode(getattr(instance, item.name)) for item in dataclasses.fields(instance)}
-
-
-def _from_wire(cls: type[_Contract], data: Any) -> _Contract:
-    if not isinstance(data, Mapping):
-        raise WireError(f"a {cls.__name__} must be a JSON object, got {type(data).__name__}")
-    hints = _field_hints(cls)
-    values: dict[str, Any] = {}
-    for item in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if item.name in data:
-            values[item.name] = _decode(data[item.name], hints[item.name])
-        elif item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
-            raise WireError(f"a {cls.__name__} needs the field {item.name!r}")
-    try:
-        return cls(**values)
-    except TypeError as error:
-        raise WireError(f"not a valid {cls.__name__}: {error}") from None
+def catalog_to_wire(catalog: AttackCatalog) -> list[dict[str, Any]]:
+    return [encode_value(entry) for entry in catalog]
 
 
 def job_to_wire(job: ImageJob) -> dict[str, Any]:
-    return _to_wire(job)
+    return to_wire(job)
 
 
 def job_from_wire(data: Any) -> ImageJob:
-    job = _from_wire(ImageJob, data)
+    job = from_wire(ImageJob, data)
     if not all(isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str) for pair in job.params):
         raise WireError("ImageJob.params must be a list of [name, value] pairs")
     return job
 
 
 def result_to_wire(result: ImageResult) -> dict[str, Any]:
-    return _to_wire(result)
+    return to_wire(result)
 
 
 def result_from_wire(data: Any) -> ImageResult:
-    result = _from_wire(ImageResult, data)
+    result = from_wire(ImageResult, data)
     if not isinstance(result.clean, np.ndarray) or not isinstance(result.adversarial, np.ndarray):
         raise WireError("an ImageResult needs its clean and adversarial images as arrays")
     if result.clean.shape != result.adversarial.shape or result.adversarial.dtype != np.uint8:
@@ -262,9 +174,9 @@ def result_from_wire(data: Any) -> ImageResult:
 
 
 def info_to_wire(info: OpponentInfo) -> dict[str, Any]:
-    return _to_wire(info)
+    return to_wire(info)
 
 
 def info_from_wire(data: Any) -> OpponentInfo:
-    info = _from_wire(OpponentInfo, data)
+    info = from_wire(OpponentInfo, data)
     return dataclasses.replace(info, card=dict(info.card))

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from app.ml.service.contracts import WireError, _from_wire, _to_wire
+from app.ml.service.wire import WireError, from_wire, to_wire
 
 # Defaults, also the limits the service accepts (a job may ask for less, e.g. a coarser grid for big images).
 GRID_SIZE = 41
@@ -121,16 +121,16 @@ class ExplainResult:
 
 
 # -- wire format (app/modelsvc: POST /v1/explain) ------------------------------------------------------------------
-# The generic codec of app/ml/service/contracts.py: fields by name, arrays as {"__ndarray__": ...} (float32 maps,
+# The generic codec of app/ml/service/wire.py: fields by name, arrays as {"__ndarray__": ...} (float32 maps,
 # int64 grid, float64 coordinates: all in its ARRAY_DTYPES), tuples as lists.
 
 
 def explain_job_to_wire(job: ExplainJob) -> dict[str, Any]:
-    return _to_wire(job)
+    return to_wire(job)
 
 
 def explain_job_from_wire(data: Any) -> ExplainJob:
-    job = _from_wire(ExplainJob, data)
+    job = from_wire(ExplainJob, data)
     try:
         job.validate()
     except ValueError as error:
@@ -139,11 +139,11 @@ def explain_job_from_wire(data: Any) -> ExplainJob:
 
 
 def explain_result_to_wire(result: ExplainResult) -> dict[str, Any]:
-    return _to_wire(result)
+    return to_wire(result)
 
 
 def explain_result_from_wire(data: Any) -> ExplainResult:
-    result = _from_wire(ExplainResult, data)
+    result = from_wire(ExplainResult, data)
     if not isinstance(result.slice_labels, np.ndarray) or result.slice_labels.ndim != 2:
         raise WireError("an ExplainResult needs its slice as a 2-d array")
     if result.slice_labels.shape != (len(result.slice_b), len(result.slice_a)):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import os
 import time
@@ -26,9 +25,16 @@ import torch
 from app.config import get_settings
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.messages import SERVICE_BUSY, SERVICE_DOWN
+from app.ml.attacks import describe_attacks, get_attack
+from app.ml.defenses.outcome import defense_outcomes
+from app.ml.measure.explain import explain as explain_round
 from app.ml.opponents import eligibility
-from app.ml.service.contracts import ImageJob, ImageResult, OpponentInfo
+from app.ml.opponents.registry import OpponentCorrupt, OpponentMissing, load_opponent
+from app.ml.packs import get_pack
+from app.ml.service.conditions import shown_candidate
+from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, OpponentInfo, freeze_catalog
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
+from app.ml.service.tensors import quantize_within_budget, to_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -64,43 +70,6 @@ class _Opponent:
     labels: np.ndarray
 
 
-def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (N,H,W) or (N,H,W,C) pixels to float (N,C,H,W) in [0,1]."""
-    tensor = torch.from_numpy(np.array(images, copy=True)).to(device)  # the pack cache is read-only
-    tensor = tensor.unsqueeze(1) if tensor.ndim == 3 else tensor.permute(0, 3, 1, 2)
-    return tensor.float().div_(255.0)
-
-
-def to_pixels(batch: torch.Tensor) -> np.ndarray:
-    """float (N,C,H,W) in [0,1] to uint8 pixels shaped like the pack's images."""
-    pixels = batch.detach().mul(255.0).round_().clamp_(0, 255).to(torch.uint8).cpu()
-    pixels = pixels[:, 0] if pixels.shape[1] == 1 else pixels.permute(0, 2, 3, 1)
-    return pixels.numpy()
-
-
-def quantize_within_budget(
-    clean: np.ndarray, adversarial: torch.Tensor, eps: np.ndarray, norm: str = "linf"
-) -> np.ndarray:
-    """Round the attack's float image to the uint8 pixels a PNG can hold, without leaving the budget.
-
-    L∞ and L0 (whose eps caps each changed pixel): round, then clip to ±floor(eps·255) grey levels, since plain
-    rounding could add half a grey level on top of eps. L2: round to the nearest grey level (unbiased, which matters
-    for attacks that stop right at the decision boundary); an image whose rounded change is then larger than eps is
-    rounded toward zero instead, which cannot grow any pixel's change and so stays within the attack's eps."""
-    base = clean.astype(np.int16)
-    if norm == "l2":
-        delta = (adversarial.detach().cpu().double() - to_tensor(clean, torch.device("cpu")).double()) * 255.0
-        nearest, toward_zero = torch.round(delta), torch.trunc(delta + torch.sign(delta) * 1e-6)
-        radius = torch.from_numpy(np.asarray(eps, dtype=np.float64) * 255.0 + 1e-6)
-        over = (nearest.flatten(1).norm(dim=1) > radius).view(-1, 1, 1, 1)
-        levels = torch.where(over, toward_zero, nearest).to(torch.int16)
-        levels = levels[:, 0] if levels.shape[1] == 1 else levels.permute(0, 2, 3, 1)
-        return np.clip(base + levels.numpy(), 0, 255).astype(np.uint8)
-    rounded = to_pixels(adversarial).astype(np.int16)
-    budget = np.floor(eps * 255.0 + 1e-6).astype(np.int16).reshape((-1,) + (1,) * (clean.ndim - 1))
-    return np.clip(rounded, base - budget, base + budget).clip(0, 255).astype(np.uint8)
-
-
 class InProcessModelService:
     """Batches image jobs and runs them on one worker thread. See the module docstring."""
 
@@ -134,7 +103,7 @@ class InProcessModelService:
         self.batches_run = 0
         self.jobs_run = 0
         self._last_error: str | None = None
-        self._attack_catalog: list[dict[str, Any]] | None = None
+        self._attack_catalog: AttackCatalog | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -162,9 +131,6 @@ class InProcessModelService:
             self._executor = None
 
     def _load_all(self) -> None:
-        from app.ml.opponents.registry import OpponentCorrupt, OpponentMissing, load_opponent
-        from app.ml.packs import get_pack
-
         torch.set_num_threads(worker_threads(self._torch_threads))
         for position, name in enumerate(self._opponent_names):
             try:
@@ -224,14 +190,12 @@ class InProcessModelService:
     def opponent_names(self) -> list[str]:
         return list(self._opponents)
 
-    def attack_catalog(self) -> list[dict[str, Any]]:
+    def attack_catalog(self) -> AttackCatalog:
         # Built once: describing an attack renders its parameters' JSON schema (pydantic), which cost ~5 ms per
-        # attack, and every new round reads the catalogue (benchmarks/pool_latency.py). Callers get their own copy.
+        # attack, and every new round reads the catalogue (benchmarks/pool_latency.py). It is read-only, so shared.
         if self._attack_catalog is None:
-            from app.ml.attacks import describe_attacks
-
-            self._attack_catalog = describe_attacks()
-        return copy.deepcopy(self._attack_catalog)
+            self._attack_catalog = freeze_catalog(describe_attacks())
+        return self._attack_catalog
 
     async def generate(self, job: ImageJob) -> ImageResult:
         if self._queue is None or self._collector is None or self._collector.done():
@@ -264,12 +228,10 @@ class InProcessModelService:
     async def explain(self, job: ExplainJob) -> ExplainResult:
         """Why the machine fails for one round (app/ml/measure/explain.py): on the worker thread that holds the models,
         but not through the batching queue (a round's explanation is its own batch of a few hundred forward passes)."""
-        from app.ml.measure.explain import explain
-
         if self._executor is None:
             raise ServiceUnavailable(SERVICE_DOWN)
         model = self._opponents[self.opponent_info(job.opponent).name].model
-        future = asyncio.get_running_loop().run_in_executor(self._executor, explain, model, job)
+        future = asyncio.get_running_loop().run_in_executor(self._executor, explain_round, model, job)
         try:
             return await asyncio.wait_for(future, self.timeout_s)
         except TimeoutError:
@@ -335,55 +297,8 @@ class InProcessModelService:
             if not pending.future.done():
                 pending.future.set_result(result)
 
-    def _shown_candidate(
-        self,
-        job: ImageJob,
-        attack: Any,
-        opponent: _Opponent,
-        clean: torch.Tensor,
-        labels: torch.Tensor,
-        eps: torch.Tensor,
-        generators: list[torch.Generator],
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The float image a round shows under its condition (app/game/conditions.py), and the attack's queries.
-        Every random draw comes from the job's own seeded generator, so a stored round regenerates exactly."""
-        from app.ml.attacks.base import project_l2, uniform_noise
-
-        if job.condition == "clean":
-            return clean, None
-        if job.condition == "noise":  # random change with the attack's norm and budget, not aimed at anything
-            draw = uniform_noise(clean, generators)
-            radius = eps.view(-1, *([1] * (clean.ndim - 1)))
-            if attack.norm == "l2":
-                # Pixels pinned at black or white lose their share to clipping: grow the rest until the change is
-                # as large as the budget allows, as an attack's would be.
-                candidate = clean
-                delta = draw
-                for _ in range(6):
-                    scale = radius / delta.flatten(1).norm(dim=1).clamp_min(1e-12).view_as(radius)
-                    candidate = (clean + delta * scale).clamp(*opponent.model.bounds)
-                    delta = candidate - clean
-                return project_l2(candidate, clean, radius, opponent.model.bounds), None
-            if attack.norm == "l0":  # as many random pixels as the attack may change, set to random values
-                pixels = int(getattr(attack.params, "pixels", 1))
-                noisy = clean.clone()
-                for row, generator in enumerate(generators):
-                    flat = noisy[row].view(-1)
-                    where = torch.randperm(flat.numel(), generator=generator, device=generator.device)[:pixels]
-                    values = torch.rand(pixels, generator=generator, device=generator.device)
-                    flat[where.to(flat.device)] = values.to(flat.device)
-                return noisy, None
-            return (clean + torch.sign(draw) * radius).clamp(*opponent.model.bounds), None
-        result = attack(opponent.model, clean, labels, eps, generator=generators)
-        if job.condition == "flipped":  # Elsayed et al.'s control: the same change, pointing the other way
-            return (2 * clean - result.adversarial).clamp(*opponent.model.bounds), result.queries
-        return result.adversarial, result.queries
-
     def _compute(self, jobs: list[ImageJob]) -> list[ImageResult]:
         """Runs on the worker thread: attack a batch of compatible jobs and read the opponent's answers."""
-        from app.ml.attacks import get_attack
-        from app.ml.defenses.outcome import defense_outcomes
-
         started = time.perf_counter()
         first = jobs[0]
         opponent = self._opponents[first.opponent]
@@ -395,7 +310,9 @@ class InProcessModelService:
         eps_tensor = torch.tensor(eps, dtype=torch.float32, device=self.device)
         generators = [torch.Generator(device=self.device).manual_seed(job.seed) for job in jobs]
         attack = get_attack(first.attack, **dict(first.params))
-        candidate, queries_used = self._shown_candidate(first, attack, opponent, clean, labels, eps_tensor, generators)
+        candidate, queries_used = shown_candidate(
+            first.condition, attack, opponent.model, clean, labels, eps_tensor, generators
+        )
         shown = quantize_within_budget(clean_pixels, candidate, eps, attack.norm)
         shown_tensor = to_tensor(shown, self.device)
         with torch.inference_mode():

@@ -27,7 +27,7 @@ from torch import nn
 from app.ml.defenses.certified import CertifiedModel, measure_certification
 from app.ml.defenses.interval import input_box, margin_lower_bounds, normalise_box
 from app.ml.opponents import cards
-from app.ml.opponents.registry import OpponentSpec
+from app.ml.opponents.specs import OpponentSpec
 from app.ml.packs import DataPack
 from app.ml.training.plain import _machine
 
@@ -236,7 +236,7 @@ def ensure_certified_section(model: CertifiedModel, models_dir: Path, data_dir: 
     sha = card.get("checkpoint", {}).get("sha256")
     if card.get("certified", {}).get("checkpoint_sha256") == sha:
         return
-    from app.ml.opponents.registry import opponent_spec
+    from app.ml.opponents.specs import opponent_spec
     from app.ml.packs import get_pack
 
     spec = opponent_spec(model.name)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from app.ml.errors import UnknownName
-from app.ml.opponents.registry import DEFAULT_OPPONENT_FOR_PACK, opponent_spec
+from app.ml.opponents.specs import DEFAULT_OPPONENT_FOR_PACK, opponent_spec
 from app.ml.training.plain import train_opponent
 
 DEFAULT_THREADS = 2

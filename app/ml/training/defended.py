@@ -27,7 +27,8 @@ from app.config import get_settings
 from app.ml.measure.evaluation import clean_accuracy, progress_bar
 from app.ml.model import ArenaModel
 from app.ml.opponents import cards
-from app.ml.opponents.registry import OpponentSpec, opponent_spec, resolve_device
+from app.ml.opponents.registry import resolve_device
+from app.ml.opponents.specs import OpponentSpec, opponent_spec
 from app.ml.packs import DataPack, get_pack
 from app.ml.training.plain import AUGMENTATION, WEIGHT_DECAY, _machine, _save, augment, data_section, hyperparameters
 

@@ -35,7 +35,8 @@ from app.ml.defenses.defense_gan import DefenseGAN, project_onto_range
 from app.ml.measure.evaluation import clean_predictions, progress_bar
 from app.ml.nets.fashion_gan import FashionDiscriminator, FashionEncoder, FashionGenerator
 from app.ml.opponents import cards
-from app.ml.opponents.registry import load_opponent, opponent_spec, resolve_device
+from app.ml.opponents.registry import load_opponent, resolve_device
+from app.ml.opponents.specs import opponent_spec
 from app.ml.packs import get_pack
 from app.ml.training.defended import LOG_EVERY, _base_card
 from app.ml.training.plain import _machine, hyperparameters

@@ -31,7 +31,8 @@ from app.ml.measure.evaluation import (
 )
 from app.ml.model import ArenaModel
 from app.ml.opponents import cards
-from app.ml.opponents.registry import OpponentSpec, opponent_spec, resolve_device
+from app.ml.opponents.registry import resolve_device
+from app.ml.opponents.specs import OpponentSpec, opponent_spec
 from app.ml.packs import DataPack, get_pack
 
 logger = logging.getLogger(__name__)

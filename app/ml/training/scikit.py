@@ -23,7 +23,7 @@ from app.config import get_settings
 from app.ml.measure.evaluation import clean_accuracy, evaluate_robustness, find_min_effective_eps, progress_bar
 from app.ml.model import ArenaModel
 from app.ml.opponents import cards
-from app.ml.opponents.registry import OpponentSpec, opponent_spec
+from app.ml.opponents.specs import OpponentSpec, opponent_spec
 from app.ml.packs import DataPack, get_pack
 from app.ml.training.plain import _machine, _save, data_section
 

@@ -22,7 +22,7 @@ from app.ml.defenses.interval import input_box, logit_bounds, margin_lower_bound
 from app.ml.nets.fashion_certified import FashionCertifiedCNN
 from app.ml.opponents.registry import OpponentCorrupt
 from app.ml.service.contracts import ImageJob
-from app.ml.service.in_process import InProcessModelService
+from tests.ml.conftest import StartModelService
 
 RESOLUTION = MAX_RADIUS / 2**BISECTION_STEPS
 
@@ -157,11 +157,9 @@ def test_loads_only_with_its_own_checkpoint(repo_models_dir: Path, tmp_path: Pat
         load_opponent("fashion-certified", models_dir=tmp_path)
 
 
-def test_a_round_against_it_through_the_model_service(repo_models_dir: Path) -> None:
+def test_a_round_against_it_through_the_model_service(repo_models_dir: Path, model_service: StartModelService) -> None:
     async def play() -> None:
-        service = InProcessModelService(opponents=["fashion-certified"], device="cpu", models_dir=repo_models_dir)
-        await service.start()
-        try:
+        async with model_service("fashion-certified", models_dir=repo_models_dir) as service:
             info = service.opponent_info("fashion-certified")
             assert info.card["adaptive_attack"]["attack"] == "pgd"
             params = ImageJob.freeze_params({"steps": 40})
@@ -188,7 +186,5 @@ def test_a_round_against_it_through_the_model_service(repo_models_dir: Path) -> 
             )
             small = await service.generate(dataclasses.replace(job, eps=2 / 255, seed=1))
             assert small.defense_verdict == "certified" or small.certified_radius < 2 / 255
-        finally:
-            await service.stop()
 
     asyncio.run(play())

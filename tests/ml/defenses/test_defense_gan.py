@@ -19,7 +19,7 @@ from app.ml.defenses import DefenseGAN, attack_view
 from app.ml.defenses.defense_gan import project_onto_range, reconstruction_gradient, unrolled_projection
 from app.ml.opponents.registry import OpponentCorrupt, OpponentMissing
 from app.ml.service.contracts import ImageJob
-from app.ml.service.in_process import InProcessModelService
+from tests.ml.conftest import StartModelService
 
 # Fewer steps and restarts than the deployed projection (the card's), to keep the file fast; the properties
 # tested do not depend on them.
@@ -204,12 +204,12 @@ def test_generator_and_classifier_are_both_pinned(repo_models_dir: Path, tmp_pat
 
 
 @pytest.mark.anyio
-async def test_a_round_against_it_is_played_and_regenerates_exactly(deployed: DefenseGAN) -> None:
+async def test_a_round_against_it_is_played_and_regenerates_exactly(
+    deployed: DefenseGAN, model_service: StartModelService
+) -> None:
     """Through the model service, with the round attack the card names (the images it may draw come from the
     committed models/fashion-defgan.eligible.json: projecting all 10,000 takes most of a minute)."""
-    service = InProcessModelService(opponents=["fashion-cnn", "fashion-defgan"], device="cpu", torch_threads=1)
-    await service.start()
-    try:
+    async with model_service("fashion-cnn", "fashion-defgan", torch_threads=1) as service:
         info = service.opponent_info("fashion-defgan")
         adaptive = info.card["adaptive_attack"]
         job = ImageJob(
@@ -229,5 +229,3 @@ async def test_a_round_against_it_is_played_and_regenerates_exactly(deployed: De
         shown = torch.from_numpy(first.adversarial.astype(np.float32) / 255).view(1, 1, 28, 28)
         with torch.inference_mode():
             assert int(deployed(shown).argmax(1)) == first.adversarial_label
-    finally:
-        await service.stop()

@@ -21,9 +21,9 @@ from app.ml.opponents.cards import sha256_file
 from app.ml.opponents.registry import OpponentCorrupt, OpponentMissing
 from app.ml.packs import DataPack
 from app.ml.service.contracts import ImageJob
-from app.ml.service.in_process import InProcessModelService
 from app.ml.training.defended import _fit_autoencoder
 from tests.helpers import auth, new_player
+from tests.ml.conftest import StartModelService
 
 
 @pytest.fixture(scope="module")
@@ -172,14 +172,12 @@ def test_mismatched_or_missing_checkpoints_are_refused(repo_models_dir: Path, tm
 
 
 @pytest.mark.anyio
-async def test_the_model_service_plays_a_round_against_it(repo_models_dir: Path) -> None:
+async def test_the_model_service_plays_a_round_against_it(
+    repo_models_dir: Path, model_service: StartModelService
+) -> None:
     """The round's image comes from the card's adaptive attack and stays within the budget. (The images it may
     draw come from the committed models/fashion-magnet.eligible.json.)"""
-    service = InProcessModelService(
-        opponents=["fashion-magnet"], device="cpu", max_wait_ms=0.0, models_dir=repo_models_dir
-    )
-    await service.start()
-    try:
+    async with model_service("fashion-magnet", max_wait_ms=0.0, models_dir=repo_models_dir) as service:
         info = service.opponent_info("fashion-magnet")
         assert "fashion-magnet" in service.opponent_names()
         spec = info.card["adaptive_attack"]
@@ -195,8 +193,6 @@ async def test_the_model_service_plays_a_round_against_it(repo_models_dir: Path)
         )
         change = np.abs(result.adversarial.astype(int) - result.clean.astype(int)).max()
         assert change <= round(0.1 * 255) and result.clean_label == result.true_label
-    finally:
-        await service.stop()
 
 
 def test_players_are_offered_it_and_its_rounds_use_the_adaptive_attack(client: TestClient) -> None:

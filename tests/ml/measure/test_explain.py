@@ -14,7 +14,7 @@ from app.ml.attacks import get_attack
 from app.ml.measure.explain import _classify, _to_input, _unit, explain, r_squared, slice_axes
 from app.ml.packs import DataPack
 from app.ml.service.explain_contracts import ExplainJob
-from app.ml.service.in_process import quantize_within_budget, to_tensor
+from app.ml.service.tensors import quantize_within_budget, to_tensor
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from app.ml import ArenaModel, get_attack, load_opponent
 from app.ml.nets.pixel_classifiers import PixelLogisticRegression, PixelTreeEnsemble
-from app.ml.opponents.registry import available_opponents, opponent_spec
+from app.ml.opponents.specs import available_opponents, opponent_spec
 from app.ml.packs import DataPack
 from app.ml.training.scikit import _round_down_float32, forest_state, logistic_state, pixels
 

@@ -17,9 +17,12 @@ from typer.testing import CliRunner
 from app.cli import app
 from app.config import get_settings
 from app.ml.opponents import cards, eligibility
-from app.ml.opponents.registry import available_opponents, load_opponent
+from app.ml.opponents.registry import load_opponent
+from app.ml.opponents.specs import available_opponents
 from app.ml.packs import DataPack
-from app.ml.service.in_process import InProcessModelService, to_tensor
+from app.ml.service.in_process import InProcessModelService
+from app.ml.service.tensors import to_tensor
+from tests.ml.conftest import StartModelService
 
 COMMITTED = [
     name for name in available_opponents() if cards.card_path(Path(__file__).parents[3] / "models", name).is_file()
@@ -84,18 +87,12 @@ def logreg_models(tmp_path: Path, repo_models_dir: Path, monkeypatch: pytest.Mon
     get_settings.cache_clear()
 
 
-def eligible_when_served(models_dir: Path) -> tuple[int, ...]:
+def eligible_when_served(model_service: StartModelService, models_dir: Path) -> tuple[int, ...]:
     """Start a model service with fashion-logreg, read the images it may draw, stop it."""
 
     async def run() -> tuple[int, ...]:
-        service = InProcessModelService(
-            opponents=["fashion-logreg"], device="cpu", models_dir=models_dir, torch_threads=1
-        )
-        await service.start()
-        try:
+        async with model_service("fashion-logreg", models_dir=models_dir, torch_threads=1) as service:
             return service.opponent_info("fashion-logreg").eligible_indices
-        finally:
-            await service.stop()
 
     return asyncio.run(run())
 
@@ -113,20 +110,20 @@ def count_asks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def test_the_service_reads_the_record_and_recomputes_a_stale_one_once(
-    logreg_models: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    logreg_models: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_service: StartModelService
 ) -> None:
     asked = count_asks(monkeypatch)
     committed = json.loads((logreg_models / "fashion-logreg.eligible.json").read_text())
     expected = eligibility.decode_mask(committed["correct"], committed["total"])
 
-    assert eligible_when_served(logreg_models) == tuple(expected)
+    assert eligible_when_served(model_service, logreg_models) == tuple(expected)
     assert asked == [], "a fresh record is read, the model is not asked"
 
     (logreg_models / "fashion-logreg.eligible.json").write_text(json.dumps({**committed, "key": "0" * 32}))
-    assert eligible_when_served(logreg_models) == tuple(expected)
+    assert eligible_when_served(model_service, logreg_models) == tuple(expected)
     assert asked == [10_000], "a stale record is not trusted: the model is asked about every test image"
 
-    assert eligible_when_served(logreg_models) == tuple(expected)
+    assert eligible_when_served(model_service, logreg_models) == tuple(expected)
     assert asked == [10_000], "and the answer went to the local cache"
     assert list((tmp_path / "cache").glob("fashion-logreg-*.npy"))
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from app.ml.service.contracts import ImageJob
-from app.ml.service.in_process import InProcessModelService
+from tests.ml.conftest import StartModelService
 
 pytestmark = pytest.mark.anyio
 EPS = 12 / 255
@@ -21,10 +21,10 @@ def job(
     return ImageJob("fashion-cnn", attack, frozen, index, eps, seed, condition=condition)
 
 
-async def test_each_condition_shows_what_it_promises_and_regenerates_bit_for_bit() -> None:
-    service = InProcessModelService(opponents=["fashion-cnn"], device="cpu", max_batch=8, torch_threads=1)
-    await service.start()
-    try:
+async def test_each_condition_shows_what_it_promises_and_regenerates_bit_for_bit(
+    model_service: StartModelService,
+) -> None:
+    async with model_service("fashion-cnn", max_batch=8, torch_threads=1) as service:
         index = service.opponent_info("fashion-cnn").eligible_indices[5]
         clean = await service.generate(job(index, "clean"))
         assert np.array_equal(clean.adversarial, clean.clean) and clean.linf == 0 and not clean.fooled
@@ -58,5 +58,3 @@ async def test_each_condition_shows_what_it_promises_and_regenerates_bit_for_bit
                 )
             )
             assert np.array_equal(again.adversarial, result.adversarial), condition
-    finally:
-        await service.stop()

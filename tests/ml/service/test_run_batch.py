@@ -11,6 +11,7 @@ import pytest
 from app.errors import ServiceUnavailable
 from app.ml.service.contracts import ImageJob
 from app.ml.service.in_process import InProcessModelService
+from tests.ml.conftest import StartModelService
 
 pytestmark = pytest.mark.anyio
 PARAMS = ImageJob.freeze_params({"steps": 5, "random_start": True})
@@ -21,12 +22,11 @@ def job(index: int, eps: float, seed: int, attack: str = "pgd") -> ImageJob:
     return ImageJob(opponent="fashion-cnn", attack=attack, params=params, image_index=index, eps=eps, seed=seed)
 
 
-async def test_run_batch_gives_the_queues_images_and_refuses_mixed_batches() -> None:
-    service = InProcessModelService(opponents=["fashion-cnn"], device="cpu", max_batch=8, max_wait_ms=20.0)
+async def test_run_batch_gives_the_queues_images_and_refuses_mixed_batches(model_service: StartModelService) -> None:
+    not_started = InProcessModelService(opponents=["fashion-cnn"], device="cpu")
     with pytest.raises(ServiceUnavailable):
-        await service.run_batch([job(0, 0.1, 1)])  # not started: no worker
-    await service.start()
-    try:
+        await not_started.run_batch([job(0, 0.1, 1)])  # no worker
+    async with model_service("fashion-cnn", max_batch=8, max_wait_ms=20.0) as service:
         indices = service.opponent_info("fashion-cnn").eligible_indices[:6]
         jobs = [job(i, (2 + k) / 255, seed=k) for k, i in enumerate(indices)]
         direct = await service.run_batch(jobs)
@@ -38,5 +38,3 @@ async def test_run_batch_gives_the_queues_images_and_refuses_mixed_batches() -> 
         assert health["jobs_run"] == 2 * len(jobs)
         with pytest.raises(ValueError, match="batch key"):
             await service.run_batch([job(indices[0], 0.1, 1), job(indices[1], 0.1, 2, attack="fgsm")])
-    finally:
-        await service.stop()

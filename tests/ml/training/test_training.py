@@ -87,7 +87,7 @@ def test_staircase_needs_enough_images(model: ArenaModel, pack: DataPack) -> Non
 
 
 def test_hyperparameters_default_to_the_spec_and_refuse_nonsense() -> None:
-    from app.ml.opponents.registry import opponent_spec
+    from app.ml.opponents.specs import opponent_spec
     from app.ml.training.plain import hyperparameters
 
     spec = opponent_spec("fashion-magnet")
