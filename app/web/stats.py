@@ -17,8 +17,11 @@ from app import messages
 from app.deps import CookiePlayer, ServiceDep, SessionDep
 from app.errors import ArenaError, Invalid, NotFound
 from app.game import events
+from app.ml.packs import get_pack
 from app.ml.service.contracts import ModelService
 from app.stats import science
+from app.stats.plots import science as science_plots
+from app.stats.plots.figure import CHART_FORMATS
 from app.web.routes import render
 
 router = APIRouter(include_in_schema=False)
@@ -80,8 +83,6 @@ def class_names_by_pack(service: ModelService, trials: list[science.Trial]) -> d
         try:
             out[pack] = tuple(service.opponent_info(opponent).class_names)
         except (ArenaError, KeyError):
-            from app.ml.packs import get_pack  # torch-free: packs only read idx files
-
             try:
                 out[pack] = tuple(get_pack(pack).class_names)
             except KeyError:  # neither loaded nor known here: classes by number
@@ -152,10 +153,7 @@ async def stats_chart(
     until: Field = "",
 ) -> Response:
     """The accuracy-vs-budget chart as PNG or SVG, with the page's filters."""
-    from app.stats.plots import events as plots
-    from app.stats.plots import science as science_plots  # matplotlib loads on the first chart, not at start-up
-
-    if fmt not in plots.CHART_FORMATS:
+    if fmt not in CHART_FORMATS:
         raise NotFound(messages.CHART_UNKNOWN)
     raw = {"event": event, "pack": pack, "opponent": opponent, "attack": attack, "condition": condition}
     raw.update({"since": since, "until": until})
@@ -166,4 +164,4 @@ async def stats_chart(
     title = "People (solid) vs model (dashed), 95% Wilson bands" + (f" — {scope}" if scope else "")
     data = await asyncio.to_thread(science_plots.accuracy_vs_eps_chart, groups, fmt, title=title)
     headers = {"Content-Disposition": f'inline; filename="accuracy-vs-eps.{fmt}"', "Cache-Control": "no-store"}
-    return Response(data, media_type=plots.CHART_FORMATS[fmt], headers=headers)
+    return Response(data, media_type=CHART_FORMATS[fmt], headers=headers)
