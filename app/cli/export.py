@@ -62,8 +62,8 @@ def export_zip(output: Path, event: str | None) -> None:
     """The research bundle, with a progress bar; written to a temporary file and moved into place when complete."""
     # The database layer and the packs (numpy) take seconds to import; `arena --help` need not.
     from app.ml.packs import get_pack
-    from app.stats import science
     from app.stats.bundle import build as bundle
+    from app.stats.trials import StatsFilter
 
     if str(output) == "-":
         output = Path(f"arena-dataset-{datetime.now(UTC):%Y%m%d-%H%M%S}.zip")
@@ -76,7 +76,7 @@ def export_zip(output: Path, event: str | None) -> None:
                 return await bundle.write_bundle(
                     session,
                     output,
-                    filters=science.StatsFilter(event_id=event_id),
+                    filters=StatsFilter(event_id=event_id),
                     filter_labels={"event": event.upper() if event else None},
                     class_names_of=lambda pack: get_pack(pack).class_names,
                     on_start=lambda total: progress.update(task, total=total),

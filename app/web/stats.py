@@ -20,8 +20,10 @@ from app.game import events
 from app.ml.packs import get_pack
 from app.ml.service.contracts import ModelService
 from app.stats import science
+from app.stats.consistency import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from app.stats.plots import science as science_plots
 from app.stats.plots.figure import CHART_FORMATS
+from app.stats.trials import EPS_BUCKET_DOC, StatsFilter, Trial, filter_choices, load_trials
 from app.web.routes import render
 
 router = APIRouter(include_in_schema=False)
@@ -35,7 +37,7 @@ class PageFilters:
     """The form's values as typed (empty meaning 'any'), and what they select."""
 
     raw: dict[str, str]
-    selection: science.StatsFilter
+    selection: StatsFilter
 
     @property
     def query(self) -> str:
@@ -59,7 +61,7 @@ async def page_filters(session: Any, raw: dict[str, str]) -> PageFilters:
     if raw["event"]:
         event = await events.event_by_code(session, raw["event"])
         event_id, raw = event.id, {**raw, "event": event.code}
-    selection = science.StatsFilter(
+    selection = StatsFilter(
         event_id=event_id,
         pack=raw["pack"] or None,
         opponent=raw["opponent"] or None,
@@ -71,7 +73,7 @@ async def page_filters(session: Any, raw: dict[str, str]) -> PageFilters:
     return PageFilters(raw=raw, selection=selection)
 
 
-def class_names_by_pack(service: ModelService, trials: list[science.Trial]) -> dict[str, tuple[str, ...]]:
+def class_names_by_pack(service: ModelService, trials: list[Trial]) -> dict[str, tuple[str, ...]]:
     """Class names per pack, from the model service's opponents (or the pack itself when none is loaded)."""
     out: dict[str, tuple[str, ...]] = {}
     labels: dict[str, list[int]] = {}
@@ -108,9 +110,9 @@ async def stats_page(
     raw.update({"since": since, "until": until})
     base: dict[str, Any] = {
         "player": player,
-        "choices": await science.filter_choices(session),
-        "bootstrap": {"resamples": science.BOOTSTRAP_RESAMPLES, "seed": science.BOOTSTRAP_SEED},
-        "eps_doc": science.EPS_BUCKET_DOC,
+        "choices": await filter_choices(session),
+        "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED},
+        "eps_doc": EPS_BUCKET_DOC,
     }
     try:
         filters = await page_filters(session, raw)
@@ -118,7 +120,7 @@ async def stats_page(
         context = {**base, "filters": raw, "error": error.message, "query": "", "groups": [], "overall": None}
         context.update({"confusions": [], "trials": 0})
         return render(request, "pages/stats.html", context, status_code=error.status_code)
-    trials = await science.load_trials(session, filters.selection)
+    trials = await load_trials(session, filters.selection)
     groups = await asyncio.to_thread(science.group_stats, trials, science.DEFAULT_GROUP_BY)
     overall = await asyncio.to_thread(science.group_stats, trials, ())
     names = class_names_by_pack(service, trials)
@@ -158,7 +160,7 @@ async def stats_chart(
     raw = {"event": event, "pack": pack, "opponent": opponent, "attack": attack, "condition": condition}
     raw.update({"since": since, "until": until})
     filters = await page_filters(session, raw)
-    trials = await science.load_trials(session, filters.selection)
+    trials = await load_trials(session, filters.selection)
     groups = science.group_stats(trials, science.DEFAULT_GROUP_BY, resamples=0)  # no kappa intervals needed
     scope = ", ".join(f"{k} {v}" for k, v in filters.raw.items() if v)
     title = "People (solid) vs model (dashed), 95% Wilson bands" + (f" — {scope}" if scope else "")

@@ -34,6 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import PROJECT_ROOT
 from app.db.tables import RoundRecord
 from app.stats import science
+from app.stats.consistency import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+from app.stats.trials import EPS_BUCKET_DOC, StatsFilter, Trial, load_trials
 
 SCHEMA_VERSION = "1.0"
 RECOMPUTE_SOURCE = Path(__file__).with_name("recompute.py")
@@ -177,7 +179,7 @@ def definitions() -> dict[str, str]:
         "trial": "One answered round: a person's answer and the model's answer on the very same stored pixels. "
         "Unanswered rounds and guess-the-machine rounds (which ask for the machine's answer) are not exported; "
         "answers to a together image whose countdown was still running at export time are left out.",
-        "eps_bucket": science.EPS_BUCKET_DOC,
+        "eps_bucket": EPS_BUCKET_DOC,
         "norms": "linf: every pixel changes by at most eps; l2: the change's Euclidean length is at most eps; "
         "l0: a few pixels change, each by at most eps. Pixel units on images scaled to [0,1].",
         "accuracy_interval": "95% Wilson score interval (Wilson 1927).",
@@ -187,8 +189,8 @@ def definitions() -> dict[str, str]:
         "vs the model. error_consistency_model_by_person: kappa of each person vs the model over their own "
         "trials, mean over people (Geirhos et al.'s observer-by-observer form). error_consistency_people: mean "
         "over pairs of people of kappa on the together images both answered.",
-        "kappa_interval": f"Percentile bootstrap, {science.BOOTSTRAP_RESAMPLES} resamples with Python "
-        f"random.Random({science.BOOTSTRAP_SEED}) (fresh per interval): people vs model resample trials "
+        "kappa_interval": f"Percentile bootstrap, {BOOTSTRAP_RESAMPLES} resamples with Python "
+        f"random.Random({BOOTSTRAP_SEED}) (fresh per interval): people vs model resample trials "
         "(rng.choices over the four agreement cells weighted by their counts); by person: resample the people's "
         "kappas (rng.choices over people sorted by id), mean; people vs people resample together "
         "images (rng.choices over the images sorted by id). 2.5th and 97.5th percentiles, linear interpolation; "
@@ -260,7 +262,7 @@ async def write_bundle(
     session: AsyncSession,
     output: Path,
     *,
-    filters: science.StatsFilter,
+    filters: StatsFilter,
     filter_labels: dict[str, Any],
     class_names_of: Callable[[str], Sequence[str]],
     on_start: Callable[[int], None] | None = None,
@@ -268,7 +270,7 @@ async def write_bundle(
 ) -> BundleSummary:
     """Write the bundle for the trials matching ``filters`` to ``output`` (atomically). ``on_start(total)`` and
     ``on_advance(n)`` report progress in rounds."""
-    trials = await science.load_trials(session, filters)
+    trials = await load_trials(session, filters)
     if on_start is not None:
         on_start(len(trials))
     output = Path(output)
@@ -288,7 +290,7 @@ async def write_bundle(
 async def _write(
     session: AsyncSession,
     temp: Path,
-    trials: Sequence[science.Trial],
+    trials: Sequence[Trial],
     filter_labels: dict[str, Any],
     class_names_of: Callable[[str], Sequence[str]],
     on_advance: Callable[[int], None] | None,

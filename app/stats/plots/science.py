@@ -8,7 +8,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from app.stats.plots.figure import PYPLOT_LOCK, figure_bytes, pyplot
-from app.stats.science import GroupStats, bucket_position
+from app.stats.science import GroupStats
+from app.stats.trials import bucket_position
 
 SERIES_KEYS = ("condition", "attack", "opponent")
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
