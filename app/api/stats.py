@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from app import messages
+from app.api.openapi import problem_responses
 from app.api.schemas import Problem
 from app.deps import SessionDep
 from app.errors import Invalid
@@ -84,10 +85,12 @@ Text = Annotated[str | None, Query(max_length=60)]
 @router.get(
     "/stats",
     response_model=StatsOut,
-    responses={
-        404: {"model": Problem, "description": "No event with that code"},
-        422: {"model": Problem, "description": "Unknown group_by key (the message lists the valid ones) or dates"},
-    },
+    responses=problem_responses(
+        {
+            404: "No event with that code",
+            422: "Unknown group_by key (the message lists the valid ones) or dates",
+        }
+    ),
 )
 async def get_stats(
     session: SessionDep,
