@@ -10,7 +10,7 @@ from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from app import messages
@@ -28,8 +28,31 @@ from app.web.routes import render
 
 router = APIRouter(include_in_schema=False)
 
-FILTERS = ("event", "pack", "opponent", "attack", "condition", "since", "until")
 Field = Annotated[str, Query(max_length=60)]
+
+
+async def filter_form(
+    event: Field = "",
+    pack: Field = "",
+    opponent: Field = "",
+    attack: Field = "",
+    condition: Field = "",
+    since: Field = "",
+    until: Field = "",
+) -> dict[str, str]:
+    """The filter form's values as typed (the page and its chart take the same query string)."""
+    return {
+        "event": event,
+        "pack": pack,
+        "opponent": opponent,
+        "attack": attack,
+        "condition": condition,
+        "since": since,
+        "until": until,
+    }
+
+
+FilterForm = Annotated[dict[str, str], Depends(filter_form)]
 
 
 @dataclass(frozen=True)
@@ -98,16 +121,8 @@ async def stats_page(
     session: SessionDep,
     service: ServiceDep,
     player: CookiePlayer,
-    event: Field = "",
-    pack: Field = "",
-    opponent: Field = "",
-    attack: Field = "",
-    condition: Field = "",
-    since: Field = "",
-    until: Field = "",
+    raw: FilterForm,
 ) -> Response:
-    raw = {"event": event, "pack": pack, "opponent": opponent, "attack": attack, "condition": condition}
-    raw.update({"since": since, "until": until})
     base: dict[str, Any] = {
         "player": player,
         "choices": await filter_choices(session),
@@ -146,19 +161,11 @@ async def stats_page(
 async def stats_chart(
     session: SessionDep,
     fmt: str,
-    event: Field = "",
-    pack: Field = "",
-    opponent: Field = "",
-    attack: Field = "",
-    condition: Field = "",
-    since: Field = "",
-    until: Field = "",
+    raw: FilterForm,
 ) -> Response:
     """The accuracy-vs-budget chart as PNG or SVG, with the page's filters."""
     if fmt not in CHART_FORMATS:
         raise NotFound(messages.CHART_UNKNOWN)
-    raw = {"event": event, "pack": pack, "opponent": opponent, "attack": attack, "condition": condition}
-    raw.update({"since": since, "until": until})
     filters = await page_filters(session, raw)
     trials = await load_trials(session, filters.selection)
     groups = science.group_stats(trials, science.DEFAULT_GROUP_BY, resamples=0)  # no kappa intervals needed
