@@ -7,11 +7,18 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
 from app.config import get_settings
+
+# Options several commands share, spelled once so their help reads the same everywhere.
+Device = Annotated[str, typer.Option(help="cpu or cuda.")]
+Threads = Annotated[int, typer.Option(help="torch CPU threads.")]
+ThreadsOrTorchDefault = Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's).")]
+RandomDrawsSeed = Annotated[int, typer.Option(help="Seed of the per-image random draws.")]
+RandomStartsSeed = Annotated[int, typer.Option(help="Seed of the per-image random starts.")]
 
 
 def setup_logging(verbose: bool = False) -> None:

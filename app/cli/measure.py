@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import failing_cleanly, setup_logging
+from app.cli.common import (
+    Device,
+    RandomDrawsSeed,
+    RandomStartsSeed,
+    Threads,
+    ThreadsOrTorchDefault,
+    failing_cleanly,
+    setup_logging,
+)
 from app.config import get_settings
 
 bench_app = typer.Typer(help="Benchmarks: ratios measured side by side in one run.", no_args_is_help=True)
@@ -19,9 +27,9 @@ def transfer_matrix(
     n: Annotated[int, typer.Option(help="Least number of images per cell (both models right when clean).")] = 500,
     attack: Annotated[str, typer.Option(help="White-box L-inf attack run on each surrogate.")] = "pgd",
     steps: Annotated[int, typer.Option(help="Steps of the attack (ignored by fgsm).")] = 20,
-    seed: Annotated[int, typer.Option(help="Seed of the per-image random starts.")] = 0,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+    seed: RandomStartsSeed = 0,
+    device: Device = "cpu",
+    threads: Threads = 2,
 ) -> None:
     """Craft on every differentiable opponent, show to every opponent; write models/transfer-matrix.json (+ .md)."""
     # torch and the attacks take seconds to import; `arena --help` need not.
@@ -64,8 +72,8 @@ def bench_attacks(
     n: Annotated[int, typer.Option(help="Largest batch per attack (the suite uses 128 or 32).")] = 128,
     reps: Annotated[int, typer.Option(help="Interleaved repetitions of the ratio runs.")] = 5,
     ratios: Annotated[bool, typer.Option(help="Also run the compute-limit ratio runs (128 images).")] = True,
-    seed: Annotated[int, typer.Option(help="Seed of the per-image random starts.")] = 0,
-    threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's).")] = None,
+    seed: RandomStartsSeed = 0,
+    threads: ThreadsOrTorchDefault = None,
     write_results: Annotated[bool, typer.Option(help="Append a dated section to the results file.")] = False,
     results_file: Annotated[Path, typer.Option(help="Where --write-results appends.")] = Path("benchmarks/RESULTS.md"),
 ) -> None:
@@ -110,8 +118,8 @@ def eval_model(
     attacks: Annotated[
         str, typer.Option(help="Comma-separated attacks, parameters after colons: pgd:steps=20:early_stop=true.")
     ] = "fgsm,pgd:steps=20,advgan,square:max_queries=1000",
-    seed: Annotated[int, typer.Option(help="Seed of the per-image random draws.")] = 0,
-    threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's).")] = None,
+    seed: RandomDrawsSeed = 0,
+    threads: ThreadsOrTorchDefault = None,
 ) -> None:
     """Clean accuracy and each attack at each eps; writes robustness_table into the model's card (.json, .md)."""
     # torch and the attacks take seconds to import; `arena --help` need not.
@@ -138,8 +146,8 @@ def defense_eval(
     opponent: Annotated[str, typer.Option(help="Defended opponent (fashion-robust, fashion-distilled, ...).")],
     row: Annotated[list[str] | None, typer.Option(help="Only this row id (repeatable); default: every row.")] = None,
     n: Annotated[int, typer.Option(help="First n test images (at least 1000).")] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed of the per-image random draws.")] = 0,
-    threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's).")] = None,
+    seed: RandomDrawsSeed = 0,
+    threads: ThreadsOrTorchDefault = None,
 ) -> None:
     """The defense lab's rows (naive vs adaptive attacks, detection) for one opponent, written into its card."""
     # torch and the defenses take seconds to import; `arena --help` need not.

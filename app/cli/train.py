@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from app.cli.common import fail, failing_cleanly, setup_logging
+from app.cli.common import Device, Threads, fail, failing_cleanly, setup_logging
 from app.config import get_settings
 from app.ml.opponents import cards
 
@@ -22,8 +22,8 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the recipe's).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size (default: the recipe's).")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: the recipe's).")] = None,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+    device: Device = "cpu",
+    threads: Threads = 2,
 ) -> None:
     """Train the pack's opponent, save models/<name>.safetensors and rewrite its model card (with progress)."""
     # torch and the recipes take seconds to import; `arena --help` need not.
@@ -72,8 +72,8 @@ def eligible(
     opponent: Annotated[
         list[str] | None, typer.Option(help="Opponent (repeatable); default: every opponent with a card here.")
     ] = None,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+    device: Device = "cpu",
+    threads: Threads = 2,
 ) -> None:
     """Write models/<name>.eligible.json: the test images each opponent gets right when clean, the images its
     rounds are drawn from. The model service reads it instead of asking the model about all of them at start."""
@@ -111,8 +111,8 @@ def train_advgan(
     epochs: Annotated[int, typer.Option(help="Passes over the training images.")] = 1,
     max_batches: Annotated[int | None, typer.Option(help="Cap on batches per epoch (quick trials).")] = None,
     width: Annotated[int, typer.Option(help="Generator width (channels of its first layer).")] = 16,
-    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 1,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    threads: Threads = 1,
+    device: Device = "cpu",
 ) -> None:
     """Train an AdvGAN generator against an opponent; write models/advgan-<opponent>.safetensors and its card."""
     # torch and the attacks take seconds to import; `arena --help` need not.
