@@ -65,6 +65,7 @@ def _saliency(plt: Any, result: ExplainResult, clean: np.ndarray, shown: np.ndar
 
 
 def _slice(plt: Any, result: ExplainResult, names: Sequence[str]) -> Any:
+    # matplotlib loads on the first chart (figure.py), not when the web tier imports this module.
     from matplotlib.colors import ListedColormap
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
