@@ -29,7 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.tables import RoundRecord
 from app.stats import science
 from app.stats.bundle.documentation import datasheet, definitions, software_info
-from app.stats.bundle.rows import ANSWER_COLUMNS, ROUND_COLUMNS, answer_row, csv_text, iso_utc, round_row
+from app.stats.bundle.rows import ANSWER_COLUMNS, ROUND_COLUMNS, answer_row, csv_text, round_row
+from app.stats.export import iso_utc
 from app.stats.trials import StatsFilter, Trial, load_trials
 
 SCHEMA_VERSION = "1.0"

@@ -7,10 +7,10 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from app.db.tables import RoundRecord
+from app.stats.export import iso_utc
 from app.stats.trials import Trial
 
 ANSWER_COLUMNS: dict[str, str] = {
@@ -88,13 +88,8 @@ ROUND_COLUMNS: dict[str, str] = {
 }
 
 
-def iso_utc(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
-
-
-def csv_cell(value: Any) -> Any:
+def bundle_cell(value: Any) -> Any:
+    """Empty for None, 1/0 for booleans, floats at full precision (repr), anything else as it is."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -109,7 +104,7 @@ def csv_text(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([csv_cell(row[c]) for c in columns])
+        writer.writerow([bundle_cell(row[c]) for c in columns])
     return buffer.getvalue()
 
 
