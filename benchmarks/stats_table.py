@@ -11,9 +11,11 @@ import time
 from datetime import UTC, datetime
 
 from app.stats import science
+from app.stats.consistency import BOOTSTRAP_RESAMPLES
+from app.stats.trials import Trial
 
 
-def synthetic(answers: int, room: int, images: int, seed: int = 0) -> list[science.Trial]:
+def synthetic(answers: int, room: int, images: int, seed: int = 0) -> list[Trial]:
     """``answers`` own-pace trials over 2 attacks x 8 budgets, plus a together event: ``room`` people x ``images``."""
     rng = random.Random(seed)
     now = datetime.now(UTC)
@@ -23,7 +25,7 @@ def synthetic(answers: int, room: int, images: int, seed: int = 0) -> list[scien
         human, model = rng.random() < 0.8 - grey / 60, rng.random() < 0.4 - grey / 60
         n = len(trials)
         trials.append(
-            science.Trial(
+            Trial(
                 answer_id=str(n),
                 answered_at=now,
                 player_id=player,
@@ -52,7 +54,7 @@ def synthetic(answers: int, room: int, images: int, seed: int = 0) -> list[scien
     return trials
 
 
-def timed(trials: list[science.Trial], group_by: tuple[str, ...], resamples: int) -> float:
+def timed(trials: list[Trial], group_by: tuple[str, ...], resamples: int) -> float:
     start = time.perf_counter()
     science.group_stats(trials, group_by, resamples=resamples)
     return time.perf_counter() - start
@@ -63,7 +65,7 @@ def main() -> None:
     for answers, room, images in ((1_000, 30, 20), (10_000, 30, 20), (10_000, 100, 40)):
         trials = synthetic(answers, room, images)
         for name, group_by in (("default", science.DEFAULT_GROUP_BY), ("none", ())):
-            on = timed(trials, group_by, science.BOOTSTRAP_RESAMPLES)
+            on = timed(trials, group_by, BOOTSTRAP_RESAMPLES)
             off = timed(trials, group_by, 0)
             print(
                 f"{len(trials):7d}  {room:4d} x {images:3d}     {name:8s}  {on:10.2f} s  {off:7.3f} s  {on / off:6.0f}x"

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
-from app.api.schemas import Problem
+from app.api.openapi import multipart_form, problem_responses
 from app.errors import Invalid
 from app.ml.cloak.service import CloakJob, CloakService
 from app.ml.cloak.uploads import TOO_LARGE, UploadRejected
@@ -171,38 +171,26 @@ def job_summary(request: Request, job: CloakJob, service: CloakService) -> dict[
     "/cloak",
     response_model=CloakOut,
     summary="Cloak a photo against the ImageNet classifier",
-    responses={
-        413: {"model": Problem, "description": "File over 10 MB or image over 40 megapixels (or a decompression bomb)"},
-        415: {"model": Problem, "description": "Not a JPEG, PNG or WebP image, or an unsupported pixel format"},
-        422: {"model": Problem, "description": "Truncated, animated or empty image; bad eps, target or method"},
-        503: {"model": Problem, "description": "Another cloak is running (see Retry-After), or the extra is missing"},
-    },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {
-                            "file": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP"},
-                            "target": {
-                                "type": "string",
-                                "description": "ImageNet class name or index; empty: anything else",
-                            },
-                            "eps": {
-                                "type": "number",
-                                "description": "L-inf budget in [0,1] pixel units (1/255 to 16/255); default 4/255",
-                            },
-                            "eot": {"type": "boolean", "description": "Survive JPEG and resizing (slower)"},
-                            "method": {"type": "string", "enum": ["pgd", "cw"]},
-                        },
-                    }
-                }
-            },
+    responses=problem_responses(
+        {
+            413: "File over 10 MB or image over 40 megapixels (or a decompression bomb)",
+            415: "Not a JPEG, PNG or WebP image, or an unsupported pixel format",
+            422: "Truncated, animated or empty image; bad eps, target or method",
+            503: "Another cloak is running (see Retry-After), or the extra is missing",
         }
-    },
+    ),
+    openapi_extra=multipart_form(
+        {
+            "file": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP"},
+            "target": {"type": "string", "description": "ImageNet class name or index; empty: anything else"},
+            "eps": {
+                "type": "number",
+                "description": "L-inf budget in [0,1] pixel units (1/255 to 16/255); default 4/255",
+            },
+            "eot": {"type": "boolean", "description": "Survive JPEG and resizing (slower)"},
+            "method": {"type": "string", "enum": ["pgd", "cw"]},
+        }
+    ),
 )
 async def cloak_photo(request: Request) -> dict[str, Any]:
     """Upload a photo (multipart field ``file``); the answer has the model's top-5 before and after, the size of
@@ -223,28 +211,19 @@ class ClassifyOut(BaseModel):
     "/classify",
     response_model=ClassifyOut,
     summary="The ImageNet classifier's top-5 on an uploaded image",
-    responses={
-        413: {"model": Problem, "description": "File or image too large"},
-        415: {"model": Problem, "description": "Not a JPEG, PNG or WebP image"},
-        422: {"model": Problem, "description": "Truncated, animated or empty image; unknown model"},
-    },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {
-                            "file": {"type": "string", "format": "binary"},
-                            "model": {"type": "string", "enum": ["efficientnet-lite0", "efficientnet-lite2"]},
-                        },
-                    }
-                }
-            },
+    responses=problem_responses(
+        {
+            413: "File or image too large",
+            415: "Not a JPEG, PNG or WebP image",
+            422: "Truncated, animated or empty image; unknown model",
         }
-    },
+    ),
+    openapi_extra=multipart_form(
+        {
+            "file": {"type": "string", "format": "binary"},
+            "model": {"type": "string", "enum": ["efficientnet-lite0", "efficientnet-lite2"]},
+        }
+    ),
 )
 async def classify_photo(request: Request) -> dict[str, Any]:
     """The same validation as a cloak, then one forward pass; nothing is kept. This is the project's own

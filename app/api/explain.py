@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from app.api.schemas import Problem
+from app.api.openapi import problem_responses
 from app.deps import ApiPlayer, ServiceDep, SessionDep
 from app.stats import explain as explain_stats
 
@@ -72,11 +72,13 @@ class ExplainOut(BaseModel):
 @router.get(
     "/rounds/{round_id}/explain",
     response_model=ExplainOut,
-    responses={
-        401: {"model": Problem, "description": "Missing or invalid player token"},
-        404: {"model": Problem, "description": "No such round, not yours, not answered yet, or still counting down"},
-        503: {"model": Problem, "description": "Model service busy or down; retry after Retry-After seconds"},
-    },
+    responses=problem_responses(
+        {
+            401: "Missing or invalid player token",
+            404: "No such round, not yours, not answered yet, or still counting down",
+            503: "Model service busy or down; retry after Retry-After seconds",
+        }
+    ),
 )
 async def get_round_explanation(
     round_id: str, player: ApiPlayer, session: SessionDep, service: ServiceDep

@@ -11,11 +11,14 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from app import messages
+from app.api.openapi import problem_responses
 from app.api.schemas import Problem
 from app.deps import SessionDep
 from app.errors import Invalid
 from app.game import events
 from app.stats import science
+from app.stats.consistency import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+from app.stats.trials import EPS_BUCKET_DOC, StatsFilter, load_trials
 
 router = APIRouter(prefix="/api/v1", tags=["stats"])
 
@@ -69,8 +72,8 @@ class StatsOut(BaseModel):
 
 def bootstrap_info() -> BootstrapOut:
     return BootstrapOut(
-        resamples=science.BOOTSTRAP_RESAMPLES,
-        seed=science.BOOTSTRAP_SEED,
+        resamples=BOOTSTRAP_RESAMPLES,
+        seed=BOOTSTRAP_SEED,
         generator="Python random.Random(seed), fresh for each interval",
         interval="percentile, 2.5th and 97.5th, linear interpolation; undefined resamples dropped",
     )
@@ -82,10 +85,12 @@ Text = Annotated[str | None, Query(max_length=60)]
 @router.get(
     "/stats",
     response_model=StatsOut,
-    responses={
-        404: {"model": Problem, "description": "No event with that code"},
-        422: {"model": Problem, "description": "Unknown group_by key (the message lists the valid ones) or dates"},
-    },
+    responses=problem_responses(
+        {
+            404: "No event with that code",
+            422: "Unknown group_by key (the message lists the valid ones) or dates",
+        }
+    ),
 )
 async def get_stats(
     session: SessionDep,
@@ -110,10 +115,10 @@ async def get_stats(
         raise Invalid(messages.STATS_DATES_INVALID)
     chosen = None if event is None else await events.event_by_code(session, event)
     event_id = chosen.id if chosen is not None else None
-    filters = science.StatsFilter(
+    filters = StatsFilter(
         event_id=event_id, pack=pack, opponent=opponent, attack=attack, condition=condition, since=since, until=until
     )
-    trials = await science.load_trials(session, filters)
+    trials = await load_trials(session, filters)
     groups = await asyncio.to_thread(science.group_stats, trials, keys)  # the bootstrap is CPU work
     return StatsOut(
         group_by=list(keys),
@@ -126,7 +131,7 @@ async def get_stats(
             "since": since.isoformat() if since else None,
             "until": until.isoformat() if until else None,
         },
-        eps_buckets=science.EPS_BUCKET_DOC,
+        eps_buckets=EPS_BUCKET_DOC,
         bootstrap=bootstrap_info(),
         groups=[GroupOut.model_validate(group.as_dict()) for group in groups],
     )
@@ -154,7 +159,7 @@ async def get_guess_agreement(
     """Guess the machine (Zhou & Firestone 2019): how often people pick the machine's answer over a foil, overall
     and where the machine was fooled, with 95% Wilson intervals."""
     chosen = None if event is None else await events.event_by_code(session, event)
-    filters = science.StatsFilter(
+    filters = StatsFilter(
         event_id=chosen.id if chosen is not None else None, opponent=opponent, attack=attack, condition=condition
     )
     return GuessOut(**vars(await science.guess_agreement(session, filters)))

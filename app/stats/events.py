@@ -8,16 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Integer, case, cast, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord, SharedRoundRecord
+from app.stats.answer_counts import beat_machine_count, count_true
 from app.stats.intervals import wilson_interval
 from app.stats.visibility import settled
-
-
-def _count_true(column: object) -> object:
-    return func.coalesce(func.sum(cast(column, Integer)), 0)
 
 
 @dataclass(frozen=True)
@@ -121,14 +118,13 @@ class Confusions:
 
 
 async def summary(session: AsyncSession, event_id: str) -> EventSummary:
-    beat = case((AnswerRecord.correct & ~AnswerRecord.model_correct, 1), else_=0)
     row = (
         await session.execute(
             select(
                 func.count(AnswerRecord.id),
-                _count_true(AnswerRecord.correct),
-                _count_true(AnswerRecord.model_correct),
-                func.coalesce(func.sum(beat), 0),
+                count_true(AnswerRecord.correct),
+                count_true(AnswerRecord.model_correct),
+                beat_machine_count(),
             )
             .join(RoundRecord, RoundRecord.id == AnswerRecord.round_id)
             .where(RoundRecord.event_id == event_id, settled())
@@ -153,8 +149,8 @@ async def accuracy_by_eps(session: AsyncSession, event_id: str) -> list[EpsRow]:
             select(
                 RoundRecord.eps,
                 func.count(AnswerRecord.id),
-                _count_true(AnswerRecord.correct),
-                _count_true(AnswerRecord.model_correct),
+                count_true(AnswerRecord.correct),
+                count_true(AnswerRecord.model_correct),
             )
             .join(RoundRecord, RoundRecord.id == AnswerRecord.round_id)
             .where(RoundRecord.event_id == event_id, settled())

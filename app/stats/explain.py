@@ -1,6 +1,7 @@
-"""Why the machine fails, for one stored round (issue #7): who may see it, the job sent to the model service, and
-the numbers as plain data. Shared by the page (app/web/explain.py) and the JSON API (app/api/explain.py); no HTTP
-and no torch here (the model service computes, app/stats/plots/explain.py draws)."""
+"""Why the machine fails, for one stored round (issue #7): the job sent to the model service and the numbers as
+plain data, once app/game/explain_access.py lets the player see them. Shared by the page (app/web/explain.py) and
+the JSON API (app/api/explain.py); no HTTP and no torch here (the model service computes, app/stats/plots/explain.py
+draws)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import messages
 from app.db.tables import PlayerRecord, RoundRecord
-from app.errors import NotFound
-from app.game import events, rounds
+from app.game.explain_access import explainable_round
 from app.images import from_png
 from app.ml.service.contracts import ModelService
 from app.ml.service.explain_contracts import GRID_SIZE, SMOOTHGRAD_SAMPLES, ExplainJob, ExplainResult
@@ -22,17 +21,6 @@ from app.ml.service.explain_contracts import GRID_SIZE, SMOOTHGRAD_SAMPLES, Expl
 SMALL_IMAGE_VALUES = 3 * 64 * 64
 LARGE_GRID_SIZE = 15
 LARGE_SMOOTHGRAD_SAMPLES = 8
-
-
-async def explainable_round(session: AsyncSession, *, player: PlayerRecord, round_id: str) -> RoundRecord:
-    """The round, if this player may see why the machine failed on it: their own (someone else's is missing, as
-    with the original image), answered, and not a together image still counting down (404 for all three)."""
-    record = await rounds.player_round(session, player=player, round_id=round_id)
-    if await rounds.round_answer(session, round_id) is None:
-        raise NotFound(messages.REVEAL_NOT_READY)
-    if await events.truth_hidden_until(session, record) is not None:
-        raise NotFound(messages.TRUTH_HIDDEN_UNTIL_CLOSE)
-    return record
 
 
 def images_of(record: RoundRecord) -> tuple[np.ndarray, np.ndarray]:

@@ -48,7 +48,8 @@ ANSWER_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _iso(moment: datetime) -> str:
+def iso_utc(moment: datetime) -> str:
+    """A stored time as ISO 8601 in UTC to the millisecond (naive times, as SQLite returns them, are UTC)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")
@@ -84,7 +85,7 @@ async def iter_answer_rows(
             names: Sequence[str] = class_names_of(record.pack)
             yield {
                 "answer_id": answer.id,
-                "answered_at": _iso(answer.created_at),
+                "answered_at": iso_utc(answer.created_at),
                 "player_id": answer.player_id,
                 "nickname": nickname,
                 "round_id": record.id,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Integer, case, cast, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
+from app.stats.answer_counts import beat_machine_count, count_true
 from app.stats.visibility import settled
 
 
@@ -45,14 +46,9 @@ class Tally:
         return self.model_correct / self.answers if self.answers else 0.0
 
 
-def _count_true(column: object) -> object:
-    return func.coalesce(func.sum(cast(column, Integer)), 0)
-
-
 async def leaderboard(session: AsyncSession, *, limit: int = 20, event_id: str | None = None) -> list[LeaderboardRow]:
     """Everyone (events included) by default; with ``event_id`` only that event's players, less any the host
     removed."""
-    beat = case((AnswerRecord.correct & ~AnswerRecord.model_correct, 1), else_=0)
     # The score is summed from settled answers rather than read from the player, so that points earned on a
     # together image still counting down do not show on the board (see app.stats.visibility).
     score = func.coalesce(func.sum(AnswerRecord.points), 0)
@@ -63,8 +59,8 @@ async def leaderboard(session: AsyncSession, *, limit: int = 20, event_id: str |
             score,
             PlayerRecord.best_streak,
             func.count(AnswerRecord.id),
-            _count_true(AnswerRecord.correct),
-            func.coalesce(func.sum(beat), 0),
+            count_true(AnswerRecord.correct),
+            beat_machine_count(),
         )
         .join(AnswerRecord, AnswerRecord.player_id == PlayerRecord.id)
         .join(RoundRecord, RoundRecord.id == AnswerRecord.round_id)
@@ -93,12 +89,11 @@ async def leaderboard(session: AsyncSession, *, limit: int = 20, event_id: str |
 
 async def tally(session: AsyncSession, *, event_id: str | None = None) -> Tally:
     """All answers (events included) by default; with ``event_id`` only that event's."""
-    beat = case((AnswerRecord.correct & ~AnswerRecord.model_correct, 1), else_=0)
     query = select(
         func.count(AnswerRecord.id),
-        _count_true(AnswerRecord.correct),
-        _count_true(AnswerRecord.model_correct),
-        func.coalesce(func.sum(beat), 0),
+        count_true(AnswerRecord.correct),
+        count_true(AnswerRecord.model_correct),
+        beat_machine_count(),
     )
     # people against the machine on what an image shows: guess-the-machine answers measure something else
     query = query.join(RoundRecord, RoundRecord.id == AnswerRecord.round_id).where(

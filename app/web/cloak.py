@@ -20,6 +20,7 @@ from app.api.cloak import job_summary, read_cloak_form, service_of, start_cloak
 from app.deps import check_csrf, csrf_token
 from app.errors import ArenaError
 from app.ml.cloak.service import STRENGTHS, CloakService
+from app.web.routes import render
 
 router = APIRouter(include_in_schema=False)
 
@@ -56,14 +57,7 @@ def page(
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    templates = request.app.state.templates
-    if block is not None:
-        response: Response = templates.TemplateResponse(
-            request, TEMPLATE, context, block_name=block, status_code=status_code
-        )
-    else:
-        response = templates.TemplateResponse(request, TEMPLATE, context, status_code=status_code)
-    response.headers["Vary"] = "HX-Request"
+    response = render(request, TEMPLATE, context, block=block, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
     response.headers.update(headers or {})
     return response

@@ -20,6 +20,8 @@ from app import messages
 from app.deps import CookiePlayer, SettingsDep
 from app.errors import NotFound
 from app.stats.defense_curves import Curve, curves_from_rows
+from app.stats.plots import defenses as defense_plots
+from app.stats.plots.figure import CHART_FORMATS
 from app.web.routes import render
 
 router = APIRouter(include_in_schema=False)
@@ -148,10 +150,7 @@ async def defenses_page(request: Request, player: CookiePlayer, settings: Settin
 @router.get("/lab/defenses/{name}/curves.{fmt}", name="lab_defense_curves")
 async def defense_curves(name: str, fmt: str, settings: SettingsDep) -> Response:
     """One opponent's accuracy-vs-eps chart (naive dashed, adaptive solid) as PNG or SVG."""
-    from app.stats.plots import defenses as defense_plots
-    from app.stats.plots import events as plots  # matplotlib loads on the first chart, not at start-up
-
-    if fmt not in plots.CHART_FORMATS:
+    if fmt not in CHART_FORMATS:
         raise NotFound(messages.CHART_UNKNOWN)
     entry = next((e for e in load_lab(settings.models_dir) if e["opponent"].name == name), None)
     if entry is None or not entry.get("curves"):
@@ -160,7 +159,7 @@ async def defense_curves(name: str, fmt: str, settings: SettingsDep) -> Response
     title = f"{opp.label} ({opp.name}): accuracy vs L∞ budget, 95% Wilson intervals"
     data = await asyncio.to_thread(defense_plots.defense_curves_chart, entry["curves"], fmt, title=title)
     headers = {"Content-Disposition": f'inline; filename="{name}-curves.{fmt}"', "Cache-Control": "no-store"}
-    return Response(data, media_type=plots.CHART_FORMATS[fmt], headers=headers)
+    return Response(data, media_type=CHART_FORMATS[fmt], headers=headers)
 
 
 def lab_command(name: str) -> str:

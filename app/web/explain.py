@@ -17,18 +17,14 @@ from app import messages
 from app.deps import CookiePlayer, ServiceDep, SessionDep
 from app.errors import NotFound
 from app.stats import explain as explain_stats
+from app.stats.plots.explain import CHART_FORMATS, EXPLAIN_KINDS, explain_chart
 from app.web.routes import render, see_other
 
 router = APIRouter(include_in_schema=False)
 
-KINDS = ("saliency", "slice", "linearity")
-FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
-
 
 def _draw(record: Any, result: Any, class_names: tuple[str, ...], kind: str, fmt: str = "png") -> bytes:
-    """One chart; runs in a worker thread (matplotlib is imported here, on first use, not at start-up)."""
-    from app.stats.plots.explain import explain_chart
-
+    """One chart; runs in a worker thread (matplotlib is imported on the first chart, not at start-up)."""
     clean, shown = explain_stats.images_of(record)
     eps, norm = record.eps, record.norm or "linf"
     return explain_chart(kind, result, class_names=class_names, clean=clean, shown=shown, eps=eps, norm=norm, fmt=fmt)
@@ -37,7 +33,7 @@ def _draw(record: Any, result: Any, class_names: tuple[str, ...], kind: str, fmt
 def _draw_all(record: Any, result: Any, class_names: tuple[str, ...]) -> dict[str, str]:
     """The charts as PNG data URLs (one model-service call per page view instead of one per chart); without
     gradients only the slice, as the page shows only that."""
-    kinds = KINDS if result.differentiable else ("slice",)
+    kinds = EXPLAIN_KINDS if result.differentiable else ("slice",)
     return {
         kind: "data:image/png;base64," + base64.b64encode(_draw(record, result, class_names, kind)).decode("ascii")
         for kind in kinds
@@ -59,7 +55,7 @@ async def explain_page(
         "result": result,
         "names": class_names,
         "charts": charts,
-        "kinds": KINDS,
+        "kinds": EXPLAIN_KINDS,
         "r2": result.linearity_r2,
     }
     response = render(request, "pages/explain.html", context)
@@ -72,10 +68,10 @@ async def explain_chart_file(
     round_id: str, kind: str, fmt: str, player: CookiePlayer, session: SessionDep, service: ServiceDep
 ) -> Response:
     """One chart as PNG or SVG, for download; the same rules as the page."""
-    if kind not in KINDS or fmt not in FORMATS or player is None:
+    if kind not in EXPLAIN_KINDS or fmt not in CHART_FORMATS or player is None:
         raise NotFound(messages.ROUND_NOT_FOUND)
     record, result = await explain_stats.explain_round(session, service, player=player, round_id=round_id)
     class_names = tuple(service.opponent_info(record.opponent).class_names)
 
     data = await asyncio.to_thread(_draw, record, result, class_names, kind, fmt)
-    return Response(data, media_type=FORMATS[fmt], headers={"Cache-Control": "private, no-store"})
+    return Response(data, media_type=CHART_FORMATS[fmt], headers={"Cache-Control": "private, no-store"})

@@ -10,21 +10,49 @@ from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from app import messages
 from app.deps import CookiePlayer, ServiceDep, SessionDep
 from app.errors import ArenaError, Invalid, NotFound
 from app.game import events
+from app.ml.packs import get_pack
 from app.ml.service.contracts import ModelService
 from app.stats import science
+from app.stats.consistency import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+from app.stats.plots import science as science_plots
+from app.stats.plots.figure import CHART_FORMATS
+from app.stats.trials import EPS_BUCKET_DOC, StatsFilter, Trial, filter_choices, load_trials
 from app.web.routes import render
 
 router = APIRouter(include_in_schema=False)
 
-FILTERS = ("event", "pack", "opponent", "attack", "condition", "since", "until")
 Field = Annotated[str, Query(max_length=60)]
+
+
+async def filter_form(
+    event: Field = "",
+    pack: Field = "",
+    opponent: Field = "",
+    attack: Field = "",
+    condition: Field = "",
+    since: Field = "",
+    until: Field = "",
+) -> dict[str, str]:
+    """The filter form's values as typed (the page and its chart take the same query string)."""
+    return {
+        "event": event,
+        "pack": pack,
+        "opponent": opponent,
+        "attack": attack,
+        "condition": condition,
+        "since": since,
+        "until": until,
+    }
+
+
+FilterForm = Annotated[dict[str, str], Depends(filter_form)]
 
 
 @dataclass(frozen=True)
@@ -32,7 +60,7 @@ class PageFilters:
     """The form's values as typed (empty meaning 'any'), and what they select."""
 
     raw: dict[str, str]
-    selection: science.StatsFilter
+    selection: StatsFilter
 
     @property
     def query(self) -> str:
@@ -56,7 +84,7 @@ async def page_filters(session: Any, raw: dict[str, str]) -> PageFilters:
     if raw["event"]:
         event = await events.event_by_code(session, raw["event"])
         event_id, raw = event.id, {**raw, "event": event.code}
-    selection = science.StatsFilter(
+    selection = StatsFilter(
         event_id=event_id,
         pack=raw["pack"] or None,
         opponent=raw["opponent"] or None,
@@ -68,7 +96,7 @@ async def page_filters(session: Any, raw: dict[str, str]) -> PageFilters:
     return PageFilters(raw=raw, selection=selection)
 
 
-def class_names_by_pack(service: ModelService, trials: list[science.Trial]) -> dict[str, tuple[str, ...]]:
+def class_names_by_pack(service: ModelService, trials: list[Trial]) -> dict[str, tuple[str, ...]]:
     """Class names per pack, from the model service's opponents (or the pack itself when none is loaded)."""
     out: dict[str, tuple[str, ...]] = {}
     labels: dict[str, list[int]] = {}
@@ -80,8 +108,6 @@ def class_names_by_pack(service: ModelService, trials: list[science.Trial]) -> d
         try:
             out[pack] = tuple(service.opponent_info(opponent).class_names)
         except (ArenaError, KeyError):
-            from app.ml.packs import get_pack  # torch-free: packs only read idx files
-
             try:
                 out[pack] = tuple(get_pack(pack).class_names)
             except KeyError:  # neither loaded nor known here: classes by number
@@ -95,21 +121,13 @@ async def stats_page(
     session: SessionDep,
     service: ServiceDep,
     player: CookiePlayer,
-    event: Field = "",
-    pack: Field = "",
-    opponent: Field = "",
-    attack: Field = "",
-    condition: Field = "",
-    since: Field = "",
-    until: Field = "",
+    raw: FilterForm,
 ) -> Response:
-    raw = {"event": event, "pack": pack, "opponent": opponent, "attack": attack, "condition": condition}
-    raw.update({"since": since, "until": until})
     base: dict[str, Any] = {
         "player": player,
-        "choices": await science.filter_choices(session),
-        "bootstrap": {"resamples": science.BOOTSTRAP_RESAMPLES, "seed": science.BOOTSTRAP_SEED},
-        "eps_doc": science.EPS_BUCKET_DOC,
+        "choices": await filter_choices(session),
+        "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED},
+        "eps_doc": EPS_BUCKET_DOC,
     }
     try:
         filters = await page_filters(session, raw)
@@ -117,7 +135,7 @@ async def stats_page(
         context = {**base, "filters": raw, "error": error.message, "query": "", "groups": [], "overall": None}
         context.update({"confusions": [], "trials": 0})
         return render(request, "pages/stats.html", context, status_code=error.status_code)
-    trials = await science.load_trials(session, filters.selection)
+    trials = await load_trials(session, filters.selection)
     groups = await asyncio.to_thread(science.group_stats, trials, science.DEFAULT_GROUP_BY)
     overall = await asyncio.to_thread(science.group_stats, trials, ())
     names = class_names_by_pack(service, trials)
@@ -143,27 +161,16 @@ async def stats_page(
 async def stats_chart(
     session: SessionDep,
     fmt: str,
-    event: Field = "",
-    pack: Field = "",
-    opponent: Field = "",
-    attack: Field = "",
-    condition: Field = "",
-    since: Field = "",
-    until: Field = "",
+    raw: FilterForm,
 ) -> Response:
     """The accuracy-vs-budget chart as PNG or SVG, with the page's filters."""
-    from app.stats.plots import events as plots
-    from app.stats.plots import science as science_plots  # matplotlib loads on the first chart, not at start-up
-
-    if fmt not in plots.CHART_FORMATS:
+    if fmt not in CHART_FORMATS:
         raise NotFound(messages.CHART_UNKNOWN)
-    raw = {"event": event, "pack": pack, "opponent": opponent, "attack": attack, "condition": condition}
-    raw.update({"since": since, "until": until})
     filters = await page_filters(session, raw)
-    trials = await science.load_trials(session, filters.selection)
+    trials = await load_trials(session, filters.selection)
     groups = science.group_stats(trials, science.DEFAULT_GROUP_BY, resamples=0)  # no kappa intervals needed
     scope = ", ".join(f"{k} {v}" for k, v in filters.raw.items() if v)
     title = "People (solid) vs model (dashed), 95% Wilson bands" + (f" — {scope}" if scope else "")
     data = await asyncio.to_thread(science_plots.accuracy_vs_eps_chart, groups, fmt, title=title)
     headers = {"Content-Disposition": f'inline; filename="accuracy-vs-eps.{fmt}"', "Cache-Control": "no-store"}
-    return Response(data, media_type=plots.CHART_FORMATS[fmt], headers=headers)
+    return Response(data, media_type=CHART_FORMATS[fmt], headers=headers)

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from app import messages
 from app.stats import science
+from app.stats.consistency import BOOTSTRAP_SEED
 from app.stats.intervals import wilson_interval
 from tests.stats.science_data import EVENT_CODE, seed_science_data
 
@@ -39,7 +40,7 @@ def test_groups_by_condition_eps_attack_opponent_by_default(client: TestClient) 
         if consistency["kappa"] is not None and consistency["ci"] is not None:
             low, high = consistency["ci"]
             assert -1.0 <= low <= high <= 1.0
-    assert body["bootstrap"]["seed"] == science.BOOTSTRAP_SEED and "grey levels" in body["eps_buckets"]
+    assert body["bootstrap"]["seed"] == BOOTSTRAP_SEED and "grey levels" in body["eps_buckets"]
 
 
 def test_the_event_filter_and_people_vs_people(client: TestClient) -> None:
@@ -50,7 +51,7 @@ def test_the_event_filter_and_people_vs_people(client: TestClient) -> None:
     assert group["keys"] == {} and group["n"] == 12
     assert group["human_correct"] == 7 and group["model_correct"] == 4
     people = group["error_consistency_people"]
-    # Worked by hand in tests/stats/test_science.py: six pairs, kappas -0.5, 0.4, 1, -0.8, -0.5, 0.4.
+    # Worked by hand in tests/stats/test_consistency.py: six pairs, kappas -0.5, 0.4, 1, -0.8, -0.5, 0.4.
     assert people["pairs"] == 6 and people["trials"] == 3
     assert people["kappa"] == pytest.approx(0.0, abs=1e-12)
     # People vs model, pooled over the 12 answers: model right only on image 3 (people right 3 of 4 there).

@@ -20,8 +20,10 @@ from fastapi.testclient import TestClient
 from app.db.session import open_database
 from app.ml.packs import get_pack
 from app.stats import science
+from app.stats import trials as stats_trials
 from app.stats.bundle import build as bundle
 from app.stats.bundle import recompute as bundle_recompute
+from app.stats.trials import StatsFilter, Trial
 from tests.stats.science_data import EVENT_CODE, seed_science_data
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,11 +48,11 @@ def recompute(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def load_trials(url: str) -> list[science.Trial]:
+async def trials_in(url: str) -> list[Trial]:
     database = open_database(url)
     try:
         async with database.sessionmaker() as session:
-            return await science.load_trials(session)
+            return await stats_trials.load_trials(session)
     finally:
         await database.dispose()
 
@@ -87,7 +89,7 @@ def test_the_bundle_recomputes_the_api_table(client: TestClient, tmp_path: Path)
     overall_json = json.loads(overall.stdout)
     api_overall = client.get("/api/v1/stats", params={"group_by": ""}).json()["groups"]
     assert bundle_recompute.compare(overall_json["groups"], api_overall, tolerance=0.0) == []
-    trials = asyncio.run(load_trials(url))
+    trials = asyncio.run(trials_in(url))
     matrices = science.confusion_matrices(trials, {"fashion": 10})
     assert overall_json["confusions"]["fashion"] == {
         "human": matrices.human["fashion"],
@@ -166,7 +168,7 @@ def test_an_interrupted_export_leaves_nothing_behind(client: TestClient, tmp_pat
                 await bundle.write_bundle(
                     session,
                     target,
-                    filters=science.StatsFilter(),
+                    filters=StatsFilter(),
                     filter_labels={},
                     class_names_of=lambda pack: get_pack(pack).class_names,
                     on_advance=interrupt,

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from app.stats.defense_curves import Curve
-from app.stats.plots import events as plots
+from app.stats.plots.figure import PYPLOT_LOCK, figure_bytes, pyplot
 
 ROLE_STYLES = {"naive": "--", "adaptive": "-", "strongest": ":"}
 
 
 def defense_curves_chart(curves: Sequence[Curve], fmt: str, *, title: str = "") -> bytes:
     """One line per curve with 95% Wilson intervals; naive attacks dashed, adaptive solid, strongest dotted."""
-    with plots._LOCK:
-        plt = plots._pyplot()
+    with PYPLOT_LOCK:
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(7, 4.2))
         try:
             for curve in curves:
@@ -36,6 +36,6 @@ def defense_curves_chart(curves: Sequence[Curve], fmt: str, *, title: str = "") 
             if title:
                 ax.set_title(title)
             fig.tight_layout()
-            return plots._save(fig, fmt)
+            return figure_bytes(fig, fmt)
         finally:
             plt.close(fig)

@@ -1,43 +1,23 @@
-"""Charts for an event report, as PNG or SVG bytes for slides. matplotlib (Agg backend) is imported here, lazily,
-so that the web tier does not pay for it at start-up: only a chart download loads it."""
+"""Charts for an event report, as PNG or SVG bytes for slides. matplotlib loads on the first chart
+(app/stats/plots/figure.py), so the web tier does not pay for it at start-up."""
 
 from __future__ import annotations
 
-import io
-import threading
 from collections.abc import Sequence
-from typing import Any
 
 from app.stats.events import Confusions, EpsRow
+from app.stats.plots.figure import CHART_FORMATS, PYPLOT_LOCK, figure_bytes, pyplot
 
-CHART_FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
+# The formats these charts come in are part of their interface (the report route checks a request against them).
+__all__ = ["CHART_FORMATS", "HUMAN_COLOUR", "MODEL_COLOUR", "accuracy_by_eps_chart", "confusion_chart"]
 HUMAN_COLOUR = "#1f77b4"
 MODEL_COLOUR = "#d62728"
-# pyplot keeps global state; one chart at a time keeps concurrent downloads from drawing on each other.
-_LOCK = threading.Lock()
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, fmt: str) -> bytes:
-    if fmt not in CHART_FORMATS:
-        raise ValueError(f"unknown chart format {fmt!r}")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=fmt, dpi=150, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
-    return buffer.getvalue()
 
 
 def accuracy_by_eps_chart(rows: Sequence[EpsRow], fmt: str, *, title: str = "") -> bytes:
     """Human and model accuracy against the budget (grey levels), with 95% Wilson intervals as error bars."""
-    with _LOCK:
-        plt = _pyplot()
+    with PYPLOT_LOCK:
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(7, 4.2))
         try:
             xs = [row.grey for row in rows]
@@ -66,15 +46,15 @@ def accuracy_by_eps_chart(rows: Sequence[EpsRow], fmt: str, *, title: str = "") 
             ax.set_title(title or "Accuracy by budget, 95% Wilson intervals")
             if ns:
                 fig.text(0.01, -0.02, f"answers per budget — {ns}", fontsize=8, color="#555555")
-            return _save(fig, fmt)
+            return figure_bytes(fig, fmt)
         finally:
             plt.close(fig)
 
 
 def confusion_chart(confusions: Confusions, class_names: Sequence[str], fmt: str) -> bytes:
     """Two confusion matrices side by side: what people answered and what the model answered, per true class."""
-    with _LOCK:
-        plt = _pyplot()
+    with PYPLOT_LOCK:
+        plt = pyplot()
         classes = len(class_names)
         fig, axes = plt.subplots(1, 2, figsize=(12, 5.6))
         try:
@@ -94,6 +74,6 @@ def confusion_chart(confusions: Confusions, class_names: Sequence[str], fmt: str
                             ax.text(a, t, str(matrix[t][a]), ha="center", va="center", fontsize=7, color=colour)
                 fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
             fig.tight_layout()
-            return _save(fig, fmt)
+            return figure_bytes(fig, fmt)
         finally:
             plt.close(fig)

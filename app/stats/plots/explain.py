@@ -1,5 +1,5 @@
 """Charts for "why the machine fails" (issue #7), drawn from an ExplainResult as PNG or SVG bytes: the saliency maps,
-the decision-boundary slice and the linearity picture. matplotlib is imported lazily (app.stats.plots.events), so the
+the decision-boundary slice and the linearity picture. matplotlib is imported lazily (app/stats/plots/figure.py), so the
 web tier pays for it only when a chart is drawn. The numbers come from app/ml/measure/explain.py through the model
 service."""
 
@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from app.ml.service.explain_contracts import ExplainResult
-from app.stats.plots.events import _LOCK, CHART_FORMATS, _pyplot, _save
+from app.stats.plots.figure import CHART_FORMATS, PYPLOT_LOCK, figure_bytes, pyplot
 
 EXPLAIN_KINDS = ("saliency", "slice", "linearity")
 __all__ = ["CHART_FORMATS", "EXPLAIN_KINDS", "explain_chart", "slice_colours"]
@@ -22,7 +22,7 @@ SHOWN_MARK = {"marker": "*", "s": 220, "facecolor": "yellow", "edgecolor": "blac
 def slice_colours(classes: Sequence[int], total: int) -> dict[int, tuple[float, float, float, float]]:
     """A colour per class: tab10 by class index for up to 10 classes (the same class always gets the same colour),
     otherwise tab20 by order of appearance (ImageNet has 1,000 classes; a slice shows a handful)."""
-    plt = _pyplot()
+    plt = pyplot()
     if total <= 10:
         cmap = plt.get_cmap("tab10")
         return {int(c): cmap(int(c)) for c in classes}
@@ -65,6 +65,7 @@ def _saliency(plt: Any, result: ExplainResult, clean: np.ndarray, shown: np.ndar
 
 
 def _slice(plt: Any, result: ExplainResult, names: Sequence[str]) -> Any:
+    # matplotlib loads on the first chart (figure.py), not when the web tier imports this module.
     from matplotlib.colors import ListedColormap
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -161,8 +162,8 @@ def explain_chart(
         raise ValueError(f"unknown explain chart {kind!r}; one of {', '.join(EXPLAIN_KINDS)}")
     if fmt not in CHART_FORMATS:
         raise ValueError(f"unknown chart format {fmt!r}; one of {', '.join(CHART_FORMATS)}")
-    with _LOCK:
-        plt = _pyplot()
+    with PYPLOT_LOCK:
+        plt = pyplot()
         if kind == "saliency":
             fig = _saliency(plt, result, clean, shown, class_names)
         elif kind == "slice":
@@ -170,6 +171,6 @@ def explain_chart(
         else:
             fig = _linearity(plt, result, class_names, eps, norm)
         try:
-            return _save(fig, fmt)
+            return figure_bytes(fig, fmt)
         finally:
             plt.close(fig)

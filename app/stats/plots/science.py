@@ -1,14 +1,15 @@
 """The stats page's chart: accuracy against the budget for people and for the model, one line per (condition, attack,
 opponent), with 95% Wilson intervals as bands; one panel per norm (grey levels for L-inf/L0, the radius for L2).
-matplotlib is loaded lazily through app.stats.plots.events, so importing this module costs nothing."""
+matplotlib is loaded lazily (app/stats/plots/figure.py), so importing this module costs nothing."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
 
-from app.stats.plots import events as plots
-from app.stats.science import GroupStats, bucket_position
+from app.stats.plots.figure import PYPLOT_LOCK, figure_bytes, pyplot
+from app.stats.science import GroupStats
+from app.stats.trials import bucket_position
 
 SERIES_KEYS = ("condition", "attack", "opponent")
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -30,8 +31,8 @@ def accuracy_vs_eps_chart(groups: Sequence[GroupStats], fmt: str, *, title: str 
         series = tuple(str(group.keys[k]) for k in SERIES_KEYS if k in group.keys)
         panels[norm][series].append((x, group))
     norms = [n for n in ("linf", "l0", "l2") if n in panels] or ["linf"]
-    with plots._LOCK:
-        plt = plots._pyplot()
+    with PYPLOT_LOCK:
+        plt = pyplot()
         fig, axes = plt.subplots(1, len(norms), figsize=(7.5 * len(norms), 4.6), squeeze=False)
         try:
             colours: dict[tuple[str, ...], str] = {}
@@ -65,6 +66,6 @@ def accuracy_vs_eps_chart(groups: Sequence[GroupStats], fmt: str, *, title: str 
                     ax.text(0.5, 0.5, "no answers", ha="center", va="center", transform=ax.transAxes)
             fig.suptitle(title or "Accuracy by budget: people (solid) and model (dashed), 95% Wilson bands")
             fig.tight_layout()
-            return plots._save(fig, fmt)
+            return figure_bytes(fig, fmt)
         finally:
             plt.close(fig)
