@@ -3,6 +3,7 @@ the server can run (``Catalog``), and the settings stored as JSON on the event (
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -102,7 +103,7 @@ def catalog_from(
 
 
 def number(raw: object, *, message: str, integer: bool = False) -> Any:
-    """A number the host typed or sent: a JSON number or a numeric string, never a boolean."""
+    """A finite number the host typed or sent: a JSON number or a numeric string, never a boolean."""
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         if isinstance(raw, str) and raw.strip():
             try:
@@ -111,6 +112,9 @@ def number(raw: object, *, message: str, integer: bool = False) -> Any:
                 raise Invalid(message) from None
         else:
             raise Invalid(message)
+    # like pydantic's allow_inf_nan=False: NaN would slip past every range check below
+    if not math.isfinite(raw):
+        raise Invalid(message)
     if integer:
         if float(raw) != int(raw):
             raise Invalid(message)
@@ -118,8 +122,16 @@ def number(raw: object, *, message: str, integer: bool = False) -> Any:
     return float(raw)
 
 
-def optional_number(raw: object, *, message: str, integer: bool = False) -> Any:
-    return None if raw in ("", None) else number(raw, message=message, integer=integer)
+def bounded(raw: object, low: float, high: float, *, message: str, integer: bool = False) -> Any:
+    value = number(raw, message=message, integer=integer)
+    if not low <= value <= high:
+        raise Invalid(message)
+    return value
+
+
+def optional_bounded(raw: object, low: float, high: float, *, message: str, integer: bool = False) -> Any:
+    """Like ``bounded``; an empty field (or none) means no limit."""
+    return None if raw in ("", None) else bounded(raw, low, high, message=message, integer=integer)
 
 
 def catalog_of(info: ValidationInfo) -> Catalog:
@@ -224,17 +236,12 @@ class EventForm(BaseModel):
     @field_validator("rounds", mode="before")
     @classmethod
     def rounds_limit(cls, raw: object) -> int | None:
-        rounds = optional_number(raw, message=messages.EVENT_LIMIT_INVALID, integer=True)
-        if rounds is not None and not 1 <= rounds <= 200:
-            raise Invalid(messages.EVENT_LIMIT_INVALID)
-        return rounds  # type: ignore[no-any-return]
+        return optional_bounded(raw, 1, 200, message=messages.EVENT_LIMIT_INVALID, integer=True)  # type: ignore[no-any-return]
 
     @field_validator("time_limit_s", mode="before")
     @classmethod
     def time_limit_instead_of_rounds(cls, raw: object, info: ValidationInfo) -> int | None:
-        limit = optional_number(raw, message=messages.EVENT_LIMIT_INVALID, integer=True)
-        if limit is not None and not 60 <= limit <= 240 * 60:
-            raise Invalid(messages.EVENT_LIMIT_INVALID)
+        limit = optional_bounded(raw, 60, 240 * 60, message=messages.EVENT_LIMIT_INVALID, integer=True)
         if limit is not None and info.data["rounds"] is not None:
             raise Invalid(messages.EVENT_LIMIT_INVALID)
         return limit  # type: ignore[no-any-return]
@@ -242,26 +249,17 @@ class EventForm(BaseModel):
     @field_validator("round_seconds", mode="before")
     @classmethod
     def countdown(cls, raw: object) -> int:
-        seconds = number(raw, message=messages.EVENT_ROUND_SECONDS_INVALID, integer=True)
-        if not 5 <= seconds <= 120:
-            raise Invalid(messages.EVENT_ROUND_SECONDS_INVALID)
-        return int(seconds)
+        return int(bounded(raw, 5, 120, message=messages.EVENT_ROUND_SECONDS_INVALID, integer=True))
 
     @field_validator("flash_ms", mode="before")
     @classmethod
     def flash_length(cls, raw: object) -> int | None:
-        flash_ms = optional_number(raw, message=messages.EVENT_FLASH_INVALID, integer=True)
-        if flash_ms is not None and not 20 <= flash_ms <= 2000:
-            raise Invalid(messages.EVENT_FLASH_INVALID)
-        return flash_ms  # type: ignore[no-any-return]
+        return optional_bounded(raw, 20, 2000, message=messages.EVENT_FLASH_INVALID, integer=True)  # type: ignore[no-any-return]
 
     @field_validator("guess_share", mode="before")
     @classmethod
     def share_of_guesses(cls, raw: object) -> float:
-        share = 0.0 if raw in (None, "") else number(raw, message=messages.EVENT_GUESS_INVALID)
-        if not 0 <= share <= 1:
-            raise Invalid(messages.EVENT_GUESS_INVALID)
-        return float(share)
+        return float(0.0 if raw in (None, "") else bounded(raw, 0, 1, message=messages.EVENT_GUESS_INVALID))
 
     @field_validator("conditions", mode="before")
     @classmethod

@@ -3,6 +3,7 @@ of the phase being played."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Annotated
 
@@ -10,7 +11,7 @@ from fastapi import Form, Request
 
 from app import messages
 from app.db.tables import EventRecord
-from app.errors import Forbidden
+from app.errors import ArenaError, Forbidden
 from app.game import events
 from app.ml.service.contracts import ModelService
 
@@ -49,3 +50,16 @@ def iso_moment(moment: datetime | None) -> str | None:
     """A stored moment for the page's countdown script (UTC, ISO 8601)."""
     aware = events.aware(moment)
     return aware.isoformat() if aware is not None else None
+
+
+async def attempt(request: Request, action: Awaitable[object]) -> bool:
+    """Run a host's or a phone's action; True when it was done. One the event's state refuses (409: not running,
+    time up, ...) becomes a flash message on the page drawn next instead of an error page."""
+    try:
+        await action
+    except ArenaError as error:
+        if error.status_code != 409:
+            raise
+        request.session["flash"] = error.message
+        return False
+    return True

@@ -13,7 +13,7 @@ from app.deps import CatalogDep, CookiePlayer, HubDep, ServiceDep, SessionDep, c
 from app.errors import ArenaError
 from app.game import events
 from app.game.difficulty import eps_as_grey_levels
-from app.web.events.common import FormText, absolute, iso_moment, remember_host, require_host
+from app.web.events.common import FormText, absolute, attempt, iso_moment, remember_host, require_host
 from app.web.routes import CsrfField, render, see_other
 
 router = APIRouter()
@@ -186,12 +186,7 @@ async def host_control(
     check_csrf(request, csrf_token_field)
     event = await events.event_by_code(session, code, for_update=True)
     require_host(request, event)
-    try:
-        await events.host_action(session, event=event, action=action, source=service)
-    except ArenaError as error:
-        if error.status_code != 409:
-            raise
-        request.session["flash"] = error.message
+    if not await attempt(request, events.host_action(session, event=event, action=action, source=service)):
         return see_other(absolute(request, "host_console", code=code))
     hub.publish(event.code, status=True)
     return see_other(absolute(request, "host_console", code=event.code))

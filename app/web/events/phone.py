@@ -13,7 +13,7 @@ from app.deps import CookiePlayer, HubDep, HxRequest, ServiceDep, SessionDep, ch
 from app.errors import ArenaError
 from app.game import events, rounds
 from app.ml.service.contracts import ModelService
-from app.web.events.common import FormText, absolute, class_names, iso_moment
+from app.web.events.common import FormText, absolute, attempt, class_names, iso_moment
 from app.web.routes import CsrfField, render, see_other
 
 router = APIRouter()
@@ -118,9 +118,12 @@ async def stage_context(
     }
 
 
-async def render_stage(
-    request: Request, session: AsyncSession, event: EventRecord, player: PlayerRecord, service: ModelService
+async def stage_reply(
+    request: Request, session: AsyncSession, event: EventRecord, player: PlayerRecord, service: ModelService, hx: bool
 ) -> Response:
+    """After a phone's request: htmx swaps in the redrawn stage; a plain form post goes back to the play page."""
+    if not hx:
+        return see_other(absolute(request, "event_play", code=event.code))
     context = await stage_context(session, event, player, service)
     context["flash"] = request.session.pop("flash", None)
     return render(request, PLAY_TEMPLATE, context, block="stage")
@@ -162,15 +165,8 @@ async def event_new_round(
     check_csrf(request, csrf_token_field)
     event = await events.event_by_code(session, code)
     player = events.player_in_event(player, event)
-    try:
-        await events.ask_for_round(session, player=player, event=event, source=service)
-    except ArenaError as error:
-        if error.status_code != 409:
-            raise
-        request.session["flash"] = error.message
-    if hx:
-        return await render_stage(request, session, event, player, service)
-    return see_other(absolute(request, "event_play", code=event.code))
+    await attempt(request, events.ask_for_round(session, player=player, event=event, source=service))
+    return await stage_reply(request, session, event, player, service, hx)
 
 
 @router.post("/events/{code}/play/rounds/{round_id}/answer")
@@ -194,17 +190,10 @@ async def event_answer(
         measured = float(shown_ms) if shown_ms.strip() else None
     except ValueError:
         measured = None  # a garbled measurement is treated as none: the answer stays, flagged
-    try:
-        # committed when this returns: on disk before the reveal is sent and before the screens hear of it
-        await events.submit_answer(
-            session, player=player, event=event, round_id=round_id, choice=choice, source=service, shown_ms=measured
-        )
-    except ArenaError as error:
-        if error.status_code != 409:
-            raise
-        request.session["flash"] = error.message
-    else:
+    # committed when this returns: on disk before the reveal is sent and before the screens hear of it
+    submitting = events.submit_answer(
+        session, player=player, event=event, round_id=round_id, choice=choice, source=service, shown_ms=measured
+    )
+    if await attempt(request, submitting):
         hub.publish(event.code)
-    if hx:
-        return await render_stage(request, session, event, player, service)
-    return see_other(absolute(request, "event_play", code=event.code))
+    return await stage_reply(request, session, event, player, service, hx)
