@@ -1,5 +1,5 @@
-"""An event's life: created in the lobby, then running ⇄ paused, then ended (by the host or by its time limit).
-The functions here change the record in memory; the host's controls (``host.py``) commit them."""
+"""An event's life: created in the lobby (committed here), then running ⇄ paused, then ended (by the host or by its
+time limit). The state changes only touch the record in memory; the host's controls (``host.py``) commit them."""
 
 from __future__ import annotations
 

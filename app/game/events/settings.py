@@ -236,7 +236,7 @@ class EventForm(BaseModel):
     @field_validator("rounds", mode="before")
     @classmethod
     def rounds_limit(cls, raw: object) -> int | None:
-        return optional_bounded(raw, 1, 200, message=messages.EVENT_LIMIT_INVALID, integer=True)  # type: ignore[no-any-return]
+        return optional_bounded(raw, 1, 200, message=messages.EVENT_LIMIT_INVALID, integer=True)
 
     @field_validator("time_limit_s", mode="before")
     @classmethod
@@ -244,7 +244,7 @@ class EventForm(BaseModel):
         limit = optional_bounded(raw, 60, 240 * 60, message=messages.EVENT_LIMIT_INVALID, integer=True)
         if limit is not None and info.data["rounds"] is not None:
             raise Invalid(messages.EVENT_LIMIT_INVALID)
-        return limit  # type: ignore[no-any-return]
+        return limit
 
     @field_validator("round_seconds", mode="before")
     @classmethod
@@ -254,7 +254,7 @@ class EventForm(BaseModel):
     @field_validator("flash_ms", mode="before")
     @classmethod
     def flash_length(cls, raw: object) -> int | None:
-        return optional_bounded(raw, 20, 2000, message=messages.EVENT_FLASH_INVALID, integer=True)  # type: ignore[no-any-return]
+        return optional_bounded(raw, 20, 2000, message=messages.EVENT_FLASH_INVALID, integer=True)
 
     @field_validator("guess_share", mode="before")
     @classmethod

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from app import messages
 from tests.helpers import csrf_from
-from tests.web.events.builders import host_event_in_html, press_host_button, join_event_in_html, swap_cookies
+from tests.web.events.builders import host_event_in_html, join_event_in_html, press_host_button, swap_cookies
 
 HTML = {"Accept": "text/html"}
 

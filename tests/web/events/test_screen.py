@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, text
 
 from app.db.session import sync_url
 from tests.helpers import csrf_from
-from tests.web.events.builders import host_event_in_html, press_host_button, join_event_in_html, swap_cookies
+from tests.web.events.builders import host_event_in_html, join_event_in_html, press_host_button, swap_cookies
 
 
 def test_a_together_image_on_the_phone_and_the_screen(client: TestClient) -> None:
