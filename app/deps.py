@@ -16,8 +16,8 @@ from app.errors import Forbidden, Unauthorized
 from app.game import rounds
 from app.game.events import Catalog, catalog_from
 from app.game.players import player_by_id, player_by_token
+from app.live import EventHub
 from app.ml.service.contracts import ModelService
-from app.web.live import EventHub
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -24,6 +24,7 @@ from app.config import Settings, get_settings
 from app.db.session import open_database
 from app.errors import ArenaError, DatabaseBusy
 from app.game.pool import with_ready_round_pool
+from app.live import EventHub
 from app.ml.cloak.service import CloakService
 from app.ml.service.contracts import ModelService
 from app.modelsvc.factory import default_model_service
@@ -31,7 +32,6 @@ from app.web.cloak import router as web_cloak_router
 from app.web.events import router as web_events_router
 from app.web.explain import router as web_explain_router
 from app.web.lab import router as web_lab_router
-from app.web.live import EventHub
 from app.web.natural import router as web_natural_router
 from app.web.routes import router as web_router
 from app.web.stats import router as web_stats_router
@@ -106,7 +106,7 @@ def create_app(
     app.state.settings = settings
     app.state.templates = build_templates()
     app.state.cloak = cloak  # /cloak: photos cloaked in memory, results deleted after a TTL (app/ml/cloak/service.py)
-    app.state.hub = EventHub()  # live updates for event screens (in-process; see app/web/live.py)
+    app.state.hub = EventHub()  # live updates for event screens (in-process; see app/live.py)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key.get_secret_value(),

@@ -25,6 +25,7 @@ from app.db.tables import EventRecord
 from app.deps import BearerToken, CatalogDep, HubDep, ServiceDep, SessionDep
 from app.game import events
 from app.game.difficulty import eps_as_grey_levels
+from app.ml.packs import get_pack
 from app.stats import events as event_stats
 from app.stats import export
 from app.stats.events import Proportion
@@ -58,7 +59,6 @@ def settings_payload(body: EventCreate) -> dict[str, Any]:
 async def create_event(request: Request, body: EventCreate, session: SessionDep, catalog: CatalogDep) -> EventCreated:
     name, pack, settings = events.validate_settings(settings_payload(body), catalog=catalog)
     event, host_token = await events.create_event(session, name=name, pack=pack, settings=settings)
-    await session.commit()
     return EventCreated(code=event.code, host_token=host_token, **event_urls(request, event.code))
 
 
@@ -107,7 +107,6 @@ async def host_action(
     event = await events.event_by_code(session, code, for_update=True)
     events.check_host(event, token)
     await events.host_action(session, event=event, action=action, source=service)
-    await session.commit()
     hub.publish(event.code, status=True)
     return await event_state(session, event)
 
@@ -127,7 +126,6 @@ async def remove_player(code: str, player_id: str, token: BearerToken, session: 
     event = await events.event_by_code(session, code)
     events.check_host(event, token)
     player = await events.remove_player(session, event=event, player_id=player_id)
-    await session.commit()
     hub.publish(event.code, status=True)  # the removed phone finds out
     return EventPlayer(player_id=player.id, nickname=player.nickname, score=player.score, removed=player.removed)
 
@@ -178,8 +176,6 @@ async def export_event_answers(
     sessionmaker = request.app.state.database.sessionmaker
 
     def class_names_of(pack: str) -> tuple[str, ...]:
-        from app.ml.packs import get_pack
-
         return get_pack(pack).class_names
 
     async def body() -> AsyncIterator[str]:

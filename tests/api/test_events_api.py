@@ -13,40 +13,9 @@ from sqlalchemy import create_engine, text
 from app import messages
 from app.db.session import sync_url
 from app.game.events import CODE_ALPHABET
-from tests.helpers import auth, new_player
+from tests.helpers import auth, host_action, host_auth, join_event, new_event, new_player, play_round
 
 HOST_ACTIONS = ["start", "resume", "pause", "lock", "unlock", "next-phase", "next-image", "end"]
-
-
-def new_event(client: TestClient, **settings: object) -> dict[str, str]:
-    body = {"name": "Workshop", "eps_min": 4 / 255, "eps_max": 12 / 255, **settings}
-    response = client.post("/api/v1/events", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def host(event: dict[str, str]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {event['host_token']}"}
-
-
-def act(client: TestClient, event: dict[str, str], action: str, expected: int = 200) -> dict:
-    response = client.post(f"/api/v1/events/{event['code']}/{action}", headers=host(event))
-    assert response.status_code == expected, response.text
-    return response.json()
-
-
-def join(client: TestClient, event: dict[str, str], nickname: str) -> dict[str, str]:
-    response = client.post("/api/v1/players", json={"nickname": nickname, "event_code": event["code"]})
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def play(client: TestClient, player: dict[str, str], choice: str = "Bag") -> tuple[dict, dict]:
-    created = client.post("/api/v1/rounds", headers=auth(player))
-    assert created.status_code == 201, created.text
-    answered = client.post(created.json()["answer_url"], json={"choice": choice}, headers=auth(player))
-    assert answered.status_code == 200, answered.text
-    return created.json(), answered.json()
 
 
 def run_sql(client: TestClient, statement: str, **params: object) -> None:
@@ -108,25 +77,25 @@ def test_every_host_action_needs_the_host_token(client: TestClient, action: str)
     url = f"/api/v1/events/{event['code']}/{action}"
     missing = client.post(url)
     assert missing.status_code == 403 and missing.json()["detail"] == messages.HOST_TOKEN_REQUIRED
-    for headers in (host(other), {"Authorization": "Bearer guess"}, {"Authorization": "Basic abc"}):
+    for headers in (host_auth(other), {"Authorization": "Bearer guess"}, {"Authorization": "Basic abc"}):
         wrong = client.post(url, headers=headers)
         assert wrong.status_code == 403, headers
         assert wrong.json()["detail"] in (messages.HOST_TOKEN_INVALID, messages.HOST_TOKEN_REQUIRED)
-    player = join(client, event, "Mallory")
+    player = join_event(client, event, "Mallory")
     assert client.post(url, headers=auth(player)).status_code == 403, "a player token is not a host token"
     assert client.get(f"/api/v1/events/{event['code']}").json()["status"] == "lobby", "nothing changed"
 
 
 def test_player_listing_and_removal_need_the_host_token(client: TestClient) -> None:
     event = new_event(client)
-    player = join(client, event, "Eve")
+    player = join_event(client, event, "Eve")
     base = f"/api/v1/events/{event['code']}/players"
     assert client.get(base).status_code == 403
     assert client.delete(f"{base}/{player['player_id']}").status_code == 403
-    assert client.delete(f"{base}/{player['player_id']}", headers=host(new_event(client))).status_code == 403
-    listed = client.get(base, headers=host(event)).json()
+    assert client.delete(f"{base}/{player['player_id']}", headers=host_auth(new_event(client))).status_code == 403
+    listed = client.get(base, headers=host_auth(event)).json()
     assert [p["nickname"] for p in listed] == ["Eve"]
-    assert client.delete(f"{base}/nobody", headers=host(event)).status_code == 404
+    assert client.delete(f"{base}/nobody", headers=host_auth(event)).status_code == 404
 
 
 def test_join_codes_wrong_locked_and_ended(client: TestClient) -> None:
@@ -138,68 +107,68 @@ def test_join_codes_wrong_locked_and_ended(client: TestClient) -> None:
     assert client.get("/api/v1/events/ZZZZZZ").status_code == 404
     joined = client.post("/api/v1/players", json={"nickname": "Ann", "event_code": f" {event['code'].lower()} "})
     assert joined.status_code == 201 and joined.json()["event_code"] == event["code"]
-    act(client, event, "lock")
+    host_action(client, event, "lock")
     locked = client.post("/api/v1/players", json={"nickname": "Bob", "event_code": event["code"]})
     assert locked.status_code == 409 and locked.json()["detail"] == messages.EVENT_LOCKED
-    act(client, event, "unlock")
-    join(client, event, "Bob")
-    act(client, event, "end")
+    host_action(client, event, "unlock")
+    join_event(client, event, "Bob")
+    host_action(client, event, "end")
     ended = client.post("/api/v1/players", json={"nickname": "Cy", "event_code": event["code"]})
     assert ended.status_code == 409 and ended.json()["detail"] == messages.EVENT_ENDED
 
 
 def test_nicknames_are_unique_within_an_event_only(client: TestClient) -> None:
     event, other = new_event(client), new_event(client)
-    join(client, event, "Ada")
+    join_event(client, event, "Ada")
     for twin in ("Ada", "ada", " ADA "):
         response = client.post("/api/v1/players", json={"nickname": twin, "event_code": event["code"]})
         assert response.status_code == 409 and response.json()["detail"] == messages.NICKNAME_TAKEN
-    join(client, other, "Ada")
+    join_event(client, other, "Ada")
     new_player(client, "Ada")
     new_player(client, "Ada")  # outside events duplicates stay allowed, as before
 
 
 def test_own_pace_event_rounds_follow_the_event(client: TestClient) -> None:
     event = new_event(client, rounds=2)
-    player = join(client, event, "Ada")
+    player = join_event(client, event, "Ada")
     early = client.post("/api/v1/rounds", headers=auth(player))
     assert early.status_code == 409 and early.json()["detail"] == messages.EVENT_NOT_STARTED
-    act(client, event, "start")
-    assert act(client, event, "start", 409)["detail"] == messages.EVENT_ALREADY_STARTED
+    host_action(client, event, "start")
+    assert host_action(client, event, "start", 409)["detail"] == messages.EVENT_ALREADY_STARTED
     first = client.post("/api/v1/rounds", headers=auth(player)).json()
     again = client.post("/api/v1/rounds", headers=auth(player)).json()
     assert again["round_id"] == first["round_id"], "an unanswered event round is handed out again, not replaced"
     assert round(first["eps"] * 255) in (4, 6, 8, 10, 12)
     client.post(first["answer_url"], json={"choice": "Bag"}, headers=auth(player))
-    act(client, event, "pause")
+    host_action(client, event, "pause")
     paused = client.post("/api/v1/rounds", headers=auth(player))
     assert paused.status_code == 409 and paused.json()["detail"] == messages.EVENT_PAUSED
-    act(client, event, "resume")
-    play(client, player)
+    host_action(client, event, "resume")
+    play_round(client, player)
     done = client.post("/api/v1/rounds", headers=auth(player))
     assert done.status_code == 409 and done.json()["detail"] == messages.EVENT_ROUNDS_DONE
 
 
 def test_an_ended_event_accepts_no_answers(client: TestClient) -> None:
     event = new_event(client)
-    player = join(client, event, "Ada")
-    act(client, event, "start")
+    player = join_event(client, event, "Ada")
+    host_action(client, event, "start")
     created = client.post("/api/v1/rounds", headers=auth(player)).json()
-    state = act(client, event, "end")
+    state = host_action(client, event, "end")
     assert state["status"] == "ended"
     refused = client.post(created["answer_url"], json={"choice": "Bag"}, headers=auth(player))
     assert refused.status_code == 409 and refused.json()["detail"] == messages.EVENT_ENDED
     assert client.post("/api/v1/rounds", headers=auth(player)).json()["detail"] == messages.EVENT_ENDED
     for action in ("start", "pause", "lock", "next-image"):
-        assert act(client, event, action, 409)["detail"] == messages.EVENT_ENDED
-    assert act(client, event, "end")["status"] == "ended", "ending twice is harmless"
+        assert host_action(client, event, action, 409)["detail"] == messages.EVENT_ENDED
+    assert host_action(client, event, "end")["status"] == "ended", "ending twice is harmless"
     assert client.get(f"/api/v1/events/{event['code']}/stats").json()["answers"] == 0
 
 
 def test_time_limit_ends_the_event_by_itself(client: TestClient) -> None:
     event = new_event(client, time_limit_s=600)
-    player = join(client, event, "Ada")
-    state = act(client, event, "start")
+    player = join_event(client, event, "Ada")
+    state = host_action(client, event, "start")
     assert 590 < state["seconds_left"] <= 600
     created = client.post("/api/v1/rounds", headers=auth(player)).json()
     past = datetime.now(UTC) - timedelta(seconds=1)
@@ -212,12 +181,12 @@ def test_time_limit_ends_the_event_by_itself(client: TestClient) -> None:
 def test_phases_switch_the_opponent_setting(client: TestClient) -> None:
     phases = [{"opponent": "fashion-cnn", "attack": "pgd"}, {"opponent": "fashion-cnn", "attack": "fgsm"}]
     event = new_event(client, phases=phases, eps=8 / 255)
-    player = join(client, event, "Ada")
-    act(client, event, "start")
-    play(client, player)
-    assert act(client, event, "next-phase")["phase"] == 1
-    assert act(client, event, "next-phase", 409)["detail"] == messages.EVENT_LAST_PHASE
-    play(client, player)
+    player = join_event(client, event, "Ada")
+    host_action(client, event, "start")
+    play_round(client, player)
+    assert host_action(client, event, "next-phase")["phase"] == 1
+    assert host_action(client, event, "next-phase", 409)["detail"] == messages.EVENT_LAST_PHASE
+    play_round(client, player)
     rows = list(csv.DictReader(io.StringIO(client.get(f"/api/v1/events/{event['code']}/answers.csv").text)))
     assert [(r["attack"], r["phase"]) for r in rows] == [("pgd", "0"), ("fgsm", "1")]
     assert {r["eps"] for r in rows} == {str(round(8 / 255, 6))}
@@ -225,15 +194,15 @@ def test_phases_switch_the_opponent_setting(client: TestClient) -> None:
 
 def test_together_rounds_attack_once_and_share_the_image(client: TestClient) -> None:
     event = new_event(client, style="together", rounds=2, round_seconds=60)
-    ada, bob = join(client, event, "Ada"), join(client, event, "Bob")
-    act(client, event, "start")
+    ada, bob = join_event(client, event, "Ada"), join_event(client, event, "Bob")
+    host_action(client, event, "start")
     wait = client.post("/api/v1/rounds", headers=auth(ada))
     assert wait.status_code == 409 and wait.json()["detail"] == messages.EVENT_WAIT_NEXT_IMAGE
     service = client.app.state.model_service
     jobs_before = service.jobs_run
-    state = act(client, event, "next-image")
+    state = host_action(client, event, "next-image")
     assert state["shared_round"]["number"] == 1 and state["shared_round"]["open"] is True
-    assert act(client, event, "next-image", 409)["detail"] == messages.EVENT_SHARED_OPEN
+    assert host_action(client, event, "next-image", 409)["detail"] == messages.EVENT_SHARED_OPEN
     rounds = [client.post("/api/v1/rounds", headers=auth(p)).json() for p in (ada, bob)]
     assert service.jobs_run == jobs_before + 1, "one attack for the whole room"
     assert rounds[0]["round_id"] != rounds[1]["round_id"]
@@ -266,18 +235,18 @@ def test_together_rounds_attack_once_and_share_the_image(client: TestClient) -> 
     assert client.get(f"/api/v1/events/{event['code']}/stats").json()["answers"] == 2
     assert client.get("/api/v1/tally").json()["answers"] == 2
     assert len(client.get("/api/v1/export/answers.csv").text.strip().splitlines()) == 3
-    late = join(client, event, "Late")
+    late = join_event(client, event, "Late")
     assert client.post("/api/v1/rounds", headers=auth(late)).status_code == 409
-    act(client, event, "next-image")
+    host_action(client, event, "next-image")
     run_sql(client, "UPDATE shared_rounds SET closes_at = :t", t=past)
-    assert act(client, event, "next-image", 409)["detail"] == messages.EVENT_ALL_SHARED_DONE
+    assert host_action(client, event, "next-image", 409)["detail"] == messages.EVENT_ALL_SHARED_DONE
 
 
 def test_late_answer_to_a_together_image_is_refused(client: TestClient) -> None:
     event = new_event(client, style="together", round_seconds=30)
-    ada = join(client, event, "Ada")
-    act(client, event, "start")
-    act(client, event, "next-image")
+    ada = join_event(client, event, "Ada")
+    host_action(client, event, "start")
+    host_action(client, event, "next-image")
     created = client.post("/api/v1/rounds", headers=auth(ada)).json()
     run_sql(client, "UPDATE shared_rounds SET closes_at = :t", t=datetime.now(UTC) - timedelta(seconds=5))
     late = client.post(created["answer_url"], json={"choice": "Bag"}, headers=auth(ada))
@@ -286,11 +255,11 @@ def test_late_answer_to_a_together_image_is_refused(client: TestClient) -> None:
 
 def test_removed_player_cannot_play_and_leaves_the_board(client: TestClient) -> None:
     event = new_event(client)
-    ada, eve = join(client, event, "Ada"), join(client, event, "Eve")
-    act(client, event, "start")
-    play(client, ada)
-    play(client, eve)
-    removed = client.delete(f"/api/v1/events/{event['code']}/players/{eve['player_id']}", headers=host(event))
+    ada, eve = join_event(client, event, "Ada"), join_event(client, event, "Eve")
+    host_action(client, event, "start")
+    play_round(client, ada)
+    play_round(client, eve)
+    removed = client.delete(f"/api/v1/events/{event['code']}/players/{eve['player_id']}", headers=host_auth(event))
     assert removed.status_code == 200 and removed.json()["removed"] is True
     refused = client.post("/api/v1/rounds", headers=auth(eve))
     assert refused.status_code == 403 and refused.json()["detail"] == messages.PLAYER_REMOVED
@@ -301,14 +270,14 @@ def test_removed_player_cannot_play_and_leaves_the_board(client: TestClient) -> 
 
 def test_stats_leaderboard_and_exports_keep_events_apart(client: TestClient) -> None:
     event, other = new_event(client, eps=8 / 255), new_event(client)
-    ada, bob = join(client, event, "Ada"), join(client, other, "Bob")
+    ada, bob = join_event(client, event, "Ada"), join_event(client, other, "Bob")
     solo = new_player(client, "Solo")
-    act(client, event, "start")
-    act(client, other, "start")
+    host_action(client, event, "start")
+    host_action(client, other, "start")
     for _ in range(3):
-        play(client, ada)
-    play(client, bob)
-    play(client, solo)
+        play_round(client, ada)
+    play_round(client, bob)
+    play_round(client, solo)
     stats = client.get(f"/api/v1/events/{event['code']}/stats").json()
     assert stats["players"] == 1 and stats["answers"] == 3
     for who in ("human", "model"):

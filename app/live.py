@@ -23,7 +23,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +174,3 @@ async def stream(
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(waiter.wait(), timeout)
-
-
-def describe(hub: EventHub) -> dict[str, Any]:
-    return {"channels": len(hub._channels), "published": hub.published}

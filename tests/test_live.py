@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.web import live
+from app import live
 
 pytestmark = pytest.mark.anyio
 
