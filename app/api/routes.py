@@ -248,28 +248,12 @@ async def get_leaderboard(
     session: SessionDep, limit: int = Query(20, ge=1, le=500), event: str | None = EventFilter
 ) -> list[LeaderboardEntry]:
     rows = await leaderboard(session, limit=limit, event_id=await event_filter(session, event))
-    return [
-        LeaderboardEntry(
-            rank=r.rank,
-            player_id=r.player_id,
-            nickname=r.nickname,
-            score=r.score,
-            rounds=r.rounds,
-            correct=r.correct,
-            accuracy=r.accuracy,
-            beat_machine=r.beat_machine,
-            best_streak=r.best_streak,
-        )
-        for r in rows
-    ]
+    return [LeaderboardEntry.model_validate(row) for row in rows]
 
 
 @router.get("/tally", response_model=TallyOut, responses={404: {"model": Problem}})
 async def get_tally(session: SessionDep, event: str | None = EventFilter) -> TallyOut:
-    t = await tally(session, event_id=await event_filter(session, event))
-    return TallyOut(
-        answers=t.answers, human_accuracy=t.human_accuracy, model_accuracy=t.model_accuracy, beat_machine=t.beat_machine
-    )
+    return TallyOut.model_validate(await tally(session, event_id=await event_filter(session, event)))
 
 
 @router.get("/export/answers.{fmt}", response_class=StreamingResponse)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import messages
 from app.db.queries import round_answer
+from app.db.session import connection_released
 from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
 from app.errors import Conflict, Invalid, NotFound
 from app.game.catalogue import ImageSource, attack_entry, playable_attacks, playable_in_rounds
@@ -124,15 +126,8 @@ async def start_round(
         eps = staircase.eps(level)
     budget = round_budget(attack["norm"], eps, info)
     job = new_job(plan, info, budget)
-    # The attack takes a while when the room is busy: give the database connection back to the pool meanwhile
-    # (nothing has been written yet), so that a hundred waiting players do not starve everyone else of
-    # connections. The rollback expires loaded objects, so the player is read again afterwards.
-    release = release_connection and not (session.new or session.dirty or session.deleted)
-    if release:
-        await session.rollback()
-    image = await source.generate(job)
-    if release:
-        await session.refresh(player)
+    async with connection_released(session, player) if release_connection else nullcontext():
+        image = await source.generate(job)
     columns = image_columns(image)
     foil = None
     if task == "guess_machine":
