@@ -29,6 +29,7 @@ from app.deps import ApiPlayer, HubDep, ServiceDep, SessionDep, SettingsDep
 from app.game import events, play, threshold
 from app.game.catalogue import Catalogue, playable_attacks, playable_in_rounds
 from app.game.reveal import budget_text
+from app.ml.packs import get_pack  # torch-free: packs only read idx files
 from app.stats import export
 from app.stats.leaderboard import leaderboard, tally
 
@@ -268,8 +269,6 @@ async def export_answers(
     sessionmaker = request.app.state.database.sessionmaker
 
     def class_names_of(pack: str) -> tuple[str, ...]:
-        from app.ml.packs import get_pack  # torch-free: packs only read idx files
-
         return get_pack(pack).class_names
 
     async def body() -> AsyncIterator[str]:
