@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from app.game import threshold
 from tests.helpers import auth, new_event, new_player, new_round, play, start_event
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -77,7 +78,6 @@ def test_an_event_with_a_condition_mix_records_the_condition_of_each_round(clien
 
 
 def test_the_threshold_estimate_follows_the_players_own_answers(client: TestClient) -> None:
-    from app.game import threshold
 
     player = new_player(client)
     assert client.get("/api/v1/players/me/threshold", headers=auth(player)).json() == []
