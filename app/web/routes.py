@@ -91,7 +91,7 @@ async def to_event(request: Request, session: SessionDep, player: PlayerRecord) 
     return see_other(str(request.url_for("event_play", code=event.code)))
 
 
-def require_player(player: Any) -> Any:
+def require_player(player: PlayerRecord | None) -> PlayerRecord:
     if player is None:
         raise Unauthorized(messages.PLAYER_REQUIRED)
     return player
