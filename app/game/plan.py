@@ -3,6 +3,7 @@ from the settings, the player's choice or an event's, and the image job that ask
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import secrets
 from collections.abc import Mapping
@@ -154,15 +155,21 @@ def staircase_for(info: OpponentInfo) -> Staircase:
 
 def new_job(plan: RoundPlan, info: OpponentInfo, eps: float) -> ImageJob:
     """One image job for a plan: a random test image the opponent gets right when clean, and a fresh seed."""
-    return ImageJob(
+    job = ImageJob(
         opponent=plan.opponent,
         attack=plan.attack,
         params=ImageJob.freeze_params(plan.attack_params()),
-        image_index=secrets.choice(info.eligible_indices),
+        image_index=-1,
         eps=eps,
-        seed=secrets.randbits(62),
+        seed=0,
         condition=plan.condition,
     )
+    return with_fresh_image(job, info)
+
+
+def with_fresh_image(job: ImageJob, info: OpponentInfo) -> ImageJob:
+    """The job on a random test image the opponent gets right when clean, with a fresh seed."""
+    return dataclasses.replace(job, image_index=secrets.choice(info.eligible_indices), seed=secrets.randbits(62))
 
 
 def plan_columns(plan: RoundPlan, attack: Mapping[str, Any], eps: float) -> dict[str, Any]:

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
@@ -33,7 +32,7 @@ from typing import Any
 from app.config import Settings
 from app.errors import ArenaError
 from app.game.catalogue import attack_entry
-from app.game.plan import RoundPlan, default_plan, new_job, round_budget, staircase_for
+from app.game.plan import RoundPlan, default_plan, new_job, round_budget, staircase_for, with_fresh_image
 from app.ml.service.contracts import ImageJob, ImageResult, ModelService, OpponentInfo
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 
@@ -43,12 +42,6 @@ logger = logging.getLogger(__name__)
 def pool_key(job: ImageJob) -> ImageJob:
     """The job with its image and seed blanked: what makes two jobs interchangeable for a player."""
     return dataclasses.replace(job, image_index=-1, seed=0, any_image=True)
-
-
-def job_for(key: ImageJob, info: OpponentInfo) -> ImageJob:
-    """A fresh job for a key: a random test image the opponent gets right when clean and a fresh seed, exactly as
-    app/game/plan.new_job draws them."""
-    return dataclasses.replace(key, image_index=secrets.choice(info.eligible_indices), seed=secrets.randbits(62))
 
 
 @dataclass
@@ -210,7 +203,7 @@ class ReadyRoundPool:
             if key.batch_key != batch_key:
                 continue
             info = self.inner.opponent_info(key.opponent)
-            jobs += [job_for(key, info) for _ in range(min(missing, self.chunk - len(jobs)))]
+            jobs += [with_fresh_image(key, info) for _ in range(min(missing, self.chunk - len(jobs)))]
             if len(jobs) >= self.chunk:
                 break
         return jobs
