@@ -33,6 +33,7 @@ from app.web.events import router as web_events_router
 from app.web.explain import router as web_explain_router
 from app.web.lab import router as web_lab_router
 from app.web.natural import router as web_natural_router
+from app.web.routes import render
 from app.web.routes import router as web_router
 from app.web.stats import router as web_stats_router
 from app.web.templating import STATIC_DIR, build_templates
@@ -130,8 +131,6 @@ def create_app(
             headers["Retry-After"] = str(retry_after)
         if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", "text/html"):
             return JSONResponse({"detail": error.message}, status_code=error.status_code, headers=headers)
-        from app.web.routes import render
-
         hx = request.headers.get("HX-Request") == "true"
         context = {"player": None, "message": error.message, "status": error.status_code, "retry_after": retry_after}
         response = render(

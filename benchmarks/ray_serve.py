@@ -51,7 +51,7 @@ async def trial(service: object, jobs: list[object]) -> float:
 
 
 async def compare(settings: object, port: int, concurrency: int, repeats: int) -> dict[str, list[float]]:
-    from app.game.rounds import RoundPlan, new_job
+    from app.game.plan import RoundPlan, new_job
     from app.modelsvc.client import RemoteModelService
     from app.modelsvc.factory import default_model_service
 

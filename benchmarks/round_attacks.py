@@ -1,4 +1,4 @@
-"""What one round costs with each attack, at the budgets the game gives it (app/game/rounds.py ROUND_ATTACK_PARAMS).
+"""What one round costs with each attack, at the budgets the game gives it (app/game/plan.py ROUND_ATTACK_PARAMS).
 
 Each attack runs through the real model service (the same batching worker a round uses), one image per job, on
 images the opponent gets right when clean, at the staircase's lowest and a middle step. Prints, per attack:
@@ -20,8 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.game.catalogue import attack_entry  # noqa: E402
 from app.game.difficulty import Staircase  # noqa: E402
-from app.game.rounds import RoundPlan, attack_entry, new_job, round_budget  # noqa: E402
+from app.game.plan import RoundPlan, new_job, round_budget  # noqa: E402
 from app.ml.service.in_process import InProcessModelService  # noqa: E402
 from benchmarks.round_creation import cpu_model  # noqa: E402
 

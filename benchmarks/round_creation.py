@@ -23,7 +23,7 @@ import httpx
 
 from app.config import Settings
 from app.db import migrate
-from app.game.rounds import RoundPlan, new_job
+from app.game.plan import RoundPlan, new_job
 from app.main import create_app
 
 

@@ -8,7 +8,6 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from app import messages
 from app.api.schemas import (
     AnswerIn,
     AnswerLocked,
@@ -25,11 +24,12 @@ from app.api.schemas import (
     TallyOut,
     ThresholdOut,
 )
-from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
+from app.db.tables import PlayerRecord
 from app.deps import ApiPlayer, HubDep, ServiceDep, SessionDep, SettingsDep
-from app.errors import Conflict, Invalid
-from app.game import conditions, events, players, rounds, threshold
-from app.ml.service.contracts import ModelService
+from app.game import events, play, threshold
+from app.game.catalogue import Catalogue, playable_attacks, playable_in_rounds
+from app.game.reveal import budget_text
+from app.ml.packs import get_pack  # torch-free: packs only read idx files
 from app.stats import export
 from app.stats.leaderboard import leaderboard, tally
 
@@ -45,10 +45,7 @@ ERRORS = {
 
 
 def image_urls(request: Request, round_id: str) -> dict[str, str]:
-    return {
-        kind: str(request.url_for("round_image", round_id=round_id, kind=kind))
-        for kind in ("adversarial", "original", "perturbation")
-    }
+    return {kind: str(request.url_for("round_image", round_id=round_id, kind=kind)) for kind in play.IMAGE_KINDS}
 
 
 @router.post(
@@ -63,13 +60,9 @@ def image_urls(request: Request, round_id: str) -> dict[str, str]:
 )
 async def create_player(body: PlayerCreate, session: SessionDep, hub: HubDep) -> PlayerCreated:
     """A player on their own, or, with ``event_code``, a player in a workshop event (nickname unique there)."""
-    if body.event_code is None:
-        player, token = await players.create_player(session, nickname=body.nickname)
-        await session.commit()
+    player, token, event = await play.join(session, nickname=body.nickname, event_code=body.event_code)
+    if event is None:
         return PlayerCreated(player_id=player.id, nickname=player.nickname, token=token)
-    event = await events.event_by_code(session, body.event_code)
-    player, token = await events.join(session, event=event, nickname=body.nickname)
-    await session.commit()
     hub.publish(event.code)
     return PlayerCreated(player_id=player.id, nickname=player.nickname, token=token, event_code=event.code)
 
@@ -84,47 +77,27 @@ async def create_round(
     body: RoundCreate | None = None,
 ) -> RoundCreated:
     choice = body or RoundCreate()
-    event = await events.event_of_player(session, player)
-    if event is not None:  # the event decides opponent, attack and budget (or hands out the room's image)
-        if choice.opponent is not None or choice.attack is not None or choice.task != "classify":
-            raise Invalid(messages.ROUND_CHOICE_IN_EVENT)
-        record = await events.next_round(session, player=player, event=event, source=service, release_connection=True)
-    else:
-        default = rounds.RoundPlan(opponent=settings.opponent, attack=settings.attack, steps=settings.attack_steps)
-        plan = rounds.choose_plan(
-            service,
-            default=default,
-            opponent=choice.opponent,
-            attack=choice.attack,
-            mix=conditions.parse_mix(settings.condition_mix),
-        )
-        # Nothing written yet: the connection goes back to the pool while the image is attacked.
-        record = await rounds.start_round(
-            session, player=player, source=service, plan=plan, release_connection=True, task=choice.task
-        )
-    await session.commit()
+    wanted = play.RoundChoice(opponent=choice.opponent, attack=choice.attack, task=choice.task)
+    view = await play.new_round(session, Catalogue(service), player=player, choice=wanted, settings=settings)
+    record = view.record
     return RoundCreated(
         round_id=record.id,
         task=record.task,
         flash_ms=record.flash_ms,
         image_url=image_urls(request, record.id)["adversarial"],
-        choices=[
-            name for _, name in rounds.offered_choices(record, service.opponent_info(record.opponent).class_names)
-        ],
+        choices=[name for _, name in view.choices],
         opponent=record.opponent,
         attack=record.attack,
         norm=record.norm,
         eps=record.eps,
-        eps_text=rounds.budget_text(record.norm, record.eps, record.attack_params),
+        eps_text=budget_text(record.norm, record.eps, record.attack_params),
         answer_url=str(request.url_for("answer_round", round_id=record.id)),
     )
 
 
-def answer_out(
-    request: Request, record: RoundRecord, answer: AnswerRecord, player: PlayerRecord, service: ModelService
-) -> AnswerOut:
-    info = service.opponent_info(record.opponent)
-    reveal = rounds.build_reveal(record, answer, info.class_names, rounds.attack_entry(service, record.attack))
+def answer_out(request: Request, view: play.RoundView, player: PlayerRecord) -> AnswerOut:
+    record = view.record
+    answer, reveal = view.revealed()
     urls = image_urls(request, record.id)
     return AnswerOut(
         round_id=record.id,
@@ -181,24 +154,20 @@ async def answer_round(
     service: ServiceDep,
     hub: HubDep,
 ) -> AnswerOut | AnswerLocked:
-    record, answer, event = await events.answer_round(
-        session, player=player, round_id=round_id, choice=body.choice, source=service, shown_ms=body.shown_ms
+    # the answer is on disk before the reply leaves
+    view = await play.answer(
+        session, Catalogue(service), player=player, round_id=round_id, choice=body.choice, shown_ms=body.shown_ms
     )
-    hidden_until = await events.truth_hidden_until(session, record)
-    reply: AnswerOut | AnswerLocked
-    if hidden_until is not None:
-        reply = AnswerLocked(
-            round_id=record.id,
-            choice=service.opponent_info(record.opponent).class_names[answer.choice],
-            reveal_at=hidden_until.isoformat(),
-            reveal_url=str(request.url_for("get_answered_round", round_id=record.id)),
+    if view.event_code is not None:
+        hub.publish(view.event_code)  # the event's screens update
+    if view.truth_hidden_until is not None and view.answer is not None:
+        return AnswerLocked(
+            round_id=view.record.id,
+            choice=view.class_names[view.answer.choice],
+            reveal_at=view.truth_hidden_until.isoformat(),
+            reveal_url=str(request.url_for("get_answered_round", round_id=view.record.id)),
         )
-    else:
-        reply = answer_out(request, record, answer, player, service)
-    await session.commit()  # the answer is on disk before the reply leaves
-    if event is not None:
-        hub.publish(event.code)  # the event's screens update
-    return reply
+    return answer_out(request, view, player)
 
 
 @router.get("/rounds/{round_id}", response_model=AnswerOut, responses={k: ERRORS[k] for k in (401, 404, 409)})
@@ -206,13 +175,8 @@ async def get_answered_round(
     request: Request, round_id: str, player: ApiPlayer, session: SessionDep, service: ServiceDep
 ) -> AnswerOut:
     """The reveal of an answered round, to show it again. An unanswered round reveals nothing (409)."""
-    record = await rounds.player_round(session, player=player, round_id=round_id)
-    answer = await rounds.round_answer(session, round_id)
-    if answer is None:
-        raise Conflict(messages.REVEAL_NOT_READY)
-    if await events.truth_hidden_until(session, record) is not None:
-        raise Conflict(messages.TRUTH_HIDDEN_UNTIL_CLOSE)
-    return answer_out(request, record, answer, player, service)
+    view = await play.revealed_round(session, Catalogue(service), player=player, round_id=round_id)
+    return answer_out(request, view, player)
 
 
 EventFilter = Query(None, max_length=20, description="Only this event (its join code); default: everyone")
@@ -226,7 +190,8 @@ async def event_filter(session: SessionDep, code: str | None) -> str | None:
 async def my_threshold(player: ApiPlayer, session: SessionDep, service: ServiceDep) -> list[ThresholdOut]:
     """Per opponent faced: the budget at which this player's accuracy falls to 50% (their staircase's reversals),
     beside the machine's (the budget at which PGD-20 fools it half the time)."""
-    min_eps = {name: service.opponent_info(name).min_eps for name in service.opponent_names()}
+    catalogue = Catalogue(service)
+    min_eps = {name: catalogue.opponent_info(name).min_eps for name in catalogue.opponent_names()}
     found = await threshold.player_thresholds(session, player.id, min_eps)
     return [ThresholdOut(**vars(item)) for item in found]
 
@@ -235,14 +200,15 @@ async def my_threshold(player: ApiPlayer, session: SessionDep, service: ServiceD
 async def list_attacks(service: ServiceDep) -> list[AttackInfo]:
     """Every attack in the library: threat model, norm, parameters with defaults and ranges, what its budget
     means, a plain-words explanation, and which of the loaded opponents a round with it can face."""
-    infos = [service.opponent_info(name) for name in service.opponent_names()]
+    catalogue = Catalogue(service)
+    infos = catalogue.opponents()
     return [
         AttackInfo(
             **attack,
-            playable_in_rounds=any(rounds.playable_in_rounds(attack, info) for info in infos),
-            playable_against=[info.name for info in infos if rounds.playable_in_rounds(attack, info)],
+            playable_in_rounds=any(playable_in_rounds(attack, info) for info in infos),
+            playable_against=[info.name for info in infos if playable_in_rounds(attack, info)],
         )
-        for attack in service.attack_catalog()
+        for attack in catalogue.attack_catalog()
     ]
 
 
@@ -256,9 +222,10 @@ def architecture_text(architecture: object) -> str:
 async def list_opponents(service: ServiceDep, settings: SettingsDep) -> list[OpponentOut]:
     """The classifiers players can face, the default first, each with its model card (how it was trained and
     how robust it measured) and the attacks a round can use against it."""
+    catalogue = Catalogue(service)
     opponents = []
-    for name in service.opponent_names():
-        info = service.opponent_info(name)
+    for name in catalogue.opponent_names():
+        info = catalogue.opponent_info(name)
         card = dict(info.card)
         opponents.append(
             OpponentOut(
@@ -270,7 +237,7 @@ async def list_opponents(service: ServiceDep, settings: SettingsDep) -> list[Opp
                 clean_accuracy=info.clean_accuracy,
                 min_eps=info.min_eps,
                 default=name == settings.opponent,
-                attacks=rounds.playable_attacks(service, info),
+                attacks=playable_attacks(catalogue, info),
                 card=card,
             )
         )
@@ -282,28 +249,12 @@ async def get_leaderboard(
     session: SessionDep, limit: int = Query(20, ge=1, le=500), event: str | None = EventFilter
 ) -> list[LeaderboardEntry]:
     rows = await leaderboard(session, limit=limit, event_id=await event_filter(session, event))
-    return [
-        LeaderboardEntry(
-            rank=r.rank,
-            player_id=r.player_id,
-            nickname=r.nickname,
-            score=r.score,
-            rounds=r.rounds,
-            correct=r.correct,
-            accuracy=r.accuracy,
-            beat_machine=r.beat_machine,
-            best_streak=r.best_streak,
-        )
-        for r in rows
-    ]
+    return [LeaderboardEntry.model_validate(row) for row in rows]
 
 
 @router.get("/tally", response_model=TallyOut, responses={404: {"model": Problem}})
 async def get_tally(session: SessionDep, event: str | None = EventFilter) -> TallyOut:
-    t = await tally(session, event_id=await event_filter(session, event))
-    return TallyOut(
-        answers=t.answers, human_accuracy=t.human_accuracy, model_accuracy=t.model_accuracy, beat_machine=t.beat_machine
-    )
+    return TallyOut.model_validate(await tally(session, event_id=await event_filter(session, event)))
 
 
 @router.get("/export/answers.{fmt}", response_class=StreamingResponse)
@@ -318,8 +269,6 @@ async def export_answers(
     sessionmaker = request.app.state.database.sessionmaker
 
     def class_names_of(pack: str) -> tuple[str, ...]:
-        from app.ml.packs import get_pack  # torch-free: packs only read idx files
-
         return get_pack(pack).class_names
 
     async def body() -> AsyncIterator[str]:

@@ -155,6 +155,8 @@ class OpponentOut(BaseModel):
 
 
 class LeaderboardEntry(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built straight from app.stats.leaderboard's rows
+
     rank: int
     player_id: str
     nickname: str
@@ -167,6 +169,8 @@ class LeaderboardEntry(BaseModel):
 
 
 class TallyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built straight from app.stats.leaderboard's Tally
+
     answers: int
     human_accuracy: float
     model_accuracy: float

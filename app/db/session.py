@@ -3,6 +3,8 @@ lifespan, the CLI and the tests, each with the URL it wants."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,3 +73,18 @@ class Database:
 def open_database(url: str, **engine_kwargs: Any) -> Database:
     engine = create_engine_for(url, **engine_kwargs)
     return Database(engine=engine, sessionmaker=async_sessionmaker(engine, expire_on_commit=False))
+
+
+@asynccontextmanager
+async def connection_released(session: AsyncSession, *reload: object) -> AsyncIterator[None]:
+    """Give the session's connection back to the pool during a long wait (a round's attack when the room is busy),
+    so that a hundred waiting players do not starve everyone else of connections; ``reload`` is read again
+    afterwards. Only a session that has written nothing in this transaction lets go: ending it is a rollback,
+    which loses nothing but expires what was loaded."""
+    release = not (session.new or session.dirty or session.deleted)
+    if release:
+        await session.rollback()
+    yield
+    if release:
+        for instance in reload:
+            await session.refresh(instance)

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
@@ -32,7 +31,8 @@ from typing import Any
 
 from app.config import Settings
 from app.errors import ArenaError
-from app.game import rounds
+from app.game.catalogue import attack_entry
+from app.game.plan import RoundPlan, default_plan, new_job, round_budget, staircase_for, with_fresh_image
 from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, ModelService, OpponentInfo
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 
@@ -42,12 +42,6 @@ logger = logging.getLogger(__name__)
 def pool_key(job: ImageJob) -> ImageJob:
     """The job with its image and seed blanked: what makes two jobs interchangeable for a player."""
     return dataclasses.replace(job, image_index=-1, seed=0, any_image=True)
-
-
-def job_for(key: ImageJob, info: OpponentInfo) -> ImageJob:
-    """A fresh job for a key: a random test image the opponent gets right when clean and a fresh seed, exactly as
-    app/game/rounds.new_job draws them."""
-    return dataclasses.replace(key, image_index=secrets.choice(info.eligible_indices), seed=secrets.randbits(62))
 
 
 @dataclass
@@ -209,7 +203,7 @@ class ReadyRoundPool:
             if key.batch_key != batch_key:
                 continue
             info = self.inner.opponent_info(key.opponent)
-            jobs += [job_for(key, info) for _ in range(min(missing, self.chunk - len(jobs)))]
+            jobs += [with_fresh_image(key, info) for _ in range(min(missing, self.chunk - len(jobs)))]
             if len(jobs) >= self.chunk:
                 break
         return jobs
@@ -260,15 +254,15 @@ class ReadyRoundPool:
 # -- what the game asks for ----------------------------------------------------------------------------------------
 
 
-def starting_jobs(plan: rounds.RoundPlan) -> Callable[[ModelService], list[ImageJob]]:
+def starting_jobs(plan: RoundPlan) -> Callable[[ModelService], list[ImageJob]]:
     """The job a new player's first round asks for under ``plan``: the staircase's lowest step, as start_round
     makes it."""
 
     def prefill(source: ModelService) -> list[ImageJob]:
         info = source.opponent_info(plan.opponent)
-        attack = rounds.attack_entry(source, plan.attack)
-        eps = rounds.staircase_for(info).eps(0)
-        return [rounds.new_job(plan, info, rounds.round_budget(attack["norm"], eps, info))]
+        attack = attack_entry(source, plan.attack)
+        eps = staircase_for(info).eps(0)
+        return [new_job(plan, info, round_budget(attack["norm"], eps, info))]
 
     return prefill
 
@@ -277,8 +271,8 @@ def staircase_neighbours(source: ModelService, key: ImageJob) -> list[ImageJob]:
     """The steps above and below a key's budget on its opponent's staircase: where a player at that step goes
     after one answer. A budget off the staircase (an event's own) has none."""
     info = source.opponent_info(key.opponent)
-    attack = rounds.attack_entry(source, key.attack)
-    budgets = [rounds.round_budget(attack["norm"], eps, info) for eps in rounds.staircase_for(info).levels]
+    attack = attack_entry(source, key.attack)
+    budgets = [round_budget(attack["norm"], eps, info) for eps in staircase_for(info).levels]
     if key.eps not in budgets:
         return []
     step = budgets.index(key.eps)
@@ -290,7 +284,7 @@ def with_ready_round_pool(service: ModelService, settings: Settings) -> ModelSer
     step; ``service`` itself when the pool is off."""
     if settings.pool_size <= 0:
         return service
-    plan = rounds.RoundPlan(opponent=settings.opponent, attack=settings.attack, steps=settings.attack_steps)
+    plan = default_plan(settings)
     return ReadyRoundPool(
         service,
         size=settings.pool_size,

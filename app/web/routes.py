@@ -7,16 +7,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
 
 from app import messages
-from app.db.tables import AnswerRecord, EventRecord, RoundRecord
+from app.config import Settings
+from app.db.queries import latest_unanswered_round
+from app.db.tables import PlayerRecord
 from app.deps import CookiePlayer, HxRequest, ServiceDep, SessionDep, SettingsDep, check_csrf, csrf_token
-from app.errors import ArenaError, Invalid, NotFound, Unauthorized
-from app.game import conditions, events, players, rounds, threshold
+from app.errors import ArenaError, Unauthorized
+from app.game import events, play
+from app.game.catalogue import Catalogue
 from app.game.scoring import BEAT_MACHINE_BONUS, CORRECT_POINTS, STREAK_BONUS, STREAK_BONUS_FROM
-from app.images import amplified_perturbation, from_png, to_png
-from app.ml.service.contracts import ModelService
 from app.stats.leaderboard import leaderboard, tally
 
 router = APIRouter(include_in_schema=False)
@@ -46,10 +46,22 @@ def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+async def home_page(
+    request: Request,
+    session: SessionDep,
+    player: PlayerRecord | None,
+    *,
+    error: ArenaError | None = None,
+    nickname: str = "",
+) -> Response:
+    board = await leaderboard(session, limit=5)
+    context = {"player": player, "board": board, "error": error.message if error else None, "nickname": nickname}
+    return render(request, "pages/home.html", context, status_code=error.status_code if error else 200)
+
+
 @router.get("/")
 async def home(request: Request, player: CookiePlayer, session: SessionDep) -> Response:
-    board = await leaderboard(session, limit=5)
-    return render(request, "pages/home.html", {"player": player, "board": board, "error": None, "nickname": ""})
+    return await home_page(request, session, player)
 
 
 @router.post("/join")
@@ -58,12 +70,9 @@ async def join(
 ) -> Response:
     check_csrf(request, csrf_token_field)
     try:
-        player, _token = await players.create_player(session, nickname=nickname)
+        player, _token, _event = await play.join(session, nickname=nickname)
     except ArenaError as error:
-        board = await leaderboard(session, limit=5)
-        context = {"player": None, "board": board, "error": error.message, "nickname": nickname[:24]}
-        return render(request, "pages/home.html", context, status_code=error.status_code)
-    await session.commit()
+        return await home_page(request, session, None, error=error, nickname=nickname[:24])
     request.session["player_id"] = player.id
     return see_other(str(request.url_for("play")))
 
@@ -75,26 +84,24 @@ async def leave(request: Request, csrf_token_field: CsrfField = None) -> Respons
     return see_other("/")
 
 
-async def to_event(request: Request, session: Any, event_id: str) -> Response:
-    event = await session.get(EventRecord, event_id)
+async def to_event(request: Request, session: SessionDep, player: PlayerRecord) -> Response:
+    event = await events.event_of_player(session, player)
     if event is None:
         return see_other("/")
     return see_other(str(request.url_for("event_play", code=event.code)))
 
 
-def require_player(player: Any) -> Any:
+def require_player(player: PlayerRecord | None) -> PlayerRecord:
     if player is None:
         raise Unauthorized(messages.PLAYER_REQUIRED)
     return player
 
 
-def chooser_context(request: Request, service: ModelService, settings: Any) -> dict[str, Any]:
+def chooser_context(request: Request, catalogue: Catalogue, settings: Settings) -> dict[str, Any]:
     """The opponents and attacks a player may pick, and what they picked last (kept in the session cookie)."""
-    opponents = [service.opponent_info(name) for name in service.opponent_names()]
-    catalog = service.attack_catalog()
     return {
-        "opponents": opponents,
-        "attacks": catalog,
+        "opponents": catalogue.opponents(),
+        "attacks": catalogue.attack_catalog(),
         "threat_models": THREAT_MODEL_WORDS,
         "chosen_opponent": request.session.get("opponent") or settings.opponent,
         "chosen_attack": request.session.get("attack") or "",
@@ -111,25 +118,19 @@ THREAT_MODEL_WORDS = {
 }
 
 
-@router.get("/play")
-async def play(
+@router.get("/play", name="play")
+async def play_page(
     request: Request, player: CookiePlayer, session: SessionDep, service: ServiceDep, settings: SettingsDep
 ) -> Response:
     if player is None:
         return see_other("/")
     if player.event_id is not None:  # an event's player plays by the event's rules, on its page
-        return await to_event(request, session, player.event_id)
-    latest = await session.scalar(
-        select(RoundRecord)
-        .outerjoin(AnswerRecord, AnswerRecord.round_id == RoundRecord.id)
-        .where(RoundRecord.player_id == player.id, AnswerRecord.id.is_(None))
-        .order_by(RoundRecord.created_at.desc())
-        .limit(1)
-    )
+        return await to_event(request, session, player)
+    latest = await latest_unanswered_round(session, player.id)
     if latest is not None:
         return see_other(str(request.url_for("show_round", round_id=latest.id)))
     context = {"player": player, "round": None, "reveal": None, "threshold": None, "choices": []}
-    context.update(chooser_context(request, service, settings))
+    context.update(chooser_context(request, Catalogue(service), settings))
     return render(request, "pages/play.html", context)
 
 
@@ -152,55 +153,42 @@ async def new_round(
     check_csrf(request, csrf_token_field)
     player = require_player(player)
     if player.event_id is not None:
-        return await to_event(request, session, player.event_id)
+        return await to_event(request, session, player)
     submitted = opponent is not None  # the chooser was sent: it replaces the remembered choice ("" = default)
     if submitted:
-        wanted_opponent, wanted_attack = opponent or None, attack or None
+        choice = play.RoundChoice(opponent or None, attack or None, task or "classify")
     else:
-        wanted_opponent, wanted_attack = request.session.get("opponent"), request.session.get("attack")
-    default = rounds.RoundPlan(opponent=settings.opponent, attack=settings.attack, steps=settings.attack_steps)
-    mix = conditions.parse_mix(settings.condition_mix)
-    plan = rounds.choose_plan(service, default=default, opponent=wanted_opponent, attack=wanted_attack, mix=mix)
-    wanted_task = (task if submitted else request.session.get("task")) or "classify"
-    if wanted_task not in rounds.TASKS:
-        raise Invalid(messages.ROUND_TASK_UNKNOWN.format(valid=", ".join(rounds.TASKS)))
-    if submitted:  # remembered only once it proved playable, so a refused choice cannot stick
-        request.session["opponent"], request.session["attack"] = wanted_opponent, wanted_attack
-        request.session["task"] = wanted_task
-    record = await rounds.start_round(
-        session, player=player, source=service, plan=plan, release_connection=True, task=wanted_task
-    )
-    await session.commit()
+        remembered = request.session
+        choice = play.RoundChoice(
+            remembered.get("opponent"), remembered.get("attack"), remembered.get("task") or "classify"
+        )
+
+    def remember(accepted: play.RoundChoice) -> None:
+        # kept only once it proved playable, so a refused choice cannot stick
+        if submitted:
+            request.session["opponent"], request.session["attack"] = accepted.opponent, accepted.attack
+            request.session["task"] = accepted.task
+
+    catalogue = Catalogue(service)
+    view = await play.new_round(session, catalogue, player=player, choice=choice, settings=settings, accepted=remember)
     if hx:
-        context = await round_context(request, session, player, record, None, service, settings)
-        return render(request, "pages/play.html", context, block="stage")
-    return see_other(str(request.url_for("show_round", round_id=record.id)))
+        return render(
+            request, "pages/play.html", round_context(request, player, view, catalogue, settings), block="stage"
+        )
+    return see_other(str(request.url_for("show_round", round_id=view.record.id)))
 
 
-async def round_context(
-    request: Request,
-    session: Any,
-    player: Any,
-    record: RoundRecord,
-    answer: AnswerRecord | None,
-    service: ModelService,
-    settings: Any,
+def round_context(
+    request: Request, player: PlayerRecord, view: play.RoundView, catalogue: Catalogue, settings: Settings
 ) -> dict[str, Any]:
-    info = service.opponent_info(record.opponent)
-    attack = rounds.attack_entry(service, record.attack)
-    reveal = rounds.build_reveal(record, answer, info.class_names, attack) if answer is not None else None
-    found = None
-    if reveal is not None:  # the player's threshold so far on this opponent, beside the machine's
-        estimates = await threshold.player_thresholds(session, player.id, {record.opponent: info.min_eps})
-        found = estimates[0] if estimates else None
     context = {
         "player": player,
-        "round": record,
-        "reveal": reveal,
-        "threshold": found,
-        "choices": rounds.offered_choices(record, info.class_names),
+        "round": view.record,
+        "reveal": view.reveal,
+        "threshold": view.threshold,
+        "choices": view.choices,
     }
-    context.update(chooser_context(request, service, settings))
+    context.update(chooser_context(request, catalogue, settings))
     return context
 
 
@@ -215,10 +203,9 @@ async def show_round(
 ) -> Response:
     if player is None:
         return see_other("/")
-    record = await rounds.player_round(session, player=player, round_id=round_id)
-    answer = await rounds.round_answer(session, round_id)
-    context = await round_context(request, session, player, record, answer, service, settings)
-    return render(request, "pages/play.html", context)
+    catalogue = Catalogue(service)
+    view = await play.show_round(session, catalogue, player=player, round_id=round_id)
+    return render(request, "pages/play.html", round_context(request, player, view, catalogue, settings))
 
 
 @router.post("/play/rounds/{round_id}/answer")
@@ -235,15 +222,15 @@ async def answer(
 ) -> Response:
     check_csrf(request, csrf_token_field)
     player = require_player(player)
-    record, answer_record, event = await events.answer_round(
-        session, player=player, round_id=round_id, choice=choice, source=service
-    )
-    await session.commit()  # committed before the reveal is sent
-    if event is not None:
-        request.app.state.hub.publish(event.code)
+    catalogue = Catalogue(service)
+    # committed before the reveal is sent
+    view = await play.answer(session, catalogue, player=player, round_id=round_id, choice=choice, with_threshold=hx)
+    if view.event_code is not None:
+        request.app.state.hub.publish(view.event_code)
     if hx:
-        context = await round_context(request, session, player, record, answer_record, service, settings)
-        return render(request, "pages/play.html", context, block="stage")
+        return render(
+            request, "pages/play.html", round_context(request, player, view, catalogue, settings), block="stage"
+        )
     return see_other(str(request.url_for("show_round", round_id=round_id)))
 
 
@@ -270,27 +257,8 @@ async def about(request: Request, player: CookiePlayer) -> Response:
     return render(request, "pages/about.html", {"player": player, "scoring": scoring})
 
 
-IMAGE_KINDS = ("adversarial", "original", "perturbation")
-
-
 @router.get("/rounds/{round_id}/{kind}.png", name="round_image")
 async def round_image(round_id: str, kind: str, session: SessionDep) -> Response:
-    """The round id is the capability: 128 random bits. What the player is shown is public to whoever holds the
-    id; the original and the perturbation only exist once the round has been answered."""
-    if kind not in IMAGE_KINDS:
-        raise NotFound(messages.ROUND_NOT_FOUND)
-    record = await session.get(RoundRecord, round_id)
-    if record is None:
-        raise NotFound(messages.ROUND_NOT_FOUND)
-    if kind == "adversarial":
-        data = record.adversarial_png
-    else:
-        if await rounds.round_answer(session, round_id) is None:
-            raise NotFound(messages.REVEAL_NOT_READY)
-        if await events.truth_hidden_until(session, record) is not None:
-            raise NotFound(messages.TRUTH_HIDDEN_UNTIL_CLOSE)
-        if kind == "original":
-            data = record.clean_png
-        else:
-            data = to_png(amplified_perturbation(from_png(record.clean_png), from_png(record.adversarial_png)))
+    """The round id is the capability (app/game/play.round_image says what each kind shows, and when)."""
+    data = await play.round_image(session, round_id=round_id, kind=kind)
     return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})

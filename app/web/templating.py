@@ -13,7 +13,7 @@ from jinja2_fragments.fastapi import Jinja2Blocks
 
 from app.config import PROJECT_ROOT
 from app.game.difficulty import eps_as_grey_levels
-from app.game.rounds import budget_text
+from app.game.reveal import budget_text
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 STATIC_DIR = PROJECT_ROOT / "static"

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app import messages
-from tests.helpers import auth, new_player
+from tests.helpers import auth, new_player, new_round
 
 ROUND_KEYS = {
     "round_id",
@@ -26,12 +26,6 @@ ROUND_KEYS = {
     "answer_url",
 }
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-
-
-def start_round(client: TestClient, player: dict[str, str]) -> dict:
-    response = client.post("/api/v1/rounds", headers=auth(player))
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def png(client: TestClient, url: str) -> np.ndarray:
@@ -95,7 +89,7 @@ def test_round_reveals_nothing_before_the_answer(client: TestClient) -> None:
 
 def test_answer_scores_reveals_and_is_final(client: TestClient) -> None:
     player = new_player(client)
-    round_ = start_round(client, player)
+    round_ = new_round(client, player)
     response = client.post(round_["answer_url"], json={"choice": "Bag"}, headers=auth(player))
     assert response.status_code == 200, response.text
     body = response.json()
@@ -122,7 +116,7 @@ def test_answer_scores_reveals_and_is_final(client: TestClient) -> None:
 
 def test_answer_error_codes(client: TestClient) -> None:
     owner, stranger = new_player(client, "owner"), new_player(client, "stranger")
-    round_ = start_round(client, owner)
+    round_ = new_round(client, owner)
     url = round_["answer_url"]
     assert client.post(url, json={"choice": "Bag"}).status_code == 401
     assert client.post(url, json={"choice": "Bag"}, headers={"Authorization": "Bearer nope"}).status_code == 401
@@ -148,9 +142,9 @@ def test_round_without_token_is_refused(client: TestClient) -> None:
 
 def test_staircase_moves_with_answers(client: TestClient) -> None:
     player = new_player(client)
-    first = start_round(client, player)
+    first = new_round(client, player)
     reveal = client.post(first["answer_url"], json={"choice": "Bag"}, headers=auth(player)).json()
-    second = start_round(client, player)
+    second = new_round(client, player)
     if reveal["correct"]:
         assert second["eps"] > first["eps"], "a right answer moves one step up"
     else:
@@ -161,9 +155,9 @@ def test_leaderboard_tally_and_csv_export(client: TestClient) -> None:
     alice, bob = new_player(client, "alice"), new_player(client, "=cmd|' /C calc'!A0")
     answers = []
     for player in (alice, alice, bob):
-        round_ = start_round(client, player)
+        round_ = new_round(client, player)
         answers.append(client.post(round_["answer_url"], json={"choice": "Coat"}, headers=auth(player)).json())
-    start_round(client, bob)  # unanswered rounds are not in the stats
+    new_round(client, bob)  # unanswered rounds are not in the stats
     board = client.get("/api/v1/leaderboard").json()
     by_id = {row["player_id"]: row for row in board}
     assert by_id[alice["player_id"]]["rounds"] == 2 and by_id[bob["player_id"]]["rounds"] == 1

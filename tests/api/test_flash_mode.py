@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.helpers import auth
+from tests.helpers import auth, new_player, new_round, start_event
 
 
 def flash_event(client: TestClient, flash_ms: object) -> dict:
@@ -15,12 +15,11 @@ def test_flash_rounds_record_the_measured_time_and_flag_misses(client: TestClien
     assert flash_event(client, 5).status_code == 422
     assert flash_event(client, "soon").status_code == 422
     event = flash_event(client, 100).json()
-    host = {"Authorization": f"Bearer {event['host_token']}"}
-    assert client.post(f"/api/v1/events/{event['code']}/start", headers=host).status_code == 200
-    guest = client.post("/api/v1/players", json={"nickname": "eyes", "event_code": event["code"]}).json()
+    start_event(client, event)
+    guest = new_player(client, "eyes", event["code"])
     results = []
     for shown in (101.3, 140.0, None):
-        round_ = client.post("/api/v1/rounds", headers=auth(guest)).json()
+        round_ = new_round(client, guest)
         assert round_["flash_ms"] == 100
         body = {"choice": round_["choices"][0], **({"shown_ms": shown} if shown is not None else {})}
         reply = client.post(round_["answer_url"], headers=auth(guest), json=body)
@@ -32,8 +31,8 @@ def test_flash_rounds_record_the_measured_time_and_flag_misses(client: TestClien
 
 
 def test_shown_ms_is_validated_and_ignored_outside_flash_mode(client: TestClient) -> None:
-    player = client.post("/api/v1/players", json={"nickname": "plain"}).json()
-    round_ = client.post("/api/v1/rounds", headers=auth(player)).json()
+    player = new_player(client, "plain")
+    round_ = new_round(client, player)
     assert round_["flash_ms"] is None
     bad = client.post(round_["answer_url"], headers=auth(player), json={"choice": "Coat", "shown_ms": -3})
     assert bad.status_code == 422
@@ -47,8 +46,7 @@ def test_the_guess_share_of_an_event_is_validated(client: TestClient) -> None:
         assert client.post("/api/v1/events", json=body).status_code == 422, bad
     body = {"name": "Guessing", "eps": 8 / 255, "guess_share": 1}
     event = client.post("/api/v1/events", json=body).json()
-    host = {"Authorization": f"Bearer {event['host_token']}"}
-    assert client.post(f"/api/v1/events/{event['code']}/start", headers=host).status_code == 200
-    guest = client.post("/api/v1/players", json={"nickname": "reader", "event_code": event["code"]}).json()
-    created = client.post("/api/v1/rounds", headers=auth(guest)).json()
+    start_event(client, event)
+    guest = new_player(client, "reader", event["code"])
+    created = new_round(client, guest)
     assert created["task"] == "guess_machine" and len(created["choices"]) == 2

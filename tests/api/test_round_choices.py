@@ -5,18 +5,10 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import auth, new_player
+from app.game import threshold
+from tests.helpers import auth, new_event, new_player, new_round, play, start_event
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-
-
-def play(client: TestClient, player: dict[str, str], **choice: str) -> tuple[dict, dict]:
-    created = client.post("/api/v1/rounds", headers=auth(player), json=choice or None)
-    assert created.status_code == 201, created.text
-    round_ = created.json()
-    answered = client.post(round_["answer_url"], headers=auth(player), json={"choice": round_["choices"][0]})
-    assert answered.status_code == 200, answered.text
-    return round_, answered.json()
 
 
 def test_a_black_box_round_stores_and_reveals_its_query_count(client: TestClient) -> None:
@@ -54,9 +46,8 @@ def test_unknown_or_impossible_choices_are_refused_with_the_valid_names(client: 
 
 
 def test_event_players_cannot_pick_their_own_attack(client: TestClient) -> None:
-    event = client.post("/api/v1/events", json={"name": "Workshop", "eps_min": 4 / 255, "eps_max": 12 / 255})
-    assert event.status_code == 201, event.text
-    joined = client.post("/api/v1/players", json={"nickname": "guest", "event_code": event.json()["code"]}).json()
+    event = new_event(client)
+    joined = new_player(client, "guest", event["code"])
     refused = client.post("/api/v1/rounds", headers=auth(joined), json={"attack": "fgsm"})
     assert refused.status_code == 422 and "host" in refused.json()["detail"]
 
@@ -79,25 +70,21 @@ def test_an_event_with_a_condition_mix_records_the_condition_of_each_round(clien
     bad = client.post("/api/v1/events", json={"name": "Lab", "eps": 8 / 255, "conditions": {"laser": 1}})
     assert bad.status_code == 422 and "adversarial=0.6" in bad.json()["detail"]
     event = client.post("/api/v1/events", json={"name": "Lab", "eps": 8 / 255, "conditions": "clean=1"}).json()
-    started = client.post(
-        f"/api/v1/events/{event['code']}/start", headers={"Authorization": f"Bearer {event['host_token']}"}
-    )
-    assert started.status_code == 200, started.text
-    guest = client.post("/api/v1/players", json={"nickname": "subject", "event_code": event["code"]}).json()
+    start_event(client, event)
+    guest = new_player(client, "subject", event["code"])
     round_, reveal = play(client, guest)
     assert reveal["condition"] == "clean" and reveal["linf"] == 0
     assert reveal["model_correct"], "a clean control shows the unperturbed image, which the model gets right"
 
 
 def test_the_threshold_estimate_follows_the_players_own_answers(client: TestClient) -> None:
-    from app.game import threshold
 
     player = new_player(client)
     assert client.get("/api/v1/players/me/threshold", headers=auth(player)).json() == []
     assert client.get("/api/v1/players/me/threshold").status_code == 401
     trials = []
     for turn in range(8):
-        created = client.post("/api/v1/rounds", headers=auth(player)).json()
+        created = new_round(client, player)
         # alternate a likely-right guess (the true class is unknown before answering) with a likely-wrong one
         choice = created["choices"][turn % 10]
         reveal = client.post(created["answer_url"], headers=auth(player), json={"choice": choice}).json()
@@ -114,7 +101,7 @@ def test_guess_the_machine_offers_its_answer_and_a_foil_and_scores_naming_it(cli
     assert client.post("/api/v1/rounds", headers=auth(player), json={"task": "mind-reading"}).status_code == 422
     outcomes = []
     for turn in range(3):
-        created = client.post("/api/v1/rounds", headers=auth(player), json={"task": "guess_machine"}).json()
+        created = new_round(client, player, task="guess_machine")
         assert created["task"] == "guess_machine" and len(created["choices"]) == 2
         wrong_class = next(name for name in FASHION if name not in created["choices"])
         refused = client.post(created["answer_url"], headers=auth(player), json={"choice": wrong_class})
@@ -155,7 +142,7 @@ def test_defended_opponents_get_the_attack_that_adapts_to_their_defense(client: 
     assert (reveal["defense_verdict"] == "fooled") == (not reveal["model_correct"]) or reveal[
         "defense_verdict"
     ] == "rejected", "only a rejection can come with a wrong answer, and fooled means a wrong answer"
-    plain = client.post("/api/v1/rounds", headers=auth(player), json={"opponent": "fashion-cnn"}).json()
+    plain = new_round(client, player, opponent="fashion-cnn")
     plain_reveal = client.post(plain["answer_url"], headers=auth(player), json={"choice": plain["choices"][0]}).json()
     assert plain_reveal["defense_verdict"] is None and plain_reveal["defense_text"] == ""
 

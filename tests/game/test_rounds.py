@@ -162,31 +162,6 @@ async def test_simultaneous_answers_to_one_round_count_once(database_url: str) -
         await database.dispose()
 
 
-def test_choose_plan_defaults_checks_and_lists_the_valid_names() -> None:
-    source = KnownImages()
-    default = rounds.RoundPlan(opponent="fashion-cnn", attack="pgd", steps=20)
-    assert rounds.choose_plan(source, default=default) == default
-    assert rounds.choose_plan(source, default=default, attack="square").attack == "square"
-    # An opponent without gradients never gets a white-box attack: the default falls back to transfer.
-    assert rounds.choose_plan(source, default=default, opponent="fashion-forest").attack == "transfer"
-    with pytest.raises(Invalid) as refused:
-        rounds.choose_plan(source, default=default, opponent="fashion-forest", attack="pgd")
-    assert "square, transfer" in refused.value.message and "pgd" in refused.value.message
-    with pytest.raises(Invalid) as unknown:
-        rounds.choose_plan(source, default=default, opponent="resnet-9000")
-    assert "fashion-cnn, fashion-forest" in unknown.value.message
-
-
-def test_budgets_follow_the_attack_norm() -> None:
-    info = KnownImages().opponent_info("fashion-cnn")
-    assert rounds.round_budget("linf", 0.1, info) == 0.1
-    assert rounds.round_budget("l2", 0.1, info) == pytest.approx(0.1 * 28 / 2)
-    assert rounds.round_budget("l0", 0.1, info) == 1.0
-    assert rounds.budget_text("linf", 6 / 255, {}) == "6/255"
-    assert rounds.budget_text("l2", 1.4, {}) == "L2 size 1.40"
-    assert rounds.budget_text("l0", 1.0, {"pixels": 3}) == "3 pixels"
-
-
 async def test_rounds_store_norm_budget_surrogate_and_the_results_image(database_url: str) -> None:
     database = open_database(database_url)
     source = KnownImages()
@@ -208,24 +183,6 @@ async def test_rounds_store_norm_budget_surrogate_and_the_results_image(database
             assert (transfer.norm, transfer.surrogate, transfer.condition) == ("linf", "fashion-cnn", "adversarial")
     finally:
         await database.dispose()
-
-
-def test_conditions_are_drawn_into_the_plan_and_transfer_needs_a_surrogate() -> None:
-    source = KnownImages()
-    default = rounds.RoundPlan(opponent="fashion-cnn", attack="pgd", steps=20)
-    clean = rounds.choose_plan(source, default=default, mix={"clean": 1.0})
-    assert (clean.condition, clean.attack) == ("clean", "pgd"), "the attack is kept so the round can be rebuilt"
-    # fashion-cnn has no other model with gradients to be crafted on: a transfer draw plays adversarial instead
-    assert rounds.choose_plan(source, default=default, mix={"transfer": 1.0}).condition == "adversarial"
-    on_forest = rounds.choose_plan(source, default=default, opponent="fashion-forest", mix={"transfer": 1.0})
-    assert (on_forest.condition, on_forest.attack, on_forest.surrogate) == ("transfer", "transfer", "fashion-cnn")
-    assert on_forest.attack_params() == {"steps": 20, "surrogate": "fashion-cnn"}
-    chosen = rounds.choose_plan(source, default=default, opponent="fashion-forest", attack="transfer")
-    assert chosen.surrogate == "fashion-cnn", "a chosen transfer attack is crafted on another model"
-    with pytest.raises(Invalid, match="No other model"):
-        rounds.choose_plan(source, default=default, opponent="fashion-cnn", attack="transfer")
-    job = rounds.new_job(clean, source.opponent_info("fashion-cnn"), 0.1)
-    assert job.condition == "clean" and job.batch_key[-1] == "clean"
 
 
 def test_flash_timing_is_flagged_when_missing_or_off_by_more_than_a_frame() -> None:

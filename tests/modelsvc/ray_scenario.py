@@ -65,7 +65,7 @@ def summarise(results: list[Any], jobs: list[Any], labels: np.ndarray, classes: 
 async def exercise(port: int, n_jobs: int, steps: int) -> dict[str, Any]:
     from ray import serve
 
-    from app.game.rounds import RoundPlan
+    from app.game.plan import RoundPlan
     from app.ml.service.contracts import ImageJob
     from app.modelsvc.client import RemoteModelService
     from app.modelsvc.ray_backend import APP_NAME, DEPLOYMENT_NAME

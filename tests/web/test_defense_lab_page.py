@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from app.deps import get_settings_dep
 from app.web.defense_lab import LAB_OPPONENTS, NOT_BUILT, load_lab
 from tests.conftest import MODELS_DIR
-from tests.web.test_pages import join
+from tests.helpers import web_join
 
 
 @pytest.fixture
@@ -99,5 +99,5 @@ def test_defense_gan_is_offered_to_players(client: TestClient) -> None:
     defgan = opponents["fashion-defgan"]
     assert defgan["card"]["adaptive_attack"]["attack"] == "unrolled-pgd"
     assert defgan["attacks"], "some attack can be played against it"
-    join(client, "chooser")
+    web_join(client, "chooser")
     assert 'value="fashion-defgan"' in client.get("/play").text

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app import messages
-from tests.api.test_events_api import act, new_event, run_sql
-from tests.api.test_events_api import join as join_event
-from tests.helpers import auth, csrf_from, new_player
+from tests.api.test_events_api import run_sql
+from tests.helpers import auth, join_event, new_event, new_player, web_join
+from tests.helpers import host_action as act
 
 
 def api_round(client: TestClient, player: dict[str, str]) -> dict:
@@ -61,15 +61,8 @@ def test_the_api_explains_an_answered_round_with_the_models_own_answers(client: 
     assert client.get(url).status_code == 401
 
 
-def join(client: TestClient) -> str:
-    token = csrf_from(client.get("/").text)
-    joined = client.post("/join", data={"nickname": "curious", "csrf_token": token}, follow_redirects=False)
-    assert joined.status_code == 303
-    return token
-
-
 def test_the_page_and_its_charts_only_after_the_answer_and_only_for_the_player(client: TestClient) -> None:
-    token = join(client)
+    token = web_join(client, "curious")
     created = client.post("/play/rounds", data={"csrf_token": token}, follow_redirects=False)
     assert created.status_code == 303
     round_url = created.headers["location"]
@@ -99,7 +92,7 @@ def test_the_page_and_its_charts_only_after_the_answer_and_only_for_the_player(c
     client.cookies.clear()  # someone else, or nobody
     assert client.get(f"{page_url}/saliency.png").status_code == 404
     assert client.get(page_url, follow_redirects=False).status_code == 303
-    join(client)
+    web_join(client, "curious")
     assert client.get(page_url).status_code == 404
     assert client.get(f"/play/rounds/{round_id}").status_code == 404
 

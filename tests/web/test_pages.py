@@ -7,18 +7,9 @@ import re
 from fastapi.testclient import TestClient
 
 from app import messages
-from tests.helpers import csrf_from
+from tests.helpers import csrf_from, web_join
 
 ROUND_LINK = re.compile(r"/play/rounds/([A-Za-z0-9_-]{20,})")
-
-
-def join(client: TestClient, nickname: str = "webby") -> str:
-    home = client.get("/")
-    assert home.status_code == 200
-    token = csrf_from(home.text)
-    response = client.post("/join", data={"nickname": nickname, "csrf_token": token}, follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"].endswith("/play")
-    return token
 
 
 def test_pages_render(client: TestClient) -> None:
@@ -32,7 +23,7 @@ def test_pages_render(client: TestClient) -> None:
 
 
 def test_play_a_round_without_javascript(client: TestClient) -> None:
-    token = join(client)
+    token = web_join(client)
     play = client.get("/play")
     assert "Start a round" in play.text
     created = client.post("/play/rounds", data={"csrf_token": token}, follow_redirects=False)
@@ -58,7 +49,7 @@ def test_play_a_round_without_javascript(client: TestClient) -> None:
 
 
 def test_htmx_requests_get_fragments(client: TestClient) -> None:
-    token = join(client)
+    token = web_join(client)
     hx = {"HX-Request": "true"}
     fragment = client.post("/play/rounds", data={"csrf_token": token}, headers=hx)
     assert fragment.status_code == 200
@@ -71,7 +62,7 @@ def test_htmx_requests_get_fragments(client: TestClient) -> None:
 
 
 def test_forms_need_the_csrf_token(client: TestClient) -> None:
-    join(client)
+    web_join(client)
     refused = client.post("/play/rounds", data={}, follow_redirects=False)
     assert refused.status_code == 403 and messages.CSRF_FAILED in refused.text
     assert client.post("/join", data={"nickname": "x"}).status_code == 403
@@ -80,7 +71,7 @@ def test_forms_need_the_csrf_token(client: TestClient) -> None:
 
 def test_nickname_is_escaped_everywhere(client: TestClient) -> None:
     evil = "<img src=x onerror=1>"
-    token = join(client, evil)
+    token = web_join(client, evil)
     client.post("/play/rounds", data={"csrf_token": token})
     round_id = ROUND_LINK.search(client.get("/play").url.path).group(1)
     client.post(f"/play/rounds/{round_id}/answer", data={"choice": "Bag", "csrf_token": token})
@@ -98,7 +89,7 @@ def test_bad_join_shows_the_form_again(client: TestClient) -> None:
 
 
 def test_unknown_round_page_is_404(client: TestClient) -> None:
-    join(client)
+    web_join(client)
     response = client.get("/play/rounds/not-a-round")
     assert response.status_code == 404 and messages.ROUND_NOT_FOUND in response.text
     assert client.get("/rounds/not-a-round/adversarial.png").status_code == 404

@@ -6,7 +6,8 @@ import re
 
 from fastapi.testclient import TestClient
 
-from tests.web.test_pages import ROUND_LINK, join
+from tests.helpers import web_join
+from tests.web.test_pages import ROUND_LINK
 
 FIRST_CHOICE = re.compile(r'name="choice" value="([^"]+)"')
 
@@ -23,7 +24,7 @@ def answer_first_choice(client: TestClient, round_url: str, token: str) -> str:
 
 
 def test_the_chooser_picks_the_attack_and_remembers_it(client: TestClient) -> None:
-    token = join(client)
+    token = web_join(client)
     page = client.get("/play").text
     assert 'name="opponent"' in page and 'name="attack"' in page
     assert '<option value="hopskipjump"' in page and "sees only the model&#39;s top answer" in page
@@ -44,7 +45,7 @@ def test_the_chooser_picks_the_attack_and_remembers_it(client: TestClient) -> No
 
 
 def test_an_impossible_choice_gets_a_clear_error_page(client: TestClient) -> None:
-    token = join(client)
+    token = web_join(client)
     refused = client.post("/play/rounds", data={"csrf_token": token, "opponent": "fashion-cnn", "attack": "death-ray"})
     assert refused.status_code == 422
     assert "death-ray" in refused.text and "choose one of" in refused.text
@@ -54,14 +55,14 @@ def test_an_impossible_choice_gets_a_clear_error_page(client: TestClient) -> Non
 
 
 def test_the_reveal_shows_the_players_threshold_beside_the_machines(client: TestClient) -> None:
-    token = join(client)
+    token = web_join(client)
     created = client.post("/play/rounds", data={"csrf_token": token}, follow_redirects=False)
     reveal = answer_first_choice(client, created.headers["location"], token)
     assert "Your threshold appears after a few more rounds" in reveal and "6/255" in reveal
 
 
 def test_guess_the_machine_from_the_chooser_shows_two_labels(client: TestClient) -> None:
-    token = join(client)
+    token = web_join(client)
     created = client.post(
         "/play/rounds",
         data={"csrf_token": token, "opponent": "fashion-cnn", "attack": "", "task": "guess_machine"},
@@ -77,7 +78,7 @@ def test_guess_the_machine_from_the_chooser_shows_two_labels(client: TestClient)
 
 
 def test_the_reveal_links_to_the_explain_page_which_renders(client: TestClient) -> None:
-    token = join(client)
+    token = web_join(client)
     created = client.post("/play/rounds", data={"csrf_token": token, "opponent": "fashion-cnn"}, follow_redirects=False)
     reveal = answer_first_choice(client, created.headers["location"], token)
     link = re.search(r'href="(/play/rounds/[^"]+/explain)"', reveal)
@@ -87,7 +88,7 @@ def test_the_reveal_links_to_the_explain_page_which_renders(client: TestClient) 
 
 
 def test_the_reveal_says_what_the_defense_did(client: TestClient) -> None:
-    token = join(client)
+    token = web_join(client)
     created = client.post(
         "/play/rounds", data={"csrf_token": token, "opponent": "fashion-squeezed"}, follow_redirects=False
     )

@@ -1,0 +1,28 @@
+"""The reads of rounds and answers that more than one layer needs, in one place: routes never write SQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.tables import AnswerRecord, RoundRecord
+
+
+async def round_by_id(session: AsyncSession, round_id: str) -> RoundRecord | None:
+    return await session.get(RoundRecord, round_id)
+
+
+async def round_answer(session: AsyncSession, round_id: str) -> AnswerRecord | None:
+    """The round's one answer, if it has been answered."""
+    return await session.scalar(select(AnswerRecord).where(AnswerRecord.round_id == round_id))
+
+
+async def latest_unanswered_round(session: AsyncSession, player_id: str) -> RoundRecord | None:
+    """The player's most recent round still waiting for an answer."""
+    return await session.scalar(
+        select(RoundRecord)
+        .outerjoin(AnswerRecord, AnswerRecord.round_id == RoundRecord.id)
+        .where(RoundRecord.player_id == player_id, AnswerRecord.id.is_(None))
+        .order_by(RoundRecord.created_at.desc())
+        .limit(1)
+    )
