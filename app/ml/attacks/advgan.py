@@ -21,6 +21,7 @@ from pydantic import Field
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from app.config import get_settings
 from app.ml.attacks.base import Attack, AttackParams, GeneratorArg
@@ -124,8 +125,6 @@ def inference_generator(
 
 def fold_batch_norms(module: nn.Module) -> nn.Module:
     """Fold each eval-mode BatchNorm2d that directly follows a (transposed) convolution in a Sequential into it."""
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
     for child in module.children():
         fold_batch_norms(child)
     if isinstance(module, nn.Sequential):

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal, final
 
 import torch
@@ -105,6 +106,8 @@ class Attack(ABC):
     supports_target: ClassVar[bool] = False
     explanation: ClassVar[str] = ""
     budget: ClassVar[str] = "eps is the largest change allowed to any one pixel (L∞, pixel units)."
+    # Every registered attack by name; the registry fills it in (it imports this module, so cannot be imported here).
+    catalogue: ClassVar[Mapping[str, type[Attack]]] = MappingProxyType({})
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.Params.model_fields))
@@ -236,12 +239,10 @@ def _success_measure(
 
 
 def _not_differentiable_message(attack: str, model: ArenaModel) -> str:
-    """Name the attacks that can be used instead, from the registry (imported here: it imports this module)."""
-    from app.ml.attacks import available_attacks, get_attack
-
+    """Name the attacks that can be used instead, from the registry's catalogue."""
     usable: dict[str, list[str]] = {"score": [], "decision": [], "transfer": []}
-    for name in available_attacks():
-        threat = type(get_attack(name)).threat_model
+    for name in sorted(Attack.catalogue):
+        threat = Attack.catalogue[name].threat_model
         if threat in usable:
             usable[threat].append(name)
     choices = "; ".join(f"{threat}: {', '.join(names)}" for threat, names in usable.items() if names)
