@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from app.ml.attacks.advgan import AdvGAN
-from app.ml.attacks.base import Attack, AttackParams, AttackResult, GeneratorArg, RunOutput
+from app.ml.attacks.base import Attack, AttackParams, AttackResult, RunOutput
 from app.ml.attacks.bpda import BPDAPGD
 from app.ml.attacks.cw import CarliniWagnerL2
 from app.ml.attacks.deepfool import DeepFool, DeepFoolLinf
@@ -12,6 +12,7 @@ from app.ml.attacks.evadehc import EvadeHC
 from app.ml.attacks.fgsm import FGSM
 from app.ml.attacks.genattack import GenAttack
 from app.ml.attacks.hopskipjump import HopSkipJump
+from app.ml.attacks.inputs import AttackBatch, GeneratorArg
 from app.ml.attacks.mifgsm import MIFGSM
 from app.ml.attacks.nes import NES
 from app.ml.attacks.one_pixel import OnePixel
@@ -31,6 +32,7 @@ __all__ = [
     "PGD",
     "PGDL2",
     "Attack",
+    "AttackBatch",
     "AttackParams",
     "AttackResult",
     "CarliniWagnerL2",

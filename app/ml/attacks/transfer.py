@@ -17,7 +17,8 @@ from pydantic import Field, field_validator
 from torch import Tensor
 
 from app.config import get_settings
-from app.ml.attacks.base import Attack, AttackParams, GeneratorArg
+from app.ml.attacks.base import Attack, AttackParams
+from app.ml.attacks.inputs import AttackBatch
 from app.ml.model import ArenaModel
 from app.ml.opponents.registry import available_opponents, load_opponent, opponent_spec
 
@@ -78,17 +79,7 @@ class TransferAttack(Attack):
         "image that fools one often fools others, even ones built in a completely different way."
     )
 
-    def run(
-        self,
-        model: ArenaModel,
-        images: Tensor,
-        labels: Tensor,
-        eps: Tensor,
-        low: Tensor,
-        high: Tensor,
-        generator: GeneratorArg,
-        target: Tensor | None = None,
-    ) -> Tensor:
+    def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
         surrogate = surrogate_model(self.params.surrogate, model.device)
         if (surrogate.image_shape, surrogate.num_classes) != (model.image_shape, model.num_classes):
             raise ValueError(
@@ -97,5 +88,6 @@ class TransferAttack(Attack):
             )
         base = self.catalogue[self.params.base]
         params = {"steps": self.params.steps} if "steps" in base.Params.model_fields else {}
-        crafted = base(**params)(surrogate, images.clamp(*surrogate.bounds), labels, eps.flatten(), generator=generator)
-        return crafted.adversarial.to(images.device)
+        images = batch.images.clamp(*surrogate.bounds)
+        crafted = base(**params)(surrogate, images, batch.labels, batch.eps.flatten(), generator=batch.generator)
+        return crafted.adversarial.to(batch.images.device)
