@@ -57,7 +57,7 @@ class CarliniWagnerL2(Attack):
     )
 
     def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
-        images, labels, target = batch.images, batch.labels, batch.target
+        images, labels = batch.images, batch.labels
         p = self.params
         lo, hi = model.bounds
         size = images.shape[0]
@@ -77,7 +77,7 @@ class CarliniWagnerL2(Attack):
             if active.numel() == 0 or n_steps == 0:
                 break
             x0, y = images[active], labels[active]
-            t_act = None if target is None else target[active]
+            t_act = batch.target_of(active)
             w = w_all[active].clone()
             m = torch.zeros_like(w)
             v = torch.zeros_like(w)
