@@ -50,8 +50,8 @@ _ATTACKS: dict[str, type[Attack]] = {
     )
 }
 
-# The base class (naming alternatives in an error) and the transfer attack (crafting with a registered attack)
-# read the catalogue, but this module imports theirs, so it hands it to them instead.
+# The base class (to name the alternatives in an error) and the transfer attack (to craft with a registered attack)
+# need the catalogue; they cannot import this module, which imports them, so it is handed to them here.
 Attack.catalogue = MappingProxyType(_ATTACKS)
 
 
