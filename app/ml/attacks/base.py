@@ -10,14 +10,15 @@ answer on the final images, and restoring the model's modes and torch's autograd
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, final
 
 import torch
 from pydantic import BaseModel, ConfigDict
-from torch import Tensor
+from torch import Tensor, nn
 
 from app.ml.attacks.inputs import AttackBatch, GeneratorArg, Norm, validate_inputs, validate_target
 from app.ml.model import ArenaModel
@@ -148,46 +149,55 @@ class Attack(ABC):
         if generator is None:
             generator = torch.Generator(device=x.device)
             generator.seed()
-        modules = list(model.modules())
-        was_training = [m.training for m in modules]
         params = list(model.parameters())
         required_grad = [p.requires_grad for p in params]
         grad_was_enabled = torch.is_grad_enabled()
         try:
-            model.eval()
-            model.requires_grad_(False)
-            with torch.inference_mode(False):
-                # A caller inside inference_mode hands over inference tensors, which autograd cannot use.
-                x = x.clone() if x.is_inference() else x
-                y = y.clone() if y.is_inference() else y
-                eps_b = eps_b.clone() if eps_b.is_inference() else eps_b
-                if target is not None and target.is_inference():
-                    target = target.clone()
-                lo_bound, hi_bound = model.bounds
-                low = (x - eps_b).clamp_(min=lo_bound)
-                high = (x + eps_b).clamp_(max=hi_bound)
-                with torch.enable_grad():
-                    out = self.run(model, AttackBatch(x, y, eps_b, low, high, generator, target))
-                candidate, queries = (out.adversarial, out.queries) if isinstance(out, RunOutput) else (out, None)
-                with torch.no_grad():
-                    if self.norm == "l2":
-                        adversarial = project_l2(candidate.detach(), x, eps_b, model.bounds)
-                    else:
-                        adversarial = _project(candidate.detach(), x, eps_b, low, high)
-                    delta = (adversarial - x).flatten(1)
-                    return AttackResult(
-                        adversarial=adversarial,
-                        linf=delta.abs().amax(1),
-                        l2=delta.norm(dim=1),
-                        measure=_success_measure(model, y, target),
-                        queries=None if queries is None else queries.detach().to(torch.int64),
-                    )
+            with evaluating(model):
+                model.requires_grad_(False)
+                with torch.inference_mode(False):
+                    # A caller inside inference_mode hands over inference tensors, which autograd cannot use.
+                    x = x.clone() if x.is_inference() else x
+                    y = y.clone() if y.is_inference() else y
+                    eps_b = eps_b.clone() if eps_b.is_inference() else eps_b
+                    if target is not None and target.is_inference():
+                        target = target.clone()
+                    lo_bound, hi_bound = model.bounds
+                    low = (x - eps_b).clamp_(min=lo_bound)
+                    high = (x + eps_b).clamp_(max=hi_bound)
+                    with torch.enable_grad():
+                        out = self.run(model, AttackBatch(x, y, eps_b, low, high, generator, target))
+                    candidate, queries = (out.adversarial, out.queries) if isinstance(out, RunOutput) else (out, None)
+                    with torch.no_grad():
+                        if self.norm == "l2":
+                            adversarial = project_l2(candidate.detach(), x, eps_b, model.bounds)
+                        else:
+                            adversarial = _project(candidate.detach(), x, eps_b, low, high)
+                        delta = (adversarial - x).flatten(1)
+                        return AttackResult(
+                            adversarial=adversarial,
+                            linf=delta.abs().amax(1),
+                            l2=delta.norm(dim=1),
+                            measure=_success_measure(model, y, target),
+                            queries=None if queries is None else queries.detach().to(torch.int64),
+                        )
         finally:
-            for module, mode in zip(modules, was_training, strict=True):
-                module.training = mode
             for p, flag in zip(params, required_grad, strict=True):
                 p.requires_grad_(flag)
             torch.set_grad_enabled(grad_was_enabled)
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Run the block with every module of ``model`` in eval mode, and give each module its own mode back after."""
+    modules = list(model.modules())
+    was_training = [m.training for m in modules]
+    try:
+        model.eval()
+        yield
+    finally:
+        for module, mode in zip(modules, was_training, strict=True):
+            module.training = mode
 
 
 def _success_measure(
@@ -200,15 +210,8 @@ def _success_measure(
     """
 
     def measure(adversarial: Tensor) -> tuple[Tensor, Tensor]:
-        modules = list(model.modules())
-        was_training = [m.training for m in modules]
-        try:
-            model.eval()
-            with torch.inference_mode(False), torch.no_grad():
-                logits = model(adversarial)
-        finally:
-            for module, mode in zip(modules, was_training, strict=True):
-                module.training = mode
+        with evaluating(model), torch.inference_mode(False), torch.no_grad():
+            logits = model(adversarial)
         predicted = logits.argmax(1)
         return logits, (predicted != labels if target is None else predicted == target)
 
