@@ -21,9 +21,11 @@ from pydantic import Field
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from app.config import get_settings
-from app.ml.attacks.base import Attack, AttackParams, GeneratorArg
+from app.ml.attacks.base import Attack, AttackParams
+from app.ml.attacks.inputs import AttackBatch
 from app.ml.model import ArenaModel
 from app.ml.nets.advgan import AdvGANGenerator
 from app.ml.opponents import cards
@@ -124,8 +126,6 @@ def inference_generator(
 
 def fold_batch_norms(module: nn.Module) -> nn.Module:
     """Fold each eval-mode BatchNorm2d that directly follows a (transposed) convolution in a Sequential into it."""
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
     for child in module.children():
         fold_batch_norms(child)
     if isinstance(module, nn.Sequential):
@@ -154,17 +154,7 @@ class AdvGAN(Attack):
         generator before it is written to disk."""
         return inference_generator(self.params.generator, device=model.device)
 
-    def run(
-        self,
-        model: ArenaModel,
-        images: Tensor,
-        labels: Tensor,
-        eps: Tensor,
-        low: Tensor,
-        high: Tensor,
-        generator: GeneratorArg,
-        target: Tensor | None = None,
-    ) -> Tensor:
+    def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
         net, card = self.generator_net(model)
         shape = card.get("data", {}).get("image_shape")
         if shape is not None and tuple(shape) != tuple(model.image_shape):
@@ -173,5 +163,5 @@ class AdvGAN(Attack):
                 f" model takes {tuple(model.image_shape)}; train one for it with `arena train-advgan`"
             )
         with torch.no_grad():
-            direction = net(images)
-            return torch.clamp(images + eps * direction, low, high)
+            direction = net(batch.images)
+            return torch.clamp(batch.images + batch.eps * direction, batch.low, batch.high)

@@ -9,20 +9,20 @@ answer on the final images, and restoring the model's modes and torch's autograd
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal, final
 
 import torch
 from pydantic import BaseModel, ConfigDict
-from torch import Tensor
+from torch import Tensor, nn
 
+from app.ml.attacks.inputs import AttackBatch, GeneratorArg, Norm, validate_inputs, validate_target
 from app.ml.model import ArenaModel
 
-GeneratorArg = torch.Generator | Sequence[torch.Generator] | None
-Norm = Literal["linf", "l2", "l0"]
 ThreatModel = Literal["white-box", "score", "decision", "transfer"]
 
 
@@ -105,6 +105,8 @@ class Attack(ABC):
     supports_target: ClassVar[bool] = False
     explanation: ClassVar[str] = ""
     budget: ClassVar[str] = "eps is the largest change allowed to any one pixel (L∞, pixel units)."
+    # Every registered attack by name; the registry fills it in (it imports this module, so cannot be imported here).
+    catalogue: ClassVar[Mapping[str, type[Attack]]] = MappingProxyType({})
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.Params.model_fields))
@@ -118,25 +120,8 @@ class Attack(ABC):
         return f"{type(self).__name__}({args})"
 
     @abstractmethod
-    def run(
-        self,
-        model: ArenaModel,
-        images: Tensor,
-        labels: Tensor,
-        eps: Tensor,
-        low: Tensor,
-        high: Tensor,
-        generator: GeneratorArg,
-        target: Tensor | None = None,
-    ) -> Tensor | RunOutput:
-        """Return candidate adversarial images; called with grad enabled and the model in eval mode.
-
-        ``eps`` is (B,1,1,1); ``low``/``high`` are the per-pixel box, the L∞ eps-ball intersected with the
-        model's bounds (for L2 attacks the L∞ box that contains the L2 ball), which the caller clips the
-        candidates to again afterwards. ``target`` (only for ``supports_target`` attacks) holds the labels a
-        targeted attack must reach. ``generator`` is never None here: the base makes a fresh one so that no
-        attack ever draws from torch's global RNG.
-        """
+    def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor | RunOutput:
+        """Return candidate adversarial images for ``batch``; called with grad enabled and the model in eval mode."""
 
     @final
     def __call__(
@@ -154,60 +139,65 @@ class Attack(ABC):
         Without a generator a fresh, randomly seeded one is used (torch's global RNG is never touched); pass one
         generator, or one per sample so that a sample's result does not depend on the rest of its batch.
         """
-        x, y, eps_b, generator = _validate(model, images, labels, eps, generator, self.norm)
+        x, y, eps_b, generator = validate_inputs(model, images, labels, eps, generator, self.norm)
         if self.threat_model == "white-box" and not getattr(model, "differentiable", True):
             raise ValueError(_not_differentiable_message(self.name, model))
         if target is not None:
             if not self.supports_target:
                 raise ValueError(f"{self.name} is untargeted only; drop target=")
-            if not isinstance(target, Tensor) or target.shape != y.shape or target.dtype != torch.int64:
-                raise ValueError(f"target must be an int64 tensor shaped ({y.shape[0]},), got {_describe(target)}")
-            target = target.detach().to(y.device)
-            if target.min() < 0 or target.max() >= model.num_classes:
-                raise ValueError(f"target labels must lie in 0..{model.num_classes - 1}")
+            target = validate_target(target, y, model)
         if generator is None:
             generator = torch.Generator(device=x.device)
             generator.seed()
-        modules = list(model.modules())
-        was_training = [m.training for m in modules]
         params = list(model.parameters())
         required_grad = [p.requires_grad for p in params]
         grad_was_enabled = torch.is_grad_enabled()
         try:
-            model.eval()
-            model.requires_grad_(False)
-            with torch.inference_mode(False):
-                # A caller inside inference_mode hands over inference tensors, which autograd cannot use.
-                x = x.clone() if x.is_inference() else x
-                y = y.clone() if y.is_inference() else y
-                eps_b = eps_b.clone() if eps_b.is_inference() else eps_b
-                if target is not None and target.is_inference():
-                    target = target.clone()
-                lo_bound, hi_bound = model.bounds
-                low = (x - eps_b).clamp_(min=lo_bound)
-                high = (x + eps_b).clamp_(max=hi_bound)
-                with torch.enable_grad():
-                    out = self.run(model, x, y, eps_b, low, high, generator, target=target)
-                candidate, queries = (out.adversarial, out.queries) if isinstance(out, RunOutput) else (out, None)
-                with torch.no_grad():
-                    if self.norm == "l2":
-                        adversarial = project_l2(candidate.detach(), x, eps_b, model.bounds)
-                    else:
-                        adversarial = _project(candidate.detach(), x, eps_b, low, high)
-                    delta = (adversarial - x).flatten(1)
-                    return AttackResult(
-                        adversarial=adversarial,
-                        linf=delta.abs().amax(1),
-                        l2=delta.norm(dim=1),
-                        measure=_success_measure(model, y, target),
-                        queries=None if queries is None else queries.detach().to(torch.int64),
-                    )
+            with evaluating(model):
+                model.requires_grad_(False)
+                with torch.inference_mode(False):
+                    # A caller inside inference_mode hands over inference tensors, which autograd cannot use.
+                    x = x.clone() if x.is_inference() else x
+                    y = y.clone() if y.is_inference() else y
+                    eps_b = eps_b.clone() if eps_b.is_inference() else eps_b
+                    if target is not None and target.is_inference():
+                        target = target.clone()
+                    lo_bound, hi_bound = model.bounds
+                    low = (x - eps_b).clamp_(min=lo_bound)
+                    high = (x + eps_b).clamp_(max=hi_bound)
+                    with torch.enable_grad():
+                        out = self.run(model, AttackBatch(x, y, eps_b, low, high, generator, target))
+                    candidate, queries = (out.adversarial, out.queries) if isinstance(out, RunOutput) else (out, None)
+                    with torch.no_grad():
+                        if self.norm == "l2":
+                            adversarial = project_l2(candidate.detach(), x, eps_b, model.bounds)
+                        else:
+                            adversarial = _project(candidate.detach(), x, eps_b, low, high)
+                        delta = (adversarial - x).flatten(1)
+                        return AttackResult(
+                            adversarial=adversarial,
+                            linf=delta.abs().amax(1),
+                            l2=delta.norm(dim=1),
+                            measure=_success_measure(model, y, target),
+                            queries=None if queries is None else queries.detach().to(torch.int64),
+                        )
         finally:
-            for module, mode in zip(modules, was_training, strict=True):
-                module.training = mode
             for p, flag in zip(params, required_grad, strict=True):
                 p.requires_grad_(flag)
             torch.set_grad_enabled(grad_was_enabled)
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Run the block with every module of ``model`` in eval mode, and give each module its own mode back after."""
+    modules = list(model.modules())
+    was_training = [m.training for m in modules]
+    try:
+        model.eval()
+        yield
+    finally:
+        for module, mode in zip(modules, was_training, strict=True):
+            module.training = mode
 
 
 def _success_measure(
@@ -220,15 +210,8 @@ def _success_measure(
     """
 
     def measure(adversarial: Tensor) -> tuple[Tensor, Tensor]:
-        modules = list(model.modules())
-        was_training = [m.training for m in modules]
-        try:
-            model.eval()
-            with torch.inference_mode(False), torch.no_grad():
-                logits = model(adversarial)
-        finally:
-            for module, mode in zip(modules, was_training, strict=True):
-                module.training = mode
+        with evaluating(model), torch.inference_mode(False), torch.no_grad():
+            logits = model(adversarial)
         predicted = logits.argmax(1)
         return logits, (predicted != labels if target is None else predicted == target)
 
@@ -236,12 +219,10 @@ def _success_measure(
 
 
 def _not_differentiable_message(attack: str, model: ArenaModel) -> str:
-    """Name the attacks that can be used instead, from the registry (imported here: it imports this module)."""
-    from app.ml.attacks import available_attacks, get_attack
-
+    """Name the attacks that can be used instead, from the registry's catalogue."""
     usable: dict[str, list[str]] = {"score": [], "decision": [], "transfer": []}
-    for name in available_attacks():
-        threat = type(get_attack(name)).threat_model
+    for name in sorted(Attack.catalogue):
+        threat = Attack.catalogue[name].threat_model
         if threat in usable:
             usable[threat].append(name)
     choices = "; ".join(f"{threat}: {', '.join(names)}" for threat, names in usable.items() if names)
@@ -304,65 +285,3 @@ def project_l2(candidate: Tensor, x: Tensor, eps: Tensor, bounds: tuple[float, f
         adv = torch.where(over.view(-1, 1, 1, 1), x + (adv - x) * (1.0 - 1e-6), adv)
     over = (adv - x).flatten(1).norm(dim=1) > flat_eps
     return torch.where(over.view(-1, 1, 1, 1), x, adv)
-
-
-def _validate(
-    model: ArenaModel,
-    images: Tensor,
-    labels: Tensor,
-    eps: float | Tensor,
-    generator: GeneratorArg,
-    norm: Norm = "linf",
-) -> tuple[Tensor, Tensor, Tensor, GeneratorArg]:
-    if not isinstance(model, ArenaModel):
-        raise TypeError(f"attacks need an ArenaModel (it owns bounds and normalisation), got {type(model).__name__}")
-    if not isinstance(images, Tensor) or images.ndim != 4 or not images.is_floating_point():
-        raise ValueError(f"images must be a float tensor shaped (B,C,H,W), got {_describe(images)}")
-    batch = images.shape[0]
-    if batch == 0:
-        raise ValueError("images is an empty batch")
-    if images.device != model.device:
-        raise ValueError(f"images are on {images.device} but the model is on {model.device}")
-    lo, hi = model.bounds
-    if not torch.isfinite(images).all() or images.min() < lo or images.max() > hi:
-        raise ValueError(f"images must be finite pixel values within the model's bounds {model.bounds}")
-    if not isinstance(labels, Tensor) or labels.shape != (batch,) or labels.dtype != torch.int64:
-        raise ValueError(f"labels must be an int64 tensor shaped ({batch},), got {_describe(labels)}")
-    labels = labels.to(images.device)
-    if labels.min() < 0 or labels.max() >= model.num_classes:
-        raise ValueError(f"labels must lie in 0..{model.num_classes - 1}")
-
-    if isinstance(eps, Tensor):
-        eps_t = eps.detach().to(device=images.device, dtype=images.dtype)
-        if eps_t.ndim == 0:
-            eps_t = eps_t.expand(batch)
-        if eps_t.shape != (batch,):
-            raise ValueError(f"eps must be a float or a tensor shaped ({batch},), got shape {tuple(eps.shape)}")
-    elif isinstance(eps, int | float) and not isinstance(eps, bool):
-        if not math.isfinite(eps):
-            raise ValueError(f"eps must be finite, got {eps}")
-        eps_t = torch.full((batch,), float(eps), dtype=images.dtype, device=images.device)
-    else:
-        raise ValueError(f"eps must be a float or a tensor, got {type(eps).__name__}")
-    span = hi - lo
-    if norm == "l2":
-        # The largest L2 distance between two images within the bounds.
-        span = span * math.sqrt(images[0].numel())
-        unit = "L2 norm in pixel units, e.g. 1.5"
-    else:
-        unit = "pixel units of the model's bounds, e.g. 8/255"
-    if not torch.isfinite(eps_t).all() or eps_t.min() < 0 or eps_t.max() > span:
-        raise ValueError(f"eps must lie in [0, {span:g}] ({unit}), got {eps_t.min().item():g}..{eps_t.max().item():g}")
-
-    if generator is not None and not isinstance(generator, torch.Generator):
-        gens = list(generator)
-        if len(gens) != batch or not all(isinstance(g, torch.Generator) for g in gens):
-            raise ValueError(f"generator must be None, a torch.Generator or a sequence of {batch} generators")
-        generator = gens
-    return images.detach(), labels.detach(), eps_t.view(batch, 1, 1, 1), generator
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, Tensor):
-        return f"{value.dtype} tensor shaped {tuple(value.shape)}"
-    return type(value).__name__

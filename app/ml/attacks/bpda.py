@@ -20,12 +20,11 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from app.ml.attacks.base import Attack, AttackParams, GeneratorArg, uniform_noise
-from app.ml.attacks.common import margin
+from app.ml.attacks.base import Attack, AttackParams
+from app.ml.attacks.common import REL_STEP_SIZE, margin, pgd_step_size, uniform_start
+from app.ml.attacks.inputs import AttackBatch
 from app.ml.defenses.base import InputDefense, attack_view
 from app.ml.model import ArenaModel
-
-REL_STEP_SIZE = 2.5
 
 
 class BPDAParams(AttackParams):
@@ -65,24 +64,13 @@ class BPDAPGD(Attack):
         """What the attack differentiates: BPDA through an input defense, else the model itself."""
         return attack_view(model)
 
-    def run(
-        self,
-        model: ArenaModel,
-        images: Tensor,
-        labels: Tensor,
-        eps: Tensor,
-        low: Tensor,
-        high: Tensor,
-        generator: GeneratorArg,
-        target: Tensor | None = None,
-    ) -> Tensor:
+    def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
         p = self.params
+        labels, target = batch.labels, batch.target
         view = self.gradient_view(model)
         weight = p.detector_weight if isinstance(view, InputDefense) else 0.0
-        goal = labels if target is None else target
-        step = eps * (REL_STEP_SIZE / p.steps) if p.step_size is None else p.step_size
-        adv = torch.clamp(images + eps * uniform_noise(images, generator), low, high) if p.random_start else images
-        adv = adv.clone()
+        step = pgd_step_size(batch.eps, p.steps, p.step_size)
+        adv = (uniform_start(batch) if p.random_start else batch.images).clone()
         for _ in range(p.steps):
             adv.requires_grad_(True)
             logits = view(adv)
@@ -90,7 +78,7 @@ class BPDAPGD(Attack):
                 # margin() is > 0 while not yet adversarial (untargeted and targeted alike): descend it.
                 loss = -margin(logits, labels, target).sum()
             else:
-                loss = F.cross_entropy(logits, goal, reduction="sum")
+                loss = F.cross_entropy(logits, batch.goal, reduction="sum")
                 if target is not None:
                     loss = -loss
             if weight > 0:
@@ -98,7 +86,7 @@ class BPDAPGD(Attack):
                 loss = loss - weight * view.detection_score(adv).sum()
             (grad,) = torch.autograd.grad(loss, adv)
             adv = adv.detach() + step * grad.sign()
-            adv = torch.min(torch.max(adv, low), high)
+            adv = torch.min(torch.max(adv, batch.low), batch.high)
         return adv
 
 

@@ -1,4 +1,5 @@
-"""Helpers shared by the attacks: per-sample random draws, margins and the adversarial criterion.
+"""Helpers shared by the attacks: per-sample random draws, PGD's step and start, margins and the adversarial
+criterion.
 
 Random draws take the attack's generator argument: one generator draws the whole (active) batch at once, a
 list of generators draws each row from its sample's own generator, so that a sample's result depends only on its
@@ -12,7 +13,11 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from app.ml.attacks.base import GeneratorArg
+from app.ml.attacks.base import uniform_noise
+from app.ml.attacks.inputs import AttackBatch, GeneratorArg
+
+# Madry et al. use a step of 2.5 * eps / steps: large enough to cross the ball and come back within the run.
+REL_STEP_SIZE = 2.5
 
 
 def _draw(generator: GeneratorArg, idx: Tensor, shape: Sequence[int], device: torch.device, normal: bool) -> Tensor:
@@ -39,6 +44,16 @@ def randn(generator: GeneratorArg, idx: Tensor, shape: Sequence[int], device: to
     return _draw(generator, idx, shape, device, normal=True)
 
 
+def pgd_step_size(eps: Tensor, steps: int, absolute: float | None) -> Tensor | float:
+    """A PGD-style attack's step: ``absolute`` when given, else :data:`REL_STEP_SIZE` * eps / steps per sample."""
+    return eps * (REL_STEP_SIZE / steps) if absolute is None else absolute
+
+
+def uniform_start(batch: AttackBatch) -> Tensor:
+    """PGD's random start: a uniform random point of each sample's L∞ eps-ball, within the bounds."""
+    return torch.clamp(batch.images + batch.eps * uniform_noise(batch.images, batch.generator), batch.low, batch.high)
+
+
 def margin(scores: Tensor, labels: Tensor, target: Tensor | None) -> Tensor:
     """How far each sample is from being adversarial (> 0: not yet; <= 0: fooled, up to ties).
 
@@ -55,6 +70,16 @@ def margin(scores: Tensor, labels: Tensor, target: Tensor | None) -> Tensor:
 def fooled(predicted: Tensor, labels: Tensor, target: Tensor | None) -> Tensor:
     """The criterion the base class measures success with: misclassified, or classified as the target."""
     return predicted != labels if target is None else predicted == target
+
+
+def judge_candidates(probs: Tensor, labels: Tensor, target: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Probabilities shaped (n, k, K), for k candidate images of each of n samples: each candidate's margin on the
+    log-probabilities and whether it fools the model, both shaped (n, k)."""
+    n, k = probs.shape[:2]
+    flat = probs.flatten(0, 1)
+    y = labels.repeat_interleave(k)
+    t = None if target is None else target.repeat_interleave(k)
+    return margin(flat.clamp_min(1e-30).log(), y, t).view(n, k), fooled(flat.argmax(1), y, t).view(n, k)
 
 
 def bucket_size(n: int) -> int:

@@ -24,8 +24,9 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from app.ml.attacks.base import Attack, AttackParams, GeneratorArg
+from app.ml.attacks.base import Attack, AttackParams
 from app.ml.attacks.common import fooled, forward_bucketed, margin
+from app.ml.attacks.inputs import AttackBatch
 from app.ml.model import ArenaModel
 
 
@@ -55,37 +56,28 @@ class CarliniWagnerL2(Attack):
         "usually finds far smaller changes than the one-step methods, at the cost of many more steps."
     )
 
-    def run(
-        self,
-        model: ArenaModel,
-        images: Tensor,
-        labels: Tensor,
-        eps: Tensor,
-        low: Tensor,
-        high: Tensor,
-        generator: GeneratorArg,
-        target: Tensor | None = None,
-    ) -> Tensor:
+    def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
+        images, labels = batch.images, batch.labels
         p = self.params
         lo, hi = model.bounds
-        batch = images.shape[0]
+        size = images.shape[0]
         dev = images.device
         scale = (hi - lo) / 2.0
         w_all = torch.atanh(((images - lo) / scale - 1.0).clamp(-1 + 1e-6, 1 - 1e-6))
-        c = torch.full((batch,), p.initial_const, device=dev)
-        c_lo = torch.zeros(batch, device=dev)
-        c_hi = torch.full((batch,), math.inf, device=dev)
-        best_l2 = torch.full((batch,), math.inf, device=dev)
+        c = torch.full((size,), p.initial_const, device=dev)
+        c_lo = torch.zeros(size, device=dev)
+        c_hi = torch.full((size,), math.inf, device=dev)
+        best_l2 = torch.full((size,), math.inf, device=dev)
         best = images.clone()
         rounds = p.binary_search_steps
         per_round = [p.steps // rounds + (1 if r < p.steps % rounds else 0) for r in range(rounds)]
-        active = torch.arange(batch, device=dev)
+        active = torch.arange(size, device=dev)
         beta1, beta2 = 0.9, 0.999
         for r, n_steps in enumerate(per_round):
             if active.numel() == 0 or n_steps == 0:
                 break
             x0, y = images[active], labels[active]
-            t_act = None if target is None else target[active]
+            t_act = batch.target_of(active)
             w = w_all[active].clone()
             m = torch.zeros_like(w)
             v = torch.zeros_like(w)

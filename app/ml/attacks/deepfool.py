@@ -16,8 +16,9 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from app.ml.attacks.base import Attack, AttackParams, GeneratorArg
+from app.ml.attacks.base import Attack, AttackParams
 from app.ml.attacks.common import forward_bucketed
+from app.ml.attacks.inputs import AttackBatch
 from app.ml.model import ArenaModel
 
 
@@ -44,17 +45,8 @@ class DeepFool(Attack):
     )
     dual_order: ClassVar[float] = 2.0
 
-    def run(
-        self,
-        model: ArenaModel,
-        images: Tensor,
-        labels: Tensor,
-        eps: Tensor,
-        low: Tensor,
-        high: Tensor,
-        generator: GeneratorArg,
-        target: Tensor | None = None,
-    ) -> Tensor:
+    def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
+        images, labels = batch.images, batch.labels
         lo, hi = model.bounds
         with torch.no_grad():
             logits = model(images)

@@ -19,9 +19,10 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from app.ml.attacks.base import AttackParams, GeneratorArg
+from app.ml.attacks.base import AttackParams
 from app.ml.attacks.common import fooled, rand
-from app.ml.attacks.queries import QueryAttack, QueryCounter
+from app.ml.attacks.inputs import AttackBatch
+from app.ml.attacks.queries import Progress, QueryAttack, QueryCounter
 
 
 class EvadeHCParams(AttackParams):
@@ -45,32 +46,23 @@ class EvadeHC(QueryAttack):
         "and repeats, staying within the budget, until the answer flips for real."
     )
 
-    def attack(
-        self,
-        oracle: QueryCounter,
-        images: Tensor,
-        labels: Tensor,
-        eps: Tensor,
-        low: Tensor,
-        high: Tensor,
-        generator: GeneratorArg,
-        target: Tensor | None,
-    ) -> Tensor:
+    def attack(self, oracle: QueryCounter, batch: AttackBatch) -> Tensor:
         p = self.params
-        batch, channels, h, w = images.shape
+        images, labels, eps = batch.images, batch.labels, batch.eps
+        _, channels, h, w = images.shape
         n_cand, side = p.candidates, min(p.patch, h, w)
         lo, hi = oracle.bounds
         dev = images.device
         rows_grid = torch.arange(h, device=dev).view(1, 1, 1, h, 1)
         cols_grid = torch.arange(w, device=dev).view(1, 1, 1, 1, w)
-        current = images.clone()
-        done = torch.zeros(batch, dtype=torch.bool, device=dev)
+        progress = Progress.start(images)
+        current = progress.adversarial
         per_iter = n_cand * (1 + p.walk_steps)
 
         def morph(x: Tensor, rows: Tensor, box: tuple[Tensor, Tensor] | None) -> Tensor:
             """One random patch morph of each of the (n, K, C,H,W) images; within ``box`` if given."""
             n = x.shape[0]
-            draws = rand(generator, rows, (n_cand, 2 + channels * h * w), dev)
+            draws = rand(batch.generator, rows, (n_cand, 2 + channels * h * w), dev)
             top = (draws[..., 0] * (h - side + 1)).floor().clamp_max(h - side).view(n, n_cand, 1, 1, 1)
             left = (draws[..., 1] * (w - side + 1)).floor().clamp_max(w - side).view(n, n_cand, 1, 1, 1)
             signs = (draws[..., 2:] < 0.5).to(x.dtype).mul(2).sub(1).view(n, n_cand, channels, h, w)
@@ -81,19 +73,14 @@ class EvadeHC(QueryAttack):
             return torch.minimum(torch.maximum(out, box[0].unsqueeze(1)), box[1].unsqueeze(1))
 
         while True:
-            active = torch.nonzero(~done & (oracle.remaining().to(dev) >= per_iter)).squeeze(1)
+            active = oracle.affordable(~progress.done, per_iter)
             if active.numel() == 0:
                 break
             n = active.numel()
             y = labels[active].unsqueeze(1).expand(n, n_cand)
             start = current[active].unsqueeze(1).expand(n, n_cand, channels, h, w)
-            cands = morph(start, active, (low[active], high[active]))
-            flipped = fooled(oracle.labels(cands, active), y, None)
-            won = flipped.any(1)
-            if bool(won.any()):
-                first = flipped[won].float().argmax(1)
-                current[active[won]] = cands[won, first]
-                done[active[won]] = True
+            cands = morph(start, active, (batch.low[active], batch.high[active]))
+            won = progress.take_first_hits(active, cands, fooled(oracle.labels(cands, active), y, None))
             # Score the others by random walks: steps until the label flips (walk_steps + 1 if it never does).
             walking = torch.nonzero(~won).squeeze(1)
             if walking.numel() == 0:

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from app.ml.attacks.base import Attack, AttackParams, GeneratorArg
+from app.ml.attacks.base import Attack, AttackParams
+from app.ml.attacks.inputs import AttackBatch
 from app.ml.model import ArenaModel
 
 
@@ -31,19 +32,9 @@ class FGSM(Attack):
         "and already fools undefended networks most of the time."
     )
 
-    def run(
-        self,
-        model: ArenaModel,
-        images: Tensor,
-        labels: Tensor,
-        eps: Tensor,
-        low: Tensor,
-        high: Tensor,
-        generator: GeneratorArg,
-        target: Tensor | None = None,
-    ) -> Tensor:
-        x = images.clone().requires_grad_(True)
-        loss = F.cross_entropy(model(x), labels if target is None else target, reduction="sum")
+    def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
+        x = batch.images.clone().requires_grad_(True)
+        loss = F.cross_entropy(model(x), batch.goal, reduction="sum")
         (grad,) = torch.autograd.grad(loss, x)
-        direction = grad.sign() if target is None else -grad.sign()
-        return torch.clamp(images + eps * direction, low, high)
+        direction = grad.sign() if batch.target is None else -grad.sign()
+        return torch.clamp(batch.images + batch.eps * direction, batch.low, batch.high)

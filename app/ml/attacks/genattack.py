@@ -18,9 +18,10 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from app.ml.attacks.base import AttackParams, GeneratorArg
-from app.ml.attacks.common import fooled, margin, rand
-from app.ml.attacks.queries import QueryAttack, QueryCounter
+from app.ml.attacks.base import AttackParams
+from app.ml.attacks.common import judge_candidates, rand
+from app.ml.attacks.inputs import AttackBatch
+from app.ml.attacks.queries import Progress, QueryAttack, QueryCounter
 
 
 class GenAttackParams(AttackParams):
@@ -44,25 +45,16 @@ class GenAttack(QueryAttack):
         "repeats. No gradient, no look inside: only the network's confidence scores drive the evolution."
     )
 
-    def attack(
-        self,
-        oracle: QueryCounter,
-        images: Tensor,
-        labels: Tensor,
-        eps: Tensor,
-        low: Tensor,
-        high: Tensor,
-        generator: GeneratorArg,
-        target: Tensor | None,
-    ) -> Tensor:
+    def attack(self, oracle: QueryCounter, batch: AttackBatch) -> Tensor:
         p = self.params
+        images, eps, generator = batch.images, batch.eps, batch.generator
         n_pop = p.population
-        batch = images.shape[0]
         shape = images.shape[1:]
         dev = images.device
-        idx = torch.arange(batch, device=dev)
-        adv = images.clone()
-        lo5, hi5 = low.unsqueeze(1), high.unsqueeze(1)
+        idx = torch.arange(images.shape[0], device=dev)
+        progress = Progress.start(images)
+        adv, done = progress.adversarial, progress.done
+        lo5, hi5 = batch.low.unsqueeze(1), batch.high.unsqueeze(1)
         if int(oracle.remaining().min()) < n_pop:
             return adv
 
@@ -70,25 +62,15 @@ class GenAttack(QueryAttack):
             return torch.minimum(torch.maximum(pop, lo5[rows]), hi5[rows])
 
         def fitness(pop: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-            n, k = pop.shape[:2]
-            probs = oracle.probabilities(pop, rows).flatten(0, 1)
-            y = labels[rows].repeat_interleave(k)
-            t = None if target is None else target[rows].repeat_interleave(k)
-            fit = -margin(probs.clamp_min(1e-30).log(), y, t).view(n, k)
-            return fit, fooled(probs.argmax(1), y, t).view(n, k)
+            losses, hits = judge_candidates(oracle.probabilities(pop, rows), batch.labels[rows], batch.target_of(rows))
+            return -losses, hits
 
         start = rand(generator, idx, (n_pop, *shape), dev) * 2 - 1
         pop = clip(images.unsqueeze(1) + eps.unsqueeze(1) * start, idx)
         fit, hit = fitness(pop, idx)
-        done = torch.zeros(batch, dtype=torch.bool, device=dev)
         while True:
-            found = hit.any(1) & ~done
-            if bool(found.any()):
-                rows = torch.nonzero(found).squeeze(1)
-                first = hit[rows].float().argmax(1)
-                adv[rows] = pop[rows, first]
-                done[rows] = True
-            active = torch.nonzero(~done & (oracle.remaining().to(dev) >= n_pop - 1)).squeeze(1)
+            progress.take_first_hits(idx, pop, hit & ~done.unsqueeze(1))
+            active = oracle.affordable(~done, n_pop - 1)
             if active.numel() == 0:
                 break
             pop_a, fit_a = pop[active], fit[active]

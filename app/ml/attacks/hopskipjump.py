@@ -27,8 +27,9 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from app.ml.attacks.base import AttackParams, GeneratorArg
+from app.ml.attacks.base import AttackParams
 from app.ml.attacks.common import fooled, rand, randn
+from app.ml.attacks.inputs import AttackBatch
 from app.ml.attacks.queries import QueryAttack, QueryCounter
 
 
@@ -60,25 +61,15 @@ class HopSkipJump(QueryAttack):
         "stays while the picture looks more and more like the original."
     )
 
-    def attack(
-        self,
-        oracle: QueryCounter,
-        images: Tensor,
-        labels: Tensor,
-        eps: Tensor,
-        low: Tensor,
-        high: Tensor,
-        generator: GeneratorArg,
-        target: Tensor | None,
-    ) -> Tensor:
+    def attack(self, oracle: QueryCounter, batch: AttackBatch) -> Tensor:
         p = self.params
+        images, labels, generator = batch.images, batch.labels, batch.generator
         lo, hi = oracle.bounds
-        batch = images.shape[0]
         dev = images.device
         d = images[0].numel()
         theta = p.gamma / (d * math.sqrt(d))
         bs_steps = max(1, math.ceil(math.log2(1.0 / theta)))
-        all_idx = torch.arange(batch, device=dev)
+        all_idx = torch.arange(images.shape[0], device=dev)
         left = lambda idx: oracle.remaining(idx).to(dev)  # noqa: E731
 
         def is_adv(x: Tensor, idx: Tensor) -> Tensor:
@@ -90,7 +81,7 @@ class HopSkipJump(QueryAttack):
         found = clean_wrong.clone()
         # Initialisation: uniform noise images until one is misclassified.
         for _ in range(p.init_attempts):
-            need = torch.nonzero(~found & (left(all_idx) >= 1)).squeeze(1)
+            need = oracle.affordable(~found)
             if need.numel() == 0:
                 break
             noise = lo + (hi - lo) * rand(generator, need, images.shape[1:], dev)

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from app.ml.attacks.base import Attack, AttackParams, GeneratorArg
+from app.ml.attacks.base import Attack, AttackParams
+from app.ml.attacks.inputs import AttackBatch
 from app.ml.model import ArenaModel
 
 
@@ -35,28 +36,17 @@ class MIFGSM(Attack):
         "favourite for transfer attacks, where the attacker trains their own copy of the model."
     )
 
-    def run(
-        self,
-        model: ArenaModel,
-        images: Tensor,
-        labels: Tensor,
-        eps: Tensor,
-        low: Tensor,
-        high: Tensor,
-        generator: GeneratorArg,
-        target: Tensor | None = None,
-    ) -> Tensor:
-        alpha = eps / self.params.steps
-        goal = labels if target is None else target
-        sign = 1.0 if target is None else -1.0
-        momentum = torch.zeros_like(images)
-        adv = images.clone()
+    def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
+        alpha = batch.eps / self.params.steps
+        sign = 1.0 if batch.target is None else -1.0
+        momentum = torch.zeros_like(batch.images)
+        adv = batch.images.clone()
         for _ in range(self.params.steps):
             adv.requires_grad_(True)
-            loss = sign * F.cross_entropy(model(adv), goal, reduction="sum")
+            loss = sign * F.cross_entropy(model(adv), batch.goal, reduction="sum")
             (grad,) = torch.autograd.grad(loss, adv)
             adv = adv.detach()
             grad = grad / grad.abs().flatten(1).mean(1).clamp_min(1e-12).view(-1, 1, 1, 1)
             momentum = self.params.decay * momentum + grad
-            adv = torch.clamp(adv + alpha * momentum.sign(), low, high)
+            adv = torch.clamp(adv + alpha * momentum.sign(), batch.low, batch.high)
         return adv

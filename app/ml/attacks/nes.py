@@ -15,9 +15,10 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from app.ml.attacks.base import AttackParams, GeneratorArg
-from app.ml.attacks.common import fooled, margin, randn
-from app.ml.attacks.queries import QueryAttack, QueryCounter
+from app.ml.attacks.base import AttackParams
+from app.ml.attacks.common import fooled, judge_candidates, randn
+from app.ml.attacks.inputs import AttackBatch
+from app.ml.attacks.queries import Progress, QueryAttack, QueryCounter
 
 
 class NESParams(AttackParams):
@@ -40,30 +41,20 @@ class NES(QueryAttack):
         "where the real gradient would, so the attacker can then take the same small steps PGD takes."
     )
 
-    def attack(
-        self,
-        oracle: QueryCounter,
-        images: Tensor,
-        labels: Tensor,
-        eps: Tensor,
-        low: Tensor,
-        high: Tensor,
-        generator: GeneratorArg,
-        target: Tensor | None,
-    ) -> Tensor:
+    def attack(self, oracle: QueryCounter, batch: AttackBatch) -> Tensor:
         p = self.params
+        images, low, high = batch.images, batch.low, batch.high
         half = max(p.samples // 2, 1)
         per_iter = 1 + 2 * half
         dev = images.device
-        step = eps / 5 if p.step_size is None else torch.full_like(eps, p.step_size)
-        adv = images.clone()
-        done = torch.zeros(images.shape[0], dtype=torch.bool, device=dev)
+        step = batch.eps / 5 if p.step_size is None else torch.full_like(batch.eps, p.step_size)
+        progress = Progress.start(images)
+        adv, done = progress.adversarial, progress.done
         while True:
-            active = torch.nonzero(~done & (oracle.remaining().to(dev) >= 1)).squeeze(1)
+            active = oracle.affordable(~done)
             if active.numel() == 0:
                 break
-            y = labels[active]
-            t = None if target is None else target[active]
+            y, t = batch.labels[active], batch.target_of(active)
             x = adv[active]
             probs = oracle.probabilities(x, active)
             is_adv = fooled(probs.argmax(1), y, t)
@@ -75,23 +66,14 @@ class NES(QueryAttack):
             if active.numel() == 0:
                 continue
             n = active.numel()
-            u = randn(generator, active, (half, *images.shape[1:]), dev)
+            u = randn(batch.generator, active, (half, *images.shape[1:]), dev)
             lo_a, hi_a = low[active].unsqueeze(1), high[active].unsqueeze(1)
             probes = torch.cat([x.unsqueeze(1) + p.sigma * u, x.unsqueeze(1) - p.sigma * u], dim=1)
             probes = torch.minimum(torch.maximum(probes, lo_a), hi_a)
-            probe_probs = oracle.probabilities(probes, active)  # (n, 2*half, K)
-            flat = probe_probs.flatten(0, 1)
-            rep = lambda v: v.repeat_interleave(2 * half)  # noqa: E731
-            losses = margin(flat.clamp_min(1e-30).log(), rep(y), None if t is None else rep(t)).view(n, 2 * half)
-            hits = fooled(flat.argmax(1), rep(y), None if t is None else rep(t)).view(n, 2 * half)
-            if bool(hits.any()):
-                first = hits.float().argmax(1)
-                found = hits.any(1)
-                adv[active[found]] = probes[found, first[found]]
-                done[active[found]] = True
+            losses, hits = judge_candidates(oracle.probabilities(probes, active), y, t)  # (n, 2*half) each
+            moving = ~progress.take_first_hits(active, probes, hits)
             diff = (losses[:, :half] - losses[:, half:]).view(n, half, 1, 1, 1)
             grad = (diff * u).sum(1)
-            moving = ~hits.any(1)
             rows = active[moving]
             stepped = x[moving] - step[rows] * grad[moving].sign()
             adv[rows] = torch.minimum(torch.maximum(stepped, low[rows]), high[rows])

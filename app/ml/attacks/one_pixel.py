@@ -17,9 +17,10 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from app.ml.attacks.base import AttackParams, GeneratorArg
-from app.ml.attacks.common import fooled, margin, rand
-from app.ml.attacks.queries import QueryAttack, QueryCounter
+from app.ml.attacks.base import AttackParams
+from app.ml.attacks.common import judge_candidates, rand
+from app.ml.attacks.inputs import AttackBatch
+from app.ml.attacks.queries import Progress, QueryAttack, QueryCounter
 
 
 class OnePixelParams(AttackParams):
@@ -48,24 +49,16 @@ class OnePixel(QueryAttack):
         "the wrong place can be enough."
     )
 
-    def attack(
-        self,
-        oracle: QueryCounter,
-        images: Tensor,
-        labels: Tensor,
-        eps: Tensor,
-        low: Tensor,
-        high: Tensor,
-        generator: GeneratorArg,
-        target: Tensor | None,
-    ) -> Tensor:
+    def attack(self, oracle: QueryCounter, batch: AttackBatch) -> Tensor:
         p = self.params
-        batch, channels, h, w = images.shape
+        images, low, high, generator = batch.images, batch.low, batch.high, batch.generator
+        size, channels, h, w = images.shape
         n_pop, k = p.population, p.pixels
         genes = k * (2 + channels)
         dev = images.device
-        idx = torch.arange(batch, device=dev)
-        adv = images.clone()
+        idx = torch.arange(size, device=dev)
+        progress = Progress.start(images)
+        adv, done = progress.adversarial, progress.done
         if int(oracle.remaining().min()) < n_pop:
             return adv
 
@@ -85,23 +78,15 @@ class OnePixel(QueryAttack):
 
         def loss(cand: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             imgs = decode(cand, rows)
-            probs = oracle.probabilities(imgs, rows).flatten(0, 1)
-            y = labels[rows].repeat_interleave(n_pop)
-            t = None if target is None else target[rows].repeat_interleave(n_pop)
-            value = margin(probs.clamp_min(1e-30).log(), y, t).view(-1, n_pop)
-            return value, fooled(probs.argmax(1), y, t).view(-1, n_pop), imgs
+            value, hits = judge_candidates(oracle.probabilities(imgs, rows), batch.labels[rows], batch.target_of(rows))
+            return value, hits, imgs
 
         pop = rand(generator, idx, (n_pop, genes), dev)
         fit, hit, imgs = loss(pop, idx)
-        done = torch.zeros(batch, dtype=torch.bool, device=dev)
         members = torch.arange(n_pop, device=dev)
         while True:
-            found = torch.nonzero(hit.any(1)).squeeze(1)
-            if found.numel():
-                rows = idx_of(found, hit)
-                adv[rows[0]] = imgs[found, rows[1]]
-                done[rows[0]] = True
-            active = torch.nonzero(~done & (oracle.remaining().to(dev) >= n_pop)).squeeze(1)
+            progress.take_first_hits(idx, imgs, hit)
+            active = oracle.affordable(~done, n_pop)
             if active.numel() == 0:
                 break
             n = active.numel()
@@ -121,15 +106,10 @@ class OnePixel(QueryAttack):
             hit[active] = t_hit & better
             imgs_full = torch.zeros(n, n_pop, *images.shape[1:], device=dev)
             imgs_full[t_hit & better] = t_imgs[t_hit & better]
-            imgs = torch.zeros(batch, n_pop, *images.shape[1:], device=dev)
+            imgs = torch.zeros(size, n_pop, *images.shape[1:], device=dev)
             imgs[active] = imgs_full
         rest = torch.nonzero(~done).squeeze(1)
         if rest.numel():
             best = fit[rest].argmin(1)
             adv[rest] = decode(pop[rest], rest)[torch.arange(rest.numel(), device=dev), best]
         return adv
-
-
-def idx_of(found: Tensor, hit: Tensor) -> tuple[Tensor, Tensor]:
-    """For samples ``found`` (rows of ``hit`` with a success), the row and the first successful member."""
-    return found, hit[found].float().argmax(1)

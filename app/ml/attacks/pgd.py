@@ -14,11 +14,10 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from app.ml.attacks.base import Attack, AttackParams, GeneratorArg, uniform_noise
+from app.ml.attacks.base import Attack, AttackParams
+from app.ml.attacks.common import REL_STEP_SIZE, pgd_step_size, uniform_start
+from app.ml.attacks.inputs import AttackBatch
 from app.ml.model import ArenaModel
-
-# Madry et al. use a step of 2.5 * eps / steps: large enough to cross the ball and come back within the run.
-REL_STEP_SIZE = 2.5
 
 
 class PGDParams(AttackParams):
@@ -48,24 +47,11 @@ class PGD(Attack):
         "within the budget whenever one is easy to reach; it is the standard yardstick for robustness."
     )
 
-    def run(
-        self,
-        model: ArenaModel,
-        images: Tensor,
-        labels: Tensor,
-        eps: Tensor,
-        low: Tensor,
-        high: Tensor,
-        generator: GeneratorArg,
-        target: Tensor | None = None,
-    ) -> Tensor:
+    def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
         steps = self.params.steps
-        goal = labels if target is None else target
-        step = eps * (REL_STEP_SIZE / steps) if self.params.step_size is None else self.params.step_size
-        if self.params.random_start:
-            adv = torch.clamp(images + eps * uniform_noise(images, generator), low, high)
-        else:
-            adv = images.clone()
+        goal, low, high, target = batch.goal, batch.low, batch.high, batch.target
+        step = pgd_step_size(batch.eps, steps, self.params.step_size)
+        adv = uniform_start(batch) if self.params.random_start else batch.images.clone()
         if self.params.early_stop:
             return self._run_early_stop(model, adv, goal, step, low, high, targeted=target is not None)
         # The loop body is the whole per-step overhead beyond the model's forward+backward, so it only does

@@ -13,11 +13,10 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from app.ml.attacks.base import Attack, AttackParams, GeneratorArg
-from app.ml.attacks.common import rand, randn
+from app.ml.attacks.base import Attack, AttackParams
+from app.ml.attacks.common import REL_STEP_SIZE, pgd_step_size, rand, randn
+from app.ml.attacks.inputs import AttackBatch
 from app.ml.model import ArenaModel
-
-REL_STEP_SIZE = 2.5
 
 
 class PGDL2Params(AttackParams):
@@ -49,25 +48,14 @@ class PGDL2(Attack):
         "network relies on."
     )
 
-    def run(
-        self,
-        model: ArenaModel,
-        images: Tensor,
-        labels: Tensor,
-        eps: Tensor,
-        low: Tensor,
-        high: Tensor,
-        generator: GeneratorArg,
-        target: Tensor | None = None,
-    ) -> Tensor:
+    def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
+        images, eps, generator = batch.images, batch.eps, batch.generator
         lo, hi = model.bounds
         steps = self.params.steps
-        step = eps * (REL_STEP_SIZE / steps) if self.params.step_size is None else self.params.step_size
-        goal = labels if target is None else target
-        sign = 1.0 if target is None else -1.0
-        batch = images.shape[0]
+        step = pgd_step_size(eps, steps, self.params.step_size)
+        sign = 1.0 if batch.target is None else -1.0
         if self.params.random_start:
-            idx = torch.arange(batch)
+            idx = torch.arange(images.shape[0])
             direction = randn(generator, idx, images.shape[1:], images.device)
             direction = direction / direction.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
             radius = rand(generator, idx, (1, 1, 1), images.device) * eps
@@ -76,7 +64,7 @@ class PGDL2(Attack):
             adv = images.clone()
         for _ in range(steps):
             adv.requires_grad_(True)
-            loss = sign * F.cross_entropy(model(adv), goal, reduction="sum")
+            loss = sign * F.cross_entropy(model(adv), batch.goal, reduction="sum")
             (grad,) = torch.autograd.grad(loss, adv)
             adv = adv.detach()
             grad_norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)

@@ -13,13 +13,15 @@ not the attacker's, and is not counted.
 from __future__ import annotations
 
 from abc import abstractmethod
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
 
-from app.ml.attacks.base import Attack, GeneratorArg, RunOutput
+from app.ml.attacks.base import Attack, RunOutput
 from app.ml.attacks.common import forward_bucketed
+from app.ml.attacks.inputs import AttackBatch
 from app.ml.model import ArenaModel
 
 QueryMode = Literal["score", "decision"]
@@ -49,6 +51,10 @@ class QueryCounter:
         """Queries each sample (or each of ``idx``) may still make."""
         left = self.budget - self.counts
         return left if idx is None else left[idx.cpu()]
+
+    def affordable(self, pending: Tensor, cost: int = 1) -> Tensor:
+        """The indices of the samples ``pending`` (a bool mask) whose budget still pays for ``cost`` queries."""
+        return torch.nonzero(pending & (self.remaining().to(pending.device) >= cost)).squeeze(1)
 
     def _answer(self, images: Tensor, idx: Tensor) -> Tensor:
         """Forward ``images`` shaped (n, C,H,W) or (n, k, C,H,W) for samples ``idx`` (n,), charging k each."""
@@ -88,6 +94,28 @@ class QueryCounter:
         return self._answer(images, idx).argmax(-1)
 
 
+@dataclass(frozen=True)
+class Progress:
+    """A query attack's per-sample bookkeeping: the image each sample will return, and whether its search is over."""
+
+    adversarial: Tensor
+    done: Tensor
+
+    @classmethod
+    def start(cls, images: Tensor) -> Progress:
+        """Every sample returns its clean image until the search finds a better one."""
+        return cls(images.clone(), torch.zeros(images.shape[0], dtype=torch.bool, device=images.device))
+
+    def take_first_hits(self, rows: Tensor, candidates: Tensor, hits: Tensor) -> Tensor:
+        """Samples ``rows`` tried ``candidates`` (n, k, C,H,W), of which ``hits`` (n, k) fool the model: each row
+        with a hit returns its first one and is done. Which rows had a hit, as a mask."""
+        found = hits.any(1)
+        first = hits[found].float().argmax(1)
+        self.adversarial[rows[found]] = candidates[found, first]
+        self.done[rows[found]] = True
+        return found
+
+
 class QueryAttack(Attack):
     """Base for black-box attacks: :meth:`attack` gets a :class:`QueryCounter`, never the model, and runs under
     ``no_grad``; the per-sample query counts come back in ``AttackResult.queries``.
@@ -97,33 +125,13 @@ class QueryAttack(Attack):
 
     query_mode: ClassVar[QueryMode] = "score"
 
-    def run(
-        self,
-        model: ArenaModel,
-        images: Tensor,
-        labels: Tensor,
-        eps: Tensor,
-        low: Tensor,
-        high: Tensor,
-        generator: GeneratorArg,
-        target: Tensor | None = None,
-    ) -> RunOutput:
+    def run(self, model: ArenaModel, batch: AttackBatch) -> RunOutput:
         budget = int(getattr(self.params, "max_queries"))  # noqa: B009 - every QueryAttack's Params has it
-        oracle = QueryCounter(model, images.shape[0], budget, self.query_mode)
+        oracle = QueryCounter(model, batch.images.shape[0], budget, self.query_mode)
         with torch.no_grad():
-            adversarial = self.attack(oracle, images, labels, eps, low, high, generator, target)
+            adversarial = self.attack(oracle, batch)
         return RunOutput(adversarial=adversarial, queries=oracle.counts.clone())
 
     @abstractmethod
-    def attack(
-        self,
-        oracle: QueryCounter,
-        images: Tensor,
-        labels: Tensor,
-        eps: Tensor,
-        low: Tensor,
-        high: Tensor,
-        generator: GeneratorArg,
-        target: Tensor | None,
-    ) -> Tensor:
+    def attack(self, oracle: QueryCounter, batch: AttackBatch) -> Tensor:
         """Return candidate adversarial images, reaching the model only through ``oracle``."""

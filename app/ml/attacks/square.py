@@ -17,8 +17,9 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from app.ml.attacks.base import AttackParams, GeneratorArg
+from app.ml.attacks.base import AttackParams
 from app.ml.attacks.common import margin, rand
+from app.ml.attacks.inputs import AttackBatch
 from app.ml.attacks.queries import QueryAttack, QueryCounter
 
 
@@ -51,33 +52,24 @@ class SquareAttack(QueryAttack):
         "answer. Big squares first, smaller ones later; a few hundred questions are usually enough."
     )
 
-    def attack(
-        self,
-        oracle: QueryCounter,
-        images: Tensor,
-        labels: Tensor,
-        eps: Tensor,
-        low: Tensor,
-        high: Tensor,
-        generator: GeneratorArg,
-        target: Tensor | None,
-    ) -> Tensor:
-        batch, channels, h, w = images.shape
+    def attack(self, oracle: QueryCounter, batch: AttackBatch) -> Tensor:
+        images, eps, low, high = batch.images, batch.eps, batch.low, batch.high
+        size, channels, h, w = images.shape
         dev = images.device
         n_queries = self.params.max_queries
-        idx = torch.arange(batch, device=dev)
-        stripes = rand(generator, idx, (channels, 1, w), dev).lt(0.5).to(images.dtype) * 2 - 1
+        idx = torch.arange(size, device=dev)
+        stripes = rand(batch.generator, idx, (channels, 1, w), dev).lt(0.5).to(images.dtype) * 2 - 1
         best = torch.clamp(images + eps * stripes, low, high)
-        loss = margin(oracle.probabilities(best, idx).log(), labels, target)
+        loss = margin(oracle.probabilities(best, idx).log(), batch.labels, batch.target)
         rows = torch.arange(h, device=dev).view(1, 1, h, 1)
         cols = torch.arange(w, device=dev).view(1, 1, 1, w)
         for i in range(1, n_queries):
-            active = torch.nonzero((loss > 0) & (oracle.remaining().to(dev) > 0)).squeeze(1)
+            active = oracle.affordable(loss > 0)
             if active.numel() == 0:
                 break
             p = p_selection(self.params.p_init, i, n_queries)
             side = min(max(int(round(math.sqrt(p * h * w))), 1), h - 1)
-            draws = rand(generator, active, (2 + channels,), dev)
+            draws = rand(batch.generator, active, (2 + channels,), dev)
             top = (draws[:, 0] * (h - side + 1)).floor().clamp_max(h - side).view(-1, 1, 1, 1)
             left = (draws[:, 1] * (w - side + 1)).floor().clamp_max(w - side).view(-1, 1, 1, 1)
             signs = (draws[:, 2:] < 0.5).to(images.dtype).mul(2).sub(1).view(-1, channels, 1, 1)
@@ -90,13 +82,10 @@ class SquareAttack(QueryAttack):
             if bool(same.any()):
                 flipped = torch.clamp(x_a + eps[active] * -signs, lo_a, hi_a)
                 proposal = torch.where(same.view(-1, 1, 1, 1) & window, flipped, proposal)
-            new_loss = margin(oracle.probabilities(proposal, active).log(), labels[active], target_or(target, active))
+            probs = oracle.probabilities(proposal, active)
+            new_loss = margin(probs.log(), batch.labels[active], batch.target_of(active))
             improved = new_loss < loss[active]
             keep = active[improved]
             best[keep] = proposal[improved]
             loss[keep] = new_loss[improved]
         return best
-
-
-def target_or(target: Tensor | None, idx: Tensor) -> Tensor | None:
-    return None if target is None else target[idx]

@@ -16,8 +16,12 @@ import torch
 from pydantic import Field, field_validator
 from torch import Tensor
 
-from app.ml.attacks.base import Attack, AttackParams, GeneratorArg
+from app.config import get_settings
+from app.ml.attacks.base import Attack, AttackParams
+from app.ml.attacks.inputs import AttackBatch
 from app.ml.model import ArenaModel
+from app.ml.opponents.registry import load_opponent
+from app.ml.opponents.specs import available_opponents, opponent_spec
 
 _SURROGATES: dict[tuple[str, str, str], ArenaModel] = {}
 _SURROGATES_LOCK = threading.Lock()
@@ -33,8 +37,6 @@ class TransferParams(AttackParams):
     @field_validator("surrogate")
     @classmethod
     def _known_differentiable_opponent(cls, value: str) -> str:
-        from app.ml.opponents.specs import available_opponents, opponent_spec
-
         if value not in available_opponents():
             raise ValueError(f"unknown surrogate {value!r}; choose one of: {', '.join(available_opponents())}")
         if not opponent_spec(value).differentiable:
@@ -45,12 +47,10 @@ class TransferParams(AttackParams):
     @field_validator("base")
     @classmethod
     def _white_box_linf(cls, value: str) -> str:
-        from app.ml.attacks import available_attacks, describe_attack
-
         usable = [
-            n
-            for n in available_attacks()
-            if describe_attack(n)["threat_model"] == "white-box" and describe_attack(n)["norm"] == "linf"
+            name
+            for name, attack in sorted(Attack.catalogue.items())
+            if attack.threat_model == "white-box" and attack.norm == "linf"
         ]
         if value not in usable:
             raise ValueError(f"base must be a white-box L∞ attack, one of: {', '.join(usable)}; got {value!r}")
@@ -59,9 +59,6 @@ class TransferParams(AttackParams):
 
 def surrogate_model(name: str, device: torch.device) -> ArenaModel:
     """The surrogate opponent, loaded once per (name, device, models folder) and kept for later calls."""
-    from app.config import get_settings
-    from app.ml.opponents.registry import load_opponent
-
     key = (name, str(device), str(get_settings().models_dir))
     with _SURROGATES_LOCK:
         model = _SURROGATES.get(key)
@@ -83,28 +80,15 @@ class TransferAttack(Attack):
         "image that fools one often fools others, even ones built in a completely different way."
     )
 
-    def run(
-        self,
-        model: ArenaModel,
-        images: Tensor,
-        labels: Tensor,
-        eps: Tensor,
-        low: Tensor,
-        high: Tensor,
-        generator: GeneratorArg,
-        target: Tensor | None = None,
-    ) -> Tensor:
-        from app.ml.attacks import get_attack
-
+    def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
         surrogate = surrogate_model(self.params.surrogate, model.device)
         if (surrogate.image_shape, surrogate.num_classes) != (model.image_shape, model.num_classes):
             raise ValueError(
                 f"surrogate {surrogate.name!r} takes {surrogate.image_shape} images and {surrogate.num_classes} "
                 f"classes, the target {model.image_shape} and {model.num_classes}; pick a surrogate of the same pack"
             )
-        base = get_attack(self.params.base)
-        params = {"steps": self.params.steps} if "steps" in type(base).Params.model_fields else {}
-        crafted = get_attack(self.params.base, **params)(
-            surrogate, images.clamp(*surrogate.bounds), labels, eps.flatten(), generator=generator
-        )
-        return crafted.adversarial.to(images.device)
+        base = self.catalogue[self.params.base]
+        params = {"steps": self.params.steps} if "steps" in base.Params.model_fields else {}
+        images = batch.images.clamp(*surrogate.bounds)
+        crafted = base(**params)(surrogate, images, batch.labels, batch.eps.flatten(), generator=batch.generator)
+        return crafted.adversarial.to(batch.images.device)
