@@ -19,6 +19,8 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -117,7 +119,7 @@ def _floor(model: ArenaModel, images: Tensor, labels: Tensor, steps: int) -> Cal
 
 
 def _torchattacks() -> Any | None:
-    try:
+    try:  # optional: the reference runs are skipped where it is not installed
         import torchattacks  # type: ignore[import-not-found,import-untyped,unused-ignore]
     except ImportError:
         return None
@@ -340,36 +342,8 @@ def select_suite(attacks: str = "", n: int | None = None) -> dict[str, tuple[dic
     return chosen
 
 
-def machine_line() -> str:
-    """Where a benchmark ran: CPU model and count, GPU if any, Python, torch and its thread count."""
-    import os
-    import platform
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (
-        f"{cpu}, {os.cpu_count()} CPU cores, {gpu}, {platform.system()} {platform.machine()}, Python "
-        f"{platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} intra-op threads)"
-    )
-
-
-def load_average() -> str:
-    try:
-        with open("/proc/loadavg", encoding="utf-8") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "n/a"
-
-
 def results_section(table: str, *, command: str, machine: str, load_before: str, load_after: str) -> str:
     """A dated section for benchmarks/RESULTS.md holding ``table`` and how it was made."""
-    from datetime import UTC, datetime
-
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"\n## Attack benchmark (`arena bench attacks`) — {now}\n\n"
@@ -382,8 +356,6 @@ def results_section(table: str, *, command: str, machine: str, load_before: str,
 
 def append_results(section: str, path: Any) -> None:
     """Append ``section`` to the results file (never rewrites what is there)."""
-    from pathlib import Path
-
     target = Path(path)
     with target.open("a", encoding="utf-8") as f:
         f.write(section)

@@ -33,6 +33,7 @@ from app.ml.model import ArenaModel
 from app.ml.opponents import cards
 from app.ml.opponents.registry import load_opponent, opponent_spec
 from app.ml.packs import get_pack
+from app.ml.training.certified import ensure_certified_section
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def lab_command(name: str, row: str | None = None) -> str:
 
 def _apgd(model: ArenaModel, images: Tensor, labels: Tensor, eps: float, steps: int, seed: int) -> Tensor:
     """Correct-after-attack mask: per image, the worse of APGD-CE and APGD-DLR (torchattacks, 1 restart each)."""
-    import torchattacks
+    import torchattacks  # optional: the APGD rows need it, the rest of the lab does not
 
     survived = torch.ones(len(labels), dtype=torch.bool)
     for loss in ("ce", "dlr"):
@@ -247,8 +248,6 @@ def evaluate_defense(
     try:
         model = load_opponent(name, models_dir=models_dir)
         if isinstance(model, CertifiedModel):
-            from app.ml.training.certified import ensure_certified_section
-
             ensure_certified_section(model, models_dir, data_dir, lab_command(name))
         images, labels = get_pack(opponent_spec(name).pack_name, data_dir).tensors("test", n=n)
         measured = {}

@@ -13,9 +13,11 @@ import torch.nn.functional as F
 from app.ml import ArenaModel, load_opponent
 from app.ml.measure.evaluation import evaluate_robustness, find_min_effective_eps
 from app.ml.opponents.cards import render_markdown
+from app.ml.opponents.registry import opponent_spec
 from app.ml.packs import DataPack
-from app.ml.training import plain as training_module
-from app.ml.training.plain import MAX_SHIFT, augment
+from app.ml.training import checkpoints
+from app.ml.training.fitting import MAX_SHIFT, augment
+from app.ml.training.options import TrainingOptions, hyperparameters
 
 
 def test_augment_only_flips_and_shifts_and_is_seeded() -> None:
@@ -39,7 +41,7 @@ def _state_and_card(model: ArenaModel) -> tuple[dict[str, torch.Tensor], dict[st
 
 def test_save_writes_a_loadable_checkpoint_and_card(model: ArenaModel, tmp_path: Path) -> None:
     state, card = _state_and_card(model)
-    training_module._save(state, card, tmp_path, "fashion-cnn")
+    checkpoints.save_checkpoint(state, card, tmp_path, "fashion-cnn")
     loaded = load_opponent("fashion-cnn", models_dir=tmp_path)
     images = torch.rand(3, 1, 28, 28)
     assert torch.equal(loaded(images), model(images))
@@ -56,16 +58,16 @@ def test_interrupted_save_keeps_the_previous_files(
     model: ArenaModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state, card = _state_and_card(model)
-    training_module._save(state, card, tmp_path, "fashion-cnn")
+    checkpoints.save_checkpoint(state, card, tmp_path, "fashion-cnn")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
     def interrupted(tensors: object, filename: str, metadata: object = None) -> None:
         Path(filename).write_bytes(b"half a checkpoint")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training_module, "save_file", interrupted)
+    monkeypatch.setattr(checkpoints, "save_file", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        training_module._save(state, dict(card), tmp_path, "fashion-cnn")
+        checkpoints.save_checkpoint(state, dict(card), tmp_path, "fashion-cnn")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     assert not [name for name in os.listdir(tmp_path) if "tmp" in name]
 
@@ -87,12 +89,10 @@ def test_staircase_needs_enough_images(model: ArenaModel, pack: DataPack) -> Non
 
 
 def test_hyperparameters_default_to_the_spec_and_refuse_nonsense() -> None:
-    from app.ml.opponents.registry import opponent_spec
-    from app.ml.training.plain import hyperparameters
-
     spec = opponent_spec("fashion-magnet")
-    assert hyperparameters(spec, None, None, None) == (spec.epochs, spec.batch_size, spec.lr)
-    assert hyperparameters(spec, 2, 16, 0.5) == (2, 16, 0.5)
+    assert hyperparameters(spec, TrainingOptions()) == (spec.epochs, spec.batch_size, spec.lr)
+    assert hyperparameters(spec, TrainingOptions(epochs=2, batch_size=16, lr=0.5)) == (2, 16, 0.5)
     for bad in ((0, None, None), (None, 0, None), (None, None, 0.0)):
+        epochs, batch_size, lr = bad
         with pytest.raises(ValueError, match="need epochs >= 1, batch_size >= 1 and lr > 0"):
-            hyperparameters(spec, *bad)
+            hyperparameters(spec, TrainingOptions(epochs=epochs, batch_size=batch_size, lr=lr))
