@@ -86,7 +86,7 @@ DEFAULT_SUITE: dict[str, tuple[dict[str, Any], float, int]] = {
 SUITE_ATTACKS: dict[str, str] = {"pgd-early-stop": "pgd"}
 
 
-def _summary(
+def attack_summary(
     model: ArenaModel, images: Tensor, labels: Tensor, adv: Tensor, queries: Tensor | None
 ) -> tuple[float, float, float, float | None]:
     with torch.no_grad():
@@ -101,13 +101,13 @@ def _summary(
     return success, l2, linf, q
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()
     out = fn()
     return time.perf_counter() - start, out
 
 
-def _floor(model: ArenaModel, images: Tensor, labels: Tensor, steps: int) -> Callable[[], None]:
+def gradient_floor(model: ArenaModel, images: Tensor, labels: Tensor, steps: int) -> Callable[[], None]:
     x = images.clone().requires_grad_(True)
 
     def run() -> None:
@@ -148,8 +148,8 @@ def run_attack_bench(
         x, y = images[:batch], labels[:batch]
         attack = get_attack(SUITE_ATTACKS.get(name, name), **params)
         gens = [torch.Generator().manual_seed(seed + i) for i in range(batch)]
-        seconds, result = _timed(lambda a=attack, x=x, y=y, e=eps, g=gens: a(model, x, y, e, generator=g))
-        success, l2, linf, q = _summary(model, x, y, result.adversarial, result.queries)
+        seconds, result = timed(lambda a=attack, x=x, y=y, e=eps, g=gens: a(model, x, y, e, generator=g))
+        success, l2, linf, q = attack_summary(model, x, y, result.adversarial, result.queries)
         rows.append(
             BenchRow(
                 name,
@@ -171,8 +171,8 @@ def run_attack_bench(
                 say(f"{name} (torchattacks)")
                 with torch.random.fork_rng():  # some torchattacks attacks seed the global RNG
                     torch.manual_seed(seed)
-                    seconds, adv = _timed(lambda r=reference, x=x, y=y: r(x, y))
-                success, l2, linf, q = _summary(model, x, y, adv, None)
+                    seconds, adv = timed(lambda r=reference, x=x, y=y: r(x, y))
+                success, l2, linf, q = attack_summary(model, x, y, adv, None)
                 rows.append(
                     BenchRow(
                         name,
@@ -259,7 +259,7 @@ def _ratio_runs(
     for batch in sorted({c[1] for c in configs}):
         group = [c for c in configs if c[1] == batch]
         x, y = images[:batch], labels[:batch]
-        floors = {steps: _floor(model, x, y, steps) for steps in {c[2] for c in group}}
+        floors = {steps: gradient_floor(model, x, y, steps) for steps in {c[2] for c in group}}
         for fn in floors.values():  # warm-up: oneDNN picks kernels on the first calls
             fn()
         times: dict[str, list[float]] = {c[0]: [] for c in group}
@@ -269,13 +269,13 @@ def _ratio_runs(
             say(f"ratio runs, batch {batch}: repetition {rep + 1}/{reps}")
             order = group[rep % len(group) :] + group[: rep % len(group)]
             for name, _, steps, _, fn in order:
-                floor_times[name].append(_timed(floors[steps])[0])
+                floor_times[name].append(timed(floors[steps])[0])
                 with torch.random.fork_rng():
-                    seconds, adv = _timed(lambda fn=fn, x=x, y=y: fn(x, y))
+                    seconds, adv = timed(lambda fn=fn, x=x, y=y: fn(x, y))
                 times[name].append(seconds)
                 last[name] = adv
         for name, _, steps, _, _ in group:
-            success, l2, _, _ = _summary(model, x, y, last[name], None)
+            success, l2, _, _ = attack_summary(model, x, y, last[name], None)
             paired = statistics.median(t / f for t, f in zip(times[name], floor_times[name], strict=True))
             out.append(RatioRow(name, batch, steps, statistics.median(floor_times[name]) * 1000, paired, success, l2))
     return out

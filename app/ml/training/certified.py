@@ -18,7 +18,7 @@ import copy
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,7 @@ from app.ml.opponents import cards
 from app.ml.opponents.registry import OpponentSpec, opponent_spec
 from app.ml.packs import DataPack, get_pack
 from app.ml.training.checkpoints import base_card, command_line, provenance, save_net
-from app.ml.training.fitting import batches_per_epoch
+from app.ml.training.fitting import batches_per_epoch, pack_model
 from app.ml.training.options import NetRun, TrainingOptions, net_run
 
 logger = logging.getLogger(__name__)
@@ -69,17 +69,7 @@ def ibp_loss(
 def wrap_certified(
     net: nn.Module, pack: DataPack, device: torch.device, name: str, card: dict[str, Any] | None = None
 ) -> CertifiedModel:
-    return CertifiedModel(
-        net,
-        mean=pack.mean,
-        std=pack.std,
-        image_shape=pack.image_shape,
-        num_classes=pack.num_classes,
-        device=device,
-        name=name,
-        pack_name=pack.name,
-        card=card,
-    )
+    return cast(CertifiedModel, pack_model(net, pack, device, name, wrapper=CertifiedModel, card=card))
 
 
 def train_certified(spec: OpponentSpec, options: TrainingOptions) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from app.ml.measure.machine import cpu_summary
 from app.ml.opponents import cards
 from app.ml.opponents.registry import OpponentSpec
 from app.ml.packs import DataPack
-from app.ml.training.fitting import AUGMENTATION, WEIGHT_DECAY
+from app.ml.training.fitting import one_cycle_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -121,9 +121,7 @@ def one_cycle_training_section(
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,
-        "optimizer": f"AdamW (weight decay {WEIGHT_DECAY})",
-        "schedule": f"one-cycle learning rate, peak {lr}",
-        "augmentation": AUGMENTATION,
+        **one_cycle_recipe(lr),
         "device": "cpu",
         **provenance(),
     }

@@ -3,6 +3,8 @@ pack's model wrapper for measuring a net while it trains."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -42,9 +44,16 @@ def one_cycle_adamw(
     return optimizer, schedule
 
 
-def pack_model(net: nn.Module, pack: DataPack, device: torch.device, name: str) -> ArenaModel:
+def pack_model(
+    net: nn.Module,
+    pack: DataPack,
+    device: torch.device,
+    name: str,
+    wrapper: type[ArenaModel] = ArenaModel,
+    card: dict[str, Any] | None = None,
+) -> ArenaModel:
     """``net`` behind the pack's normalisation and bounds (a copy: the caller's net is never changed by it)."""
-    return ArenaModel(
+    return wrapper(
         net,
         mean=pack.mean,
         std=pack.std,
@@ -53,4 +62,14 @@ def pack_model(net: nn.Module, pack: DataPack, device: torch.device, name: str) 
         device=device,
         name=name,
         pack_name=pack.name,
+        card=card,
     )
+
+
+def one_cycle_recipe(lr: float) -> dict[str, str]:
+    """How the card describes :func:`one_cycle_adamw` and :func:`augment`."""
+    return {
+        "optimizer": f"AdamW (weight decay {WEIGHT_DECAY})",
+        "schedule": f"one-cycle learning rate, peak {lr}",
+        "augmentation": AUGMENTATION,
+    }

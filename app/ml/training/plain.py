@@ -26,14 +26,7 @@ from app.ml.opponents import cards
 from app.ml.opponents.registry import OpponentSpec, resolve_device
 from app.ml.packs import DataPack, get_pack
 from app.ml.training.checkpoints import card_header, net_state, provenance, save_checkpoint
-from app.ml.training.fitting import (
-    AUGMENTATION,
-    WEIGHT_DECAY,
-    augment,
-    batches_per_epoch,
-    one_cycle_adamw,
-    pack_model,
-)
+from app.ml.training.fitting import augment, batches_per_epoch, one_cycle_adamw, one_cycle_recipe, pack_model
 from app.ml.training.options import TrainingOptions, hyperparameters, seeded, torch_threads
 
 logger = logging.getLogger(__name__)
@@ -80,9 +73,7 @@ def train_plain(spec: OpponentSpec, options: TrainingOptions) -> dict[str, Any]:
             "epochs": epochs,
             "batch_size": batch_size,
             "lr": lr,
-            "optimizer": f"AdamW (weight decay {WEIGHT_DECAY})",
-            "schedule": f"one-cycle learning rate, peak {lr}",
-            "augmentation": AUGMENTATION,
+            **one_cycle_recipe(lr),
             "wall_time_s": round(wall_time, 1),
             "measure_time_s": round(measure_time, 1),
             "device": str(target),
