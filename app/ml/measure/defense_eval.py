@@ -282,42 +282,29 @@ def _merge(
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            _merge_locked(models_dir, name, measured, n, seed, images, labels, model)
+            card = cards.read_card(cards.card_path(models_dir, name))
+            lab = card.get("defense_lab") or {"rows": {}}
+            lab["rows"].update(measured)
+            lab["rows"] = {k: lab["rows"][k] for k in LAB_PLANS[name] if k in lab["rows"]}
+            lab.update(
+                {
+                    "command": lab_command(name),
+                    "measured": datetime.now(UTC).date().isoformat(),
+                    "subset": f"first {n} test images",
+                    "n": n,
+                    "seed": seed,
+                    "seeding": f"random starts seeded per image with seed + test index (seed {seed})",
+                    "clean_accuracy": (clean_predictions(model, images) == labels).float().mean().item(),
+                    "accuracy_means": "share of the n images the model classifies correctly after the attack (an image "
+                    "it gets wrong clean counts as wrong)",
+                    "success_rate_means": "share of the images it classifies correctly clean that the attack fools",
+                }
+            )
+            card["defense_lab"] = lab
+            card["adaptive_attack"] = {
+                **ROUND_ATTACKS[name],
+                "why": "it adapts to the defense, so the game never shows the defense as stronger than it is",
+            }
+            cards.write_card(card, models_dir, name)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _merge_locked(
-    models_dir: Path,
-    name: str,
-    measured: dict[str, dict[str, Any]],
-    n: int,
-    seed: int,
-    images: Tensor,
-    labels: Tensor,
-    model: ArenaModel,
-) -> None:
-    card = cards.read_card(cards.card_path(models_dir, name))
-    lab = card.get("defense_lab") or {"rows": {}}
-    lab["rows"].update(measured)
-    lab["rows"] = {k: lab["rows"][k] for k in LAB_PLANS[name] if k in lab["rows"]}
-    lab.update(
-        {
-            "command": lab_command(name),
-            "measured": datetime.now(UTC).date().isoformat(),
-            "subset": f"first {n} test images",
-            "n": n,
-            "seed": seed,
-            "seeding": f"random starts seeded per image with seed + test index (seed {seed})",
-            "clean_accuracy": (clean_predictions(model, images) == labels).float().mean().item(),
-            "accuracy_means": "share of the n images the model classifies correctly after the attack (an image "
-            "it gets wrong clean counts as wrong)",
-            "success_rate_means": "share of the images it classifies correctly clean that the attack fools",
-        }
-    )
-    card["defense_lab"] = lab
-    card["adaptive_attack"] = {
-        **ROUND_ATTACKS[name],
-        "why": "it adapts to the defense, so the game never shows the defense as stronger than it is",
-    }
-    cards.write_card(card, models_dir, name)
