@@ -51,6 +51,7 @@ WIDTH = 16
 DEFAULT_EPOCHS = 1
 DEFAULT_BATCH_SIZE = 128
 DEFAULT_LR = 1e-3
+DEFAULT_THREADS = 2  # for a call without options; `arena train-advgan` passes its --threads (default 1)
 
 
 def generator_name(opponent: str) -> str:
@@ -93,10 +94,11 @@ def train_advgan(
 ) -> dict[str, Any]:
     """Train ``advgan-<opponent>``, measure it, save ``<models_dir>/advgan-<opponent>.safetensors`` and its card.
 
-    ``None`` for the options' epochs/batch_size/lr means 1 epoch of batches of 128 at 1e-3. ``max_batches`` caps
-    the batches per epoch (for tests and quick trials; the card records it). Returns the card.
+    ``None`` for the options' epochs/batch_size/lr means 1 epoch of batches of 128 at 1e-3; no options at all
+    also means 2 threads. ``max_batches`` caps the batches per epoch (for tests and quick trials; the card
+    records it). Returns the card.
     """
-    options = options or TrainingOptions()
+    options = options or TrainingOptions(threads=DEFAULT_THREADS)
     seed, progress = options.seed, options.progress
     epochs = DEFAULT_EPOCHS if options.epochs is None else options.epochs
     batch_size = DEFAULT_BATCH_SIZE if options.batch_size is None else options.batch_size
