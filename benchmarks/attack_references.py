@@ -39,7 +39,7 @@ from torch import Tensor
 
 from app.ml import ArenaModel, get_pack, load_opponent
 from app.ml.attacks import get_attack
-from app.ml.measure.bench import _floor, _summary, _timed
+from app.ml.measure.bench import attack_summary, gradient_floor, timed
 
 console = Console(stderr=True)
 INTERRUPTED: list[str] = []  # sections cut short by Ctrl-C or SIGTERM
@@ -103,7 +103,7 @@ def art_classifier(model: torch.nn.Module, arena: ArenaModel) -> Any:
 def paired_ratios(
     model: ArenaModel, images: Tensor, labels: Tensor, steps: int, impls: list[Impl], reps: int, label: str
 ) -> list[RatioResult]:
-    floor = _floor(model, images, labels, steps)
+    floor = gradient_floor(model, images, labels, steps)
     floor()  # warm-up: oneDNN picks its kernels on the first calls
     times: dict[str, list[float]] = {i.name: [] for i in impls}
     floors: dict[str, list[float]] = {i.name: [] for i in impls}
@@ -115,11 +115,11 @@ def paired_ratios(
                 if impl.reps is not None and len(times[impl.name]) >= impl.reps:
                     continue
                 console.log(f"{label}: repetition {rep + 1}/{reps}, {impl.name}")
-                floor_s = _timed(floor)[0]
+                floor_s = timed(floor)[0]
                 with torch.random.fork_rng():  # some libraries seed or draw from the global RNGs
                     torch.manual_seed(rep)
                     np.random.seed(rep)
-                    seconds, adv = _timed(lambda impl=impl: impl.run(images, labels))
+                    seconds, adv = timed(lambda impl=impl: impl.run(images, labels))
                 floors[impl.name].append(floor_s)
                 times[impl.name].append(seconds)
                 last[impl.name] = adv
@@ -130,7 +130,7 @@ def paired_ratios(
     for impl in impls:
         if not times[impl.name]:
             continue
-        success, l2, _, _ = _summary(model, images, labels, last[impl.name], None)
+        success, l2, _, _ = attack_summary(model, images, labels, last[impl.name], None)
         ratios = [t / f for t, f in zip(times[impl.name], floors[impl.name], strict=True)]
         out.append(
             RatioResult(
@@ -220,8 +220,8 @@ def hsj_runs(
         with torch.random.fork_rng():
             torch.manual_seed(0)
             np.random.seed(0)
-            seconds, (adv, queries) = _timed(fn)
-        success, l2, _, _ = _summary(model, images, labels, adv, None)
+            seconds, (adv, queries) = timed(fn)
+        success, l2, _, _ = attack_summary(model, images, labels, adv, None)
         out.append(QueryResult(name, queries, success, l2, seconds))
 
     ours = get_attack("hopskipjump", max_queries=1000)

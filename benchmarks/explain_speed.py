@@ -34,7 +34,7 @@ from rich.progress import Progress
 
 from app.ml import get_pack, load_opponent
 from app.ml.attacks import get_attack
-from app.ml.measure.explain import _classify, _to_input, _unit, boundary_slice, explain, slice_axes
+from app.ml.measure.explain import boundary_slice, classify_points, explain, image_to_input, slice_axes, unit_vector
 from app.ml.service.explain_contracts import ExplainJob
 from app.ml.service.tensors import quantize_within_budget, to_tensor
 
@@ -60,10 +60,10 @@ def main() -> None:
     ]
 
     def slice_parts(job: ExplainJob) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
-        xi, si = _to_input(job.clean, model), _to_input(job.shown, model)
-        u = _unit((si - xi)[0])
+        xi, si = image_to_input(job.clean, model), image_to_input(job.shown, model)
+        u = unit_vector((si - xi)[0])
         draw = torch.randn(xi.shape[1:], generator=torch.Generator().manual_seed(job.seed), dtype=torch.float64)
-        v = _unit(draw - (draw * u).sum() * u)
+        v = unit_vector(draw - (draw * u).sum() * u)
         a, b, origin, shown_col = slice_axes(float((si - xi).norm()), job.grid_size)
         centre = (job.grid_size - 1) // 2
         return xi, u, v, np.array([a, b]), np.array([[centre, origin], [centre, shown_col]])
@@ -94,7 +94,7 @@ def main() -> None:
                     steps: list[tuple[str, Callable[[], object]]] = [
                         ("explain", partial(explain, model, job)),
                         ("slice refined", partial(boundary_slice, model, xi, u, v, a, b, cells)),
-                        ("slice full", partial(_classify, model, xi, u, v, grid)),
+                        ("slice full", partial(classify_points, model, xi, u, v, grid)),
                     ]
                     shift = rep % len(steps)
                     outputs = {name: timed(name, run) for name, run in steps[shift:] + steps[:shift]}

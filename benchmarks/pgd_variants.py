@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from app.ml import get_attack, get_pack, load_opponent
 from app.ml.attacks.common import forward_bucketed
-from app.ml.measure.bench import load_average, machine_line
+from app.ml.measure.machine import load_average, machine_line
 
 BATCH = 128
 

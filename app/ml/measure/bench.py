@@ -19,6 +19,8 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -84,7 +86,7 @@ DEFAULT_SUITE: dict[str, tuple[dict[str, Any], float, int]] = {
 SUITE_ATTACKS: dict[str, str] = {"pgd-early-stop": "pgd"}
 
 
-def _summary(
+def attack_summary(
     model: ArenaModel, images: Tensor, labels: Tensor, adv: Tensor, queries: Tensor | None
 ) -> tuple[float, float, float, float | None]:
     with torch.no_grad():
@@ -99,13 +101,13 @@ def _summary(
     return success, l2, linf, q
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()
     out = fn()
     return time.perf_counter() - start, out
 
 
-def _floor(model: ArenaModel, images: Tensor, labels: Tensor, steps: int) -> Callable[[], None]:
+def gradient_floor(model: ArenaModel, images: Tensor, labels: Tensor, steps: int) -> Callable[[], None]:
     x = images.clone().requires_grad_(True)
 
     def run() -> None:
@@ -117,7 +119,7 @@ def _floor(model: ArenaModel, images: Tensor, labels: Tensor, steps: int) -> Cal
 
 
 def _torchattacks() -> Any | None:
-    try:
+    try:  # optional: the reference runs are skipped where it is not installed
         import torchattacks  # type: ignore[import-not-found,import-untyped,unused-ignore]
     except ImportError:
         return None
@@ -146,8 +148,8 @@ def run_attack_bench(
         x, y = images[:batch], labels[:batch]
         attack = get_attack(SUITE_ATTACKS.get(name, name), **params)
         gens = [torch.Generator().manual_seed(seed + i) for i in range(batch)]
-        seconds, result = _timed(lambda a=attack, x=x, y=y, e=eps, g=gens: a(model, x, y, e, generator=g))
-        success, l2, linf, q = _summary(model, x, y, result.adversarial, result.queries)
+        seconds, result = timed(lambda a=attack, x=x, y=y, e=eps, g=gens: a(model, x, y, e, generator=g))
+        success, l2, linf, q = attack_summary(model, x, y, result.adversarial, result.queries)
         rows.append(
             BenchRow(
                 name,
@@ -169,8 +171,8 @@ def run_attack_bench(
                 say(f"{name} (torchattacks)")
                 with torch.random.fork_rng():  # some torchattacks attacks seed the global RNG
                     torch.manual_seed(seed)
-                    seconds, adv = _timed(lambda r=reference, x=x, y=y: r(x, y))
-                success, l2, linf, q = _summary(model, x, y, adv, None)
+                    seconds, adv = timed(lambda r=reference, x=x, y=y: r(x, y))
+                success, l2, linf, q = attack_summary(model, x, y, adv, None)
                 rows.append(
                     BenchRow(
                         name,
@@ -257,7 +259,7 @@ def _ratio_runs(
     for batch in sorted({c[1] for c in configs}):
         group = [c for c in configs if c[1] == batch]
         x, y = images[:batch], labels[:batch]
-        floors = {steps: _floor(model, x, y, steps) for steps in {c[2] for c in group}}
+        floors = {steps: gradient_floor(model, x, y, steps) for steps in {c[2] for c in group}}
         for fn in floors.values():  # warm-up: oneDNN picks kernels on the first calls
             fn()
         times: dict[str, list[float]] = {c[0]: [] for c in group}
@@ -267,13 +269,13 @@ def _ratio_runs(
             say(f"ratio runs, batch {batch}: repetition {rep + 1}/{reps}")
             order = group[rep % len(group) :] + group[: rep % len(group)]
             for name, _, steps, _, fn in order:
-                floor_times[name].append(_timed(floors[steps])[0])
+                floor_times[name].append(timed(floors[steps])[0])
                 with torch.random.fork_rng():
-                    seconds, adv = _timed(lambda fn=fn, x=x, y=y: fn(x, y))
+                    seconds, adv = timed(lambda fn=fn, x=x, y=y: fn(x, y))
                 times[name].append(seconds)
                 last[name] = adv
         for name, _, steps, _, _ in group:
-            success, l2, _, _ = _summary(model, x, y, last[name], None)
+            success, l2, _, _ = attack_summary(model, x, y, last[name], None)
             paired = statistics.median(t / f for t, f in zip(times[name], floor_times[name], strict=True))
             out.append(RatioRow(name, batch, steps, statistics.median(floor_times[name]) * 1000, paired, success, l2))
     return out
@@ -340,36 +342,8 @@ def select_suite(attacks: str = "", n: int | None = None) -> dict[str, tuple[dic
     return chosen
 
 
-def machine_line() -> str:
-    """Where a benchmark ran: CPU model and count, GPU if any, Python, torch and its thread count."""
-    import os
-    import platform
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (
-        f"{cpu}, {os.cpu_count()} CPU cores, {gpu}, {platform.system()} {platform.machine()}, Python "
-        f"{platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} intra-op threads)"
-    )
-
-
-def load_average() -> str:
-    try:
-        with open("/proc/loadavg", encoding="utf-8") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "n/a"
-
-
 def results_section(table: str, *, command: str, machine: str, load_before: str, load_after: str) -> str:
     """A dated section for benchmarks/RESULTS.md holding ``table`` and how it was made."""
-    from datetime import UTC, datetime
-
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"\n## Attack benchmark (`arena bench attacks`) — {now}\n\n"
@@ -382,8 +356,6 @@ def results_section(table: str, *, command: str, machine: str, load_before: str,
 
 def append_results(section: str, path: Any) -> None:
     """Append ``section`` to the results file (never rewrites what is there)."""
-    from pathlib import Path
-
     target = Path(path)
     with target.open("a", encoding="utf-8") as f:
         f.write(section)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from rich.console import Console
@@ -16,8 +15,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from app.config import PROJECT_ROOT, get_settings
 from app.ml.measure import bench
+from app.ml.measure.machine import load_average, machine_line
+from app.ml.measure.robustness import evaluate_and_record, format_table
 from app.ml.opponents.registry import load_opponent
 from app.ml.packs import get_pack
+from app.ml.training.advgan import train_advgan as train_generator
+from app.ml.training.options import TrainingOptions
 
 RESULTS_FILE = PROJECT_ROOT / "benchmarks" / "RESULTS.md"
 
@@ -47,7 +50,7 @@ def bench_attacks(
         torch.set_num_threads(threads)
     model = load_opponent(get_settings().opponent)
     images, labels = get_pack(model.pack_name).tensors("test", n=max(n, 128) if ratios else n)
-    load_before = bench.load_average()
+    load_before = load_average()
     # One unit per suite entry plus one per repetition of each ratio batch group (two groups: 128 and 32).
     total = len(suite) + (2 * reps if ratios else 0)
     with Progress(
@@ -74,19 +77,20 @@ def bench_attacks(
         section = bench.results_section(
             table,
             command=command,
-            machine=bench.machine_line(),
+            machine=machine_line(),
             load_before=load_before,
-            load_after=bench.load_average(),
+            load_after=load_average(),
         )
         bench.append_results(section, results_file)
     return table
 
 
-def train_advgan(**kwargs: Any) -> str:
+def train_advgan(
+    *, opponent: str, seed: int, epochs: int, max_batches: int | None, width: int, threads: int, device: str
+) -> str:
     """Train the generator (see :func:`app.ml.training.advgan.train_advgan`) and return a one-line summary."""
-    from app.ml.training.advgan import train_advgan as train
-
-    card = train(**kwargs)
+    options = TrainingOptions(seed=seed, epochs=epochs, device=device, threads=threads)
+    card = train_generator(opponent, options, max_batches=max_batches, width=width)
     rows = {r["eps"]: r for r in card["evaluation"]["rows"]}
     parts = ", ".join(
         f"eps {eps:g}: {r['advgan_success']:.1%} (PGD-10 {r['pgd10_success']:.1%})" for eps, r in rows.items()
@@ -113,8 +117,6 @@ def eval_model(
     name: str, *, n: int, eps: Sequence[float], attacks: str, seed: int = 0, threads: int | None = None
 ) -> str:
     """Measure and record the robustness table of opponent ``name``; returns the table as Markdown."""
-    from app.ml.measure.robustness import evaluate_and_record, format_table
-
     if threads is not None:
         torch.set_num_threads(threads)
     table = evaluate_and_record(name, n=n, eps_list=eps, attacks=attacks, seed=seed, progress=True)

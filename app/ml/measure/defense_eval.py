@@ -34,6 +34,7 @@ from app.ml.opponents import cards
 from app.ml.opponents.registry import load_opponent
 from app.ml.opponents.specs import opponent_spec
 from app.ml.packs import get_pack
+from app.ml.training.certified import ensure_certified_section
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ def lab_command(name: str, row: str | None = None) -> str:
 
 def _apgd(model: ArenaModel, images: Tensor, labels: Tensor, eps: float, steps: int, seed: int) -> Tensor:
     """Correct-after-attack mask: per image, the worse of APGD-CE and APGD-DLR (torchattacks, 1 restart each)."""
-    import torchattacks
+    import torchattacks  # optional: the APGD rows need it, the rest of the lab does not
 
     survived = torch.ones(len(labels), dtype=torch.bool)
     for loss in ("ce", "dlr"):
@@ -248,8 +249,6 @@ def evaluate_defense(
     try:
         model = load_opponent(name, models_dir=models_dir)
         if isinstance(model, CertifiedModel):
-            from app.ml.training.certified import ensure_certified_section
-
             ensure_certified_section(model, models_dir, data_dir, lab_command(name))
         images, labels = get_pack(opponent_spec(name).pack_name, data_dir).tensors("test", n=n)
         measured = {}
@@ -284,42 +283,29 @@ def _merge(
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            _merge_locked(models_dir, name, measured, n, seed, images, labels, model)
+            card = cards.read_card(cards.card_path(models_dir, name))
+            lab = card.get("defense_lab") or {"rows": {}}
+            lab["rows"].update(measured)
+            lab["rows"] = {k: lab["rows"][k] for k in LAB_PLANS[name] if k in lab["rows"]}
+            lab.update(
+                {
+                    "command": lab_command(name),
+                    "measured": datetime.now(UTC).date().isoformat(),
+                    "subset": f"first {n} test images",
+                    "n": n,
+                    "seed": seed,
+                    "seeding": f"random starts seeded per image with seed + test index (seed {seed})",
+                    "clean_accuracy": (clean_predictions(model, images) == labels).float().mean().item(),
+                    "accuracy_means": "share of the n images the model classifies correctly after the attack (an image "
+                    "it gets wrong clean counts as wrong)",
+                    "success_rate_means": "share of the images it classifies correctly clean that the attack fools",
+                }
+            )
+            card["defense_lab"] = lab
+            card["adaptive_attack"] = {
+                **ROUND_ATTACKS[name],
+                "why": "it adapts to the defense, so the game never shows the defense as stronger than it is",
+            }
+            cards.write_card(card, models_dir, name)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _merge_locked(
-    models_dir: Path,
-    name: str,
-    measured: dict[str, dict[str, Any]],
-    n: int,
-    seed: int,
-    images: Tensor,
-    labels: Tensor,
-    model: ArenaModel,
-) -> None:
-    card = cards.read_card(cards.card_path(models_dir, name))
-    lab = card.get("defense_lab") or {"rows": {}}
-    lab["rows"].update(measured)
-    lab["rows"] = {k: lab["rows"][k] for k in LAB_PLANS[name] if k in lab["rows"]}
-    lab.update(
-        {
-            "command": lab_command(name),
-            "measured": datetime.now(UTC).date().isoformat(),
-            "subset": f"first {n} test images",
-            "n": n,
-            "seed": seed,
-            "seeding": f"random starts seeded per image with seed + test index (seed {seed})",
-            "clean_accuracy": (clean_predictions(model, images) == labels).float().mean().item(),
-            "accuracy_means": "share of the n images the model classifies correctly after the attack (an image "
-            "it gets wrong clean counts as wrong)",
-            "success_rate_means": "share of the images it classifies correctly clean that the attack fools",
-        }
-    )
-    card["defense_lab"] = lab
-    card["adaptive_attack"] = {
-        **ROUND_ATTACKS[name],
-        "why": "it adapts to the defense, so the game never shows the defense as stronger than it is",
-    }
-    cards.write_card(card, models_dir, name)

@@ -58,7 +58,7 @@ def _restored(model: ArenaModel) -> Iterator[None]:
         torch.set_grad_enabled(grad_was_enabled)
 
 
-def _to_input(image: np.ndarray, model: ArenaModel) -> Tensor:
+def image_to_input(image: np.ndarray, model: ArenaModel) -> Tensor:
     """One uint8 image (H,W) or (H,W,C) to a float (1,C,H,W) batch in the model's bounds, float64 for geometry."""
     tensor = torch.from_numpy(np.array(image, dtype=np.float64, copy=True)) / 255.0
     tensor = tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1)
@@ -89,7 +89,7 @@ def smoothgrad(
     return mean.abs().amax(1).cpu().numpy().astype(np.float32)
 
 
-def _unit(vector: Tensor) -> Tensor:
+def unit_vector(vector: Tensor) -> Tensor:
     return vector / vector.norm()
 
 
@@ -110,7 +110,7 @@ def slice_axes(distance: float, size: int) -> tuple[np.ndarray, np.ndarray, int,
     return a, b, origin, 2 * origin
 
 
-def _classify(model: ArenaModel, x: Tensor, u: Tensor, v: Tensor, coords: np.ndarray) -> np.ndarray:
+def classify_points(model: ArenaModel, x: Tensor, u: Tensor, v: Tensor, coords: np.ndarray) -> np.ndarray:
     """The model's class at x + a u + b v for each (a, b) row of ``coords``, in batched inference passes."""
     if len(coords) == 0:
         return np.zeros(0, dtype=np.int64)
@@ -155,7 +155,7 @@ def boundary_slice(
         if cells:
             index = np.array(cells)
             coords = np.stack([a[index[:, 1]], b[index[:, 0]]], axis=1)
-            labels[index[:, 0], index[:, 1]] = _classify(model, x, u, v, coords)
+            labels[index[:, 0], index[:, 1]] = classify_points(model, x, u, v, coords)
             count += len(cells)
 
     evaluate([(r, c) for r in range(0, rows, step) for c in range(0, cols, step)] + list(must))
@@ -197,8 +197,8 @@ def explain(model: ArenaModel, job: ExplainJob) -> ExplainResult:
     generator = torch.Generator(device="cpu").manual_seed(int(job.seed))
     differentiable = bool(getattr(model, "differentiable", True))
     with _restored(model):
-        x = _to_input(job.clean, model)
-        shown = _to_input(job.shown, model)
+        x = image_to_input(job.clean, model)
+        shown = image_to_input(job.shown, model)
         with torch.inference_mode():
             answers = _logits(model, torch.cat([x, shown])).argmax(1)
         clean_label, shown_label = int(answers[0]), int(answers[1])
@@ -209,14 +209,14 @@ def explain(model: ArenaModel, job: ExplainJob) -> ExplainResult:
         delta = (shown - x)[0]
         distance = float(delta.norm())
         if distance > 0:
-            u, how = _unit(delta), "from the clean image to the shown image"
+            u, how = unit_vector(delta), "from the clean image to the shown image"
         elif grad is not None and float(grad.norm()) > 0:
-            u, how = _unit(grad[0]), "the loss gradient (the shown image is the clean image)"
+            u, how = unit_vector(grad[0]), "the loss gradient (the shown image is the clean image)"
         else:
-            u = _unit(torch.randn(x.shape[1:], generator=generator, dtype=torch.float64).to(x.device))
+            u = unit_vector(torch.randn(x.shape[1:], generator=generator, dtype=torch.float64).to(x.device))
             how = "a random direction (the shown image is the clean image)"
         random = torch.randn(x.shape[1:], generator=generator, dtype=torch.float64).to(x.device)
-        v = _unit(random - (random * u).sum() * u)
+        v = unit_vector(random - (random * u).sum() * u)
         scale = distance if distance > 0 else eps * (x[0].numel() ** 0.5 if job.norm != "l2" else 1.0)
         a, b, origin, shown_column = slice_axes(scale, job.grid_size)
         if distance == 0:  # a clean control round: the shown image is the clean one
@@ -243,7 +243,7 @@ def explain(model: ArenaModel, job: ExplainJob) -> ExplainResult:
             )
             saliency_clean, saliency_shown = maps[0], maps[1]
             if job.norm == "l2":
-                direction, direction_text = _unit(grad[0]), "the loss gradient, scaled to length 1 (L2 budget)"
+                direction, direction_text = unit_vector(grad[0]), "the loss gradient, scaled to length 1 (L2 budget)"
             else:
                 direction, direction_text = torch.sign(grad[0]), "the sign of the loss gradient (L∞ budget)"
             t = np.linspace(-LINE_SPAN * eps, LINE_SPAN * eps, job.line_points)

@@ -12,6 +12,7 @@ for one target. Rows are the differentiable opponents; columns are all opponents
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 from datetime import UTC, datetime
@@ -23,13 +24,12 @@ import torch
 from app.config import get_settings
 from app.ml.attacks import get_attack
 from app.ml.measure.evaluation import EVAL_BATCH, clean_predictions, per_image_generators, progress_bar
+from app.ml.measure.machine import cpu_summary
 from app.ml.model import ArenaModel
 from app.ml.opponents import cards
 from app.ml.opponents.registry import load_opponent
 from app.ml.opponents.specs import available_opponents, opponent_pack, opponent_spec
 from app.ml.packs import get_pack
-from app.ml.training.plain import _machine
-from app.stats.intervals import wilson_interval
 
 DEFINITION = (
     "cell = among the test images that the target AND the surrogate both classify correctly when clean, the "
@@ -37,6 +37,18 @@ DEFINITION = (
     "diagonal (surrogate = target) is the white-box success rate"
 )
 MATRIX_NAME = "transfer-matrix"
+Z_95 = 1.959963984540054  # the 97.5th percentile of the standard normal
+
+
+def wilson95(k: int, n: int) -> tuple[float, float]:
+    """Wilson 95% interval of k of n (n >= 1): app.stats.intervals' arithmetic, which ml may not import (a test
+    holds the two equal)."""
+    p, z2 = k / n, Z_95 * Z_95
+    centre, half = (
+        (p + z2 / (2 * n)) / (1 + z2 / n),
+        (Z_95 / (1 + z2 / n)) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)),
+    )
+    return (0.0 if k == 0 else max(0.0, centre - half), 1.0 if k == n else min(1.0, centre + half))
 
 
 def matrix_paths(models_dir: Path) -> tuple[Path, Path]:
@@ -142,7 +154,7 @@ def _compute(
                 eligible = correct[s][:prefix] & correct[t][:prefix]
                 cell_n = int(eligible.sum())
                 fooled = int((eligible & fooled_on).sum())
-                low, high = wilson_interval(fooled, cell_n)
+                low, high = wilson95(fooled, cell_n)
                 cells.append(
                     {
                         "surrogate": s,
@@ -186,7 +198,7 @@ def _compute(
         "wall_time_s": round(wall, 1),
         "device": str(next(iter(models.values())).device),
         "threads": torch.get_num_threads(),
-        "machine": _machine(),
+        "machine": cpu_summary(),
         "python": platform.python_version(),
         "torch_version": torch.__version__,
     }

@@ -18,7 +18,7 @@ import copy
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -26,10 +26,13 @@ from torch import nn
 
 from app.ml.defenses.certified import CertifiedModel, measure_certification
 from app.ml.defenses.interval import input_box, margin_lower_bounds, normalise_box
+from app.ml.measure.evaluation import progress_bar
 from app.ml.opponents import cards
-from app.ml.opponents.specs import OpponentSpec
-from app.ml.packs import DataPack
-from app.ml.training.plain import _machine
+from app.ml.opponents.specs import OpponentSpec, opponent_spec
+from app.ml.packs import DataPack, get_pack
+from app.ml.training.checkpoints import base_card, command_line, provenance, save_net
+from app.ml.training.fitting import batches_per_epoch, pack_model
+from app.ml.training.options import NetRun, TrainingOptions, net_run
 
 logger = logging.getLogger(__name__)
 
@@ -66,34 +69,17 @@ def ibp_loss(
 def wrap_certified(
     net: nn.Module, pack: DataPack, device: torch.device, name: str, card: dict[str, Any] | None = None
 ) -> CertifiedModel:
-    return CertifiedModel(
-        net,
-        mean=pack.mean,
-        std=pack.std,
-        image_shape=pack.image_shape,
-        num_classes=pack.num_classes,
-        device=device,
-        name=name,
-        pack_name=pack.name,
-        card=card,
-    )
+    return cast(CertifiedModel, pack_model(net, pack, device, name, wrapper=CertifiedModel, card=card))
 
 
-def train_certified(
-    spec: OpponentSpec,
-    pack: DataPack,
-    device: torch.device,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    seed: int,
-    generator: torch.Generator,
-    models_dir: Path,
-    progress: bool,
-) -> dict[str, Any]:
-    from app.ml.measure.evaluation import progress_bar
-    from app.ml.training.defended import _base_card, _write
+def train_certified(spec: OpponentSpec, options: TrainingOptions) -> dict[str, Any]:
+    with net_run(spec, options) as run:
+        return _train_ibp(run)
 
+
+def _train_ibp(run: NetRun) -> dict[str, Any]:
+    spec, pack, device, generator, models_dir = run.spec, run.pack, run.device, run.generator, run.models_dir
+    epochs, batch_size, lr, seed = run.epochs, run.batch_size, run.lr, run.seed
     params = dict(spec.defense_params)
     eps = float(params["eps"])
     images, labels = pack.tensors("train")
@@ -103,13 +89,13 @@ def train_certified(
     mean = torch.tensor(pack.mean, device=device).view(1, -1, 1, 1)
     std = torch.tensor(pack.std, device=device).view(1, -1, 1, 1)
     net = spec.build_net().to(device).train()
-    steps_per_epoch = (len(labels) + batch_size - 1) // batch_size
+    steps_per_epoch = batches_per_epoch(len(labels), batch_size)
     milestones = [round(epochs * f) * steps_per_epoch for f in params["lr_drops_at"]]
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
-    card = _base_card(spec, pack, net, seed, models_dir, train_size=len(labels))
+    card = base_card(spec, pack, net, models_dir, train_size=len(labels))
     training = {
-        "command": f"{spec.train_command} --seed {seed}" + (f" --epochs {epochs}" if epochs != spec.epochs else ""),
+        "command": command_line(spec, seed, epochs),
         "seed": seed,
         "epochs": epochs,
         "batch_size": batch_size,
@@ -119,9 +105,7 @@ def train_certified(
         " of the epochs",
         "augmentation": "none",
         "device": str(device),
-        "threads": torch.get_num_threads(),
-        "machine": _machine(),
-        "torch_version": torch.__version__,
+        **provenance(),
         "ibp_training": {
             "paper": "Gowal et al. 2018, On the Effectiveness of Interval Bound Propagation for Training "
             "Verifiably Robust Models",
@@ -138,7 +122,7 @@ def train_certified(
     }
     best = -1.0
     started = time.perf_counter()
-    with progress_bar(progress) as bar:
+    with progress_bar(run.progress) as bar:
         task = bar.add_task("IBP training", total=epochs * steps_per_epoch)
         for epoch in range(epochs):
             order = torch.randperm(len(labels), generator=generator)
@@ -201,7 +185,7 @@ def train_certified(
                     )
                 card["clean_accuracy"] = (answers == test_y).float().mean().item()
                 card["clean_accuracy_n"] = len(test_y)
-                _write(net, card, models_dir, spec.name)
+                save_net(net, card, models_dir, spec.name)
                 logger.info("saved epoch %d (held-out certified %.4f)", epoch + 1, val_certified)
             else:
                 cards.write_card(card, models_dir, spec.name)
@@ -236,9 +220,6 @@ def ensure_certified_section(model: CertifiedModel, models_dir: Path, data_dir: 
     sha = card.get("checkpoint", {}).get("sha256")
     if card.get("certified", {}).get("checkpoint_sha256") == sha:
         return
-    from app.ml.opponents.specs import opponent_spec
-    from app.ml.packs import get_pack
-
     spec = opponent_spec(model.name)
     images, labels = get_pack(spec.pack_name, data_dir).tensors("test")
     card["certified"] = certified_section(model, images, labels, float(spec.defense_params["eps"]), command)

@@ -28,18 +28,18 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 
-from app.config import get_settings
 from app.ml.defenses.defense_gan import DefenseGAN, project_onto_range
 from app.ml.measure.evaluation import clean_predictions, progress_bar
+from app.ml.measure.machine import cpu_summary
 from app.ml.nets.fashion_gan import FashionDiscriminator, FashionEncoder, FashionGenerator
 from app.ml.opponents import cards
-from app.ml.opponents.registry import load_opponent, resolve_device
-from app.ml.opponents.specs import opponent_spec
+from app.ml.opponents.registry import load_opponent
+from app.ml.opponents.specs import OpponentSpec, opponent_spec
 from app.ml.packs import get_pack
-from app.ml.training.defended import LOG_EVERY, _base_card
-from app.ml.training.plain import _machine, hyperparameters
+from app.ml.training.checkpoints import base_card, command_line, net_state, provenance, write_safetensors
+from app.ml.training.fitting import LOG_EVERY
+from app.ml.training.options import NetRun, TrainingOptions, net_run
 
 logger = logging.getLogger(__name__)
 
@@ -54,17 +54,9 @@ CLEAN_N = 1000
 
 def _save_generator(generator: FashionGenerator, card: dict[str, Any], models_dir: Path, name: str) -> None:
     """Generator checkpoint first, then the card carrying its hash (a cut between the two fails the hash check)."""
+    metadata = {"opponent": name, "pack": card["pack"], "role": "generator"}
     path = cards.checkpoint_path(models_dir, name)
-    models_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    state = {k: v.detach().contiguous().cpu() for k, v in generator.state_dict().items()}
-    try:
-        save_file(state, str(tmp), metadata={"opponent": name, "pack": card["pack"], "role": "generator"})
-        os.chmod(tmp, 0o644)
-        card["generator"]["sha256"] = cards.sha256_file(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    card["generator"]["sha256"] = write_safetensors(net_state(generator), path, metadata)
     cards.write_card(card, models_dir, name)
 
 
@@ -79,60 +71,28 @@ def _selection_score(generator: FashionGenerator, base: Any, x: torch.Tensor, y:
     return {"heldout_projected_accuracy": accuracy, "heldout_mean_sq_error": round(err.mean().item(), 3)}
 
 
-def train_defense_gan(
-    name: str,
-    *,
-    epochs: int | None = None,
-    seed: int = 0,
-    batch_size: int | None = None,
-    lr: float | None = None,
-    device: str | torch.device = "cpu",
-    models_dir: Path | None = None,
-    data_dir: Path | None = None,
-    progress: bool = True,
-    threads: int | None = None,
-) -> dict[str, Any]:
+def train_defense_gan(spec: OpponentSpec, options: TrainingOptions) -> dict[str, Any]:
     """Train the generator, pick the epoch whose projections the classifier reads best, write it and its card."""
-    spec = opponent_spec(name)
-    epochs, batch_size, lr = hyperparameters(spec, epochs, batch_size, lr)
-    models_dir = Path(models_dir) if models_dir is not None else get_settings().models_dir
-    target = resolve_device(device)
-    old_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        with torch.random.fork_rng(devices=[target.index or 0] if target.type == "cuda" else []):
-            torch.manual_seed(seed)
-            return _train(spec, epochs, batch_size, lr, seed, target, models_dir, data_dir, progress)
-    finally:
-        torch.set_num_threads(old_threads)
+    with net_run(spec, options) as run:
+        return _train(run, options.data_dir)
 
 
-def _train(
-    spec: Any,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    seed: int,
-    device: torch.device,
-    models_dir: Path,
-    data_dir: Path | None,
-    progress: bool,
-) -> dict[str, Any]:
+def _train(run: NetRun, data_dir: Path | None) -> dict[str, Any]:
+    spec, device, models_dir, generator_rng = run.spec, run.device, run.models_dir, run.generator
+    epochs, batch_size, lr, seed = run.epochs, run.batch_size, run.lr, run.seed
     params = {k: spec.defense_params[k] for k in ("steps", "restarts", "step_size")}
-    pack = get_pack(spec.pack_name, data_dir)
+    pack = run.pack
     base = load_opponent(spec.wraps, device=device, models_dir=models_dir)
     images, labels = pack.tensors("train")
     sel_x, sel_y = images[SELECTION[0] : SELECTION[1]].to(device), labels[SELECTION[0] : SELECTION[1]].to(device)
     images = images[GAN_TRAIN[0] : GAN_TRAIN[1]]
-    generator_rng = torch.Generator().manual_seed(seed)
     gen = FashionGenerator(int(spec.defense_params["latent_dim"])).to(device).train()
     enc = FashionEncoder(gen.latent_dim).to(device).train()
     disc = FashionDiscriminator().to(device).train()
     opt_g = torch.optim.Adam([*gen.parameters(), *enc.parameters()], lr=lr, betas=ADAM_BETAS)
     opt_d = torch.optim.Adam(disc.parameters(), lr=DISCRIMINATOR_LR, betas=ADAM_BETAS)
     steps_per_epoch = len(images) // batch_size
-    card = _base_card(spec, pack, base.net, seed, models_dir, train_size=len(images))
+    card = base_card(spec, pack, base.net, models_dir, train_size=len(images))
     card["checkpoint"] = dict(base.card["checkpoint"])
     card["architecture"]["net"] = f"{base.card['architecture']['net']} (the {spec.wraps} checkpoint) + generator"
     card["architecture"]["generator_parameters"] = sum(p.numel() for p in gen.parameters())
@@ -151,7 +111,7 @@ def _train(
         "seed": 0,
     }
     training: dict[str, Any] = {
-        "command": f"{spec.train_command} --seed {seed}" + (f" --epochs {epochs}" if epochs != spec.epochs else ""),
+        "command": command_line(spec, seed, epochs),
         "seed": seed,
         "epochs": epochs,
         "batch_size": batch_size,
@@ -168,14 +128,12 @@ def _train(
         f"of training images {SELECTION[0]}..{SELECTION[1] - 1} (held out from GAN training) {spec.wraps} "
         "classifies best",
         "device": str(device),
-        "threads": torch.get_num_threads(),
-        "machine": _machine(),
-        "torch_version": torch.__version__,
+        **provenance(),
         "epoch_log": [],
     }
     best = -1.0
     started = time.perf_counter()
-    with progress_bar(progress) as bar:
+    with progress_bar(run.progress) as bar:
         task = bar.add_task("Defense-GAN generator", total=epochs * steps_per_epoch)
         for epoch in range(epochs):
             order = torch.randperm(len(images), generator=generator_rng)
@@ -263,7 +221,7 @@ def measure_defended(name: str, *, models_dir: Path, data_dir: Path | None = Non
     card["projection"]["seconds_per_image_1_thread"] = round(per_image, 4)
     card["projection"]["timing_note"] = (
         f"one forward (projection + classifier) per image, mean over the {len(labels)} images, 1 torch thread, "
-        f"{_machine()} shared with other jobs (load average {os.getloadavg()[0]:.1f})"
+        f"{cpu_summary()} shared with other jobs (load average {os.getloadavg()[0]:.1f})"
     )
     cards.write_card(card, models_dir, name)
     return card

@@ -12,20 +12,19 @@ import logging
 import time
 import warnings
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from app.config import get_settings
 from app.ml.measure.evaluation import clean_accuracy, evaluate_robustness, find_min_effective_eps, progress_bar
 from app.ml.model import ArenaModel
 from app.ml.opponents import cards
-from app.ml.opponents.specs import OpponentSpec, opponent_spec
+from app.ml.opponents.specs import OpponentSpec
 from app.ml.packs import DataPack, get_pack
-from app.ml.training.plain import _machine, _save, data_section
+from app.ml.training.checkpoints import data_section, provenance, save_checkpoint
+from app.ml.training.options import TrainingOptions, torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ INPUT_LOGISTIC = (
 
 
 def _require_sklearn() -> Any:
-    try:
+    try:  # an optional extra: only training these opponents needs it
         import sklearn
     except ImportError as exc:
         raise RuntimeError(
@@ -70,7 +69,7 @@ def logistic_state(estimator: Any) -> dict[str, Tensor]:
     }
 
 
-def _round_down_float32(threshold: np.ndarray) -> np.ndarray:
+def round_down_float32(threshold: np.ndarray) -> np.ndarray:
     """The largest float32 <= each float64 threshold: for float32 pixels, ``x <= t`` iff ``x <= result``."""
     out = threshold.astype(np.float32)
     too_high = out.astype(np.float64) > threshold
@@ -95,7 +94,7 @@ def forest_state(forest: Any) -> dict[str, Tensor]:
         normalizer[normalizer == 0.0] = 1.0
         proba /= normalizer
         feature.append(np.where(is_leaf, -1, t.feature))
-        threshold.append(np.where(is_leaf, np.float32(0), _round_down_float32(t.threshold)))
+        threshold.append(np.where(is_leaf, np.float32(0), round_down_float32(t.threshold)))
         left.append(np.where(is_leaf, -1, t.children_left + offset))
         right.append(np.where(is_leaf, -1, t.children_right + offset))
         leaf_of_node.append(leaf_ids)
@@ -138,6 +137,7 @@ def compare_with_sklearn(estimator: Any, net: torch.nn.Module, images: Tensor) -
 
 def _build_estimator(spec: OpponentSpec, seed: int, threads: int | None) -> Any:
     _require_sklearn()
+    # Imported here, after the check above: scikit-learn is an optional extra.
     if spec.estimator == "sklearn.linear_model.LogisticRegression":
         from sklearn.linear_model import LogisticRegression
 
@@ -175,26 +175,15 @@ def _json_params(estimator: Any) -> dict[str, Any]:
     return {k: v for k, v in sorted(estimator.get_params().items()) if isinstance(v, str | int | float | bool | None)}
 
 
-def train_sklearn_opponent(
-    name: str,
-    *,
-    seed: int = 0,
-    models_dir: Path | None = None,
-    data_dir: Path | None = None,
-    progress: bool = True,
-    threads: int | None = None,
-) -> dict[str, Any]:
+def train_sklearn(spec: OpponentSpec, options: TrainingOptions) -> dict[str, Any]:
     """Fit the estimator, export and check its arrays, measure it like the nets, and write checkpoint + card."""
     sklearn = _require_sklearn()
-    spec = opponent_spec(name)
-    models_dir = Path(models_dir) if models_dir is not None else get_settings().models_dir
-    pack: DataPack = get_pack(spec.pack_name, data_dir)
+    name, seed, threads, progress = spec.name, options.seed, options.threads, options.progress
+    models_dir = options.output_dir()
+    pack: DataPack = get_pack(spec.pack_name, options.data_dir)
     train_images, train_labels = pack.tensors("train")
     test_images, _ = pack.tensors("test")
-    old_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         estimator = _build_estimator(spec, seed, threads)
         started = time.perf_counter()
         x = pixels(train_images)
@@ -241,8 +230,7 @@ def train_sklearn_opponent(
                 model, pack, n=1000, seed=seed, progress=progress, attack=attack, attack_params=params
             )
         measure_time = time.perf_counter() - measure_started
-    finally:
-        torch.set_num_threads(old_threads)
+        where = provenance()
 
     extra: dict[str, Any] = {}
     if hasattr(estimator, "n_iter_"):
@@ -279,9 +267,7 @@ def train_sklearn_opponent(
             "wall_time_s": round(wall_time, 1),
             "measure_time_s": round(measure_time, 1),
             "device": "cpu",
-            "threads": torch.get_num_threads() if threads is None else threads,
-            "machine": _machine(),
-            "torch_version": torch.__version__,
+            **where,
         },
         "equivalence": {
             **equivalence,
@@ -294,5 +280,5 @@ def train_sklearn_opponent(
         "staircase": staircase,
         "checkpoint": {"file": cards.checkpoint_path(models_dir, name).name, "sha256": ""},
     }
-    _save(state, card, models_dir, name)
+    save_checkpoint(state, card, models_dir, name)
     return card

@@ -19,6 +19,7 @@ from app.ml import ArenaModel
 from app.ml.attacks import get_attack
 from app.ml.attacks.advgan import GeneratorCorrupt, GeneratorMissing, load_generator
 from app.ml.training.advgan import adversarial_loss, hinge_loss, train_advgan
+from app.ml.training.options import TrainingOptions
 
 Batch = tuple[Tensor, Tensor]
 
@@ -78,15 +79,12 @@ def test_tiny_training_run_writes_a_loadable_generator(tmp_path: Path, repo_mode
     for suffix in (".safetensors", ".json", ".md"):
         shutil.copy(repo_models_dir / f"fashion-cnn{suffix}", tmp_path / f"fashion-cnn{suffix}")
     card = train_advgan(
-        models_dir=tmp_path,
+        options=TrainingOptions(models_dir=tmp_path, batch_size=32, threads=1, progress=False),
         max_batches=2,
-        batch_size=32,
         eval_n=16,
         speed_reps=1,
         speed_batch=8,
         width=4,
-        threads=1,
-        progress=False,
     )
     assert card["training"]["command"].startswith("arena train-advgan --opponent fashion-cnn --seed 0")
     assert [r["eps"] for r in card["evaluation"]["rows"]] == [0.05, 0.1, 0.2]

@@ -21,7 +21,7 @@ from app.ml.opponents.cards import sha256_file
 from app.ml.opponents.registry import OpponentCorrupt, OpponentMissing
 from app.ml.packs import DataPack
 from app.ml.service.contracts import ImageJob
-from app.ml.training.defended import _fit_autoencoder
+from app.ml.training.magnet import fit_autoencoder
 from tests.helpers import auth, new_player
 from tests.ml.conftest import StartModelService
 
@@ -136,7 +136,7 @@ def test_autoencoder_training_is_seeded(pack: DataPack) -> None:
     weights = []
     for _ in range(2):
         torch.manual_seed(3)
-        net, log = _fit_autoencoder(
+        net, log = fit_autoencoder(
             MagNetAutoencoder(),
             images,
             images[:64],

@@ -11,7 +11,7 @@ import torch
 
 from app.ml import ArenaModel, load_opponent
 from app.ml.attacks import get_attack
-from app.ml.measure.explain import _classify, _to_input, _unit, explain, r_squared, slice_axes
+from app.ml.measure.explain import classify_points, explain, image_to_input, r_squared, slice_axes, unit_vector
 from app.ml.packs import DataPack
 from app.ml.service.explain_contracts import ExplainJob
 from app.ml.service.tensors import quantize_within_budget, to_tensor
@@ -70,13 +70,13 @@ def test_the_coarse_to_fine_slice_matches_every_point_classified(
 ) -> None:
     clean, shown, label = attacked
     result = explain(model, job_for(clean, shown, label, grid_size=21, seed=3))
-    x, s = _to_input(clean, model), _to_input(shown, model)
-    u = _unit((s - x)[0])
+    x, s = image_to_input(clean, model), image_to_input(shown, model)
+    u = unit_vector((s - x)[0])
     draw = torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    v = _unit(draw - (draw * u).sum() * u)  # the slice's first draw from the round's seed
+    v = unit_vector(draw - (draw * u).sum() * u)  # the slice's first draw from the round's seed
     a, b, _, _ = slice_axes(result.shown_distance, 21)
     aa, bb = np.meshgrid(a, b)
-    every = _classify(model, x, u, v, np.stack([aa.ravel(), bb.ravel()], axis=1)).reshape(21, 21)
+    every = classify_points(model, x, u, v, np.stack([aa.ravel(), bb.ravel()], axis=1)).reshape(21, 21)
     assert np.array_equal(every, result.slice_labels)
 
 

@@ -22,7 +22,7 @@ from app.ml import ArenaModel, get_attack, load_opponent
 from app.ml.nets.pixel_classifiers import PixelLogisticRegression, PixelTreeEnsemble
 from app.ml.opponents.specs import available_opponents, opponent_spec
 from app.ml.packs import DataPack
-from app.ml.training.scikit import _round_down_float32, forest_state, logistic_state, pixels
+from app.ml.training.scikit import forest_state, logistic_state, pixels, round_down_float32
 
 sklearn = pytest.importorskip("sklearn", reason="scikit-learn is in the ml-extra extra: pip install -e '.[ml-extra]'")
 from sklearn.ensemble import RandomForestClassifier  # noqa: E402
@@ -84,7 +84,7 @@ def test_logistic_regression_arrays_reproduce_predict_proba(
 @given(st.floats(-2.0, 2.0, allow_nan=False), st.lists(st.floats(-2.0, 2.0, width=32), min_size=1, max_size=20))
 def test_float32_thresholds_keep_every_decision(threshold: float, xs: list[float]) -> None:
     t64 = np.array([threshold], dtype=np.float64)
-    t32 = _round_down_float32(t64)
+    t32 = round_down_float32(t64)
     x = np.array(xs, dtype=np.float32)
     assert np.array_equal(x.astype(np.float64) <= t64[0], x <= t32[0])
     # including the float32 values right next to the threshold
