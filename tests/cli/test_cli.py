@@ -12,6 +12,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from app.cli import app
+from tests.cli.output import unboxed
 
 runner = CliRunner()
 
@@ -22,11 +23,6 @@ def arena(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, env=full_env, timeout=120
     )
-
-
-def unboxed(text: str) -> str:
-    """Typer's error box without its frame and line breaks, so a message reads the same however wide the terminal."""
-    return " ".join(text.translate(str.maketrans("", "", "╭╮╰╯─│")).split())
 
 
 def test_every_command_has_help() -> None:
