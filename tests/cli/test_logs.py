@@ -82,3 +82,21 @@ def test_a_wrong_level_is_a_usage_error_naming_the_choices() -> None:
     result = CliRunner().invoke(app, ["--log-level", "loud", "db", "--help"])
     assert result.exit_code == 2
     assert "'debug', 'info', 'warning', 'error', 'critical'" in unboxed(result.output)
+
+
+def test_serve_hands_uvicorn_the_level_and_arenas_handler(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No hard-coded level, and no log_config: uvicorn's records propagate to arena's handler (times, JSON)."""
+    import uvicorn
+
+    from app.config import get_settings
+
+    started: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.update(options))
+    monkeypatch.setenv("ARENA_MODEL_SERVICE_URL", "http://127.0.0.1:1")  # no checkpoint check, no torch here
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["--log-level", "warning", "serve", "--no-migrate", "--port", "8123"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert started["log_level"] == "warning" and started["log_config"] is None and started["port"] == 8123
