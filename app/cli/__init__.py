@@ -26,7 +26,7 @@ def print_version(asked: bool) -> None:
 
 
 @app.callback()
-def everything(
+def global_options(
     log_level: Annotated[
         LogLevel, typer.Option(envvar="ARENA_LOG_LEVEL", case_sensitive=False, help="Least level logged.")
     ] = "info",
