@@ -3,16 +3,45 @@ group; this one assembles them, in the order `arena --help` lists them."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from app.cli.db import db_app
 from app.cli.export import export
+from app.cli.logs import LogFormat, LogLevel, configure_logging
 from app.cli.measure import bench_app, defense_eval, eval_model, transfer_matrix
 from app.cli.modelsvc import modelsvc
 from app.cli.serve import serve
 from app.cli.train import eligible, train, train_advgan
+from app.cli.version import version_line
 
 app = typer.Typer(help="Adversarial Arena: people against an image classifier under attack.", no_args_is_help=True)
+
+
+def print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(version_line())
+        raise typer.Exit()
+
+
+@app.callback()
+def global_options(
+    log_level: Annotated[
+        LogLevel, typer.Option(envvar="ARENA_LOG_LEVEL", case_sensitive=False, help="Least level logged.")
+    ] = "info",
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(envvar="ARENA_LOG_FORMAT", case_sensitive=False, help="json: one JSON object a line."),
+    ] = "text",
+    version: Annotated[
+        bool, typer.Option("--version", callback=print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Options for every command; they go before it: `arena --log-level debug serve`."""
+    configure_logging(log_level, log_format)
+
+
 app.add_typer(db_app, name="db")
 app.command()(serve)
 app.command()(modelsvc)

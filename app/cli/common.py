@@ -1,28 +1,32 @@
-"""What every `arena` command shares: logging, and turning the errors a user can fix into one red line and exit
-code 1 instead of a traceback."""
+"""What every `arena` command shares: its common options, and turning the errors a user can fix into one red line
+and exit code 1 instead of a traceback."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Literal, NoReturn
 
 import typer
 
 from app.config import get_settings
 
 # Options several commands share, spelled once so their help reads the same everywhere.
-Device = Annotated[str, typer.Option(help="cpu or cuda.")]
-Threads = Annotated[int, typer.Option(help="torch CPU threads.")]
+Device = Annotated[Literal["cpu", "cuda"], typer.Option(help="Where torch runs.")]
+# 0 means what ARENA_TORCH_THREADS's 0 means (app/ml/service/in_process.py: worker_threads), so the default follows
+# the machine the command runs on.
+Threads = Annotated[int, typer.Option(min=0, help="torch CPU threads; 0: all cores but one (at least 1).")]
 ThreadsOrTorchDefault = Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's).")]
 RandomDrawsSeed = Annotated[int, typer.Option(help="Seed of the per-image random draws.")]
 RandomStartsSeed = Annotated[int, typer.Option(help="Seed of the per-image random starts.")]
 
 
-def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def machine_threads(requested: int) -> int:
+    """--threads as torch is given it: ``requested``, or for 0 every core but one (at least 1)."""
+    from app.ml.service.in_process import worker_threads  # loads torch; called only by commands that use it
+
+    return worker_threads(requested)
 
 
 def fail(message: str) -> NoReturn:

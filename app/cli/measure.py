@@ -15,7 +15,7 @@ from app.cli.common import (
     Threads,
     ThreadsOrTorchDefault,
     failing_cleanly,
-    setup_logging,
+    machine_threads,
 )
 from app.config import get_settings
 
@@ -29,14 +29,13 @@ def transfer_matrix(
     steps: Annotated[int, typer.Option(help="Steps of the attack (ignored by fgsm).")] = 20,
     seed: RandomStartsSeed = 0,
     device: Device = "cpu",
-    threads: Threads = 2,
+    threads: Threads = 0,
 ) -> None:
     """Craft on every differentiable opponent, show to every opponent; write models/transfer-matrix.json (+ .md)."""
     # torch and the attacks take seconds to import; `arena --help` need not.
     from app.ml.measure.transfer_matrix import DEFINITION, compute_transfer_matrix, write_transfer_matrix
     from app.ml.opponents.registry import OpponentCorrupt, OpponentMissing
 
-    setup_logging()
     settings = get_settings()
     with failing_cleanly(
         OpponentMissing,
@@ -54,7 +53,7 @@ def transfer_matrix(
             seed=seed,
             models_dir=settings.models_dir,
             device=device,
-            threads=threads,
+            threads=machine_threads(threads),
         )
     json_path, md_path = write_transfer_matrix(result, settings.models_dir)
     typer.echo(f"Definition: {DEFINITION}.")
@@ -83,7 +82,6 @@ def bench_attacks(
     from app.ml.opponents.registry import OpponentMissing
     from app.ml.packs import DataPackMissing
 
-    setup_logging()
     with failing_cleanly(
         ValueError, KeyError, FileNotFoundError, OpponentMissing, DataPackMissing, interrupted="nothing was written"
     ):
@@ -128,7 +126,6 @@ def eval_model(
     from app.ml.opponents.registry import OpponentMissing
     from app.ml.packs import DataPackMissing
 
-    setup_logging()
     with failing_cleanly(
         ValueError,
         TypeError,
@@ -155,7 +152,6 @@ def defense_eval(
     from app.ml.opponents.registry import OpponentMissing
     from app.ml.packs import DataPackMissing
 
-    setup_logging()
     with failing_cleanly(
         ValueError,
         TypeError,

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from app.cli.common import check_opponent_ready, fail, failing_cleanly, setup_logging
+from app.cli.common import check_opponent_ready, fail, failing_cleanly
 
 
 def modelsvc(
     host: Annotated[str, typer.Option(help="Bind address; keep it on loopback or a private network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port; the web server reaches it through ARENA_MODEL_SERVICE_URL.")] = 8100,
     backend: Annotated[
-        str, typer.Option(help="What serves the jobs: inprocess (torch here) or ray (a Ray Serve deployment).")
+        Literal["inprocess", "ray"],
+        typer.Option(help="What serves the jobs: inprocess (torch here) or ray (a Ray Serve deployment)."),
     ] = "inprocess",
     replicas: Annotated[int, typer.Option(help="ray: replicas (the minimum, with --max-replicas).")] = 1,
     max_replicas: Annotated[int, typer.Option(help="ray: autoscale up to this many replicas; 0: fixed.")] = 0,
@@ -27,12 +28,9 @@ def modelsvc(
     a private local Ray instance (docs/scaling.md)."""
     from app.modelsvc import server  # loads numpy and the service protocol; `arena --help` need not
 
-    setup_logging()
     if backend == "ray":
         serve_on_ray(host, port, replicas, max_replicas, gpus_per_replica, cpus_per_replica)
         return
-    if backend not in server.BACKENDS:
-        fail(f"unknown backend {backend!r}; choose one of: {', '.join(server.BACKENDS)}")
     check_opponent_ready()
     server.serve(host, port, backend)
 

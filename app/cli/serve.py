@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import check_opponent_ready, setup_logging
+from app.cli.common import check_opponent_ready
+from app.cli.logs import current_level_name
 from app.config import get_settings
 
 
@@ -22,11 +23,17 @@ def serve(
     from app.db import migrate as migrations
     from app.main import create_app
 
-    setup_logging()
     settings = get_settings()
     if migrate:
         migrations.wait_for_database(settings.database_url)
         migrations.upgrade(settings.database_url)
     if not settings.model_service_url:  # a separate model service checks its own checkpoints (arena modelsvc)
         check_opponent_ready()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
+    # No log_config: uvicorn's records go through arena's handler (times, levels, --log-format) at arena's level.
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        log_level=current_level_name(),
+    )

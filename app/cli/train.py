@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from app.cli.common import Device, Threads, fail, failing_cleanly, setup_logging
+from app.cli.common import Device, Threads, fail, failing_cleanly, machine_threads
 from app.config import get_settings
 from app.ml.opponents import cards
 
@@ -23,14 +23,13 @@ def train(
     batch_size: Annotated[int | None, typer.Option(help="Batch size (default: the recipe's).")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: the recipe's).")] = None,
     device: Device = "cpu",
-    threads: Threads = 2,
+    threads: Threads = 0,
 ) -> None:
     """Train the pack's opponent, save models/<name>.safetensors and rewrite its model card (with progress)."""
     # torch and the recipes take seconds to import; `arena --help` need not.
     from app.ml.packs import DataPackMissing
     from app.ml.training.command import summary, train_named, train_pack
 
-    setup_logging()
     settings = get_settings()
     with failing_cleanly(
         DataPackMissing,
@@ -49,7 +48,7 @@ def train(
             device=device,
             models_dir=settings.models_dir,
             data_dir=settings.data_dir,
-            threads=threads,
+            threads=machine_threads(threads),
         )
     typer.echo(summary(card))
     refresh_eligibility(str(card["name"]), device)
@@ -73,7 +72,7 @@ def eligible(
         list[str] | None, typer.Option(help="Opponent (repeatable); default: every opponent with a card here.")
     ] = None,
     device: Device = "cpu",
-    threads: Threads = 2,
+    threads: Threads = 0,
 ) -> None:
     """Write models/<name>.eligible.json: the test images each opponent gets right when clean, the images its
     rounds are drawn from. The model service reads it instead of asking the model about all of them at start."""
@@ -83,7 +82,6 @@ def eligible(
     from app.ml.opponents.specs import available_opponents
     from app.ml.packs import DataPackMissing
 
-    setup_logging()
     settings = get_settings()
     names = opponent or [n for n in available_opponents() if cards.card_path(settings.models_dir, n).is_file()]
     if not names:
@@ -99,7 +97,7 @@ def eligible(
                     models_dir=settings.models_dir,
                     data_dir=settings.data_dir,
                     device=device,
-                    threads=threads,
+                    threads=machine_threads(threads),
                     progress=lambda done, task=task: progress.advance(task, done),
                 )
             progress.update(task, total=total, completed=total)
@@ -112,7 +110,7 @@ def train_advgan(
     epochs: Annotated[int, typer.Option(help="Passes over the training images.")] = 1,
     max_batches: Annotated[int | None, typer.Option(help="Cap on batches per epoch (quick trials).")] = None,
     width: Annotated[int, typer.Option(help="Generator width (channels of its first layer).")] = 16,
-    threads: Threads = 1,
+    threads: Threads = 0,
     device: Device = "cpu",
 ) -> None:
     """Train an AdvGAN generator against an opponent; write models/advgan-<opponent>.safetensors and its card."""
@@ -121,7 +119,6 @@ def train_advgan(
     from app.ml.opponents.registry import OpponentMissing
     from app.ml.packs import DataPackMissing
 
-    setup_logging()
     with failing_cleanly(
         ValueError,
         KeyError,
@@ -136,7 +133,7 @@ def train_advgan(
             epochs=epochs,
             max_batches=max_batches,
             width=width,
-            threads=threads,
+            threads=machine_threads(threads),
             device=device,
         )
     typer.echo(line)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from app.cli import app
+from tests.cli.output import unboxed
 
 runner = CliRunner()
 
@@ -46,7 +47,7 @@ def test_db_upgrade_then_export_an_empty_database(tmp_path: Path) -> None:
     assert exported.returncode == 0, exported.stderr
     assert list(csv.reader(io.StringIO(exported.stdout)))[0][:3] == ["answer_id", "answered_at", "player_id"]
     bad = arena("export", "--format", "xml", env=env)
-    assert bad.returncode == 1 and "unknown format" in bad.stderr
+    assert bad.returncode == 2 and "'xml' is not one of 'csv', 'json', 'jsonl', 'zip'" in unboxed(bad.stderr)
 
 
 def test_serve_without_the_data_pack_says_what_to_install(tmp_path: Path) -> None:
