@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -146,9 +146,32 @@ def get_settings() -> Settings:
     return Settings()
 
 
+class LogSettings(BaseSettings):
+    """How `arena` logs. Apart from Settings because the command reads them before anything else, when creating
+    Settings would already log (the built-in secret's warning) to a logging not yet set up."""
+
+    model_config = SettingsConfigDict(env_prefix="ARENA_", env_file=".env", env_ignore_empty=True, extra="ignore")
+
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        "info", description="Least level `arena` logs (or `arena --log-level LEVEL COMMAND`)."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="text: time, level, logger and message a line; json: one JSON object a line, for a log "
+        "collector (or `arena --log-format json COMMAND`).",
+    )
+
+
+DOCUMENTED = (Settings, LogSettings)
+
+
+def all_fields() -> dict[str, Any]:
+    return {name: field for kind in DOCUMENTED for name, field in kind.model_fields.items()}
+
+
 def shown_default(name: str) -> str:
     """A field's default as the docs show it: paths relative to the checkout, the built-in secret not printed."""
-    field = Settings.model_fields[name]
+    field = all_fields()[name]
     value = field.get_default(call_default_factory=True)
     if isinstance(value, SecretStr):
         return "a built-in development value"
@@ -169,7 +192,7 @@ def env_name(name: str) -> str:
 def settings_table() -> str:
     """The README's settings table, made from the fields so the docs cannot drift from the code."""
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
-    for name, field in Settings.model_fields.items():
+    for name, field in all_fields().items():
         meaning = (field.description or "").replace("|", "\\|")
         rows.append(f"| `{env_name(name)}` | `{shown_default(name)}` | {meaning} |")
     return "\n".join(rows) + "\n"
@@ -180,7 +203,7 @@ def env_example() -> str:
     lines = [
         "# Adversarial Arena settings: copy to .env and uncomment what you change (made by `python -m app.config`)."
     ]
-    for name, field in Settings.model_fields.items():
+    for name, field in all_fields().items():
         default = shown_default(name)
         value = "" if default in ("(unset)", "(empty)", "a built-in development value") else default
         lines += ["", f"# {field.description}", f"# {env_name(name)}={value}"]

@@ -15,6 +15,7 @@ from app.cli.modelsvc import modelsvc
 from app.cli.serve import serve
 from app.cli.train import eligible, train, train_advgan
 from app.cli.version import version_line
+from app.config import LogSettings
 
 app = typer.Typer(help="Adversarial Arena: people against an image classifier under attack.", no_args_is_help=True)
 
@@ -28,18 +29,20 @@ def print_version(asked: bool) -> None:
 @app.callback()
 def global_options(
     log_level: Annotated[
-        LogLevel, typer.Option(envvar="ARENA_LOG_LEVEL", case_sensitive=False, help="Least level logged.")
-    ] = "info",
+        LogLevel | None,
+        typer.Option(case_sensitive=False, help="Least level logged (default: ARENA_LOG_LEVEL, or info)."),
+    ] = None,
     log_format: Annotated[
-        LogFormat,
-        typer.Option(envvar="ARENA_LOG_FORMAT", case_sensitive=False, help="json: one JSON object a line."),
-    ] = "text",
+        LogFormat | None,
+        typer.Option(case_sensitive=False, help="json: one JSON object a line (default: ARENA_LOG_FORMAT, or text)."),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=print_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Options for every command; they go before it: `arena --log-level debug serve`."""
-    configure_logging(log_level, log_format)
+    configured = LogSettings()  # the environment and .env, like every other setting
+    configure_logging(log_level or configured.log_level, log_format or configured.log_format)
 
 
 app.add_typer(db_app, name="db")
