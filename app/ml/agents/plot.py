@@ -39,7 +39,7 @@ def plot_attacks(attacks: dict[str, Any], clean: dict[str, Any], stem: Path) -> 
     by_budget.set_xlabel("budget (L∞ on the normalised state)")
     by_budget.set_ylabel(f"return (mean of {clean['n']} episodes, 95% interval)")
     by_budget.set_title("Return against budget")
-    by_budget.legend(fontsize=8)
+    by_budget.legend(fontsize=8, loc="best")
     timed = attacks["by_attacked_steps"]
     step_counts = ", ".join(str(row["max_attacked_steps"]) for row in timed)
     by_share.errorbar(
@@ -67,7 +67,7 @@ def plot_attacks(attacks: dict[str, Any], clean: dict[str, Any], stem: Path) -> 
     by_share.set_xscale("symlog", linthresh=0.01)
     by_share.set_xlabel("share of attacked steps")
     by_share.set_title(f"Return against the share of attacked steps (budget {attacks['timed_budget']})")
-    by_share.legend(fontsize=8)
+    by_share.legend(fontsize=8, loc="best")
     figure.tight_layout()
     stem.parent.mkdir(parents=True, exist_ok=True)
     png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
