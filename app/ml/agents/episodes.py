@@ -73,6 +73,22 @@ class Episode:
             ],
         }
 
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> Episode:
+        """The episode as :meth:`to_dict` wrote it (after a trip through JSON, which keeps float32 values exact)."""
+        steps = [
+            Step(
+                state=tuple(step["state"]),
+                action=step["action"],
+                q_values=tuple(step["q_values"]),
+                attacked=step["attacked"],
+                perturbation=tuple(step["perturbation"]),
+                target_action=step["target_action"],
+            )
+            for step in stored["steps"]
+        ]
+        return cls(stored["seed"], stored["attack"], steps, tuple(stored["final_state"]), stored["terminated"])
+
 
 def _floats(values: np.ndarray | torch.Tensor) -> tuple[float, ...]:
     return tuple(float(value) for value in np.asarray(values, dtype=np.float32))

@@ -7,7 +7,7 @@ import json
 import torch
 
 from app.ml.agents.attacks import FgsmEveryStep
-from app.ml.agents.episodes import replay_states, run_episode
+from app.ml.agents.episodes import Episode, replay_states, run_episode
 from app.ml.agents.trainer import DqnSettings, train_dqn
 
 
@@ -29,6 +29,7 @@ def test_a_recorded_episode_replays_bit_for_bit(agent) -> None:
     assert states == [tuple(step["state"]) for step in stored["steps"]] + [tuple(stored["final_state"])]
     assert [tuple(step["state"]) for step in stored["steps"]] == [step.state for step in episode.steps]
     assert stored["return"] == episode.total_return
+    assert Episode.from_dict(stored) == episode
 
 
 def test_the_trainer_is_deterministic_from_its_seed() -> None:
