@@ -88,29 +88,32 @@ def _attack_lines(attacks: dict[str, Any]) -> list[str]:
         "",
         f"Measured {attacks['measured']} on the card's {attacks['n']} seeded episodes (seeds {attacks['seeds']}); "
         f"mean return with its 95% interval ({attacks['interval']}). Replica: `{attacks['replica']}`. "
+        "Up to the limit: episodes that kept the pole up for all 500 steps. "
         "Induced: of the steps where the attack named a target action, the share where the agent took it.",
         "",
         "### Return against budget",
         "",
-        "| attack | parameters | budget (L∞) | n | return [95% interval] | attacked steps | attacked share | induced |",
-        "|---|---|---|---|---|---|---|---|",
+        "| attack | parameters | budget (L∞) | n | return [95% interval] | up to the limit | attacked steps | "
+        "attacked share | induced |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in attacks["by_budget"]:
         lines.append(
             f"| {ATTACK_TITLES[row['attack']]} | {attacks['parameters'][row['attack']]} | {row['budget']} | "
-            f"{row['n']} | {_interval(row)} | {row['attacked_steps']:.1f} | {_share(row['attacked_share'])} | "
-            f"{_share(row['induced_share'])} |"
+            f"{row['n']} | {_interval(row)} | {row['at_time_limit']} | {row['attacked_steps']:.1f} | "
+            f"{_share(row['attacked_share'])} | {_share(row['induced_share'])} |"
         )
     lines += [
         "",
         f"### Return against the share of attacked steps (strategically-timed, budget {attacks['timed_budget']})",
         "",
-        "| at most N steps | n | return [95% interval] | attacked steps | attacked share | induced |",
-        "|---|---|---|---|---|---|",
+        "| at most N steps | n | return [95% interval] | up to the limit | attacked steps | attacked share | induced |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in attacks["by_attacked_steps"]:
         lines.append(
-            f"| {row['max_attacked_steps']} | {row['n']} | {_interval(row)} | {row['attacked_steps']:.1f} | "
+            f"| {row['max_attacked_steps']} | {row['n']} | {_interval(row)} | {row['at_time_limit']} | "
+            f"{row['attacked_steps']:.1f} | "
             f"{_share(row['attacked_share'])} | {_share(row['induced_share'])} |"
         )
     lines += ["", f"![return under attack]({attacks['plot']['png']}) (also `{attacks['plot']['svg']}`)", ""]
@@ -141,6 +144,7 @@ def render_agent_markdown(card: dict[str, Any]) -> str:
         "",
         f"Clean return over {evaluation['n']} seeded episodes (seeds {evaluation['seeds']}, greedy): "
         f"**{_interval(evaluation['clean'])}** (mean [95% interval, {evaluation['interval']}]); "
+        f"{evaluation['clean']['at_time_limit']} of {evaluation['n']} episodes kept the pole up to the time limit; "
         f"goal ≥ {evaluation['goal']} of 500.",
         "",
     ]

@@ -32,9 +32,11 @@ AttackFactory = Callable[[], ObservationAttack | None]
 
 @dataclass(frozen=True)
 class ReturnSummary:
-    """The mean return of ``n`` seeded episodes with its 95% interval, and how much of them was attacked."""
+    """The mean return of ``n`` seeded episodes with its 95% interval, how many kept the pole up to the time limit,
+    and how much of them was attacked."""
 
     n: int
+    at_time_limit: int
     mean: float
     low: float
     high: float
@@ -62,6 +64,7 @@ def summarise(episodes: Sequence[Episode], seconds: float) -> ReturnSummary:
     targeted = [step for episode in episodes for step in episode.steps if step.target_action is not None]
     return ReturnSummary(
         n=len(episodes),
+        at_time_limit=sum(not episode.terminated for episode in episodes),
         mean=mean,
         low=low,
         high=high,

@@ -48,7 +48,8 @@ def save_agent(net: QNetwork, path: Path) -> None:
 def load_agent(path: Path) -> QNetwork:
     """The checkpoint as a frozen network in eval mode (its hidden sizes read from the weights' shapes)."""
     state = load_file(str(path))
-    hidden = tuple(state[f"layers.{index}.weight"].shape[0] for index in range(0, len(state) - 2, 2))
+    weights = sorted((key for key in state if key.endswith(".weight")), key=lambda key: int(key.split(".")[1]))
+    hidden = tuple(state[key].shape[0] for key in weights[:-1])
     net = QNetwork(hidden)
     net.load_state_dict(state)
     net.eval()

@@ -64,7 +64,9 @@ def machine() -> str:
     return f"cpu (1 torch thread, {os.cpu_count()} CPU cores, {model})"
 
 
-def train_section(name: str, seed: int, settings: DqnSettings, command: str, models_dir: Path, console: Console):
+def train_section(
+    name: str, seed: int, settings: DqnSettings, command: str, models_dir: Path, console: Console
+) -> dict[str, Any]:
     result = train_dqn(seed, settings, progress=console.log)
     save_agent(result.agent, models_dir / f"{name}.safetensors")
     return {
