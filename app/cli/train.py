@@ -29,6 +29,7 @@ def train(
     # torch and the recipes take seconds to import; `arena --help` need not.
     from app.ml.packs import DataPackMissing
     from app.ml.training.command import summary, train_named, train_pack
+    from app.ml.training.options import TrainingOptions
 
     settings = get_settings()
     with failing_cleanly(
@@ -39,8 +40,7 @@ def train(
         interrupted="the previous checkpoint and card were left as they were",
         unquoted_key_errors=True,
     ):
-        card = (train_pack if opponent is None else train_named)(
-            pack if opponent is None else opponent,
+        options = TrainingOptions(
             seed=seed,
             epochs=epochs,
             batch_size=batch_size,
@@ -50,6 +50,7 @@ def train(
             data_dir=settings.data_dir,
             threads=machine_threads(threads),
         )
+        card = (train_pack if opponent is None else train_named)(pack if opponent is None else opponent, options)
     typer.echo(summary(card))
     refresh_eligibility(str(card["name"]), device)
 

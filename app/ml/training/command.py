@@ -1,12 +1,11 @@
 """What ``arena train`` calls: pack name in, trained opponent and model card out.
 
-Kept out of the CLI so that it stays a thin Typer wrapper and never needs to know which opponent a pack trains or
-how threads are managed: the flags come in as keywords (the CLI's), and leave as one :class:`TrainingOptions`.
+Kept out of the CLI so that it stays a thin Typer wrapper and never needs to know which opponent a pack trains: the
+CLI's flags arrive as one :class:`TrainingOptions`, which every recipe takes.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from app.ml.errors import UnknownName
@@ -14,51 +13,21 @@ from app.ml.opponents.specs import DEFAULT_OPPONENT_FOR_PACK, opponent_spec
 from app.ml.training.options import TrainingOptions
 from app.ml.training.recipes import train_opponent
 
-DEFAULT_THREADS = 2
 
-
-def train_pack(pack: str = "fashion", **flags: Any) -> dict[str, Any]:
-    """Train the default opponent of ``pack`` and return its card (for the CLI to summarise); ``flags`` are
-    :func:`train_named`'s."""
+def train_pack(pack: str, options: TrainingOptions) -> dict[str, Any]:
+    """Train the default opponent of ``pack`` and return its card (for the CLI to summarise)."""
     try:
         name = DEFAULT_OPPONENT_FOR_PACK[pack]
     except KeyError:
         raise UnknownName("trainable pack", pack, DEFAULT_OPPONENT_FOR_PACK) from None
-    return train_named(name, **flags)
+    return train_named(name, options)
 
 
-def train_named(
-    opponent: str,
-    *,
-    seed: int = 0,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    lr: float | None = None,
-    device: str = "cpu",
-    models_dir: Path | None = None,
-    data_dir: Path | None = None,
-    threads: int | None = DEFAULT_THREADS,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Train one opponent by name (``arena train --opponent NAME``); epochs/batch_size/lr apply to nets only.
-
-    Two threads by default: the committed cards were measured that way, and on a shared laptop or server more
-    threads mostly add contention rather than speed for a net this small.
-    """
+def train_named(opponent: str, options: TrainingOptions) -> dict[str, Any]:
+    """Train one opponent by name (``arena train --opponent NAME``); epochs, batch size and lr apply to nets only."""
     spec = opponent_spec(opponent)
-    if spec.kind == "sklearn" and any(v is not None for v in (epochs, batch_size, lr)):
+    if spec.kind == "sklearn" and any(v is not None for v in (options.epochs, options.batch_size, options.lr)):
         raise ValueError(f"{opponent} is a scikit-learn model: --epochs/--batch-size/--lr do not apply to it")
-    options = TrainingOptions(
-        seed=seed,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        device=device,
-        models_dir=models_dir,
-        data_dir=data_dir,
-        threads=threads,
-        progress=progress,
-    )
     return train_opponent(opponent, options)
 
 

@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from app.cli import app
 from app.ml.training.command import train_named
+from app.ml.training.options import TrainingOptions
 
 runner = CliRunner()
 
@@ -24,7 +25,7 @@ def test_unknown_opponent_lists_the_known_ones() -> None:
 
 def test_net_options_do_not_apply_to_scikit_learn_opponents() -> None:
     with pytest.raises(ValueError, match="--epochs/--batch-size/--lr do not apply"):
-        train_named("fashion-forest", epochs=3)
+        train_named("fashion-forest", TrainingOptions(epochs=3))
     result = runner.invoke(app, ["train", "--opponent", "fashion-logreg", "--lr", "0.1"])
     assert result.exit_code == 1 and "do not apply" in result.output
 
