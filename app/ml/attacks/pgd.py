@@ -7,8 +7,6 @@ gradient step of the loss and project back onto the eps-ball intersected with th
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 import torch.nn.functional as F
 from pydantic import Field
@@ -35,18 +33,7 @@ class PGDParams(AttackParams):
     )
 
 
-class PGD(Attack):
-    name: ClassVar[str] = "pgd"
-    Params: ClassVar[type[AttackParams]] = PGDParams
-    params: PGDParams
-    supports_target: ClassVar[bool] = True
-    explanation: ClassVar[str] = (
-        "Projected gradient descent repeats the gradient-sign step many times with small steps, starting from "
-        "a random point near the image, and after every step pulls the image back so that no pixel has moved "
-        "more than the budget. Each step uses the network's exact gradient, so it finds an adversarial image "
-        "within the budget whenever one is easy to reach; it is the standard yardstick for robustness."
-    )
-
+class PGD(Attack, name="pgd", params=PGDParams, targeted=True):
     def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
         steps = self.params.steps
         goal, low, high, target = batch.goal, batch.low, batch.high, batch.target
