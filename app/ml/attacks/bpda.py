@@ -21,7 +21,7 @@ from pydantic import Field
 from torch import Tensor
 
 from app.ml.attacks.base import Attack, AttackParams
-from app.ml.attacks.common import REL_STEP_SIZE, margin, pgd_step_size, uniform_start
+from app.ml.attacks.common import PGDStepSize, RandomStart, margin, pgd_step_size, uniform_start
 from app.ml.attacks.inputs import AttackBatch
 from app.ml.defenses.base import InputDefense, attack_view
 from app.ml.model import ArenaModel
@@ -29,10 +29,8 @@ from app.ml.model import ArenaModel
 
 class BPDAParams(AttackParams):
     steps: int = Field(20, ge=1, le=10_000, description="Gradient steps.")
-    step_size: float | None = Field(
-        None, gt=0.0, le=1.0, description=f"Absolute step in pixel units; None means {REL_STEP_SIZE}*eps/steps."
-    )
-    random_start: bool = Field(True, description="Start from a uniform random point of the eps-ball.")
+    step_size: PGDStepSize = None
+    random_start: RandomStart = True
     loss: Literal["ce", "margin"] = Field(
         "ce",
         description=(

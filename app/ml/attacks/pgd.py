@@ -13,17 +13,15 @@ from pydantic import Field
 from torch import Tensor
 
 from app.ml.attacks.base import Attack, AttackParams
-from app.ml.attacks.common import REL_STEP_SIZE, pgd_step_size, uniform_start
+from app.ml.attacks.common import PGDStepSize, RandomStart, pgd_step_size, uniform_start
 from app.ml.attacks.inputs import AttackBatch
 from app.ml.model import ArenaModel
 
 
 class PGDParams(AttackParams):
     steps: int = Field(20, ge=1, le=10_000, description="Gradient steps (model forward+backward passes).")
-    step_size: float | None = Field(
-        None, gt=0.0, le=1.0, description=f"Absolute step in pixel units; None means {REL_STEP_SIZE}*eps/steps."
-    )
-    random_start: bool = Field(True, description="Start from a uniform random point of the eps-ball.")
+    step_size: PGDStepSize = None
+    random_start: RandomStart = True
     early_stop: bool = Field(
         False,
         description=(
