@@ -14,7 +14,7 @@ import logging
 import threading
 import weakref
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from pydantic import Field
@@ -137,18 +137,7 @@ def fold_batch_norms(module: nn.Module) -> nn.Module:
     return module
 
 
-class AdvGAN(Attack):
-    name: ClassVar[str] = "advgan"
-    Params: ClassVar[type[AttackParams]] = AdvGANParams
-    params: AdvGANParams
-    threat_model = "white-box"
-    explanation: ClassVar[str] = (
-        "AdvGAN trains a second neural network, a generator, to fool this classifier: during training it saw "
-        "the classifier's gradients on thousands of images and learned which pixel changes make it fail. At play "
-        "time the generator looks at the image once and paints its change in a single pass, scaled to the "
-        "budget, with no trial and error, so it is very fast, though a little less sure to succeed than PGD."
-    )
-
+class AdvGAN(Attack, name="advgan", params=AdvGANParams, threat_model="white-box"):
     def generator_net(self, model: ArenaModel) -> tuple[nn.Module, dict[str, Any]]:
         """The trained generator (and its card) for ``model``'s device; the trainer overrides this to measure a
         generator before it is written to disk."""

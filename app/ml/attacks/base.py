@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
 from app.ml.attacks.inputs import AttackBatch, GeneratorArg, Norm, validate_inputs, validate_target
+from app.ml.attacks.texts import ATTACK_TEXTS, DEFAULT_BUDGET, EXPLANATIONS_FILE
 from app.ml.model import ArenaModel
 
 ThreatModel = Literal["white-box", "score", "decision", "transfer"]
@@ -90,12 +91,17 @@ class RunOutput:
 
 
 class Attack(ABC):
-    """Base class: subclasses set ``name`` and ``Params`` and implement :meth:`run`.
+    """Base class: a subclass declares itself in its class header and implements :meth:`run`::
 
-    The class attributes describe the attack for the registry (``describe_attacks``): ``norm`` is the norm the
-    ``eps`` budget is measured in ("l0" attacks change at most a fixed number of pixels, each by at most eps in
-    L∞), ``threat_model`` what the attack may see of the model, ``explanation`` one plain-words paragraph for
-    the reveal, and ``budget`` how ``eps`` is interpreted.
+        class NES(QueryAttack, name="nes", params=NESParams, threat_model="score", targeted=True): ...
+
+    The declaration describes the attack for the registry (``describe_attacks``) and becomes class attributes:
+    ``name`` (registered name), ``Params`` (its :class:`AttackParams`), ``norm`` the norm the ``eps`` budget is
+    measured in ("l0" attacks change at most a fixed number of pixels, each by at most eps in L∞),
+    ``threat_model`` what the attack may see of the model, and ``supports_target`` (keyword ``targeted``).
+    What a header leaves out is inherited. A named attack's plain words come from explanations.toml (see
+    :mod:`app.ml.attacks.texts`): ``explanation``, one paragraph for the reveal, and ``budget``, how ``eps`` is
+    interpreted, where the attack has its own.
     """
 
     name: ClassVar[str]
@@ -103,10 +109,32 @@ class Attack(ABC):
     norm: ClassVar[Norm] = "linf"
     threat_model: ClassVar[ThreatModel] = "white-box"
     supports_target: ClassVar[bool] = False
-    explanation: ClassVar[str] = ""
-    budget: ClassVar[str] = "eps is the largest change allowed to any one pixel (L∞, pixel units)."
+    explanation: ClassVar[str]
+    budget: ClassVar[str] = DEFAULT_BUDGET
     # Every registered attack by name; the registry fills it in (it imports this module, so cannot be imported here).
     catalogue: ClassVar[Mapping[str, type[Attack]]] = MappingProxyType({})
+
+    def __init_subclass__(
+        cls,
+        *,
+        name: str | None = None,
+        params: type[AttackParams] | None = None,
+        norm: Norm | None = None,
+        threat_model: ThreatModel | None = None,
+        targeted: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = {"Params": params, "norm": norm, "threat_model": threat_model, "supports_target": targeted}
+        for attribute, value in declared.items():
+            if value is not None:
+                setattr(cls, attribute, value)
+        if name is not None:
+            if name not in ATTACK_TEXTS:
+                raise LookupError(f"attack {name!r} has no [attacks.{name}] table in {EXPLANATIONS_FILE}")
+            cls.name = name
+            cls.explanation = ATTACK_TEXTS[name]["explanation"]
+            cls.budget = ATTACK_TEXTS[name].get("budget", cls.budget)
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.Params.model_fields))

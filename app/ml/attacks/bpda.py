@@ -13,7 +13,7 @@ whose saturated softmax zeroes the cross-entropy gradient.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,7 @@ from pydantic import Field
 from torch import Tensor
 
 from app.ml.attacks.base import Attack, AttackParams
-from app.ml.attacks.common import REL_STEP_SIZE, margin, pgd_step_size, uniform_start
+from app.ml.attacks.common import PGDStepSize, RandomStart, margin, pgd_step_size, uniform_start
 from app.ml.attacks.inputs import AttackBatch
 from app.ml.defenses.base import InputDefense, attack_view
 from app.ml.model import ArenaModel
@@ -29,10 +29,8 @@ from app.ml.model import ArenaModel
 
 class BPDAParams(AttackParams):
     steps: int = Field(20, ge=1, le=10_000, description="Gradient steps.")
-    step_size: float | None = Field(
-        None, gt=0.0, le=1.0, description=f"Absolute step in pixel units; None means {REL_STEP_SIZE}*eps/steps."
-    )
-    random_start: bool = Field(True, description="Start from a uniform random point of the eps-ball.")
+    step_size: PGDStepSize = None
+    random_start: RandomStart = True
     loss: Literal["ce", "margin"] = Field(
         "ce",
         description=(
@@ -48,18 +46,7 @@ class BPDAParams(AttackParams):
     )
 
 
-class BPDAPGD(Attack):
-    name: ClassVar[str] = "bpda-pgd"
-    Params: ClassVar[type[AttackParams]] = BPDAParams
-    params: BPDAParams
-    supports_target: ClassVar[bool] = True
-    explanation: ClassVar[str] = (
-        "Some defenses squeeze or clean the image before the network sees it, and that step hides the gradient "
-        "an attacker follows. This attack runs the defense as it is but, when working out which way to push the "
-        "pixels, pretends the cleaning step changed nothing; that is enough to find images that get through the "
-        "defense. Against a defense that also flags suspicious images, it pushes to avoid the flag as well."
-    )
-
+class BPDAPGD(Attack, name="bpda-pgd", params=BPDAParams, targeted=True):
     def gradient_view(self, model: ArenaModel) -> ArenaModel:
         """What the attack differentiates: BPDA through an input defense, else the model itself."""
         return attack_view(model)
@@ -90,20 +77,13 @@ class BPDAPGD(Attack):
         return adv
 
 
-class UnrolledPGD(BPDAPGD):
+class UnrolledPGD(BPDAPGD, name="unrolled-pgd"):
     """PGD-L∞ differentiating *through* a defense's own iterative transform instead of around it: Defense-GAN's
     projection is ten Adam steps on a latent code, short enough to record and backpropagate through, which
     Athalye, Carlini & Wagner (2018) name as the way to attack an optimisation-based defense. BPDA's identity
     approximation is poor there (the projection moves clean images far: the generator reconstructs them only
     roughly), and measured on fashion-defgan it barely moves accuracy; this follows the real dependence. On a
     model without such a transform it is BPDA-PGD (and on an undefended model, plain PGD)."""
-
-    name: ClassVar[str] = "unrolled-pgd"
-    explanation: ClassVar[str] = (
-        "Some defenses clean the image by a short search of their own (here: for the closest picture a generator "
-        "can draw) before the network sees it. This attack retraces every step of that search to work out which "
-        "way to push the pixels, so it aims at what the network will really see after the cleaning."
-    )
 
     def gradient_view(self, model: ArenaModel) -> ArenaModel:
         unrolled = getattr(model, "unrolled", None)

@@ -9,8 +9,10 @@ own seed and not on which other samples share its batch or are still active.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Annotated
 
 import torch
+from pydantic import Field
 from torch import Tensor
 
 from app.ml.attacks.base import uniform_noise
@@ -18,6 +20,13 @@ from app.ml.attacks.inputs import AttackBatch, GeneratorArg
 
 # Madry et al. use a step of 2.5 * eps / steps: large enough to cross the ball and come back within the run.
 REL_STEP_SIZE = 2.5
+
+# The hyperparameters PGD-L∞ and BPDA-PGD share, declared once so that their ranges and help text stay alike.
+PGDStepSize = Annotated[
+    float | None,
+    Field(gt=0.0, le=1.0, description=f"Absolute step in pixel units; None means {REL_STEP_SIZE}*eps/steps."),
+]
+RandomStart = Annotated[bool, Field(description="Start from a uniform random point of the eps-ball.")]
 
 
 def _draw(generator: GeneratorArg, idx: Tensor, shape: Sequence[int], device: torch.device, normal: bool) -> Tensor:

@@ -18,7 +18,6 @@ respecting a budget: the result is clipped to the L2 eps-ball afterwards and suc
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import torch
 from pydantic import Field
@@ -39,23 +38,7 @@ class CWParams(AttackParams):
     abort_early: bool = Field(True, description="A sample ends a round once its loss improves by < 0.1%.")
 
 
-class CarliniWagnerL2(Attack):
-    name: ClassVar[str] = "cw"
-    Params: ClassVar[type[AttackParams]] = CWParams
-    params: CWParams
-    norm = "l2"
-    supports_target: ClassVar[bool] = True
-    budget: ClassVar[str] = (
-        "Minimisation attack: it finds a small L2 change; the result is then clipped to the L2 ball of radius "
-        "eps and success re-measured there."
-    )
-    explanation: ClassVar[str] = (
-        "The Carlini-Wagner attack turns the search into an optimisation problem: make the change as small as "
-        "possible while pushing the wrong class ahead of the right one, with a dial that weighs the two goals. "
-        "It tunes that dial for every image separately, keeps the smallest successful change it has seen, and "
-        "usually finds far smaller changes than the one-step methods, at the cost of many more steps."
-    )
-
+class CarliniWagnerL2(Attack, name="cw", params=CWParams, norm="l2", targeted=True):
     def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
         images, labels = batch.images, batch.labels
         p = self.params

@@ -28,21 +28,7 @@ class DeepFoolParams(AttackParams):
     candidates: int = Field(10, ge=2, le=1_000, description="Classes considered: the top-k of the clean logits.")
 
 
-class DeepFool(Attack):
-    name: ClassVar[str] = "deepfool"
-    Params: ClassVar[type[AttackParams]] = DeepFoolParams
-    params: DeepFoolParams
-    norm = "l2"
-    budget: ClassVar[str] = (
-        "Minimisation attack: it finds the smallest L2 change it can; the result is then clipped to the L2 "
-        "ball of radius eps and success re-measured there."
-    )
-    explanation: ClassVar[str] = (
-        "DeepFool pretends the network is a simple linear rule near the image, works out exactly how far "
-        "away the nearest other class is under that rule, and jumps just past it. Because the network is not "
-        "really linear, it repeats this a few times. It does not try to use the whole budget: it looks for "
-        "the smallest change that flips the answer, which shows how close to a decision boundary the image was."
-    )
+class DeepFool(Attack, name="deepfool", params=DeepFoolParams, norm="l2"):
     dual_order: ClassVar[float] = 2.0
 
     def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
@@ -94,17 +80,5 @@ class DeepFool(Attack):
         return adv
 
 
-class DeepFoolLinf(DeepFool):
-    name: ClassVar[str] = "deepfool-linf"
-    norm = "linf"
+class DeepFoolLinf(DeepFool, name="deepfool-linf", norm="linf"):
     dual_order: ClassVar[float] = 1.0
-    budget: ClassVar[str] = (
-        "Minimisation attack: it finds the smallest L∞ change it can; the result is then clipped to the L∞ "
-        "ball of radius eps and success re-measured there."
-    )
-    explanation: ClassVar[str] = (
-        "This DeepFool variant measures the change by its largest single-pixel change: it treats the network "
-        "as linear near the image, finds the nearest other class when every pixel may move by the same "
-        "amount, and steps just past it, repeating until the answer flips. It shows the smallest uniform "
-        "per-pixel budget that would have been enough."
-    )

@@ -13,8 +13,6 @@ and candidate check is one counted query; samples stop when fooled or out of bud
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from pydantic import Field
 from torch import Tensor
@@ -32,20 +30,7 @@ class EvadeHCParams(AttackParams):
     patch: int = Field(6, ge=1, le=28, description="Side of the square patch one morph changes, in pixels.")
 
 
-class EvadeHC(QueryAttack):
-    name: ClassVar[str] = "evadehc"
-    Params: ClassVar[type[AttackParams]] = EvadeHCParams
-    params: EvadeHCParams
-    threat_model = "decision"
-    query_mode = "decision"
-    explanation: ClassVar[str] = (
-        "This hill-climbing morpher works in the dark: it never sees a score, only whether the network still "
-        "gives the right answer. It makes a few random small changes to the picture, and to judge each one it "
-        "keeps changing that copy at random and counts how many changes it takes before the network's answer "
-        "flips. The copy that flipped soonest was closest to fooling the network, so the attack moves there "
-        "and repeats, staying within the budget, until the answer flips for real."
-    )
-
+class EvadeHC(QueryAttack, name="evadehc", params=EvadeHCParams, threat_model="decision"):
     def attack(self, oracle: QueryCounter, batch: AttackBatch) -> Tensor:
         p = self.params
         images, labels, eps = batch.images, batch.labels, batch.eps

@@ -6,8 +6,6 @@ loss of the target class instead, x_adv = clip(x - eps * sign(grad_x loss(x, t))
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -21,17 +19,7 @@ class FGSMParams(AttackParams):
     """FGSM has no hyperparameters besides the budget, which is given per call."""
 
 
-class FGSM(Attack):
-    name: ClassVar[str] = "fgsm"
-    Params: ClassVar[type[AttackParams]] = FGSMParams
-    supports_target: ClassVar[bool] = True
-    explanation: ClassVar[str] = (
-        "The fast gradient sign method looks at the network's gradient once: for every pixel it asks whether "
-        "making it brighter or darker would raise the network's error, and pushes every pixel by the full "
-        "budget in that direction at once. It is the cheapest white-box attack (one forward and backward pass) "
-        "and already fools undefended networks most of the time."
-    )
-
+class FGSM(Attack, name="fgsm", params=FGSMParams, targeted=True):
     def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
         x = batch.images.clone().requires_grad_(True)
         loss = F.cross_entropy(model(x), batch.goal, reduction="sum")

@@ -12,8 +12,6 @@ up to ``alpha * eps``, and is projected back into the eps-ball. A generation cos
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from pydantic import Field
 from torch import Tensor
@@ -32,19 +30,7 @@ class GenAttackParams(AttackParams):
     temperature: float = Field(0.1, gt=0.0, le=100.0, description="Selection temperature on the fitness.")
 
 
-class GenAttack(QueryAttack):
-    name: ClassVar[str] = "genattack"
-    Params: ClassVar[type[AttackParams]] = GenAttackParams
-    params: GenAttackParams
-    threat_model = "score"
-    supports_target: ClassVar[bool] = True
-    explanation: ClassVar[str] = (
-        "GenAttack breeds adversarial images the way nature breeds animals. It keeps a small population of "
-        "slightly altered copies of the picture, scores each by how much it lowers the network's confidence "
-        "in the right answer, lets the best ones pair up and mixes their pixels, adds random mutations, and "
-        "repeats. No gradient, no look inside: only the network's confidence scores drive the evolution."
-    )
-
+class GenAttack(QueryAttack, name="genattack", params=GenAttackParams, threat_model="score", targeted=True):
     def attack(self, oracle: QueryCounter, batch: AttackBatch) -> Tensor:
         p = self.params
         images, eps, generator = batch.images, batch.eps, batch.generator

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import ClassVar
 
 import torch
 from pydantic import Field
@@ -42,25 +41,7 @@ class HopSkipJumpParams(AttackParams):
     gamma: float = Field(1.0, gt=0.0, le=1000.0, description="Boundary tolerance factor (binary-search precision).")
 
 
-class HopSkipJump(QueryAttack):
-    name: ClassVar[str] = "hopskipjump"
-    Params: ClassVar[type[AttackParams]] = HopSkipJumpParams
-    params: HopSkipJumpParams
-    norm = "l2"
-    threat_model = "decision"
-    query_mode = "decision"
-    budget: ClassVar[str] = (
-        "Minimisation attack: it shrinks an L2 change while keeping the answer wrong; the result is then "
-        "clipped to the L2 ball of radius eps and success re-measured there. max_queries bounds the work."
-    )
-    explanation: ClassVar[str] = (
-        "HopSkipJump only ever learns the network's final answer, never a confidence. It starts from a noisy "
-        "picture the network already gets wrong and slides it towards the real image until the answer is "
-        "just about to flip back. Then it probes random small changes around that point to feel which way "
-        "the border between the classes runs, hops along it, and slides back again, so the wrong answer "
-        "stays while the picture looks more and more like the original."
-    )
-
+class HopSkipJump(QueryAttack, name="hopskipjump", params=HopSkipJumpParams, norm="l2", threat_model="decision"):
     def attack(self, oracle: QueryCounter, batch: AttackBatch) -> Tensor:
         p = self.params
         images, labels, generator = batch.images, batch.labels, batch.generator

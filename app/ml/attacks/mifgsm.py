@@ -7,8 +7,6 @@ stabilises the direction, which is what makes its examples transfer better to ot
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 import torch.nn.functional as F
 from pydantic import Field
@@ -24,18 +22,7 @@ class MIFGSMParams(AttackParams):
     decay: float = Field(1.0, ge=0.0, le=10.0, description="Momentum decay factor mu (0 gives plain I-FGSM).")
 
 
-class MIFGSM(Attack):
-    name: ClassVar[str] = "mi-fgsm"
-    Params: ClassVar[type[AttackParams]] = MIFGSMParams
-    params: MIFGSMParams
-    supports_target: ClassVar[bool] = True
-    explanation: ClassVar[str] = (
-        "The momentum iterative method takes several small gradient-sign steps, but like a rolling ball it "
-        "remembers the directions it went before and keeps some of that momentum. It fools the network as "
-        "well as plain iterated steps, and its images tend to fool other networks too, which is why it is a "
-        "favourite for transfer attacks, where the attacker trains their own copy of the model."
-    )
-
+class MIFGSM(Attack, name="mi-fgsm", params=MIFGSMParams, targeted=True):
     def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
         alpha = batch.eps / self.params.steps
         sign = 1.0 if batch.target is None else -1.0

@@ -9,8 +9,6 @@ stops as soon as any image it was queried on is adversarial, and is never querie
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from pydantic import Field
 from torch import Tensor
@@ -28,19 +26,7 @@ class NESParams(AttackParams):
     step_size: float | None = Field(None, gt=0.0, le=1.0, description="Absolute L∞ step; None means eps/5.")
 
 
-class NES(QueryAttack):
-    name: ClassVar[str] = "nes"
-    Params: ClassVar[type[AttackParams]] = NESParams
-    params: NESParams
-    threat_model = "score"
-    supports_target: ClassVar[bool] = True
-    explanation: ClassVar[str] = (
-        "Natural evolution strategies guess the gradient without seeing it: the attacker shows the network "
-        "the image with a few dozen tiny random speckle patterns added and subtracted, watches how its "
-        "confidence moves, and averages the patterns weighted by that change. That estimate points roughly "
-        "where the real gradient would, so the attacker can then take the same small steps PGD takes."
-    )
-
+class NES(QueryAttack, name="nes", params=NESParams, threat_model="score", targeted=True):
     def attack(self, oracle: QueryCounter, batch: AttackBatch) -> Tensor:
         p = self.params
         images, low, high = batch.images, batch.low, batch.high

@@ -11,8 +11,6 @@ lets the chosen pixels take any value. A generation costs ``population`` queries
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from pydantic import Field
 from torch import Tensor
@@ -30,25 +28,7 @@ class OnePixelParams(AttackParams):
     mutation: float = Field(0.5, gt=0.0, le=2.0, description="Differential weight F.")
 
 
-class OnePixel(QueryAttack):
-    name: ClassVar[str] = "one-pixel"
-    Params: ClassVar[type[AttackParams]] = OnePixelParams
-    params: OnePixelParams
-    norm = "l0"
-    threat_model = "score"
-    supports_target: ClassVar[bool] = True
-    budget: ClassVar[str] = (
-        "The `pixels` parameter is the budget: at most that many pixel positions change; eps additionally "
-        "caps how far each changed pixel may move (L∞), so eps=1.0 lets them take any value."
-    )
-    explanation: ClassVar[str] = (
-        "The one-pixel attack changes only a handful of pixels, but may change them completely, for example "
-        "from black to white. Which pixels, and to what value, is found by differential evolution: a "
-        "population of guesses is improved by combining the differences between other guesses, keeping a "
-        "new guess only when the network becomes less sure of the right answer. It shows how a few dots in "
-        "the wrong place can be enough."
-    )
-
+class OnePixel(QueryAttack, name="one-pixel", params=OnePixelParams, norm="l0", threat_model="score", targeted=True):
     def attack(self, oracle: QueryCounter, batch: AttackBatch) -> Tensor:
         p = self.params
         images, low, high, generator = batch.images, batch.low, batch.high, batch.generator

@@ -7,25 +7,21 @@ gradient step of the loss and project back onto the eps-ball intersected with th
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
 from app.ml.attacks.base import Attack, AttackParams
-from app.ml.attacks.common import REL_STEP_SIZE, pgd_step_size, uniform_start
+from app.ml.attacks.common import PGDStepSize, RandomStart, pgd_step_size, uniform_start
 from app.ml.attacks.inputs import AttackBatch
 from app.ml.model import ArenaModel
 
 
 class PGDParams(AttackParams):
     steps: int = Field(20, ge=1, le=10_000, description="Gradient steps (model forward+backward passes).")
-    step_size: float | None = Field(
-        None, gt=0.0, le=1.0, description=f"Absolute step in pixel units; None means {REL_STEP_SIZE}*eps/steps."
-    )
-    random_start: bool = Field(True, description="Start from a uniform random point of the eps-ball.")
+    step_size: PGDStepSize = None
+    random_start: RandomStart = True
     early_stop: bool = Field(
         False,
         description=(
@@ -35,18 +31,7 @@ class PGDParams(AttackParams):
     )
 
 
-class PGD(Attack):
-    name: ClassVar[str] = "pgd"
-    Params: ClassVar[type[AttackParams]] = PGDParams
-    params: PGDParams
-    supports_target: ClassVar[bool] = True
-    explanation: ClassVar[str] = (
-        "Projected gradient descent repeats the gradient-sign step many times with small steps, starting from "
-        "a random point near the image, and after every step pulls the image back so that no pixel has moved "
-        "more than the budget. Each step uses the network's exact gradient, so it finds an adversarial image "
-        "within the budget whenever one is easy to reach; it is the standard yardstick for robustness."
-    )
-
+class PGD(Attack, name="pgd", params=PGDParams, targeted=True):
     def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
         steps = self.params.steps
         goal, low, high, target = batch.goal, batch.low, batch.high, batch.target

@@ -6,8 +6,6 @@ normalised to unit L2 norm, scale the perturbation back into the ball and clip t
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 import torch.nn.functional as F
 from pydantic import Field
@@ -33,21 +31,7 @@ def _renorm(delta: Tensor, eps: Tensor, low: float, high: float, x: Tensor) -> T
     return (x + delta).clamp_(low, high)
 
 
-class PGDL2(Attack):
-    name: ClassVar[str] = "pgd-l2"
-    Params: ClassVar[type[AttackParams]] = PGDL2Params
-    params: PGDL2Params
-    norm = "l2"
-    supports_target: ClassVar[bool] = True
-    budget: ClassVar[str] = "eps is the largest L2 norm of the whole perturbation (pixel units, e.g. 1.5)."
-    explanation: ClassVar[str] = (
-        "This version of projected gradient descent limits the total energy of the change (its L2 norm) "
-        "instead of the change of each pixel: it may change a few pixels a lot or many pixels a little. At "
-        "every step it moves the image a fixed distance along the network's gradient, then shrinks the "
-        "change back to the budget, which tends to produce soft blotches on the parts of the garment the "
-        "network relies on."
-    )
-
+class PGDL2(Attack, name="pgd-l2", params=PGDL2Params, norm="l2", targeted=True):
     def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
         images, eps, generator = batch.images, batch.eps, batch.generator
         lo, hi = model.bounds

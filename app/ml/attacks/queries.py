@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, Literal, cast, get_args
 
 import torch
 from torch import Tensor
@@ -120,14 +120,19 @@ class QueryAttack(Attack):
     """Base for black-box attacks: :meth:`attack` gets a :class:`QueryCounter`, never the model, and runs under
     ``no_grad``; the per-sample query counts come back in ``AttackResult.queries``.
 
-    Subclasses' ``Params`` must have an int ``max_queries`` (the per-sample budget) and set ``query_mode``.
+    Subclasses' ``Params`` must have an int ``max_queries`` (the per-sample budget), and their threat model
+    ("score" or "decision") is what the oracle answers: probabilities, or only the top label.
     """
 
-    query_mode: ClassVar[QueryMode] = "score"
+    def __init_subclass__(cls, **declaration: Any) -> None:
+        super().__init_subclass__(**declaration)
+        if cls.threat_model not in get_args(QueryMode):
+            raise TypeError(f"{cls.__name__} is a query attack: its threat_model is 'score' or 'decision'")
 
     def run(self, model: ArenaModel, batch: AttackBatch) -> RunOutput:
         budget = int(getattr(self.params, "max_queries"))  # noqa: B009 - every QueryAttack's Params has it
-        oracle = QueryCounter(model, batch.images.shape[0], budget, self.query_mode)
+        mode = cast(QueryMode, self.threat_model)  # one of QueryMode's, checked when the class was declared
+        oracle = QueryCounter(model, batch.images.shape[0], budget, mode)
         with torch.no_grad():
             adversarial = self.attack(oracle, batch)
         return RunOutput(adversarial=adversarial, queries=oracle.counts.clone())

@@ -11,7 +11,6 @@ being queried once fooled (the active set), and each sample's budget is enforced
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import torch
 from pydantic import Field
@@ -39,19 +38,7 @@ def p_selection(p_init: float, it: int, n_queries: int) -> float:
     return p_init / (256 if it <= 8000 else 512)
 
 
-class SquareAttack(QueryAttack):
-    name: ClassVar[str] = "square"
-    Params: ClassVar[type[AttackParams]] = SquareParams
-    params: SquareParams
-    threat_model = "score"
-    supports_target: ClassVar[bool] = True
-    explanation: ClassVar[str] = (
-        "The Square Attack never looks inside the network: it only asks how confident the network is. It "
-        "starts from faint vertical stripes, then again and again paints a random small square of the image "
-        "slightly lighter or darker and keeps the change only if the network became less sure of the right "
-        "answer. Big squares first, smaller ones later; a few hundred questions are usually enough."
-    )
-
+class SquareAttack(QueryAttack, name="square", params=SquareParams, threat_model="score", targeted=True):
     def attack(self, oracle: QueryCounter, batch: AttackBatch) -> Tensor:
         images, eps, low, high = batch.images, batch.eps, batch.low, batch.high
         size, channels, h, w = images.shape

@@ -10,7 +10,6 @@ one attack that works on any target, including non-differentiable ones such as a
 from __future__ import annotations
 
 import threading
-from typing import ClassVar
 
 import torch
 from pydantic import Field, field_validator
@@ -68,18 +67,7 @@ def surrogate_model(name: str, device: torch.device) -> ArenaModel:
     return model
 
 
-class TransferAttack(Attack):
-    name: ClassVar[str] = "transfer"
-    Params: ClassVar[type[AttackParams]] = TransferParams
-    params: TransferParams
-    threat_model = "transfer"
-    explanation: ClassVar[str] = (
-        "The transfer attack never touches the model you are playing against. The attacker takes a different "
-        "model of their own (the surrogate), fools that one with a gradient attack, and then simply shows the "
-        "same image to the target. Models trained on the same pictures tend to make similar mistakes, so an "
-        "image that fools one often fools others, even ones built in a completely different way."
-    )
-
+class TransferAttack(Attack, name="transfer", params=TransferParams, threat_model="transfer"):
     def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
         surrogate = surrogate_model(self.params.surrogate, model.device)
         if (surrogate.image_shape, surrogate.num_classes) != (model.image_shape, model.num_classes):
