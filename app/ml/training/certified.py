@@ -26,10 +26,11 @@ from torch import nn
 from app.ml.defenses.certified import CertifiedModel, measure_certification
 from app.ml.defenses.interval import input_box, margin_lower_bounds, normalise_box
 from app.ml.opponents import cards
+from app.ml.opponents.registry import pack_model
 from app.ml.opponents.specs import OpponentSpec, opponent_spec
 from app.ml.packs import DataPack, get_pack
 from app.ml.training.checkpoints import base_card, command_line, provenance, save_net
-from app.ml.training.fitting import batches_per_epoch, descend, pack_model, shuffled_batches, training_progress
+from app.ml.training.fitting import batches_per_epoch, descend, shuffled_batches, training_progress
 from app.ml.training.options import NetRun, TrainingOptions, net_run
 
 logger = logging.getLogger(__name__)

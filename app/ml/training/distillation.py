@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from app.ml.measure.evaluation import clean_accuracy, progress_bar
+from app.ml.opponents.registry import pack_model
 from app.ml.opponents.specs import OpponentSpec
 from app.ml.training import fitting
 from app.ml.training.checkpoints import base_card, one_cycle_training_section, save_net
@@ -26,13 +27,13 @@ def train_distilled(spec: OpponentSpec, options: TrainingOptions) -> dict[str, A
         temperature = float(spec.defense_params["temperature"])
         started = time.perf_counter()
         teacher = _fit_at_temperature(run, spec.build_net(), None, "teacher", temperature, started)
-        teacher_acc, _ = clean_accuracy(fitting.pack_model(teacher, run.pack, run.device, "teacher"), run.pack)
+        teacher_acc, _ = clean_accuracy(pack_model(teacher, run.pack, run.device, "teacher"), run.pack)
         student = _fit_at_temperature(run, spec.build_net(), teacher, "student", temperature, started)
         wall = time.perf_counter() - started
         # Deployed at temperature 1: the student's logits are used as they are (that is the defense).
         card = base_card(spec, run.pack, student, run.models_dir)
         card["clean_accuracy"], card["clean_accuracy_n"] = clean_accuracy(
-            fitting.pack_model(student, run.pack, run.device, spec.name), run.pack
+            pack_model(student, run.pack, run.device, spec.name), run.pack
         )
         training = one_cycle_training_section(spec, run.seed, run.epochs, run.batch_size, run.lr)
         training["distillation"] = {

@@ -1,6 +1,5 @@
 """What the net recipes share inside their training loops: augmentation, the one-cycle AdamW optimiser, shuffled
-batches, the gradient step, the progress bar and log lines, and the pack's model wrapper for measuring a net while
-it trains."""
+batches, the gradient step, the progress bar and log lines."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -17,8 +15,6 @@ from rich.progress import Progress, TaskID
 from torch import Tensor, nn
 
 from app.ml.measure.evaluation import progress_bar
-from app.ml.model import ArenaModel
-from app.ml.packs import DataPack
 
 MAX_SHIFT = 2
 AUGMENTATION = f"random horizontal flip, random shift of up to {MAX_SHIFT} px in each direction (zero fill)"
@@ -123,28 +119,6 @@ def training_progress(
         task = bar.add_task(description, total=epochs * steps_per_epoch)
         clock = time.perf_counter() if started is None else started
         yield TrainingProgress(bar, task, log, epochs, steps_per_epoch, every, clock)
-
-
-def pack_model(
-    net: nn.Module,
-    pack: DataPack,
-    device: torch.device,
-    name: str,
-    wrapper: type[ArenaModel] = ArenaModel,
-    card: dict[str, Any] | None = None,
-) -> ArenaModel:
-    """``net`` behind the pack's normalisation and bounds (a copy: the caller's net is never changed by it)."""
-    return wrapper(
-        net,
-        mean=pack.mean,
-        std=pack.std,
-        image_shape=pack.image_shape,
-        num_classes=pack.num_classes,
-        device=device,
-        name=name,
-        pack_name=pack.name,
-        card=card,
-    )
 
 
 def one_cycle_recipe(lr: float) -> dict[str, str]:

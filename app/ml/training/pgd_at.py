@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from app.ml.attacks.pgd import PGD
 from app.ml.measure.evaluation import clean_accuracy, per_image_generators
 from app.ml.opponents import cards
+from app.ml.opponents.registry import pack_model
 from app.ml.opponents.specs import OpponentSpec
 from app.ml.packs import DataPack
 from app.ml.training import fitting
@@ -46,7 +47,7 @@ def adversarial_batch(
     """PGD-L∞ images of ``images`` (pixel space) at ``eps`` against ``net`` as it is now; ``images`` at eps 0."""
     if eps <= 0:
         return images
-    frozen = fitting.pack_model(net, pack, device, "training")
+    frozen = pack_model(net, pack, device, "training")
     return PGD(steps=steps)(frozen, images, labels, eps, generator=generator).adversarial
 
 
@@ -55,7 +56,7 @@ def held_out_accuracy(
 ) -> tuple[float, float]:
     """Clean and PGD-10 accuracy on held-out training images (random starts seeded per image): what picks the
     best epoch."""
-    model = fitting.pack_model(net, pack, device, "held-out")
+    model = pack_model(net, pack, device, "held-out")
     with torch.no_grad():
         clean = (model(x).argmax(1) == y).float().mean().item()
     adv = adversarial_batch(net, pack, device, x, y, eps, HELD_OUT_STEPS, per_image_generators(range(len(y)), seed))
@@ -120,7 +121,7 @@ def train_pgd_at(spec: OpponentSpec, options: TrainingOptions) -> dict[str, Any]
                     training["completed_epochs"] = epoch + 1
                     training["wall_time_s"] = round(progress.seconds(), 1)
                     card["clean_accuracy"], card["clean_accuracy_n"] = clean_accuracy(
-                        fitting.pack_model(net, pack, device, spec.name), pack
+                        pack_model(net, pack, device, spec.name), pack
                     )
                     card["training"] = training
                     save_net(net, card, run.models_dir, spec.name)

@@ -23,7 +23,7 @@ from app.ml.measure.evaluation import (
     progress_bar,
 )
 from app.ml.opponents import cards
-from app.ml.opponents.registry import resolve_device
+from app.ml.opponents.registry import pack_model, resolve_device
 from app.ml.opponents.specs import OpponentSpec
 from app.ml.packs import DataPack, get_pack
 from app.ml.training import fitting
@@ -49,7 +49,7 @@ def train_plain(spec: OpponentSpec, options: TrainingOptions) -> dict[str, Any]:
             started = time.perf_counter()
             net = fit(spec.build_net(), pack, target, epochs, batch_size, lr, generator, options.progress)
             wall_time = time.perf_counter() - started
-        model = fitting.pack_model(net, pack, target, name)
+        model = pack_model(net, pack, target, name)
         measure_started = time.perf_counter()
         accuracy, accuracy_n = clean_accuracy(model, pack)
         logger.info("%s clean test accuracy %.4f on %d images", name, accuracy, accuracy_n)
