@@ -13,26 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord, SharedRoundRecord
 from app.stats.answer_counts import beat_machine_count, count_true
-from app.stats.intervals import wilson_interval
+from app.stats.intervals import Proportion
 from app.stats.visibility import settled
-
-
-@dataclass(frozen=True)
-class Proportion:
-    successes: int
-    n: int
-
-    @property
-    def value(self) -> float:
-        return self.successes / self.n if self.n else 0.0
-
-    @property
-    def interval(self) -> tuple[float, float]:
-        return wilson_interval(self.successes, self.n)
-
-    def as_dict(self) -> dict[str, object]:
-        low, high = self.interval
-        return {"correct": self.successes, "n": self.n, "accuracy": self.value, "ci95": [low, high]}
 
 
 @dataclass(frozen=True)

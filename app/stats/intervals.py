@@ -1,8 +1,9 @@
-"""Confidence intervals for proportions."""
+"""Proportions and their confidence intervals."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 Z_95 = 1.959963984540054  # the 97.5th percentile of the standard normal
 
@@ -28,3 +29,23 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
     if successes == n:
         high = 1.0
     return (max(0.0, low), min(1.0, high))
+
+
+@dataclass(frozen=True)
+class Proportion:
+    """``successes`` of ``n``; its value is 0.0, not an error, before anything is counted."""
+
+    successes: int
+    n: int
+
+    @property
+    def value(self) -> float:
+        return self.successes / self.n if self.n else 0.0
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(self.successes, self.n)
+
+    def as_dict(self) -> dict[str, object]:
+        low, high = self.interval
+        return {"correct": self.successes, "n": self.n, "accuracy": self.value, "ci95": [low, high]}

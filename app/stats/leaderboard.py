@@ -9,6 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
 from app.stats.answer_counts import beat_machine_count, count_true
+from app.stats.human_vs_model import HumanVsModel
+from app.stats.intervals import Proportion
 from app.stats.visibility import settled
 
 
@@ -25,25 +27,18 @@ class LeaderboardRow:
 
     @property
     def accuracy(self) -> float:
-        return self.correct / self.rounds if self.rounds else 0.0
+        return Proportion(self.correct, self.rounds).value
 
 
 @dataclass(frozen=True)
-class Tally:
+class Tally(HumanVsModel):
     """Human and model accuracy on the very same answered rounds."""
 
-    answers: int
-    human_correct: int
-    model_correct: int
     beat_machine: int
 
     @property
-    def human_accuracy(self) -> float:
-        return self.human_correct / self.answers if self.answers else 0.0
-
-    @property
-    def model_accuracy(self) -> float:
-        return self.model_correct / self.answers if self.answers else 0.0
+    def answers(self) -> int:
+        return self.n
 
 
 async def leaderboard(session: AsyncSession, *, limit: int = 20, event_id: str | None = None) -> list[LeaderboardRow]:
@@ -102,4 +97,4 @@ async def tally(session: AsyncSession, *, event_id: str | None = None) -> Tally:
     if event_id is not None:
         query = query.where(RoundRecord.event_id == event_id)
     row = (await session.execute(query)).one()
-    return Tally(answers=row[0], human_correct=int(row[1]), model_correct=int(row[2]), beat_machine=int(row[3]))
+    return Tally(n=row[0], human_correct=int(row[1]), model_correct=int(row[2]), beat_machine=int(row[3]))

@@ -61,6 +61,7 @@ from app.stats.consistency import (
     people_vs_model,
     people_vs_people,
 )
+from app.stats.human_vs_model import HumanVsModel
 from app.stats.intervals import wilson_interval
 from app.stats.trials import StatsFilter, Trial, filtered, sort_key
 from app.stats.visibility import settled
@@ -86,30 +87,11 @@ def parse_group_by(raw: str | None) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class GroupStats:
+class GroupStats(HumanVsModel):
     keys: dict[str, str | None]
-    n: int
-    human_correct: int
-    model_correct: int
     people_vs_model: Consistency
     people_vs_people: Consistency | None
     each_person_vs_model: Consistency
-
-    @property
-    def human_accuracy(self) -> float:
-        return self.human_correct / self.n if self.n else 0.0
-
-    @property
-    def model_accuracy(self) -> float:
-        return self.model_correct / self.n if self.n else 0.0
-
-    @property
-    def human_ci(self) -> tuple[float, float]:
-        return wilson_interval(self.human_correct, self.n)
-
-    @property
-    def model_ci(self) -> tuple[float, float]:
-        return wilson_interval(self.model_correct, self.n)
 
     def as_dict(self) -> dict[str, object]:
         return {

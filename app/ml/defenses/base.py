@@ -78,6 +78,13 @@ class InputDefense(ArenaModel):
         return transform_verdicts(defended_right.cpu(), net_alone_right.cpu(), self.detect(shown).cpu())
 
 
+def setting_in_range(name: str, value: int, low: int, high: int) -> int:
+    """``value``, checked to be a setting from ``low`` to ``high`` (both included)."""
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in {low}..{high}, got {value}")
+    return value
+
+
 def attack_view(model: ArenaModel) -> ArenaModel:
     """What an adaptive attack differentiates: the BPDA view of an input defense, else the model itself."""
     return model.straight_through() if isinstance(model, InputDefense) else model

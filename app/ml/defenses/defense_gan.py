@@ -17,6 +17,7 @@ reproduces exactly (batching images together lets the CPU kernels pick other sum
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -65,26 +66,30 @@ def starting_codes(
     return starts.to(device=device, dtype=dtype)
 
 
-def project_onto_range(
-    generator: FashionGenerator,
-    x: Tensor,
-    *,
-    steps: int,
-    restarts: int,
-    step_size: float,
-    seed: int = PROJECTION_SEED,
-) -> tuple[Tensor, Tensor]:
-    """``(G(z*), err)`` for each image of ``x``: the best of ``restarts`` Adam descents of ``steps`` steps on
-    ||G(z) - x||² (summed over pixels), all started from the same ``seed``-ed N(0, I) codes.
+@dataclass(frozen=True)
+class Projection:
+    """How an image is projected onto the generator's range: the best of ``restarts`` Adam descents of ``steps``
+    steps of ``step_size`` on the code, all started from the same ``seed``-ed N(0, I) codes."""
+
+    steps: int
+    restarts: int
+    step_size: float
+    seed: int = PROJECTION_SEED
+
+
+def project_onto_range(generator: FashionGenerator, x: Tensor, projection: Projection) -> tuple[Tensor, Tensor]:
+    """``(G(z*), err)`` for each image of ``x``: the best of the ``projection``'s Adam descents on ||G(z) - x||²
+    (summed over pixels).
 
     Plain tensor arithmetic on detached copies, with the gradient written out: it runs the same whatever the
     caller's autograd state (the model service classifies under ``inference_mode``), never touches the
     generator's ``requires_grad`` and returns tensors without history.
     """
     beta1, beta2 = ADAM_BETAS
+    steps, step_size = projection.steps, projection.step_size
     with torch.inference_mode(False), torch.no_grad():
         layers = generator.folded_layers()
-        starts = starting_codes(generator, restarts, seed, x.device, layers[0][0].dtype)
+        starts = starting_codes(generator, projection.restarts, projection.seed, x.device, layers[0][0].dtype)
         flat = x.detach().flatten(1).to(starts.dtype).clone()
         images, errors = [], []
         for target in flat:
@@ -105,15 +110,7 @@ def project_onto_range(
         return projected, torch.stack(errors)
 
 
-def unrolled_projection(
-    generator: FashionGenerator,
-    x: Tensor,
-    *,
-    steps: int,
-    restarts: int,
-    step_size: float,
-    seed: int = PROJECTION_SEED,
-) -> Tensor:
+def unrolled_projection(generator: FashionGenerator, x: Tensor, projection: Projection) -> Tensor:
     """G(z*) as a differentiable function of ``x``: the same Adam descents as :func:`project_onto_range`, all
     images at once and recorded by autograd, so ``backward`` follows each step's dependence on ``x`` (the
     "differentiate through the optimisation" attack that Athalye, Carlini & Wagner 2018 name for Defense-GAN,
@@ -121,8 +118,9 @@ def unrolled_projection(
     gradient. Batched, so the last bits may differ from the per-image projection the deployed model runs: what
     an attack built on it achieves is always measured on the deployed model."""
     beta1, beta2 = ADAM_BETAS
+    steps, restarts, step_size = projection.steps, projection.restarts, projection.step_size
     layers = generator.folded_layers()
-    starts = starting_codes(generator, restarts, seed, x.device, layers[0][0].dtype)
+    starts = starting_codes(generator, restarts, projection.seed, x.device, layers[0][0].dtype)
     target = x.flatten(1).repeat_interleave(restarts, dim=0)  # row i * restarts + r: image i, restart r
     z = starts.repeat(x.shape[0], 1)
     first, second = torch.zeros_like(z), torch.zeros_like(z)
@@ -162,17 +160,17 @@ class DefenseGAN(InputDefense):
         self.generator = generator.to(self.device).eval().requires_grad_(False)
         self.steps, self.restarts, self.step_size, self.seed = steps, restarts, step_size, seed
 
+    @property
+    def projection(self) -> Projection:
+        return Projection(self.steps, self.restarts, self.step_size, self.seed)
+
     def reconstruct(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """G(z*) for each image of ``x`` and its squared L2 reconstruction error (what the reveal can show)."""
-        return project_onto_range(
-            self.generator, x, steps=self.steps, restarts=self.restarts, step_size=self.step_size, seed=self.seed
-        )
+        return project_onto_range(self.generator, x, self.projection)
 
     def transform(self, x: Tensor) -> Tensor:
         if self._unrolled:
-            return unrolled_projection(
-                self.generator, x, steps=self.steps, restarts=self.restarts, step_size=self.step_size, seed=self.seed
-            )
+            return unrolled_projection(self.generator, x, self.projection)
         projected, _ = self.reconstruct(x)
         return x * 0 + projected
 

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from app.ml.defenses.base import InputDefense
+from app.ml.defenses.base import InputDefense, setting_in_range
 from app.ml.model import ArenaModel
 
 DEFAULT_QUALITY = 75
@@ -45,10 +45,8 @@ class JPEGCompression(InputDefense):
         name: str = "fashion-jpeg",
         card: dict[str, Any] | None = None,
     ) -> None:
-        if not 1 <= quality <= 100:
-            raise ValueError(f"quality must be in 1..100, got {quality}")
         super().__init__(base, name=name, card=card)
-        self.quality = quality
+        self.quality = setting_in_range("quality", quality, 1, 100)
 
     def transform(self, x: Tensor) -> Tensor:
         return x * 0 + jpeg_round_trip(x, self.quality)

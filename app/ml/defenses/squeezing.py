@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from app.ml.defenses.base import InputDefense, false_positive_threshold
+from app.ml.defenses.base import InputDefense, false_positive_threshold, setting_in_range
 from app.ml.model import ArenaModel
 
 DEFAULT_BITS = 4
@@ -53,10 +53,8 @@ class FeatureSqueezing(InputDefense):
         name: str = "fashion-squeezed",
         card: dict[str, Any] | None = None,
     ) -> None:
-        if not 1 <= bits <= 8:
-            raise ValueError(f"bits must be in 1..8, got {bits}")
         super().__init__(base, name=name, card=card)
-        self.bits = bits
+        self.bits = setting_in_range("bits", bits, 1, 8)
         self.threshold = float(threshold)
 
     def transform(self, x: Tensor) -> Tensor:

@@ -126,6 +126,44 @@ def _torchattacks() -> Any | None:
     return torchattacks
 
 
+@dataclass(frozen=True)
+class BenchCase:
+    """One suite entry as run: the attack, its threat model and parameters, the eps and the batch size."""
+
+    attack: str
+    threat_model: str
+    params: dict[str, Any]
+    eps: float
+    batch: int
+
+
+def bench_row(
+    model: ArenaModel,
+    images: Tensor,
+    labels: Tensor,
+    case: BenchCase,
+    impl: str,
+    adv: Tensor,
+    queries: Tensor | None,
+    seconds: float,
+) -> BenchRow:
+    """The row for one implementation's run of ``case``: how often and how far it fooled ``model``, how fast."""
+    success, l2, linf, q = attack_summary(model, images, labels, adv, queries)
+    return BenchRow(
+        case.attack,
+        impl,
+        case.threat_model,
+        case.batch,
+        case.eps,
+        _fmt(case.params),
+        success,
+        l2,
+        linf,
+        q,
+        seconds * 1000 / case.batch,
+    )
+
+
 def run_attack_bench(
     model: ArenaModel,
     images: Tensor,
@@ -149,22 +187,8 @@ def run_attack_bench(
         attack = get_attack(SUITE_ATTACKS.get(name, name), **params)
         gens = [torch.Generator().manual_seed(seed + i) for i in range(batch)]
         seconds, result = timed(lambda a=attack, x=x, y=y, e=eps, g=gens: a(model, x, y, e, generator=g))
-        success, l2, linf, q = attack_summary(model, x, y, result.adversarial, result.queries)
-        rows.append(
-            BenchRow(
-                name,
-                "arena",
-                attack.threat_model,
-                batch,
-                eps,
-                _fmt(params),
-                success,
-                l2,
-                linf,
-                q,
-                seconds * 1000 / batch,
-            )
-        )
+        case = BenchCase(name, attack.threat_model, params, eps, batch)
+        rows.append(bench_row(model, x, y, case, "arena", result.adversarial, result.queries, seconds))
         if ta is not None:
             reference = _reference(ta, model, name, params, eps, seed)
             if reference is not None:
@@ -172,22 +196,7 @@ def run_attack_bench(
                 with torch.random.fork_rng():  # some torchattacks attacks seed the global RNG
                     torch.manual_seed(seed)
                     seconds, adv = timed(lambda r=reference, x=x, y=y: r(x, y))
-                success, l2, linf, q = attack_summary(model, x, y, adv, None)
-                rows.append(
-                    BenchRow(
-                        name,
-                        f"torchattacks {ta.__version__}",
-                        attack.threat_model,
-                        batch,
-                        eps,
-                        _fmt(params),
-                        success,
-                        l2,
-                        linf,
-                        None,
-                        seconds * 1000 / batch,
-                    )
-                )
+                rows.append(bench_row(model, x, y, case, f"torchattacks {ta.__version__}", adv, None, seconds))
     ratio_rows = _ratio_runs(model, images, labels, ta, reps, seed, say) if ratios else []
     return rows, ratio_rows
 

@@ -180,63 +180,81 @@ def render_markdown(card: dict[str, Any]) -> str:
     if "robustness" in card:
         lines += _robustness_lines(card["robustness"], card["staircase"])
     lines += ["", *render_robustness_table(card["robustness_table"])] if "robustness_table" in card else []
-    lines += [
-        "",
+    lines += ["", *checkpoint_lines(card)]
+    return "\n".join(lines)
+
+
+def checkpoint_lines(card: dict[str, Any]) -> list[str]:
+    """Every card's closing section: the checkpoint file and the sha256 that pins it."""
+    return [
         "## Checkpoint",
         "",
         f"`{card['checkpoint']['file']}` (safetensors), sha256 `{card['checkpoint']['sha256']}`",
         "",
     ]
-    return "\n".join(lines)
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table as lines: the header, its rule, then one line a row."""
+    return [_table_row(header), "|" + "---|" * len(header), *map(_table_row, rows)]
+
+
+def _table_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 
 def _robustness_lines(rob: dict[str, Any], stair: dict[str, Any]) -> list[str]:
-    lines = [
+    return [
         f"Under attack, on the {rob['subset']} (n = {rob['n']}; clean accuracy on them "
         f"{_pct(rob['clean_accuracy'])}); {rob['random_start_seeding']}:",
         "",
-        "| attack | parameters | eps | eps x 255 | accuracy |",
-        "|---|---|---|---|---|",
-    ]
-    for row in rob["results"]:
-        params = parameters_text(row["params"])
-        lines.append(
-            f"| {row['attack']} | {params} | {row['eps']:g} | {row['eps'] * 255:.1f} | {_pct(row['accuracy'])} |"
-        )
-    lines += [
+        *markdown_table(
+            ["attack", "parameters", "eps", "eps x 255", "accuracy"],
+            [
+                [
+                    row["attack"],
+                    parameters_text(row["params"]),
+                    f"{row['eps']:g}",
+                    f"{row['eps'] * 255:.1f}",
+                    _pct(row["accuracy"]),
+                ]
+                for row in rob["results"]
+            ],
+        ),
         "",
         "## Staircase start",
         "",
         f"`min_eps` = **{stair['min_eps']:.4f}** ({stair['min_eps_255']}/255). Rule: {stair['rule']}",
         "",
-        "| eps | eps x 255 | fooled | n |",
-        "|---|---|---|---|",
+        *markdown_table(
+            ["eps", "eps x 255", "fooled", "n"],
+            [
+                [f"{row['eps']:.4f}", f"{row['eps'] * 255:.0f}", _pct(row["fooled_rate"]), str(row["n"])]
+                for row in stair["measured"]
+            ],
+        ),
     ]
-    for row in stair["measured"]:
-        lines.append(f"| {row['eps']:.4f} | {row['eps'] * 255:.0f} | {_pct(row['fooled_rate'])} | {row['n']} |")
-    return lines
 
 
 def render_robustness_table(table: dict[str, Any]) -> list[str]:
     """The ``robustness_table`` that ``arena eval`` writes, as Markdown lines (a section of the card)."""
-    lines = [
+    return [
         "## Robustness table",
         "",
         f"`{table['command']}`, measured {table['measured']} on the {table['subset']} (n = {table['n']}; clean "
         f"accuracy {_pct(table['clean_accuracy'])}); {table['seeding']}. Success rate: {table['success_rate_means']}. "
         f"Accuracy: {table['accuracy_means']}.",
         "",
-        "| attack | threat | parameters | eps | eps x 255 | n | accuracy | success rate |",
-        "|---|---|---|---|---|---|---|---|",
+        *markdown_table(
+            ["attack", "threat", "parameters", "eps", "eps x 255", "n", "accuracy", "success rate"],
+            [_robustness_table_row(row) for row in table["rows"]],
+        ),
     ]
-    for row in table["rows"]:
-        params = parameters_text(row["params"])
-        if row.get("skipped"):
-            measured = f"skipped: {row['skipped']} | –"
-        else:
-            measured = f"{_pct(row['accuracy'])} | {_pct(row['success_rate'])}"
-        lines.append(
-            f"| {row['attack']} | {row['threat_model']} | {params} | {row['eps']:g} | {row['eps'] * 255:.1f} | "
-            f"{row['n']} | {measured} |"
-        )
-    return lines
+
+
+def _robustness_table_row(row: dict[str, Any]) -> list[str]:
+    eps = row["eps"]
+    cells = [row["attack"], row["threat_model"], parameters_text(row["params"]), f"{eps:g}", f"{eps * 255:.1f}"]
+    if row.get("skipped"):
+        return [*cells, str(row["n"]), f"skipped: {row['skipped']}", "–"]
+    return [*cells, str(row["n"]), _pct(row["accuracy"]), _pct(row["success_rate"])]

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
+from torch import nn
 
 from app.config import get_settings
 from app.ml.defenses.certified import CertifiedModel
@@ -26,7 +27,7 @@ from app.ml.nets.fashion_gan import FashionGenerator
 from app.ml.nets.magnet_ae import MagNetAutoencoder
 from app.ml.opponents import cards
 from app.ml.opponents.specs import OpponentSpec, opponent_spec
-from app.ml.packs import get_pack
+from app.ml.packs import DataPack, get_pack
 
 logger = logging.getLogger(__name__)
 
@@ -79,25 +80,55 @@ def load_opponent(
     except (SafetensorError, RuntimeError, ValueError) as exc:
         raise OpponentCorrupt(f"{ckpt} does not fit the {name!r} net: {exc}") from exc
     pack = get_pack(spec.pack_name)
-    pre = card["preprocessing"]
     model_class = ArenaModel
     if spec.defense == "ibp":
         model_class = CertifiedModel
-    model = model_class(
+    model = pack_model(
+        net,
+        pack,
+        target,
+        name,
+        model_class,
+        card,
+        preprocessing=card["preprocessing"],
+        differentiable=spec.differentiable,
+    )
+    logger.info("loaded opponent %s from %s on %s", name, ckpt, target)
+    return model
+
+
+def pack_preprocessing(pack: DataPack) -> dict[str, Any]:
+    """How a net of ``pack`` sees its input, as its card records it: pixels in [0, 1], then the pack's mean/std."""
+    return {"bounds": [0.0, 1.0], "mean": list(pack.mean), "std": list(pack.std)}
+
+
+def pack_model(
+    net: nn.Module,
+    pack: DataPack,
+    device: torch.device,
+    name: str,
+    wrapper: type[ArenaModel] = ArenaModel,
+    card: dict[str, Any] | None = None,
+    *,
+    preprocessing: dict[str, Any] | None = None,
+    differentiable: bool = True,
+) -> ArenaModel:
+    """``net`` behind ``preprocessing`` (a card's; by default the pack's own), a copy: the caller's net is never
+    changed by it."""
+    pre = pack_preprocessing(pack) if preprocessing is None else preprocessing
+    return wrapper(
         net,
         mean=pre["mean"],
         std=pre["std"],
         bounds=(float(pre["bounds"][0]), float(pre["bounds"][1])),
         image_shape=pack.image_shape,
         num_classes=pack.num_classes,
-        device=target,
+        device=device,
         name=name,
-        pack_name=spec.pack_name,
+        pack_name=pack.name,
         card=card,
-        differentiable=spec.differentiable,
+        differentiable=differentiable,
     )
-    logger.info("loaded opponent %s from %s on %s", name, ckpt, target)
-    return model
 
 
 def _load_wrapper(spec: OpponentSpec, *, device: str | torch.device, models_dir: Path) -> ArenaModel:

@@ -38,6 +38,7 @@ from app.ml.opponents.registry import load_opponent, resolve_device
 from app.ml.packs import get_pack
 from app.ml.training.advgan_card import save_generator
 from app.ml.training.checkpoints import net_state, provenance
+from app.ml.training.fitting import batches_per_epoch, descend, shuffled_batches
 from app.ml.training.options import TrainingOptions, seeded, torch_threads
 
 logger = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ def _fit(
     lo, hi = model.bounds
     opt_g = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999))
-    batches = (len(labels) + batch_size - 1) // batch_size
+    batches = batches_per_epoch(len(labels), batch_size)
     if max_batches is not None:
         batches = min(batches, max_batches)
     net.train()
@@ -210,12 +211,10 @@ def _fit(
     with progress_bar(progress) as bar:
         task = bar.add_task("training AdvGAN", total=epochs * batches)
         for epoch in range(epochs):
-            order = torch.randperm(len(labels), generator=generator)
             sums = torch.zeros(5)
             fooled = 0
             seen = 0
-            for b in range(batches):
-                idx = order[b * batch_size : (b + 1) * batch_size]
+            for _, idx in shuffled_batches(len(labels), batch_size, generator, batches):
                 x, y = images[idx].to(device), labels[idx].to(device)
                 eps = EPS_RANGE[0] + (EPS_RANGE[1] - EPS_RANGE[0]) * torch.rand(len(idx), 1, 1, 1, generator=generator)
                 eps = eps.to(device)
@@ -224,18 +223,14 @@ def _fit(
 
                 # Discriminator: clean images are "real" (1), perturbed ones "fake" (0).
                 loss_d = (disc(x) - 1).pow(2).mean() + disc(adv.detach()).pow(2).mean()
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
+                descend(loss_d, opt_d)
 
                 logits = model(adv)
                 loss_adv = adversarial_loss(logits, y)
                 loss_gan = (disc(adv) - 1).pow(2).mean()
                 loss_hinge = hinge_loss(direction)
                 loss_g = loss_adv + GAN_WEIGHT * loss_gan + HINGE_WEIGHT * loss_hinge
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_g.step()
+                descend(loss_g, opt_g)
 
                 with torch.no_grad():
                     sums += torch.stack([loss_g, loss_adv, loss_gan, loss_hinge, loss_d]).detach().cpu() * len(idx)

@@ -90,9 +90,6 @@ def render_generator_card(card: dict[str, Any]) -> str:
         f"PGD-10 / AdvGAN: **{speed['pgd10_over_advgan']:.1f}x** per image (whole calls); PGD-10 / generator forward "
         f"alone: {speed['pgd10_over_generator_forward']:.1f}x.",
         "",
-        "## Checkpoint",
-        "",
-        f"`{card['checkpoint']['file']}` (safetensors), sha256 `{card['checkpoint']['sha256']}`",
-        "",
+        *cards.checkpoint_lines(card),
     ]
     return "\n".join(lines)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,12 +25,12 @@ from torch import nn
 
 from app.ml.defenses.certified import CertifiedModel, measure_certification
 from app.ml.defenses.interval import input_box, margin_lower_bounds, normalise_box
-from app.ml.measure.evaluation import progress_bar
 from app.ml.opponents import cards
+from app.ml.opponents.registry import pack_model
 from app.ml.opponents.specs import OpponentSpec, opponent_spec
 from app.ml.packs import DataPack, get_pack
 from app.ml.training.checkpoints import base_card, command_line, provenance, save_net
-from app.ml.training.fitting import batches_per_epoch, pack_model
+from app.ml.training.fitting import batches_per_epoch, descend, shuffled_batches, training_progress
 from app.ml.training.options import NetRun, TrainingOptions, net_run
 
 logger = logging.getLogger(__name__)
@@ -121,38 +120,22 @@ def _train_ibp(run: NetRun) -> dict[str, Any]:
         "epoch_log": [],
     }
     best = -1.0
-    started = time.perf_counter()
-    with progress_bar(run.progress) as bar:
-        task = bar.add_task("IBP training", total=epochs * steps_per_epoch)
+    with training_progress(run.progress, "IBP training", logger, epochs, steps_per_epoch, every=LOG_EVERY) as progress:
         for epoch in range(epochs):
-            order = torch.randperm(len(labels), generator=generator)
             sums = {"loss": 0.0, "natural": 0.0, "robust": 0.0}
             seen = 0
-            for batch_no, start in enumerate(range(0, len(labels), batch_size)):
-                idx = order[start : start + batch_size]
+            for batch_no, idx in shuffled_batches(len(labels), batch_size, generator):
                 x, y = images[idx].to(device), labels[idx].to(device)
                 batch_eps, kappa = schedule_at(epoch + batch_no / steps_per_epoch, params)
                 loss, natural, robust = ibp_loss(net, x, y, batch_eps, kappa, mean, std)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
+                descend(loss, optimizer, schedule)
                 for key, value in (("loss", loss.detach()), ("natural", natural), ("robust", robust)):
                     sums[key] += float(value) * len(idx)
                 seen += len(idx)
-                bar.advance(task)
-                if batch_no % LOG_EVERY == 0:
-                    logger.info(
-                        "epoch %d/%d batch %d/%d eps %.4f kappa %.3f loss %.4f (%.0f s)",
-                        epoch + 1,
-                        epochs,
-                        batch_no,
-                        steps_per_epoch,
-                        batch_eps,
-                        kappa,
-                        sums["loss"] / seen,
-                        time.perf_counter() - started,
-                    )
+                progress.advance()
+                progress.log_batch(
+                    epoch, batch_no, "eps %.4f kappa %.3f loss %.4f", batch_eps, kappa, sums["loss"] / seen
+                )
             net.eval()
             model = wrap_certified(net, pack, device, spec.name)
             with torch.no_grad():
@@ -168,11 +151,11 @@ def _train_ibp(run: NetRun) -> dict[str, Any]:
                 "train_ibp_ce": round(sums["robust"] / seen, 4),
                 "heldout_clean": val_clean,
                 "heldout_certified": val_certified,
-                "elapsed_s": round(time.perf_counter() - started, 1),
+                "elapsed_s": round(progress.seconds(), 1),
             }
             training["epoch_log"].append(entry)
             training["completed_epochs"] = epoch + 1
-            training["wall_time_s"] = round(time.perf_counter() - started, 1)
+            training["wall_time_s"] = round(progress.seconds(), 1)
             logger.info("epoch %d/%d done: %s", epoch + 1, epochs, entry)
             card["training"] = training
             if val_certified >= best:

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from app.ml.measure.machine import cpu_summary
 from app.ml.opponents import cards
+from app.ml.opponents.registry import pack_preprocessing
 from app.ml.opponents.specs import OpponentSpec
 from app.ml.packs import DataPack
 from app.ml.training.fitting import one_cycle_recipe
@@ -87,7 +88,7 @@ def card_header(spec: OpponentSpec, pack: DataPack, net: nn.Module, train_size: 
             "layers": spec.architecture,
             "parameters": sum(p.numel() for p in net.parameters()),
         },
-        "preprocessing": {"bounds": [0.0, 1.0], "mean": list(pack.mean), "std": list(pack.std)},
+        "preprocessing": pack_preprocessing(pack),
     }
 
 

@@ -29,8 +29,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from app.ml.defenses.defense_gan import DefenseGAN, project_onto_range
-from app.ml.measure.evaluation import clean_predictions, progress_bar
+from app.ml.defenses.defense_gan import DefenseGAN, Projection, project_onto_range
+from app.ml.measure.evaluation import clean_predictions
 from app.ml.measure.machine import cpu_summary
 from app.ml.nets.fashion_gan import FashionDiscriminator, FashionEncoder, FashionGenerator
 from app.ml.opponents import cards
@@ -38,7 +38,7 @@ from app.ml.opponents.registry import load_opponent
 from app.ml.opponents.specs import OpponentSpec, opponent_spec
 from app.ml.packs import get_pack
 from app.ml.training.checkpoints import base_card, command_line, net_state, provenance, write_safetensors
-from app.ml.training.fitting import LOG_EVERY
+from app.ml.training.fitting import LOG_EVERY, descend, shuffled_batches, training_progress
 from app.ml.training.options import NetRun, TrainingOptions, net_run
 
 logger = logging.getLogger(__name__)
@@ -62,9 +62,8 @@ def _save_generator(generator: FashionGenerator, card: dict[str, Any], models_di
 
 def _selection_score(generator: FashionGenerator, base: Any, x: torch.Tensor, y: torch.Tensor, params: dict) -> dict:
     generator.eval()
-    projected, err = project_onto_range(
-        generator, x, steps=params["steps"], restarts=params["restarts"], step_size=params["step_size"]
-    )
+    projection = Projection(params["steps"], params["restarts"], params["step_size"])
+    projected, err = project_onto_range(generator, x, projection)
     with torch.no_grad():
         accuracy = (base(projected).argmax(1) == y).float().mean().item()
     generator.train()
@@ -132,14 +131,12 @@ def _train(run: NetRun, data_dir: Path | None) -> dict[str, Any]:
         "epoch_log": [],
     }
     best = -1.0
-    started = time.perf_counter()
-    with progress_bar(run.progress) as bar:
-        task = bar.add_task("Defense-GAN generator", total=epochs * steps_per_epoch)
+    description = "Defense-GAN generator"
+    with training_progress(run.progress, description, logger, epochs, steps_per_epoch, every=4 * LOG_EVERY) as progress:
         for epoch in range(epochs):
-            order = torch.randperm(len(images), generator=generator_rng)
             d_total = g_total = 0.0
-            for batch_no in range(steps_per_epoch):
-                real = images[order[batch_no * batch_size : (batch_no + 1) * batch_size]].to(device)
+            for batch_no, idx in shuffled_batches(len(images), batch_size, generator_rng, steps_per_epoch):
+                real = images[idx].to(device)
                 mean, log_var = enc(real)
                 noise = torch.randn(mean.shape, generator=generator_rng).to(device)
                 prior = torch.randn(mean.shape, generator=generator_rng).to(device)
@@ -150,36 +147,22 @@ def _train(run: NetRun, data_dir: Path | None) -> dict[str, Any]:
                 loss_d = F.binary_cross_entropy_with_logits(
                     d_real, torch.full_like(d_real, REAL_LABEL)
                 ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
+                descend(loss_d, opt_d)
                 d_out = disc(fake)
                 rec = F.binary_cross_entropy(recon, real, reduction="sum") / len(real)
                 kl = -0.5 * (1 + log_var - mean.pow(2) - log_var.exp()).sum() / len(real)
                 loss_g = rec + kl + GAN_WEIGHT * F.binary_cross_entropy_with_logits(d_out, torch.ones_like(d_out))
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_g.step()
+                descend(loss_g, opt_g)
                 d_total += loss_d.item()
                 g_total += loss_g.item()
-                bar.advance(task)
-                if batch_no % (4 * LOG_EVERY) == 0:
-                    logger.info(
-                        "epoch %d/%d batch %d/%d loss D %.3f G %.3f (%.0f s)",
-                        epoch + 1,
-                        epochs,
-                        batch_no,
-                        steps_per_epoch,
-                        loss_d.item(),
-                        loss_g.item(),
-                        time.perf_counter() - started,
-                    )
+                progress.advance()
+                progress.log_batch(epoch, batch_no, "loss D %.3f G %.3f", loss_d.item(), loss_g.item())
             entry = {
                 "epoch": epoch + 1,
                 "loss_d": round(d_total / steps_per_epoch, 4),
                 "loss_g": round(g_total / steps_per_epoch, 4),
                 **_selection_score(gen, base, sel_x, sel_y, params),
-                "elapsed_s": round(time.perf_counter() - started, 1),
+                "elapsed_s": round(progress.seconds(), 1),
             }
             training["epoch_log"].append(entry)
             training["completed_epochs"] = epoch + 1
@@ -188,7 +171,7 @@ def _train(run: NetRun, data_dir: Path | None) -> dict[str, Any]:
             if entry["heldout_projected_accuracy"] > best:
                 best = entry["heldout_projected_accuracy"]
                 training["selected_epoch"] = epoch + 1
-                training["wall_time_s"] = round(time.perf_counter() - started, 1)
+                training["wall_time_s"] = round(progress.seconds(), 1)
                 _save_generator(gen.eval(), card, models_dir, spec.name)
                 gen.train()
             else:

@@ -13,9 +13,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from app.ml.measure.evaluation import clean_accuracy, progress_bar
+from app.ml.opponents.registry import pack_model
 from app.ml.opponents.specs import OpponentSpec
+from app.ml.training import fitting
 from app.ml.training.checkpoints import base_card, one_cycle_training_section, save_net
-from app.ml.training.fitting import LOG_EVERY, augment, batches_per_epoch, one_cycle_adamw, pack_model
 from app.ml.training.options import NetRun, TrainingOptions, net_run
 
 logger = logging.getLogger(__name__)
@@ -58,16 +59,14 @@ def _fit_at_temperature(
     images, labels = run.pack.tensors("train")
     mean = torch.tensor(run.pack.mean, device=device).view(1, -1, 1, 1)
     std = torch.tensor(run.pack.std, device=device).view(1, -1, 1, 1)
-    steps_per_epoch = batches_per_epoch(len(labels), run.batch_size)
+    steps_per_epoch = fitting.batches_per_epoch(len(labels), run.batch_size)
     net.to(device).train()
-    optimizer, schedule = one_cycle_adamw(net, run.lr, run.epochs, steps_per_epoch)
+    optimizer, schedule = fitting.one_cycle_adamw(net, run.lr, run.epochs, steps_per_epoch)
     with progress_bar(run.progress) as bar:
         task = bar.add_task(f"distillation: {what}", total=run.epochs * steps_per_epoch)
         for epoch in range(run.epochs):
-            order = torch.randperm(len(labels), generator=generator)
-            for batch_no, start in enumerate(range(0, len(labels), run.batch_size)):
-                idx = order[start : start + run.batch_size]
-                x = (augment(images[idx], generator).to(device) - mean) / std
+            for batch_no, idx in fitting.shuffled_batches(len(labels), run.batch_size, generator):
+                x = (fitting.augment(images[idx], generator).to(device) - mean) / std
                 scaled = F.log_softmax(net(x) / temperature, dim=1)
                 if teacher is None:
                     loss = F.nll_loss(scaled, labels[idx].to(device))
@@ -75,12 +74,9 @@ def _fit_at_temperature(
                     with torch.no_grad():
                         soft = F.softmax(teacher(x) / temperature, dim=1)
                     loss = -(soft * scaled).sum(1).mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
+                fitting.descend(loss, optimizer, schedule)
                 bar.advance(task)
-                if batch_no % LOG_EVERY == 0:
+                if batch_no % fitting.LOG_EVERY == 0:
                     logger.info(
                         "%s epoch %d/%d batch %d loss %.4f (%.0f s)",
                         what,

@@ -1,16 +1,20 @@
-"""What the net recipes share inside their training loops: augmentation, the one-cycle AdamW optimiser, and the
-pack's model wrapper for measuring a net while it trains."""
+"""What the net recipes share inside their training loops: augmentation, the one-cycle AdamW optimiser, shuffled
+batches, the gradient step, the progress bar and log lines."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from rich.progress import Progress, TaskID
 from torch import Tensor, nn
 
-from app.ml.model import ArenaModel
-from app.ml.packs import DataPack
+from app.ml.measure.evaluation import progress_bar
 
 MAX_SHIFT = 2
 AUGMENTATION = f"random horizontal flip, random shift of up to {MAX_SHIFT} px in each direction (zero fill)"
@@ -44,26 +48,77 @@ def one_cycle_adamw(
     return optimizer, schedule
 
 
-def pack_model(
-    net: nn.Module,
-    pack: DataPack,
-    device: torch.device,
-    name: str,
-    wrapper: type[ArenaModel] = ArenaModel,
-    card: dict[str, Any] | None = None,
-) -> ArenaModel:
-    """``net`` behind the pack's normalisation and bounds (a copy: the caller's net is never changed by it)."""
-    return wrapper(
-        net,
-        mean=pack.mean,
-        std=pack.std,
-        image_shape=pack.image_shape,
-        num_classes=pack.num_classes,
-        device=device,
-        name=name,
-        pack_name=pack.name,
-        card=card,
-    )
+def shuffled_batches(
+    examples: int, batch_size: int, generator: torch.Generator, batches: int | None = None
+) -> Iterator[tuple[int, Tensor]]:
+    """One epoch of a fresh random order: each batch's number and example indices, for ``batches`` batches (by
+    default all of them, the last one partial)."""
+    order = torch.randperm(examples, generator=generator)
+    for batch_no in range(batches_per_epoch(examples, batch_size) if batches is None else batches):
+        yield batch_no, order[batch_no * batch_size : (batch_no + 1) * batch_size]
+
+
+def descend(
+    loss: Tensor, optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler | None = None
+) -> None:
+    """One gradient step on ``loss``, then one step of the learning-rate schedule where there is one."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if schedule is not None:
+        schedule.step()
+
+
+@dataclass
+class TrainingProgress:
+    """A training loop's progress bar (``advance`` after each batch) and its log line every ``every`` batches."""
+
+    bar: Progress
+    task: TaskID
+    log: logging.Logger
+    epochs: int
+    steps_per_epoch: int
+    every: int
+    started: float
+
+    def advance(self) -> None:
+        self.bar.advance(self.task)
+
+    def seconds(self) -> float:
+        """Since the run started."""
+        return time.perf_counter() - self.started
+
+    def log_batch(self, epoch: int, batch_no: int, detail: str, *values: float) -> None:
+        """``epoch e/E batch b/B <detail % values> (s)`` on the first batch and every ``every`` after it."""
+        if batch_no % self.every == 0:
+            self.log.info(
+                f"epoch %d/%d batch %d/%d {detail} (%.0f s)",
+                epoch + 1,
+                self.epochs,
+                batch_no,
+                self.steps_per_epoch,
+                *values,
+                self.seconds(),
+            )
+
+
+@contextmanager
+def training_progress(
+    enabled: bool,
+    description: str,
+    log: logging.Logger,
+    epochs: int,
+    steps_per_epoch: int,
+    *,
+    every: int = LOG_EVERY,
+    started: float | None = None,
+) -> Iterator[TrainingProgress]:
+    """The bar (shown when ``enabled``) for ``epochs`` of ``steps_per_epoch`` batches, and the log it writes to; the
+    run's clock starts now unless ``started`` says when it did."""
+    with progress_bar(enabled) as bar:
+        task = bar.add_task(description, total=epochs * steps_per_epoch)
+        clock = time.perf_counter() if started is None else started
+        yield TrainingProgress(bar, task, log, epochs, steps_per_epoch, every, clock)
 
 
 def one_cycle_recipe(lr: float) -> dict[str, str]:

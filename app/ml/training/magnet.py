@@ -13,13 +13,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from app.ml.defenses.magnet import MagNet, calibrate_magnet_threshold
-from app.ml.measure.evaluation import clean_predictions, progress_bar
+from app.ml.measure.evaluation import clean_predictions
 from app.ml.nets.magnet_ae import MagNetAutoencoder, architecture
 from app.ml.opponents.registry import load_opponent, resolve_device
 from app.ml.opponents.specs import OpponentSpec
 from app.ml.packs import get_pack
 from app.ml.training.checkpoints import base_card, net_state, one_cycle_training_section, save_checkpoint
-from app.ml.training.fitting import LOG_EVERY, batches_per_epoch
+from app.ml.training.fitting import LOG_EVERY, batches_per_epoch, descend, shuffled_batches, training_progress
 from app.ml.training.options import TrainingOptions, hyperparameters, seeded, torch_threads
 
 logger = logging.getLogger(__name__)
@@ -140,32 +140,21 @@ def fit_autoencoder(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
     probe = held_out[:2000].to(device)
     log: list[dict[str, Any]] = []
-    with progress_bar(progress) as bar:
-        task = bar.add_task("MagNet autoencoder", total=epochs * steps_per_epoch)
+    description = "MagNet autoencoder"
+    with training_progress(
+        progress, description, logger, epochs, steps_per_epoch, every=LOG_EVERY * 4, started=started
+    ) as meter:
         for epoch in range(epochs):
-            order = torch.randperm(len(train_x), generator=generator)
             total, seen = 0.0, 0
-            for batch_no, start in enumerate(range(0, len(train_x), batch_size)):
-                clean = train_x[order[start : start + batch_size]].to(device)
+            for batch_no, idx in shuffled_batches(len(train_x), batch_size, generator):
+                clean = train_x[idx].to(device)
                 noisy = (clean + noise_std * torch.randn(clean.shape, generator=generator).to(device)).clamp(0, 1)
                 loss = F.mse_loss(autoencoder(noisy), clean)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
+                descend(loss, optimizer, schedule)
                 total += loss.item() * len(clean)
                 seen += len(clean)
-                bar.advance(task)
-                if batch_no % (LOG_EVERY * 4) == 0:
-                    logger.info(
-                        "epoch %d/%d batch %d/%d loss %.5f (%.0f s)",
-                        epoch + 1,
-                        epochs,
-                        batch_no,
-                        steps_per_epoch,
-                        total / seen,
-                        time.perf_counter() - started,
-                    )
+                meter.advance()
+                meter.log_batch(epoch, batch_no, "loss %.5f", total / seen)
             autoencoder.eval()
             with torch.no_grad():
                 heldout_mse = F.mse_loss(autoencoder(probe), probe).item()
@@ -174,7 +163,7 @@ def fit_autoencoder(
                 "epoch": epoch + 1,
                 "train_loss": round(total / seen, 5),
                 "heldout_mse": round(heldout_mse, 5),
-                "elapsed_s": round(time.perf_counter() - started, 1),
+                "elapsed_s": round(meter.seconds(), 1),
             }
             log.append(entry)
             logger.info("epoch %d/%d done: %s", epoch + 1, epochs, entry)

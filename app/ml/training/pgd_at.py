@@ -12,7 +12,6 @@ PGD-10 accuracy improves, so a run cut short still leaves a loadable opponent wh
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import torch
@@ -20,12 +19,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from app.ml.attacks.pgd import PGD
-from app.ml.measure.evaluation import clean_accuracy, per_image_generators, progress_bar
+from app.ml.measure.evaluation import clean_accuracy, per_image_generators
 from app.ml.opponents import cards
+from app.ml.opponents.registry import pack_model
 from app.ml.opponents.specs import OpponentSpec
 from app.ml.packs import DataPack
+from app.ml.training import fitting
 from app.ml.training.checkpoints import base_card, one_cycle_training_section, save_net
-from app.ml.training.fitting import LOG_EVERY, augment, batches_per_epoch, one_cycle_adamw, pack_model
 from app.ml.training.options import TrainingOptions, net_run
 
 logger = logging.getLogger(__name__)
@@ -76,8 +76,8 @@ def train_pgd_at(spec: OpponentSpec, options: TrainingOptions) -> dict[str, Any]
         mean = torch.tensor(pack.mean, device=device).view(1, -1, 1, 1)
         std = torch.tensor(pack.std, device=device).view(1, -1, 1, 1)
         net = spec.build_net().to(device).train()
-        steps_per_epoch = batches_per_epoch(len(labels), run.batch_size)
-        optimizer, schedule = one_cycle_adamw(net, run.lr, run.epochs, steps_per_epoch)
+        steps_per_epoch = fitting.batches_per_epoch(len(labels), run.batch_size)
+        optimizer, schedule = fitting.one_cycle_adamw(net, run.lr, run.epochs, steps_per_epoch)
         card = base_card(spec, pack, net, run.models_dir, train_size=len(labels))
         training = one_cycle_training_section(spec, run.seed, run.epochs, run.batch_size, run.lr)
         training["adversarial_training"] = {
@@ -90,44 +90,28 @@ def train_pgd_at(spec: OpponentSpec, options: TrainingOptions) -> dict[str, Any]
         }
         training["epoch_log"] = []
         best = -1.0
-        started = time.perf_counter()
-        with progress_bar(run.progress) as bar:
-            task = bar.add_task("adversarial training", total=run.epochs * steps_per_epoch)
+        description = "adversarial training"
+        with fitting.training_progress(run.progress, description, logger, run.epochs, steps_per_epoch) as progress:
             for epoch in range(run.epochs):
-                order = torch.randperm(len(labels), generator=generator)
                 total_loss, seen = 0.0, 0
-                for batch_no, start in enumerate(range(0, len(labels), run.batch_size)):
-                    idx = order[start : start + run.batch_size]
-                    x = augment(images[idx], generator).to(device)
+                for batch_no, idx in fitting.shuffled_batches(len(labels), run.batch_size, generator):
+                    x = fitting.augment(images[idx], generator).to(device)
                     y = labels[idx].to(device)
                     batch_eps = eps * min(1.0, epoch + batch_no / steps_per_epoch)
                     adv = adversarial_batch(net, pack, device, x, y, batch_eps, steps, generator)
                     loss = F.cross_entropy(net((adv - mean) / std), y)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    schedule.step()
+                    fitting.descend(loss, optimizer, schedule)
                     total_loss += loss.item() * len(idx)
                     seen += len(idx)
-                    bar.advance(task)
-                    if batch_no % LOG_EVERY == 0:
-                        logger.info(
-                            "epoch %d/%d batch %d/%d eps %.3f loss %.4f (%.0f s)",
-                            epoch + 1,
-                            run.epochs,
-                            batch_no,
-                            steps_per_epoch,
-                            batch_eps,
-                            total_loss / seen,
-                            time.perf_counter() - started,
-                        )
+                    progress.advance()
+                    progress.log_batch(epoch, batch_no, "eps %.3f loss %.4f", batch_eps, total_loss / seen)
                 val_clean, val_robust = held_out_accuracy(net, pack, device, val_x, val_y, eps, run.seed)
                 entry = {
                     "epoch": epoch + 1,
                     "train_adv_loss": round(total_loss / seen, 4),
                     "heldout_clean": val_clean,
                     "heldout_pgd10": val_robust,
-                    "elapsed_s": round(time.perf_counter() - started, 1),
+                    "elapsed_s": round(progress.seconds(), 1),
                 }
                 training["epoch_log"].append(entry)
                 logger.info("epoch %d/%d done: %s", epoch + 1, run.epochs, entry)
@@ -135,7 +119,7 @@ def train_pgd_at(spec: OpponentSpec, options: TrainingOptions) -> dict[str, Any]
                     best = val_robust
                     training["selected_epoch"] = epoch + 1
                     training["completed_epochs"] = epoch + 1
-                    training["wall_time_s"] = round(time.perf_counter() - started, 1)
+                    training["wall_time_s"] = round(progress.seconds(), 1)
                     card["clean_accuracy"], card["clean_accuracy_n"] = clean_accuracy(
                         pack_model(net, pack, device, spec.name), pack
                     )

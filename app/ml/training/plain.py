@@ -23,11 +23,11 @@ from app.ml.measure.evaluation import (
     progress_bar,
 )
 from app.ml.opponents import cards
-from app.ml.opponents.registry import resolve_device
+from app.ml.opponents.registry import pack_model, resolve_device
 from app.ml.opponents.specs import OpponentSpec
 from app.ml.packs import DataPack, get_pack
+from app.ml.training import fitting
 from app.ml.training.checkpoints import card_header, net_state, provenance, save_checkpoint
-from app.ml.training.fitting import augment, batches_per_epoch, one_cycle_adamw, one_cycle_recipe, pack_model
 from app.ml.training.options import TrainingOptions, hyperparameters, seeded, torch_threads
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def train_plain(spec: OpponentSpec, options: TrainingOptions) -> dict[str, Any]:
             "epochs": epochs,
             "batch_size": batch_size,
             "lr": lr,
-            **one_cycle_recipe(lr),
+            **fitting.one_cycle_recipe(lr),
             "wall_time_s": round(wall_time, 1),
             "measure_time_s": round(measure_time, 1),
             "device": str(target),
@@ -106,22 +106,17 @@ def fit(
     # channels_last makes oneDNN's CPU convolutions about 1.5x faster here; weights are made contiguous again
     # before saving.
     net.to(device).to(memory_format=torch.channels_last).train()
-    steps_per_epoch = batches_per_epoch(len(labels), batch_size)
-    optimizer, schedule = one_cycle_adamw(net, lr, epochs, steps_per_epoch)
+    steps_per_epoch = fitting.batches_per_epoch(len(labels), batch_size)
+    optimizer, schedule = fitting.one_cycle_adamw(net, lr, epochs, steps_per_epoch)
     with progress_bar(progress) as bar:
         task = bar.add_task("training", total=epochs * steps_per_epoch)
         for epoch in range(epochs):
-            order = torch.randperm(len(labels), generator=generator)
             total_loss = torch.zeros(())
-            for start in range(0, len(labels), batch_size):
-                idx = order[start : start + batch_size]
-                x = ((augment(images[idx], generator) - mean) / std).to(device)
+            for _, idx in fitting.shuffled_batches(len(labels), batch_size, generator):
+                x = ((fitting.augment(images[idx], generator) - mean) / std).to(device)
                 x = x.contiguous(memory_format=torch.channels_last)
                 loss = F.cross_entropy(net(x), labels[idx].to(device))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
+                fitting.descend(loss, optimizer, schedule)
                 total_loss += loss.detach().cpu() * len(idx)
                 bar.advance(task)
             bar.update(task, description=f"training (epoch {epoch + 1}/{epochs})")

@@ -16,7 +16,12 @@ import torch.nn.functional as F
 
 from app.ml import ArenaModel, get_attack, load_opponent
 from app.ml.defenses import DefenseGAN, attack_view
-from app.ml.defenses.defense_gan import project_onto_range, reconstruction_gradient, unrolled_projection
+from app.ml.defenses.defense_gan import (
+    Projection,
+    project_onto_range,
+    reconstruction_gradient,
+    unrolled_projection,
+)
 from app.ml.opponents.registry import OpponentCorrupt, OpponentMissing
 from app.ml.service.contracts import ImageJob
 from tests.ml.conftest import StartModelService
@@ -73,8 +78,8 @@ def test_projection_reduces_the_reconstruction_error(
     deployed: DefenseGAN, test_images: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
     images = test_images[0][:16]
-    _, at_start = project_onto_range(deployed.generator, images, steps=0, restarts=FAST["restarts"], step_size=0.1)
-    _, after = project_onto_range(deployed.generator, images, steps=FAST["steps"], **{"restarts": 2, "step_size": 0.1})
+    _, at_start = project_onto_range(deployed.generator, images, Projection(0, FAST["restarts"], 0.1))
+    _, after = project_onto_range(deployed.generator, images, Projection(FAST["steps"], 2, 0.1))
     assert bool((after < at_start).all()), (at_start, after)
     assert after.mean() < 0.6 * at_start.mean()
 
@@ -150,10 +155,10 @@ def test_the_unrolled_projection_is_the_projection_with_its_real_gradient(
     through the same steps written with the generator module."""
     x = test_images[0][:6].clone()
     settings = {"steps": fast.steps, "restarts": fast.restarts, "step_size": fast.step_size}
-    exact, _ = project_onto_range(fast.generator, x, **settings)
+    exact, _ = project_onto_range(fast.generator, x, fast.projection)
     direction = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
     leaf = x.clone().requires_grad_(True)
-    unrolled = unrolled_projection(fast.generator, leaf, **settings)
+    unrolled = unrolled_projection(fast.generator, leaf, fast.projection)
     assert torch.allclose(unrolled.detach(), exact, atol=1e-4)
     (grad,) = torch.autograd.grad((unrolled * direction).sum(), leaf)
     assert grad.abs().max() > 0
