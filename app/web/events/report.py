@@ -17,8 +17,9 @@ from app.stats import events as event_stats
 from app.stats.leaderboard import leaderboard
 from app.web.events.common import absolute, class_names, hosting
 from app.web.routes import render
+from app.web.shown_score import SHOWN_SCORE
 
-router = APIRouter()
+router = APIRouter(dependencies=SHOWN_SCORE)
 
 CHARTS = ("accuracy-by-eps", "confusions")
 
