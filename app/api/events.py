@@ -29,6 +29,7 @@ from app.ml.packs import get_pack
 from app.stats import events as event_stats
 from app.stats import export
 from app.stats.events import Proportion
+from app.web.room import join_link
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
@@ -41,7 +42,7 @@ HOST_ERRORS: dict[int | str, dict[str, Any]] = {
 
 def event_urls(request: Request, code: str) -> dict[str, str]:
     return {
-        "join_url": str(request.url_for("join_event_page", code=code)),
+        "join_url": join_link(request, "join_event_page", code=code),
         "screen_url": str(request.url_for("event_screen", code=code)),
         "host_url": str(request.url_for("host_console", code=code)),
         "report_url": str(request.url_for("event_report", code=code)),
