@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `arena serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `arena serve` listens on.")
+    public_url: str = Field(
+        "",
+        description="Where phones reach this server (https://arena.example.org behind a proxy or tunnel): the join "
+        "link and QR code use it. Empty: the address the host's browser used.",
+    )
     secret_key: SecretStr = Field(
         SecretStr(DEFAULT_SECRET),
         description="Signs session cookies and CSRF tokens; required (the built-in value is refused) when "

@@ -23,12 +23,13 @@ from app.api.schemas import (
 )
 from app.db.tables import EventRecord
 from app.deps import BearerToken, CatalogDep, HubDep, ServiceDep, SessionDep
-from app.game import events
+from app.game import disclosure, events
 from app.game.difficulty import eps_as_grey_levels
 from app.ml.packs import get_pack
 from app.stats import events as event_stats
 from app.stats import export
 from app.stats.events import Proportion
+from app.web.room import join_link
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
@@ -41,7 +42,7 @@ HOST_ERRORS: dict[int | str, dict[str, Any]] = {
 
 def event_urls(request: Request, code: str) -> dict[str, str]:
     return {
-        "join_url": str(request.url_for("join_event_page", code=code)),
+        "join_url": join_link(request, "join_event_page", code=code),
         "screen_url": str(request.url_for("event_screen", code=code)),
         "host_url": str(request.url_for("host_console", code=code)),
         "report_url": str(request.url_for("event_report", code=code)),
@@ -115,10 +116,9 @@ async def host_action(
 async def list_players(code: str, token: BearerToken, session: SessionDep) -> list[EventPlayer]:
     event = await events.event_by_code(session, code)
     events.check_host(event, token)
-    return [
-        EventPlayer(player_id=p.id, nickname=p.nickname, score=p.score, removed=p.removed)
-        for p in await events.event_players(session, event)
-    ]
+    listed = await events.event_players(session, event)
+    scores = await disclosure.shown_scores(session, listed)
+    return [EventPlayer(player_id=p.id, nickname=p.nickname, score=scores[p.id], removed=p.removed) for p in listed]
 
 
 @router.delete("/{code}/players/{player_id}", response_model=EventPlayer, responses=HOST_ERRORS)
@@ -127,7 +127,8 @@ async def remove_player(code: str, player_id: str, token: BearerToken, session: 
     events.check_host(event, token)
     player = await events.remove_player(session, event=event, player_id=player_id)
     hub.publish(event.code, status=True)  # the removed phone finds out
-    return EventPlayer(player_id=player.id, nickname=player.nickname, score=player.score, removed=player.removed)
+    score = await disclosure.shown_score(session, player)
+    return EventPlayer(player_id=player.id, nickname=player.nickname, score=score, removed=player.removed)
 
 
 def proportion_out(value: Proportion) -> ProportionOut:

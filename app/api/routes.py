@@ -26,7 +26,7 @@ from app.api.schemas import (
 )
 from app.db.tables import PlayerRecord
 from app.deps import ApiPlayer, HubDep, ServiceDep, SessionDep, SettingsDep
-from app.game import events, play, threshold
+from app.game import disclosure, events, play, threshold
 from app.game.catalogue import Catalogue, playable_attacks, playable_in_rounds
 from app.game.reveal import budget_text
 from app.ml.packs import get_pack  # torch-free: packs only read idx files
@@ -95,7 +95,8 @@ async def create_round(
     )
 
 
-def answer_out(request: Request, view: play.RoundView, player: PlayerRecord) -> AnswerOut:
+def answer_out(request: Request, view: play.RoundView, player: PlayerRecord, score: int) -> AnswerOut:
+    """The reveal; ``score`` is the player's score as the reveal rule shows it (disclosure.shown_score)."""
     record = view.record
     answer, reveal = view.revealed()
     urls = image_urls(request, record.id)
@@ -111,7 +112,7 @@ def answer_out(request: Request, view: play.RoundView, player: PlayerRecord) -> 
         clean_model_label=reveal.clean_label,
         beat_machine=reveal.beat_machine,
         points=reveal.points,
-        score=player.score,
+        score=score,
         streak=player.streak,
         eps=reveal.eps,
         eps_text=reveal.eps_text,
@@ -167,7 +168,7 @@ async def answer_round(
             reveal_at=view.truth_hidden_until.isoformat(),
             reveal_url=str(request.url_for("get_answered_round", round_id=view.record.id)),
         )
-    return answer_out(request, view, player)
+    return answer_out(request, view, player, await disclosure.shown_score(session, player))
 
 
 @router.get("/rounds/{round_id}", response_model=AnswerOut, responses={k: ERRORS[k] for k in (401, 404, 409)})
@@ -176,7 +177,7 @@ async def get_answered_round(
 ) -> AnswerOut:
     """The reveal of an answered round, to show it again. An unanswered round reveals nothing (409)."""
     view = await play.revealed_round(session, Catalogue(service), player=player, round_id=round_id)
-    return answer_out(request, view, player)
+    return answer_out(request, view, player, await disclosure.shown_score(session, player))
 
 
 EventFilter = Query(None, max_length=20, description="Only this event (its join code); default: everyone")

@@ -19,7 +19,7 @@ from app.config import Settings
 from app.db.queries import round_answer, round_by_id
 from app.db.tables import AnswerRecord, EventRecord, PlayerRecord, RoundRecord
 from app.errors import Conflict, Invalid, NotFound
-from app.game import conditions, events, players, rounds
+from app.game import conditions, disclosure, events, players, rounds
 from app.game.catalogue import Catalogue, attack_entry
 from app.game.plan import check_task, choose_plan, default_plan
 from app.game.reveal import Reveal, build_reveal
@@ -45,7 +45,7 @@ class RoundView:
     choices: list[tuple[int, str]]
     answer: AnswerRecord | None = None
     reveal: Reveal | None = None
-    truth_hidden_until: datetime | None = None  # a together image still counting down hides its truth until then
+    truth_hidden_until: datetime | None = None  # an answered together image not revealed yet: no reveal until then
     threshold: Threshold | None = None  # the player's threshold so far on this opponent, beside the machine's
     event_code: str | None = None  # the event whose screens should hear of an answer
 
@@ -120,7 +120,6 @@ async def answer(
     record, answered, event = await events.answer_round(
         session, player=player, round_id=round_id, choice=choice, source=catalogue, shown_ms=shown_ms
     )
-    hidden_until = await events.truth_hidden_until(session, record)
     await session.commit()
     return await round_view(
         session,
@@ -128,7 +127,6 @@ async def answer(
         player=player,
         record=record,
         answer=answered,
-        truth_hidden_until=hidden_until,
         with_threshold=with_threshold,
         event_code=event.code if event is not None else None,
     )
@@ -147,20 +145,10 @@ async def revealed_round(
     """An answered round's reveal, to show it again; refused (409) while the reveal rule hides it."""
     record = await rounds.player_round(session, player=player, round_id=round_id)
     answered = await round_answer(session, round_id)
-    hidden = await why_truth_hidden(session, record, answered)
+    hidden = await disclosure.why_truth_hidden(session, record, answered)
     if hidden is not None:
         raise Conflict(hidden)
     return await round_view(session, catalogue, player=player, record=record, answer=answered)
-
-
-async def why_truth_hidden(session: AsyncSession, record: RoundRecord, answered: AnswerRecord | None) -> str | None:
-    """The reveal rule: a round's truth (its reveal, its original, its perturbation) is shown once the round has
-    been answered and, for a together image, once the room's countdown is over. The reason it is hidden, or None."""
-    if answered is None:
-        return messages.REVEAL_NOT_READY
-    if await events.truth_hidden_until(session, record) is not None:
-        return messages.TRUTH_HIDDEN_UNTIL_CLOSE
-    return None
 
 
 async def round_view(
@@ -170,14 +158,15 @@ async def round_view(
     player: PlayerRecord,
     record: RoundRecord,
     answer: AnswerRecord | None = None,
-    truth_hidden_until: datetime | None = None,
     with_threshold: bool = False,
     event_code: str | None = None,
 ) -> RoundView:
+    """The round for its player: an answered round carries its reveal only where the reveal rule shows it."""
     info = catalogue.opponent_info(record.opponent)
     reveal = None
     found = None
-    if answer is not None:
+    hidden_until = await disclosure.truth_hidden_until(session, record) if answer is not None else None
+    if answer is not None and hidden_until is None:
         reveal = build_reveal(record, answer, info.class_names, attack_entry(catalogue, record.attack))
         if with_threshold:
             estimates = await player_thresholds(session, player.id, {record.opponent: info.min_eps})
@@ -188,7 +177,7 @@ async def round_view(
         choices=rounds.offered_choices(record, info.class_names),
         answer=answer,
         reveal=reveal,
-        truth_hidden_until=truth_hidden_until,
+        truth_hidden_until=hidden_until,
         threshold=found,
         event_code=event_code,
     )
@@ -207,7 +196,7 @@ async def round_image(session: AsyncSession, *, round_id: str, kind: str) -> byt
         raise NotFound(messages.ROUND_NOT_FOUND)
     if kind == "adversarial":
         return record.adversarial_png
-    hidden = await why_truth_hidden(session, record, await round_answer(session, round_id))
+    hidden = await disclosure.why_truth_hidden(session, record, await round_answer(session, round_id))
     if hidden is not None:
         raise NotFound(hidden)
     if kind == "original":

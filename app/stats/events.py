@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord, SharedRoundRecord
+from app.game.disclosure import settled
 from app.stats.answer_counts import beat_machine_count, count_true
 from app.stats.intervals import Proportion
-from app.stats.visibility import settled
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import AnswerRecord, EventRecord, PlayerRecord, RoundRecord
-from app.stats.visibility import settled
+from app.game.disclosure import settled
 
 PAGE_SIZE = 500
 

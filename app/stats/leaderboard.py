@@ -8,10 +8,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
+from app.game.disclosure import settled
 from app.stats.answer_counts import beat_machine_count, count_true
 from app.stats.human_vs_model import HumanVsModel
 from app.stats.intervals import Proportion
-from app.stats.visibility import settled
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ async def leaderboard(session: AsyncSession, *, limit: int = 20, event_id: str |
     """Everyone (events included) by default; with ``event_id`` only that event's players, less any the host
     removed."""
     # The score is summed from settled answers rather than read from the player, so that points earned on a
-    # together image still counting down do not show on the board (see app.stats.visibility).
+    # together image still counting down do not show on the board (see app.game.disclosure).
     score = func.coalesce(func.sum(AnswerRecord.points), 0)
     query = (
         select(

@@ -9,7 +9,7 @@ app/stats/consistency.py; this module groups trials and counts them:
 
 * **Which answers count.** Answered classification rounds only (an unanswered round has no human answer to
   compare; a guess-the-machine round asks for the machine's answer, not the true class), and never an answer to a
-  "together" image whose countdown is still running (``visibility.settled``). The model is scored on
+  "together" image whose countdown is still running (``disclosure.settled``). The model is scored on
   the same answered rounds as the people, so both accuracies are on identical trials; a together image therefore
   counts once per person who answered it, for the model too.
 * **Eps buckets** (:func:`eps_bucket`). L∞ and L0 budgets are per-pixel changes on [0, 1] images, and the game plays
@@ -54,6 +54,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import AnswerRecord, RoundRecord
+from app.game.disclosure import settled
 from app.stats.consistency import (
     BOOTSTRAP_RESAMPLES,
     Consistency,
@@ -64,7 +65,6 @@ from app.stats.consistency import (
 from app.stats.human_vs_model import HumanVsModel
 from app.stats.intervals import wilson_interval
 from app.stats.trials import StatsFilter, Trial, filtered, sort_key
-from app.stats.visibility import settled
 
 GROUP_KEYS: tuple[str, ...] = ("condition", "eps_bucket", "attack", "opponent", "pack", "event")
 DEFAULT_GROUP_BY: tuple[str, ...] = ("condition", "eps_bucket", "attack", "opponent")

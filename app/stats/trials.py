@@ -13,7 +13,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import AnswerRecord, EventRecord, RoundRecord
-from app.stats.visibility import settled
+from app.game.disclosure import settled
 
 # Guess-the-machine rounds (Zhou & Firestone 2019: pick the machine's answer) score agreement with the machine, not
 # classification: they are not trials here.

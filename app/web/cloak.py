@@ -21,8 +21,9 @@ from app.deps import check_csrf, csrf_token
 from app.errors import ArenaError
 from app.ml.cloak.service import STRENGTHS, CloakService
 from app.web.routes import render
+from app.web.shown_score import SHOWN_SCORE
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=SHOWN_SCORE)
 
 TEMPLATE = "pages/cloak.html"
 POLL_S = 0.2

@@ -19,8 +19,9 @@ from app.errors import NotFound
 from app.stats import explain as explain_stats
 from app.stats.plots.explain import CHART_FORMATS, EXPLAIN_KINDS, explain_chart
 from app.web.routes import render, see_other
+from app.web.shown_score import SHOWN_SCORE
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=SHOWN_SCORE)
 
 
 def _draw(record: Any, result: Any, class_names: tuple[str, ...], kind: str, fmt: str = "png") -> bytes:

@@ -17,8 +17,9 @@ from app.deps import CookiePlayer, SettingsDep
 from app.stats.intervals import wilson_interval
 from app.web.defense_lab import router as defense_lab_router
 from app.web.routes import render
+from app.web.shown_score import SHOWN_SCORE
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=SHOWN_SCORE)
 router.include_router(defense_lab_router)  # /lab/defenses (app/web/defense_lab.py)
 
 TRANSFER_MATRIX_FILE = "transfer-matrix.json"

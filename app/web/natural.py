@@ -16,8 +16,9 @@ from app.api.cloak import service_of
 from app.deps import check_csrf, csrf_token
 from app.errors import ArenaError, NotFound
 from app.ml.cloak.uploads import to_png
+from app.web.shown_score import SHOWN_SCORE
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=SHOWN_SCORE)
 TEMPLATE = "pages/natural.html"
 
 

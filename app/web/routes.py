@@ -14,12 +14,13 @@ from app.db.queries import latest_unanswered_round
 from app.db.tables import PlayerRecord
 from app.deps import CookiePlayer, HxRequest, ServiceDep, SessionDep, SettingsDep, check_csrf, csrf_token
 from app.errors import ArenaError, Unauthorized
-from app.game import events, play
+from app.game import disclosure, events, play
 from app.game.catalogue import Catalogue
 from app.game.scoring import BEAT_MACHINE_BONUS, CORRECT_POINTS, STREAK_BONUS, STREAK_BONUS_FROM
 from app.stats.leaderboard import leaderboard, tally
+from app.web.shown_score import SHOWN_SCORE, header_score
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=SHOWN_SCORE)
 
 FormText = Annotated[str, Form(max_length=200)]
 CsrfField = Annotated[str | None, Form(alias="csrf_token")]
@@ -30,7 +31,13 @@ def render(
 ) -> Response:
     templates = request.app.state.templates
     player = context.get("player")
-    base = {"request": request, "csrf_token": csrf_token(request), "player": player, "fragment": block is not None}
+    base = {
+        "request": request,
+        "csrf_token": csrf_token(request),
+        "player": player,
+        "fragment": block is not None,
+        "score_shown": header_score(request, player),
+    }
     base.update(context)
     if block is not None:
         response: Response = templates.TemplateResponse(
@@ -181,10 +188,13 @@ async def new_round(
 def round_context(
     request: Request, player: PlayerRecord, view: play.RoundView, catalogue: Catalogue, settings: Settings
 ) -> dict[str, Any]:
+    locked = view.answer is not None and view.reveal is None  # answered, but the reveal rule still hides it
     context = {
         "player": player,
         "round": view.record,
         "reveal": view.reveal,
+        "locked_label": view.class_names[view.answer.choice] if locked and view.answer is not None else None,
+        "reveals_at": view.truth_hidden_until.isoformat() if view.truth_hidden_until is not None else None,
         "threshold": view.threshold,
         "choices": view.choices,
     }
@@ -228,9 +238,9 @@ async def answer(
     if view.event_code is not None:
         request.app.state.hub.publish(view.event_code)
     if hx:
-        return render(
-            request, "pages/play.html", round_context(request, player, view, catalogue, settings), block="stage"
-        )
+        context = round_context(request, player, view, catalogue, settings)
+        context["score_shown"] = await disclosure.shown_score(session, player)  # this answer's points included
+        return render(request, "pages/play.html", context, block="stage")
     return see_other(str(request.url_for("show_round", round_id=round_id)))
 
 

@@ -25,8 +25,9 @@ from app.stats.plots import science as science_plots
 from app.stats.plots.figure import CHART_FORMATS
 from app.stats.trials import EPS_BUCKET_DOC, StatsFilter, Trial, filter_choices, load_trials
 from app.web.routes import render
+from app.web.shown_score import SHOWN_SCORE
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=SHOWN_SCORE)
 
 Field = Annotated[str, Query(max_length=60)]
 

@@ -66,9 +66,9 @@ from app.game.events.together import (
     current_shared_round,
     open_shared_round,
     open_until,
+    reveals_at,
     shared_is_open,
     shared_round_by_number,
-    truth_hidden_until,
     unattended_changes,
 )
 
@@ -114,6 +114,7 @@ __all__ = [
     "player_count",
     "player_in_event",
     "remove_player",
+    "reveals_at",
     "rounds_played",
     "seconds_left",
     "set_locked",
@@ -122,7 +123,6 @@ __all__ = [
     "start",
     "status_of",
     "submit_answer",
-    "truth_hidden_until",
     "unattended_changes",
     "utcnow",
     "validate_settings",

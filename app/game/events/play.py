@@ -4,7 +4,6 @@ room's image), what their phone shows, and answers with the event's extra checks
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,12 +12,11 @@ from app import messages
 from app.db.tables import AnswerRecord, EventRecord, PlayerRecord, RoundRecord, SharedRoundRecord
 from app.errors import ArenaError, Conflict
 from app.game import rounds
-from app.game.events.clock import aware, utcnow
+from app.game.events.clock import utcnow
 from app.game.events.joining import check_player_active
 from app.game.events.lifecycle import current_phase, require_running, status_of
 from app.game.events.settings import event_settings
 from app.game.events.together import (
-    ANSWER_GRACE_S,
     copy_for_player,
     current_shared_round,
     player_copy,
@@ -116,8 +114,7 @@ async def answer_round(
             raise Conflict(messages.EVENT_ENDED)
         if record.shared_round_id is not None:
             shared = await session.get(SharedRoundRecord, record.shared_round_id)
-            closes_at = aware(shared.closes_at) if shared is not None else None
-            if closes_at is None or now > closes_at + timedelta(seconds=ANSWER_GRACE_S):
+            if not shared_is_open(shared, now):  # it has revealed: late answers would know the truth
                 raise Conflict(messages.EVENT_TIME_UP)
     record, answer = await rounds.answer_round(
         session, player=player, round_id=round_id, choice=choice, source=source, shown_ms=shown_ms

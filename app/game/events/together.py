@@ -36,23 +36,30 @@ async def shared_round_by_number(session: AsyncSession, event: EventRecord, numb
     )
 
 
+def reveals_at(closes_at: datetime | None) -> datetime | None:
+    """When a shared image reveals: its countdown *and* the grace for late answers are over, so nobody can read the
+    truth off the big screen and still get an answer in. Until then it takes answers and hides its truth; from
+    then on every screen, phone and page may show it. The one moment everything about a together image keys on."""
+    moment = aware(closes_at)
+    return None if moment is None else moment + timedelta(seconds=ANSWER_GRACE_S)
+
+
 def shared_is_open(shared: SharedRoundRecord | None, now: datetime | None = None) -> bool:
     return shared is not None and open_until(shared.closes_at, now)
 
 
 def open_until(closes_at: datetime | None, now: datetime | None = None) -> bool:
-    """Still open, truth still hidden: until the countdown *and* the grace for late answers are over, so nobody can
-    read the truth off the big screen and still get an answer in."""
-    moment = aware(closes_at)
-    return moment is not None and (now or utcnow()) < moment + timedelta(seconds=ANSWER_GRACE_S)
+    """Still open, truth still hidden: before the image reveals (:func:`reveals_at`)."""
+    moment = reveals_at(closes_at)
+    return moment is not None and (now or utcnow()) < moment
 
 
 def unattended_changes(
     event: EventRecord, shared: SharedRoundRecord | None, *, shared_open: bool, running: bool
 ) -> list[datetime]:
-    """When what the event's screens show changes with nobody acting: the room's image closing, the time limit
+    """When what the event's screens show changes with nobody acting: the room's image revealing, the time limit
     running out."""
-    moments = [aware(shared.closes_at)] if shared is not None and shared_open else []
+    moments = [reveals_at(shared.closes_at)] if shared is not None and shared_open else []
     if running and event.ends_at is not None:
         moments.append(aware(event.ends_at))
     return [moment for moment in moments if moment is not None]
@@ -134,16 +141,3 @@ async def copy_for_player(session: AsyncSession, *, shared: SharedRoundRecord, p
             raise
         return existing
     return record
-
-
-async def truth_hidden_until(session: AsyncSession, record: RoundRecord) -> datetime | None:
-    """When a round belongs to a together image that is still counting down, the moment its truth may be shown;
-    None when it may be shown now. Until then an answer is only acknowledged: its reveal, the original and the
-    perturbation stay hidden, so nobody who has answered can tell the room."""
-    if record.shared_round_id is None:
-        return None
-    shared = await session.get(SharedRoundRecord, record.shared_round_id)
-    if shared is None or not shared_is_open(shared):
-        return None
-    closes_at = aware(shared.closes_at)
-    return None if closes_at is None else closes_at + timedelta(seconds=ANSWER_GRACE_S)

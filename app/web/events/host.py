@@ -11,12 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.tables import EventRecord
 from app.deps import CatalogDep, CookiePlayer, HubDep, ServiceDep, SessionDep, check_csrf
 from app.errors import ArenaError
-from app.game import events
+from app.game import disclosure, events
 from app.game.difficulty import eps_as_grey_levels
 from app.web.events.common import FormText, absolute, attempt, iso_moment, remember_host, require_host
+from app.web.room import is_loopback_url, join_link
 from app.web.routes import CsrfField, render, see_other
+from app.web.shown_score import SHOWN_SCORE
 
-router = APIRouter()
+router = APIRouter(dependencies=SHOWN_SCORE)
 
 DEFAULT_FORM = {
     "name": "",
@@ -142,6 +144,8 @@ async def console_context(
 ) -> dict[str, Any]:
     settings = events.event_settings(event)
     shared = await events.current_shared_round(session, event)
+    players = await events.event_players(session, event)
+    join_url = join_link(request, "join_event_page", code=event.code)
     return {
         "player": player,
         "event": event,
@@ -149,11 +153,13 @@ async def console_context(
         "status": events.status_of(event),
         "seconds_left": events.seconds_left(event),
         "phase": events.current_phase(event),
-        "players": await events.event_players(session, event),
+        "players": players,
+        "scores": await disclosure.shown_scores(session, players),
         "shared": shared,
         "shared_open": events.shared_is_open(shared),
         "shared_closes_at": iso_moment(shared.closes_at) if shared is not None else None,
-        "join_url": absolute(request, "join_event_page", code=event.code),
+        "join_url": join_url,
+        "join_is_loopback": is_loopback_url(join_url),  # no phone in the room can open it
         "host_link": absolute(request, "host_console", code=event.code) + f"?key={token}",
         "flash": request.session.pop("flash", None),
         "eps_levels": [eps_as_grey_levels(e) for e in settings.eps_levels()],

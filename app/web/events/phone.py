@@ -11,12 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.tables import EventRecord, PlayerRecord, SharedRoundRecord
 from app.deps import CookiePlayer, HubDep, HxRequest, ServiceDep, SessionDep, check_csrf
 from app.errors import ArenaError
-from app.game import events, rounds
+from app.game import disclosure, events, rounds
 from app.ml.service.contracts import ModelService
 from app.web.events.common import FormText, absolute, attempt, class_names, iso_moment
 from app.web.routes import CsrfField, render, see_other
+from app.web.shown_score import SHOWN_SCORE
 
-router = APIRouter()
+router = APIRouter(dependencies=SHOWN_SCORE)
 
 PLAY_TEMPLATE = "pages/event_play.html"
 
@@ -88,27 +89,24 @@ async def stage_context(
     record = await events.phone_round(session, event=event, player=player, shared=shared)
     answer = await rounds.round_answer(session, record.id) if record is not None else None
     names = service.opponent_info(record.opponent).class_names if record is not None else class_names(service, event)
+    hidden = await disclosure.why_truth_hidden(session, record, answer) if record is not None else None
     reveal = (
         rounds.build_reveal(record, answer, names, rounds.attack_entry(service, record.attack))
-        if record is not None and answer is not None
+        if record is not None and answer is not None and hidden is None
         else None
     )
     played = await events.rounds_played(session, player)
     shared_open = events.shared_is_open(shared)
-    # Points for an answer still counting down stay out of the shown score: they would tell the player (and,
-    # through them, the room) whether the answer was right before the reveal.
-    pending = (
-        answer.points if answer is not None and record is not None and record.shared_round_id and shared_open else 0
-    )
     return {
         "player": player,
         "status_key": phone_status_key(event, latest_shared),
-        "score_shown": player.score - pending,
+        "score_shown": await disclosure.shown_score(session, player),
         "event": event,
         "settings": settings,
         "status": status,
         "round": record,
         "reveal": reveal,
+        "locked_label": names[answer.choice] if answer is not None and reveal is None else None,
         "shared": shared,
         "shared_open": shared_open,
         "closes_at": iso_moment(shared.closes_at) if shared is not None else None,

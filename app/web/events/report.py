@@ -15,10 +15,12 @@ from app.errors import NotFound
 from app.game import events
 from app.stats import events as event_stats
 from app.stats.leaderboard import leaderboard
-from app.web.events.common import absolute, class_names, hosting
+from app.web.events.common import class_names, hosting
+from app.web.room import join_link
 from app.web.routes import render
+from app.web.shown_score import SHOWN_SCORE
 
-router = APIRouter()
+router = APIRouter(dependencies=SHOWN_SCORE)
 
 CHARTS = ("accuracy-by-eps", "confusions")
 
@@ -27,7 +29,7 @@ CHARTS = ("accuracy-by-eps", "confusions")
 async def event_qr(request: Request, code: str, session: SessionDep) -> Response:
     """The join URL as a QR code, drawn here (segno), never fetched from a third party."""
     event = await events.event_by_code(session, code)
-    qr = segno.make(absolute(request, "join_event_page", code=event.code), error="m")
+    qr = segno.make(join_link(request, "join_event_page", code=event.code), error="m")
     buffer = io.BytesIO()  # a standalone SVG document (with its xmlns), so that <img> can show it
     qr.save(buffer, kind="svg", scale=8, dark="#000", light="#fff", border=2, title=f"Join {event.code}")
     return Response(buffer.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=3600"})

@@ -20,8 +20,9 @@ from app.images import amplified_perturbation, from_png, to_png
 from app.ml.service.contracts import ModelService
 from app.stats import events as event_stats
 from app.stats.leaderboard import leaderboard
-from app.web.events.common import absolute, class_names, iso_moment
+from app.web.events.common import class_names, iso_moment
 from app.web.events.phone import phone_status_key
+from app.web.room import join_link
 from app.web.routes import render
 
 router = APIRouter()
@@ -76,8 +77,8 @@ async def event_screen(
     event = await events.event_by_code(session, code)
     context = await screen_context(session, event, service)
     context["player"] = None
-    context["join_url"] = absolute(request, "join_event_page", code=event.code)
-    context["join_base"] = absolute(request, "join_page")
+    context["join_url"] = join_link(request, "join_event_page", code=event.code)
+    context["join_base"] = join_link(request, "join_page")
     return render(request, SCREEN_TEMPLATE, context)
 
 
