@@ -108,6 +108,21 @@ def test_gpu_reservation_and_cpu_fallback(services: dict[str, dict[str, Any]]) -
     assert exec_form(services["modelsvc"]["command"]) == exec_form(services["modelsvc-cpu"]["command"])
 
 
+def test_the_gpu_model_service_builds_cuda_torch_and_the_others_the_cpu_image(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The Dockerfile's default TORCH_INDEX_URL is PyTorch's CPU index; only the GPU service overrides it, with an
+    image name of its own so the two builds never overwrite each other."""
+    default_index = re.search(r"ARG TORCH_INDEX_URL=(\S+)", (ROOT / "Dockerfile").read_text())
+    assert default_index and default_index.group(1).endswith("/whl/cpu")
+    gpu = services["modelsvc"]
+    assert gpu["build"]["args"]["TORCH_INDEX_URL"] == "https://pypi.org/simple"
+    assert gpu["image"] != services["modelsvc-cpu"]["image"]
+    for name in ("web", "migrate", "modelsvc-cpu"):
+        assert "args" not in services[name]["build"], name
+        assert services[name]["image"] == services["migrate"]["image"]
+
+
 def test_web_reaches_the_model_service_where_it_listens(services: dict[str, dict[str, Any]]) -> None:
     url = urlsplit(services["web"]["environment"]["ARENA_MODEL_SERVICE_URL"])
     argv = exec_form(services["modelsvc"]["command"])
