@@ -71,8 +71,8 @@ def data_card(pack: d.TextPack) -> str:
             "",
             "- Some categories overlap in WordNet itself (a fruit is both *food* and *plant* in different synsets; "
             "drugs are *made objects* or *substances*): a few test texts are ambiguous to people too.",
-            "- Plant and animal glosses often name a genus or family (\"any of numerous plants of the genus "
-            "Euphorbia\"): a strong cue for models and a weak one for most people.",
+            '- Plant and animal glosses often name a genus or family ("any of numerous plants of the genus '
+            'Euphorbia"): a strong cue for models and a weak one for most people.',
             "",
         ]
     )
