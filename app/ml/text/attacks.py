@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.ml.packs.text.tokens import is_word, join_tokens, tokenize, word_positions
+from app.ml.packs.text.tokens import is_word, join_tokens, tokenize, word_positions, words
 from app.ml.text.encoder import SentenceEncoder, sentence_encoder
 from app.ml.text.opponents import QueryCounter, TextOpponent
 from app.ml.text.synonyms import MIN_LETTERS, STOPWORDS, SynonymSource, synonym_source
@@ -186,14 +186,11 @@ def textfooler(
     def propose(word: str, rng: np.random.Generator) -> list[str]:
         return list(source.candidates(word))
 
-    return run_batch(
-        opponent,
-        texts,
-        labels,
-        budget,
-        seed,
-        lambda t, y, b, rng: greedy_word_attack(opponent, t, y, b, similarity_floor, propose, rng, source.encoder),
-    )
+    def one(text: str, label: int, b: float, rng: np.random.Generator) -> TextAttackResult:
+        source.prefetch(words(text))
+        return greedy_word_attack(opponent, text, label, b, similarity_floor, propose, rng, source.encoder)
+
+    return run_batch(opponent, texts, labels, budget, seed, one)
 
 
 def neighbour_keys(letter: str) -> str:

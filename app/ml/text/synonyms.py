@@ -76,12 +76,24 @@ class SynonymSource:
             self.cache[lower] = self.find_candidates(lower)
         return tuple(match_case(word, c) for c in self.cache[lower])
 
+    def prefetch(self, words: list[str]) -> None:
+        """Find the candidates of all these words with one encoder call (one call per word costs 3x more)."""
+        todo = {w: self.options(w) for w in dict.fromkeys(w.lower() for w in words) if w not in self.cache}
+        if any(todo.values()):
+            self.encoder.encode(list(dict.fromkeys([*todo, *(o for opts in todo.values() for o in opts)])))
+        for word, options in todo.items():
+            self.cache[word] = self.rank(word, options)
+
     def find_candidates(self, lower: str) -> tuple[str, ...]:
+        return self.rank(lower, self.options(lower))
+
+    def options(self, lower: str) -> list[str]:
+        """Single-word WordNet synonyms from the word's most frequent senses, inflected as the word is."""
         if len(lower) < MIN_LETTERS or lower in STOPWORDS:
-            return ()
+            return []
         tagged = most_frequent_pos(self.wordnet, lower)
         if tagged is None:
-            return ()
+            return []
         pos, base = tagged
         lemmas: list[str] = []
         for synset in self.wordnet.synsets(base, pos)[:SENSES]:
@@ -89,11 +101,13 @@ class SynonymSource:
                 lemma = lemma.lower()
                 if lemma.isalpha() and lemma.isascii() and lemma != base and lemma not in lemmas:
                     lemmas.append(lemma)
-        inflected = [w for w in (inflect_like(lower, base, lemma) for lemma in lemmas) if w and w != lower]
-        if not inflected:
+        return [w for w in (inflect_like(lower, base, lemma) for lemma in lemmas) if w and w != lower]
+
+    def rank(self, lower: str, options: list[str]) -> tuple[str, ...]:
+        if not options:
             return ()
-        similarity = self.encoder.similarity(lower, inflected)
-        ranked = sorted(zip(similarity, inflected, strict=True), key=lambda pair: -pair[0])
+        similarity = self.encoder.similarity(lower, options)
+        ranked = sorted(zip(similarity, options, strict=True), key=lambda pair: -pair[0])
         return tuple(w for s, w in ranked if s >= self.word_floor)[: self.max_candidates]
 
 
