@@ -4,7 +4,9 @@ A round is one definition, attacked at the round budget and answered by the oppo
 last query). Opponents take turns text by text, so machine noise hits both alike, and each gets its own texts
 (even and odd positions of the test split from ``--offset``): the process-wide caches (synonyms, MiniLM
 embeddings) warm up as they would in a long-running model service, but one opponent's rounds never warm the
-other's texts. One torch thread. Goal: p95 <= 300 ms for TF-IDF, <= 1 s for MiniLM.
+other's texts. One torch thread. Goal: p95 <= 300 ms for TF-IDF, <= 1 s for MiniLM. Beside wall time it prints
+the process's CPU time per round, which a machine shared with other jobs inflates far less. "Answer wrong"
+counts every round whose shown text the opponent gets wrong, including texts it gets wrong when clean.
 
 Usage: python benchmarks/text_attacks.py [--rounds 40] [--budget 0.25] [--append]
 """
@@ -56,6 +58,7 @@ def main() -> None:
     synonym_source()  # the WordNet index and MiniLM load once per process, before any round is timed
     sentence_encoder().encode(["warm-up"])
     times = {(o, a): [] for o in OPPONENTS for a in ATTACKS}
+    cpu_times = {key: [] for key in times}
     fooled = {key: [] for key in times}
     queries = {key: [] for key in times}
     for attack in ATTACKS:
@@ -64,9 +67,10 @@ def main() -> None:
             for k, name in enumerate(OPPONENTS):
                 i = args.offset + 2 * (r + args.rounds * ATTACKS.index(attack)) + k
                 text, label = pack.test.texts[i], int(pack.test.labels[i])
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 result = run(opponents[name], [text], [label], args.budget, seed=0)[0]
                 times[(name, attack)].append(1000 * (time.perf_counter() - t0))
+                cpu_times[(name, attack)].append(1000 * (time.process_time() - c0))
                 fooled[(name, attack)].append(result.success)
                 queries[(name, attack)].append(result.queries)
     lines = [
@@ -77,16 +81,18 @@ def main() -> None:
         f"round, attacked at budget {args.budget:.0%} of its words and answered; {args.rounds} rounds per opponent "
         "and attack, opponents taking turns, each on its own test texts.",
         "",
-        "| opponent | attack | median ms | p95 ms | max ms | goal p95 | fooled | queries (median) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| opponent | attack | median ms | p95 ms | max ms | goal p95 | CPU median ms | CPU p95 ms | answer wrong "
+        "| queries (median) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for attack in ATTACKS:
         for name in OPPONENTS:
-            t = times[(name, attack)]
+            t, cpu = times[(name, attack)], cpu_times[(name, attack)]
             p95 = percentile(t, 95)
             lines.append(
                 f"| {name} | {attack} | {statistics.median(t):.0f} | {p95:.0f} | {max(t):.0f} | "
                 f"{GOALS_MS[name]:.0f} ({'met' if p95 <= GOALS_MS[name] else 'missed'}) | "
+                f"{statistics.median(cpu):.0f} | {percentile(cpu, 95):.0f} | "
                 f"{np.mean(fooled[(name, attack)]):.0%} | {statistics.median(queries[(name, attack)]):.0f} |"
             )
     text = "\n".join(lines) + "\n"

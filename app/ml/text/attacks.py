@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.ml.packs.text.tokens import is_word, join_tokens, tokenize, word_positions, words
+from app.ml.packs.text.tokens import is_word, join_tokens, tokenize, word_positions
 from app.ml.text.encoder import SentenceEncoder, sentence_encoder
 from app.ml.text.opponents import QueryCounter, TextOpponent
 from app.ml.text.synonyms import MIN_LETTERS, STOPWORDS, SynonymSource, synonym_source
@@ -32,7 +32,7 @@ from app.ml.text.synonyms import MIN_LETTERS, STOPWORDS, SynonymSource, synonym_
 # definition can drop it to 0.7 (MiniLM's word pieces change), so character edits get a lower floor.
 SYNONYM_FLOOR = 0.80
 CHARACTER_FLOOR = 0.60
-SIMILARITY_TRIES = 3  # candidates, best first, checked against the floor in one encoder batch
+SIMILARITY_TRIES = 4  # candidates, best first, checked against the floors in one encoder batch
 QWERTY_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 
 
@@ -119,8 +119,10 @@ def greedy_word_attack(
     propose: Proposer,
     rng: np.random.Generator,
     encoder: SentenceEncoder,
+    word_floor: float | None = None,
 ) -> TextAttackResult:
-    """The loop TextFooler and DeepWordBug share; ``propose`` gives the replacements tried for one word."""
+    """The loop TextFooler and DeepWordBug share; ``propose`` gives the replacements tried for one word. With a
+    ``word_floor``, a replacement must also stay that close (MiniLM cosine) to the word it replaces."""
     model = QueryCounter(opponent)
     tokens = tokenize(text)
     positions = word_positions(tokens)
@@ -145,8 +147,16 @@ def greedy_word_attack(
         order = [int(k) for k in order if p_label[k] < probabilities[label]]
         if not order:
             continue
-        similarity = encoder.similarity(text, [trials[k] for k in order])
-        passing = [k for k, s in zip(order, similarity, strict=True) if s >= floor]
+        word = tokens[position].lower()
+        check_words = [word, *(replacements[k].lower() for k in order)] if word_floor is not None else []
+        vectors = encoder.encode([text, *(trials[k] for k in order), *check_words])
+        similarity = vectors[1 : 1 + len(order)] @ vectors[0]
+        word_similarity = vectors[2 + len(order) :] @ vectors[1 + len(order)] if check_words else np.ones(len(order))
+        passing = [
+            k
+            for k, s, w in zip(order, similarity, word_similarity, strict=True)
+            if s >= floor and (word_floor is None or w >= word_floor)
+        ]
         if not passing:
             continue
         best = passing[0]
@@ -187,8 +197,9 @@ def textfooler(
         return list(source.candidates(word))
 
     def one(text: str, label: int, b: float, rng: np.random.Generator) -> TextAttackResult:
-        source.prefetch(words(text))
-        return greedy_word_attack(opponent, text, label, b, similarity_floor, propose, rng, source.encoder)
+        return greedy_word_attack(
+            opponent, text, label, b, similarity_floor, propose, rng, source.encoder, source.word_floor
+        )
 
     return run_batch(opponent, texts, labels, budget, seed, one)
 
@@ -304,7 +315,10 @@ def random_synonyms(
         for index in rng.permutation(len(positions)):
             if len(changed) >= count:
                 break
-            options = source.candidates(tokens[positions[index]])
+            word = tokens[positions[index]]
+            options = list(source.candidates(word))
+            if options:
+                options = [o for o, ok in zip(options, source.close_enough(word, options), strict=True) if ok]
             if not options:
                 continue
             trial = list(tokens)

@@ -2,14 +2,17 @@
 
 TextFooler takes a word's nearest neighbours in counter-fitted word vectors, keeps those of the same part of
 speech, and later checks the whole sentence with a sentence encoder. Here the candidates are the word's WordNet
-synonyms in its part of speech, kept when all-MiniLM-L6-v2 puts the two words close (cosine >= the word floor).
+synonyms in its part of speech, used only when all-MiniLM-L6-v2 puts the two words close (cosine >= the word
+floor).
 With no tagger available offline, a word's part of speech is the one in which SemCor tagged it most often (the
-tagged-sense counts of index.<pos>): a unigram tagger, right for most words of a definition.
+tagged-sense counts of index.<pos>, nouns weighted up): a unigram tagger, right for most words of a definition.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+
+import numpy as np
 
 from app.ml.packs.text.wordnet import WordNet, open_wordnet
 from app.ml.text.encoder import SentenceEncoder, sentence_encoder
@@ -26,6 +29,9 @@ STOPWORDS = frozenset(
     "than then there into onto out up down over under off very most more often usually especially".split()
 )
 SIBILANT_ENDINGS = ("s", "x", "z", "ch", "sh")
+# Definitions are noun phrases: a word that can be a noun is read as one unless SemCor tags its other part of
+# speech this many times more often ("plants" is the noun, not the verb "to plant").
+NOUN_WEIGHT = 3
 
 
 def most_frequent_pos(wordnet: WordNet, word: str) -> tuple[str, str] | None:
@@ -34,7 +40,7 @@ def most_frequent_pos(wordnet: WordNet, word: str) -> tuple[str, str] | None:
     for rank, pos in enumerate(("n", "v", "a", "r")):
         for base in wordnet.base_forms(word, pos):
             entry = wordnet.index(pos)[base]
-            score = (entry.tagged_senses, -rank)
+            score = (entry.tagged_senses * (NOUN_WEIGHT if pos == "n" else 1), -rank)
             if best is None or score > best[:2]:
                 best = (*score, pos, base)
     return (best[2], best[3]) if best else None
@@ -45,8 +51,15 @@ def inflect_like(original: str, base: str, synonym: str) -> str | None:
     if original == base:
         return synonym
     if original == base + "s" or original == base + "es":
+        if synonym.endswith("s"):  # plural-only lemmas ("works"): a second ending would be wrong
+            return None
         return synonym + ("es" if synonym.endswith(SIBILANT_ENDINGS) else "s")
     return None
+
+
+def is_compound_of(lemma: str, base: str) -> bool:
+    """ "blueness" for "blue", "axletree" for "axle": a longer word built on the original, not a synonym."""
+    return base in lemma or lemma in base
 
 
 def match_case(original: str, word: str) -> str:
@@ -70,22 +83,19 @@ class SynonymSource:
         self.cache: dict[str, tuple[str, ...]] = {}
 
     def candidates(self, word: str) -> tuple[str, ...]:
-        """Replacements for ``word`` (single words, same part of speech, close in meaning), best first."""
+        """WordNet replacements for ``word`` (single words, same part of speech), most frequent senses first.
+
+        Not yet filtered by word similarity: the attack checks that only for the few candidates it would use
+        (:meth:`close_enough`), in the same encoder call as the sentence similarity, which costs a third of
+        filtering every candidate of every word up front."""
         lower = word.lower()
         if lower not in self.cache:
-            self.cache[lower] = self.find_candidates(lower)
+            self.cache[lower] = tuple(self.options(lower)[: self.max_candidates])
         return tuple(match_case(word, c) for c in self.cache[lower])
 
-    def prefetch(self, words: list[str]) -> None:
-        """Find the candidates of all these words with one encoder call (one call per word costs 3x more)."""
-        todo = {w: self.options(w) for w in dict.fromkeys(w.lower() for w in words) if w not in self.cache}
-        if any(todo.values()):
-            self.encoder.encode(list(dict.fromkeys([*todo, *(o for opts in todo.values() for o in opts)])))
-        for word, options in todo.items():
-            self.cache[word] = self.rank(word, options)
-
-    def find_candidates(self, lower: str) -> tuple[str, ...]:
-        return self.rank(lower, self.options(lower))
+    def close_enough(self, word: str, candidates: list[str]) -> np.ndarray:
+        """Which candidates all-MiniLM-L6-v2 puts within the word floor of ``word`` (cosine of the two words)."""
+        return self.encoder.similarity(word.lower(), [c.lower() for c in candidates]) >= self.word_floor
 
     def options(self, lower: str) -> list[str]:
         """Single-word WordNet synonyms from the word's most frequent senses, inflected as the word is."""
@@ -95,20 +105,22 @@ class SynonymSource:
         if tagged is None:
             return []
         pos, base = tagged
+        senses = self.wordnet.synsets(base, pos)
+        # An antonym in any sense ("king" -> "queen" through "king, queen, world-beater") flips the meaning.
+        antonyms = {w.lower() for synset in senses for w in self.wordnet.antonym_words(synset)}
         lemmas: list[str] = []
-        for synset in self.wordnet.synsets(base, pos)[:SENSES]:
+        for synset in senses[:SENSES]:
             for lemma in synset.words:
                 lemma = lemma.lower()
-                if lemma.isalpha() and lemma.isascii() and lemma != base and lemma not in lemmas:
+                if (
+                    lemma.isalpha()
+                    and lemma.isascii()
+                    and lemma not in lemmas
+                    and lemma not in antonyms
+                    and not is_compound_of(lemma, base)
+                ):
                     lemmas.append(lemma)
         return [w for w in (inflect_like(lower, base, lemma) for lemma in lemmas) if w and w != lower]
-
-    def rank(self, lower: str, options: list[str]) -> tuple[str, ...]:
-        if not options:
-            return ()
-        similarity = self.encoder.similarity(lower, options)
-        ranked = sorted(zip(similarity, options, strict=True), key=lambda pair: -pair[0])
-        return tuple(w for s, w in ranked if s >= self.word_floor)[: self.max_candidates]
 
 
 @lru_cache(maxsize=1)

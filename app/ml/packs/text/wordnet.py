@@ -67,6 +67,7 @@ class Synset:
     words: tuple[str, ...]
     derivations: tuple[tuple[int, str, int], ...]  # (offset, pos, target word number) of '+' pointers
     gloss: str
+    antonyms: tuple[tuple[int, str, int], ...] = ()  # the same for '!' pointers
 
     @property
     def id(self) -> str:
@@ -96,12 +97,14 @@ def parse_data_line(line: str, pos: str) -> Synset:
     words = tuple(ADJECTIVE_MARKER.sub("", fields[4 + 2 * i]).replace("_", " ") for i in range(word_count))
     at = 4 + 2 * word_count
     pointer_count = int(fields[at])
-    derivations = []
+    pointers: dict[str, list[tuple[int, str, int]]] = {"+": [], "!": []}
     for k in range(pointer_count):
         symbol, target, target_pos, source_target = fields[at + 1 + 4 * k : at + 5 + 4 * k]
-        if symbol == "+":
-            derivations.append((int(target), "a" if target_pos == "s" else target_pos, int(source_target[2:], 16)))
-    return Synset(offset, pos, LEXNAMES[lexnum], words, tuple(derivations), gloss.strip())
+        if symbol in pointers:
+            pointers[symbol].append((int(target), "a" if target_pos == "s" else target_pos, int(source_target[2:], 16)))
+    return Synset(
+        offset, pos, LEXNAMES[lexnum], words, tuple(pointers["+"]), gloss.strip(), antonyms=tuple(pointers["!"])
+    )
 
 
 class WordNet:
@@ -185,8 +188,14 @@ class WordNet:
 
     def derived_words(self, synset: Synset) -> list[str]:
         """The words that synset's '+' (derivationally related form) pointers lead to, in any part of speech."""
+        return self.pointed_words(synset.derivations)
+
+    def antonym_words(self, synset: Synset) -> list[str]:
+        return self.pointed_words(synset.antonyms)
+
+    def pointed_words(self, pointers: tuple[tuple[int, str, int], ...]) -> list[str]:
         out = []
-        for offset, pos, word_number in synset.derivations:
+        for offset, pos, word_number in pointers:
             target = self.synset(offset, pos)
             out.append(target.words[word_number - 1] if word_number else target.words[0])
         return out
