@@ -23,7 +23,7 @@ def started(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     """What uvicorn.run was given; the key file in tmp_path, the LAN address a fixed private one."""
     seen: dict[str, Any] = {}
 
-    def run(app: Any, host: str, port: int, log_level: str) -> None:
+    def run(app: Any, host: str, port: int, **options: Any) -> None:
         seen.update(app=app, host=host, port=port)
 
     monkeypatch.setattr(uvicorn, "run", run)
