@@ -69,5 +69,10 @@ class AdmissionBudget:
         else:
             self._by_client[ticket.client] -= ticket.units
 
+    @property
+    def clients(self) -> int:
+        """How many clients have jobs admitted and not yet done."""
+        return len(self._jobs_by_client)
+
     def units_of(self, client: str) -> float:
         return self._by_client.get(client, 0.0)

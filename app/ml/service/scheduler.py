@@ -2,8 +2,12 @@
 
 * Admission (app/ml/service/admission.py): a job over its client's share of compute units, or over the global
   budget, is refused at once with ServiceBusy instead of queuing behind everyone.
-* Fair batching (app/ml/service/fair_queue.py): a batch is filled round-robin across clients, then split into groups
-  of compatible jobs (``ImageJob.batch_key``) that run cheapest first (app/ml/service/cost.py).
+* Fair batching (app/ml/service/fair_queue.py): while more than one client has work in, a batch is filled by deficit
+  round-robin over clients, each turn worth one default round's units (app/ml/service/cost.py), so a client of
+  dear jobs is served once every so many turns of the others; then the batch is split into groups of compatible
+  jobs (``ImageJob.batch_key``) that run cheapest first. When only such a client waits, the worker holds off for
+  ``max_wait_s`` (the others' next rounds usually arrive by then) and then serves it anyway. A lone client's jobs
+  are taken first come, first served, in batches as large as before.
 * Abandoned work is dropped: a job whose caller has gone (its future cancelled: timed out or disconnected) is skipped
   before it runs, and a group whose callers have all gone is not started.
 * Explanations: answered from a bounded LRU when the same round was explained before (app/ml/service/explain_cache.py),
@@ -28,7 +32,7 @@ from app.errors import ServiceBusy, ServiceUnavailable
 from app.messages import SERVICE_BUSY, SERVICE_DOWN
 from app.ml.service.admission import SERVER_CLIENT, AdmissionBudget, Ticket
 from app.ml.service.contracts import ImageJob, ImageResult
-from app.ml.service.cost import job_units
+from app.ml.service.cost import DEFAULT_ROUND_UNITS, job_units
 from app.ml.service.explain_cache import DEFAULT_CACHE_SIZE, ExplainCache, explain_key
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 from app.ml.service.fair_queue import FairQueue
@@ -52,6 +56,7 @@ class Pending(Generic[Job, Result]):
     started: bool = False
     waiters: int = 1
     key: Hashable = None
+    units: float = 0.0
     released: bool = field(default=False, repr=False)
 
 
@@ -77,7 +82,9 @@ class Scheduler:
         self.admission = admission or AdmissionBudget()
         self.explanations = ExplainCache(explain_cache_size)
         self._work = asyncio.Event()
-        self._images: FairQueue[Pending[ImageJob, ImageResult]] = FairQueue(queue_size, self._work)
+        self._images: FairQueue[Pending[ImageJob, ImageResult]] = FairQueue(
+            queue_size, self._work, cost=lambda pending: pending.units, quantum=DEFAULT_ROUND_UNITS
+        )
         self._explain_lane: FairQueue[Pending[ExplainJob, ExplainResult]] = FairQueue(explain_queue_size, self._work)
         self._explaining: dict[Hashable, Pending[ExplainJob, ExplainResult]] = {}
         self._collector: asyncio.Task[None] | None = None
@@ -115,8 +122,10 @@ class Scheduler:
             raise ServiceUnavailable(SERVICE_DOWN)
         if self._images.full():
             raise ServiceBusy(SERVICE_BUSY)
-        ticket = self.admission.admit(job.client, job_units(job))
-        pending: Pending[ImageJob, ImageResult] = Pending(job, asyncio.get_running_loop().create_future(), ticket)
+        units = job_units(job)
+        ticket = self.admission.admit(job.client, units)
+        future = asyncio.get_running_loop().create_future()
+        pending: Pending[ImageJob, ImageResult] = Pending(job, future, ticket, units=units)
         self._images.put_nowait(job.client, pending)
         pending.future.add_done_callback(lambda _: self._release_unless_started(pending))
         return await self._await(pending)
@@ -190,24 +199,30 @@ class Scheduler:
                 await self._run_group(group)
 
     async def _collect_batch(self) -> list[Pending[ImageJob, ImageResult]]:
-        """Up to ``max_batch`` live jobs, round-robin across clients: whatever queued while the last batch ran joins
-        at once; then wait briefly for stragglers."""
+        """Up to ``max_batch`` live jobs, fairly across clients: whatever queued while the last batch ran joins at
+        once; then wait briefly for stragglers."""
         loop = asyncio.get_running_loop()
         batch: list[Pending[ImageJob, ImageResult]] = []
-        deadline = 0.0
+        deadline = hold_off = 0.0
         while len(batch) < self.max_batch:
-            if len(self._images):
-                pending = self._images.get_nowait()
-            elif not batch:  # only jobs whose callers had gone
-                break
-            else:
+            pending = self._take()
+            if pending is None and len(self._images) and not batch:
+                # Only clients past their fair share wait: give the others a moment to come back, then serve anyway.
+                hold_off = hold_off or loop.time() + self.max_wait_s
+                if hold_off - loop.time() > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._images.wait_for_arrival(), hold_off - loop.time())
+                    continue
+                pending = self._images.take_fair(force=True)
+            if pending is None:
                 remaining = deadline - loop.time()
-                if remaining <= 0:
+                if not batch or remaining <= 0:
                     break
                 try:
-                    pending = await asyncio.wait_for(self._images.get(), remaining)
+                    await asyncio.wait_for(self._images.wait_for_arrival(), remaining)
                 except TimeoutError:
                     break
+                continue
             if pending.future.done():  # its caller has gone
                 self.jobs_dropped += 1
                 continue
@@ -215,6 +230,13 @@ class Scheduler:
                 deadline = loop.time() + self.max_wait_s
             batch.append(pending)
         return batch
+
+    def _take(self) -> Pending[ImageJob, ImageResult] | None:
+        if not len(self._images):
+            return None
+        if self.admission.clients <= 1 and self._images.clients <= 1:
+            return self._images.get_nowait()
+        return self._images.take_fair()
 
     async def _run_group(self, group: list[Pending[ImageJob, ImageResult]]) -> None:
         live = [pending for pending in group if not pending.future.done()]

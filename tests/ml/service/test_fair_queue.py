@@ -28,3 +28,29 @@ def test_clients_take_turns() -> None:
     queue.put_nowait("late", "l")
     assert [queue.get_nowait() for _ in range(5)] == ["g0", "h", "l", "g1", "g2"]
     assert queue.holds("greedy") and not queue.holds("honest") and len(queue) == 61
+
+
+def test_deficit_round_robin_serves_a_dear_client_once_its_turns_have_paid_for_its_job() -> None:
+    queue: FairQueue[tuple[str, float]] = FairQueue(100, cost=lambda item: item[1], quantum=20)
+    queue.put_nowait("greedy", ("g", 100.0))
+    for k in range(10):
+        queue.put_nowait("a", (f"a{k}", 20.0))
+        queue.put_nowait("b", (f"b{k}", 20.0))
+    taken = [queue.take_fair() for _ in range(9)]
+    assert [item[0] for item in taken if item] == ["a0", "b0", "a1", "b1", "a2", "b2", "a3", "b3", "g"]
+
+
+def test_a_client_past_its_share_is_served_only_when_forced() -> None:
+    queue: FairQueue[float] = FairQueue(10, cost=lambda units: units, quantum=20)
+    queue.put_nowait("greedy", 1500.0)
+    assert queue.take_fair() is None, "one turn does not pay for 75 rounds' worth"
+    assert queue.take_fair(force=True) == 1500.0, "the worker would idle: serve it anyway"
+    assert len(queue) == 0 and queue.take_fair() is None
+
+
+def test_cheap_jobs_of_one_client_share_one_turn() -> None:
+    queue: FairQueue[str] = FairQueue(10, cost=lambda item: 5.0, quantum=20)
+    for k in range(5):
+        queue.put_nowait("a", f"a{k}")
+    queue.put_nowait("b", "b0")
+    assert [queue.take_fair() for _ in range(6)] == ["a0", "a1", "a2", "a3", "b0", "a4"]

@@ -246,3 +246,18 @@ async def test_explanations_wait_for_image_jobs_but_are_not_starved() -> None:
         await asyncio.gather(blocker, explanation, *rounds)
     assert worker.order.index("explain") == EXPLAIN_EVERY, "served after its share of batches, before the rest"
     assert worker.order.count("batch") == EXPLAIN_EVERY + 4
+
+
+async def test_a_dear_job_waits_for_the_cheap_rounds_of_other_clients() -> None:
+    worker = FakeWorker()
+    async with running(worker, max_batch=4) as s:
+        blocker = await hold_the_worker(s, worker)
+        dear = asyncio.create_task(s.generate(image_job("greedy", seed=1, attack="hopskipjump")))  # 173 units
+        await settle()
+        rounds = [asyncio.create_task(s.generate(image_job(f"p{k}", seed=10 + k))) for k in range(12)]  # 20 each
+        await settle()
+        worker.release()
+        await asyncio.gather(blocker, dear, *rounds)
+    clients = [[job.client for job in batch] for batch in worker.batches[1:]]
+    assert clients[-1] == ["greedy"], f"served after every cheap round that was waiting: {clients}"
+    assert sum(len(batch) for batch in clients[:-1]) == 12
