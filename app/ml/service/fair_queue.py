@@ -5,7 +5,8 @@ with one client it is a plain FIFO queue. For the batcher on the event loop (not
 Two ways to take: ``get_nowait`` goes round-robin by jobs; ``take_fair`` is deficit round-robin by cost (Shreedhar
 and Varghese, 1995): each visit to a lane credits it ``quantum`` units, and its head job leaves once the lane's
 credit covers the job's cost, so a client whose jobs cost nine default rounds is served once every nine turns of
-the others. A lane's credit is forgotten when it empties."""
+the others. A lane's credit is forgotten when it empties. A lane that arrives during a round joins it before the
+lanes already visited in it, so a round is a turn for every lane, however many arrive one by one."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class FairQueue(Generic[Item]):
         self.quantum = quantum
         self._credit: dict[str, float] = {}
         self._visiting: str | None = None  # the lane whose visit has been credited and goes on
+        self._visited: set[str] = set()  # lanes credited in the current round
 
     def __len__(self) -> int:
         return self._size
@@ -55,7 +57,9 @@ class FairQueue(Generic[Item]):
             raise asyncio.QueueFull
         lane = self._lanes.get(client)
         if lane is None:
-            lane = self._lanes[client] = deque()  # a new client joins at the end of the rotation
+            lane = self._lanes[client] = deque()  # a new client joins at the end of the round
+            for visited in [name for name in self._lanes if name in self._visited]:
+                self._lanes.move_to_end(visited)
         lane.append(item)
         self._size += 1
         self._arrived.set()
@@ -77,6 +81,9 @@ class FairQueue(Generic[Item]):
         for _ in range(len(self._lanes)):
             client = next(iter(self._lanes))
             if self._visiting != client:
+                if client in self._visited:  # every lane has had its turn: a new round
+                    self._visited.clear()
+                self._visited.add(client)
                 self._visiting = client
                 self._credit[client] = self._credit.get(client, 0.0) + self.quantum
             head = self._cost(self._lanes[client][0])
@@ -106,6 +113,7 @@ class FairQueue(Generic[Item]):
         if not lane:
             del self._lanes[client]
             self._credit.pop(client, None)
+            self._visited.discard(client)
             if self._visiting == client:
                 self._visiting = None
         elif rotate:
@@ -120,6 +128,7 @@ class FairQueue(Generic[Item]):
         items = [item for lane in self._lanes.values() for item in lane]
         self._lanes.clear()
         self._credit.clear()
+        self._visited.clear()
         self._visiting = None
         self._size = 0
         return items

@@ -2,12 +2,13 @@
 
 * Admission (app/ml/service/admission.py): a job over its client's share of compute units, or over the global
   budget, is refused at once with ServiceBusy instead of queuing behind everyone.
-* Fair batching (app/ml/service/fair_queue.py): while more than one client has work in, a batch is filled by deficit
-  round-robin over clients, each turn worth one default round's units (app/ml/service/cost.py), so a client of
-  dear jobs is served once every so many turns of the others; then the batch is split into groups of compatible
-  jobs (``ImageJob.batch_key``) that run cheapest first. When only such a client waits, the worker holds off for
-  ``max_wait_s`` (the others' next rounds usually arrive by then) and then serves it anyway. A lone client's jobs
-  are taken first come, first served, in batches as large as before.
+* Fair batching (app/ml/service/fair_queue.py): while more than one client has work in (or had, within
+  ``CONTENTION_MEMORY_S``), a batch is filled by deficit round-robin over clients, each turn worth one default
+  round's units (app/ml/service/cost.py), so a client of dear jobs is served once every so many turns of the others;
+  then the batch is split into groups of compatible jobs (``ImageJob.batch_key``) that run cheapest first. When only
+  such a client waits, the worker holds off for up to ``FAIR_HOLD_OFF_S`` (the others' next rounds arrive within
+  it) and then serves it anyway. A lone client's jobs are taken first come, first served, in batches as large as
+  before.
 * Abandoned work is dropped: a job whose caller has gone (its future cancelled: timed out or disconnected) is skipped
   before it runs, and a group whose callers have all gone is not started.
 * Explanations: answered from a bounded LRU when the same round was explained before (app/ml/service/explain_cache.py),
@@ -46,6 +47,15 @@ Result = TypeVar("Result")
 
 EXPLAIN_QUEUE_SIZE = 4  # explanations waiting at most; a few hundred forward passes each
 EXPLAIN_EVERY = 8  # while image jobs wait, one explanation after this many batches
+# How long the worker stays idle for other clients before it serves a job its client's turns have not paid for: the
+# honest players of benchmarks/model_flood.py resubmit within a millisecond, but on a loaded 2-core machine the
+# process can be descheduled for several (a 5 ms hold-off let 4 dear jobs through in 68 s there). Small against the
+# seconds such a job costs.
+FAIR_HOLD_OFF_S = 0.1
+# How long the batcher keeps taking turns after it last saw two clients with work in. Without a memory, the moment
+# after a batch (the honest players' rounds answered, their next ones not yet in) looks like a lone client's queue,
+# and the dear job would go first every time.
+CONTENTION_MEMORY_S = 1.0
 
 
 @dataclass
@@ -58,6 +68,11 @@ class Pending(Generic[Job, Result]):
     key: Hashable = None
     units: float = 0.0
     released: bool = field(default=False, repr=False)
+
+
+def queued_units(pending: Pending[ImageJob, ImageResult]) -> float:
+    """What a queued job costs its client's turns: nothing once its caller has gone (it leaves at once, unrun)."""
+    return 0.0 if pending.future.done() else pending.units
 
 
 class Scheduler:
@@ -83,11 +98,12 @@ class Scheduler:
         self.explanations = ExplainCache(explain_cache_size)
         self._work = asyncio.Event()
         self._images: FairQueue[Pending[ImageJob, ImageResult]] = FairQueue(
-            queue_size, self._work, cost=lambda pending: pending.units, quantum=DEFAULT_ROUND_UNITS
+            queue_size, self._work, cost=queued_units, quantum=DEFAULT_ROUND_UNITS
         )
         self._explain_lane: FairQueue[Pending[ExplainJob, ExplainResult]] = FairQueue(explain_queue_size, self._work)
         self._explaining: dict[Hashable, Pending[ExplainJob, ExplainResult]] = {}
         self._collector: asyncio.Task[None] | None = None
+        self._contended_at = float("-inf")
         self.jobs_dropped = 0
         self.last_error: str | None = None
 
@@ -208,7 +224,7 @@ class Scheduler:
             pending = self._take()
             if pending is None and len(self._images) and not batch:
                 # Only clients past their fair share wait: give the others a moment to come back, then serve anyway.
-                hold_off = hold_off or loop.time() + self.max_wait_s
+                hold_off = hold_off or loop.time() + FAIR_HOLD_OFF_S
                 if hold_off - loop.time() > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._images.wait_for_arrival(), hold_off - loop.time())
@@ -234,7 +250,10 @@ class Scheduler:
     def _take(self) -> Pending[ImageJob, ImageResult] | None:
         if not len(self._images):
             return None
-        if self.admission.clients <= 1 and self._images.clients <= 1:
+        now = asyncio.get_running_loop().time()
+        if self.admission.clients > 1 or self._images.clients > 1:
+            self._contended_at = now
+        if now - self._contended_at > CONTENTION_MEMORY_S:  # a lone client: first come, first served
             return self._images.get_nowait()
         return self._images.take_fair()
 

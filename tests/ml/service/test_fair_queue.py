@@ -54,3 +54,15 @@ def test_cheap_jobs_of_one_client_share_one_turn() -> None:
         queue.put_nowait("a", f"a{k}")
     queue.put_nowait("b", "b0")
     assert [queue.take_fair() for _ in range(6)] == ["a0", "a1", "a2", "a3", "b0", "a4"]
+
+
+def test_clients_arriving_one_by_one_each_get_a_turn_before_a_waiting_dear_client_is_credited_again() -> None:
+    queue: FairQueue[tuple[str, float]] = FairQueue(100, cost=lambda item: item[1], quantum=20)
+    queue.put_nowait("greedy", ("g", 100.0))
+    assert queue.take_fair() is None
+    served = []
+    for k in range(8):  # honest players whose next round arrives after the last one was taken
+        queue.put_nowait(f"p{k}", (f"p{k}", 20.0))
+        item = queue.take_fair()
+        served.append(item[0] if item else None)
+    assert served == [f"p{k}" for k in range(8)], "greedy has had one turn (20 units), not one per arrival"

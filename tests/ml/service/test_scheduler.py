@@ -183,7 +183,7 @@ async def test_a_group_whose_callers_all_timed_out_is_not_started() -> None:
     async with running(worker, max_batch=8) as s:
         blocker = await hold_the_worker(s, worker)
         cheap = [asyncio.create_task(s.generate(image_job("a", seed=k, attack="fgsm"))) for k in range(2)]
-        dear = [asyncio.create_task(s.generate(image_job("b", seed=10 + k, attack="hopskipjump"))) for k in range(2)]
+        dear = [asyncio.create_task(s.generate(image_job(client, seed=10 + k))) for k, client in enumerate("bc")]
         await settle()
         worker.release()
         worker.hold(1)
