@@ -1,13 +1,14 @@
 """One greedy client against 20 honest players, on the in-process model service (no HTTP, no database).
 
 Phase 1, quiet: 20 honest clients each play ``--rounds`` default rounds (PGD-20 on fashion-cnn, the game's default
-round, app/game/rounds.py), one at a time, back to back. Phase 2, flood: the same, while one greedy client keeps 64
-expensive jobs going at once (HopSkipJump at the round's 500 queries against fashion-defgan: ~1,540 compute units,
-77 default rounds' worth, app/ml/service/cost.py), resubmitting each as soon as it is answered or refused.
-Phase 3: the flood again with the per-client budget lifted (the global one stays): what the fair queue alone does.
-When the honest players are done the greedy client goes away, and its queued jobs are dropped unrun. Prints
-the honest players' new-round latency (p50, p95, max) and busy refusals, and what the greedy client got, side by
-side. A refusal is counted and the round retried after 50 ms (a hostile client ignores Retry-After).
+round, app/game/rounds.py), one at a time, back to back. Phase 2, flood: the same, while one greedy client (from
+the first answered honest round on: the flood hits a room at play) keeps 64 expensive jobs going at once
+(HopSkipJump at the round's 500 queries against fashion-defgan: ~1,540 compute units, 77 default rounds' worth,
+app/ml/service/cost.py), resubmitting each as soon as it is answered or refused. Phase 3: the flood again with the
+per-client budget lifted (the global one stays): what the fair queue alone does. When the honest players are done
+the greedy client goes away, and its queued jobs are dropped unrun. Prints the honest players' new-round latency
+(p50, p95, max) and busy refusals, and what the greedy client got, side by side. A refusal is counted and the round
+retried after 50 ms (a hostile client ignores Retry-After).
 
 Usage: python benchmarks/model_flood.py [--rounds 5] [--honest 20] [--greedy 64] [--threads 1]
 """
@@ -44,7 +45,9 @@ class Tally:
     answered: int = 0
 
 
-async def honest_player(service: InProcessModelService, client: str, rounds: int, tally: Tally) -> None:
+async def honest_player(
+    service: InProcessModelService, client: str, rounds: int, tally: Tally, playing: asyncio.Event
+) -> None:
     info = service.opponent_info(HONEST_OPPONENT)
     plan = RoundPlan(opponent=HONEST_OPPONENT)
     for _ in range(rounds):
@@ -58,6 +61,7 @@ async def honest_player(service: InProcessModelService, client: str, rounds: int
                 tally.refused += 1
                 await asyncio.sleep(RETRY_S)
         tally.latencies_ms.append((time.perf_counter() - started) * 1000)
+        playing.set()
 
 
 async def greedy_slot(service: InProcessModelService, job: ImageJob, stop: asyncio.Event, tally: Tally) -> None:
@@ -71,16 +75,18 @@ async def greedy_slot(service: InProcessModelService, job: ImageJob, stop: async
 
 
 async def phase(service: InProcessModelService, args: argparse.Namespace, flood: bool) -> tuple[Tally, Tally, float]:
-    honest, greedy, stop = Tally(), Tally(), asyncio.Event()
+    honest, greedy, stop, playing = Tally(), Tally(), asyncio.Event(), asyncio.Event()
     info = service.opponent_info(GREEDY_OPPONENT)
     greedy_job = dataclasses.replace(
         new_job(RoundPlan(opponent=GREEDY_OPPONENT, attack="hopskipjump"), info, 1.0), client="greedy"
     )
-    slots = [
-        asyncio.create_task(greedy_slot(service, greedy_job, stop, greedy)) for _ in range(args.greedy if flood else 0)
-    ]
     started = time.perf_counter()
-    await asyncio.gather(*(honest_player(service, f"honest-{k}", args.rounds, honest) for k in range(args.honest)))
+    players = asyncio.gather(
+        *(honest_player(service, f"honest-{k}", args.rounds, honest, playing) for k in range(args.honest))
+    )
+    await playing.wait()  # the flood starts while the honest players play
+    slots = [asyncio.create_task(greedy_slot(service, greedy_job, stop, greedy)) for _ in range(args.greedy * flood)]
+    await players
     elapsed = time.perf_counter() - started
     stop.set()
     for slot in slots:  # the greedy client goes away: its queued jobs are dropped, not run

@@ -52,9 +52,9 @@ EXPLAIN_EVERY = 8  # while image jobs wait, one explanation after this many batc
 # process can be descheduled for several (a 5 ms hold-off let 4 dear jobs through in 68 s there). Small against the
 # seconds such a job costs.
 FAIR_HOLD_OFF_S = 0.1
-# How long the batcher keeps taking turns after it last saw two clients with work in. Without a memory, the moment
-# after a batch (the honest players' rounds answered, their next ones not yet in) looks like a lone client's queue,
-# and the dear job would go first every time.
+# How long the batcher keeps taking turns after it last saw two clients with work in (queued, or in a batch that
+# just ended). Without a memory, the moment after a batch (the honest players' rounds answered, their next ones not
+# yet in) looks like a lone client's queue, and the dear job would go first every time.
 CONTENTION_MEMORY_S = 1.0
 
 
@@ -213,6 +213,8 @@ class Scheduler:
                 groups[pending.job.batch_key].append(pending)
             for group in sorted(groups.values(), key=lambda group: job_units(group[0].job)):
                 await self._run_group(group)
+            if len({pending.job.client for pending in batch}) > 1:  # its clients will be back: remember them
+                self._contended_at = asyncio.get_running_loop().time()
 
     async def _collect_batch(self) -> list[Pending[ImageJob, ImageResult]]:
         """Up to ``max_batch`` live jobs, fairly across clients: whatever queued while the last batch ran joins at
