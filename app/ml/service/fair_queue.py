@@ -6,7 +6,10 @@ Two ways to take: ``get_nowait`` goes round-robin by jobs; ``take_fair`` is defi
 and Varghese, 1995): each visit to a lane credits it ``quantum`` units, and its head job leaves once the lane's
 credit covers the job's cost, so a client whose jobs cost nine default rounds is served once every nine turns of
 the others. A lane's credit is forgotten when it empties. A lane that arrives during a round joins it before the
-lanes already visited in it, so a round is a turn for every lane, however many arrive one by one."""
+lanes already visited in it. A new round begins when every lane has had its turn, if the caller allows it
+(``auto_round``), or when the caller says so (``new_round``): the batcher lets rounds follow one another while it
+takes jobs that are already queued, but not while it waits for stragglers, so a client gets one turn per round
+however many others arrive one by one."""
 
 from __future__ import annotations
 
@@ -72,7 +75,7 @@ class FairQueue(Generic[Item]):
         self._visiting = None
         return self._pop(client, rotate=True)
 
-    def take_fair(self, *, force: bool = False) -> Item | None:
+    def take_fair(self, *, force: bool = False, auto_round: bool = True) -> Item | None:
         """The next job by deficit round-robin, or None when a whole round of visits affords none. ``force``: then
         advance every lane by as many rounds as the cheapest wait takes, so that one is served (the worker would
         otherwise idle)."""
@@ -81,7 +84,9 @@ class FairQueue(Generic[Item]):
         for _ in range(len(self._lanes)):
             client = next(iter(self._lanes))
             if self._visiting != client:
-                if client in self._visited:  # every lane has had its turn: a new round
+                if client in self._visited:  # every lane has had its turn in this round
+                    if not auto_round:
+                        break
                     self._visited.clear()
                 self._visited.add(client)
                 self._visiting = client
@@ -104,7 +109,13 @@ class FairQueue(Generic[Item]):
         )
         for client in self._lanes:
             self._credit[client] = self._credit.get(client, 0.0) + max(rounds - 1, 0) * self.quantum
+        self.new_round()
         return self.take_fair(force=True)
+
+    def new_round(self) -> None:
+        """Every lane may be credited once more."""
+        self._visited.clear()
+        self._visiting = None
 
     def _pop(self, client: str, *, rotate: bool) -> Item:
         lane = self._lanes[client]

@@ -222,12 +222,15 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         batch: list[Pending[ImageJob, ImageResult]] = []
         deadline = hold_off = 0.0
+        waited = False  # rounds follow one another over what is queued, but not over stragglers arriving one by one
+        self._images.new_round()
         while len(batch) < self.max_batch:
-            pending = self._take()
+            pending = self._take(auto_round=not waited)
             if pending is None and len(self._images) and not batch:
                 # Only clients past their fair share wait: give the others a moment to come back, then serve anyway.
                 hold_off = hold_off or loop.time() + FAIR_HOLD_OFF_S
                 if hold_off - loop.time() > 0:
+                    waited = True
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._images.wait_for_arrival(), hold_off - loop.time())
                     continue
@@ -236,6 +239,7 @@ class Scheduler:
                 remaining = deadline - loop.time()
                 if not batch or remaining <= 0:
                     break
+                waited = True
                 try:
                     await asyncio.wait_for(self._images.wait_for_arrival(), remaining)
                 except TimeoutError:
@@ -249,7 +253,7 @@ class Scheduler:
             batch.append(pending)
         return batch
 
-    def _take(self) -> Pending[ImageJob, ImageResult] | None:
+    def _take(self, *, auto_round: bool) -> Pending[ImageJob, ImageResult] | None:
         if not len(self._images):
             return None
         now = asyncio.get_running_loop().time()
@@ -257,7 +261,7 @@ class Scheduler:
             self._contended_at = now
         if now - self._contended_at > CONTENTION_MEMORY_S:  # a lone client: first come, first served
             return self._images.get_nowait()
-        return self._images.take_fair()
+        return self._images.take_fair(auto_round=auto_round)
 
     async def _run_group(self, group: list[Pending[ImageJob, ImageResult]]) -> None:
         live = [pending for pending in group if not pending.future.done()]

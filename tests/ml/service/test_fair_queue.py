@@ -6,7 +6,19 @@ import asyncio
 
 import pytest
 
-from app.ml.service.fair_queue import FairQueue
+from app.ml.service.fair_queue import FairQueue, Item
+
+
+def take_in_rounds(queue: FairQueue[Item], count: int) -> list[Item]:
+    """What the batcher does: take while a round affords it, then begin the next round."""
+    taken: list[Item] = []
+    while len(taken) < count:
+        item = queue.take_fair(auto_round=False)
+        if item is None:
+            queue.new_round()
+            continue
+        taken.append(item)
+    return taken
 
 
 def test_one_client_is_first_in_first_out_and_the_queue_is_bounded() -> None:
@@ -36,8 +48,8 @@ def test_deficit_round_robin_serves_a_dear_client_once_its_turns_have_paid_for_i
     for k in range(10):
         queue.put_nowait("a", (f"a{k}", 20.0))
         queue.put_nowait("b", (f"b{k}", 20.0))
-    taken = [queue.take_fair() for _ in range(9)]
-    assert [item[0] for item in taken if item] == ["a0", "b0", "a1", "b1", "a2", "b2", "a3", "b3", "g"]
+    taken = take_in_rounds(queue, 9)
+    assert [item[0] for item in taken] == ["a0", "b0", "a1", "b1", "a2", "b2", "a3", "b3", "g"]
 
 
 def test_a_client_past_its_share_is_served_only_when_forced() -> None:
@@ -53,7 +65,9 @@ def test_cheap_jobs_of_one_client_share_one_turn() -> None:
     for k in range(5):
         queue.put_nowait("a", f"a{k}")
     queue.put_nowait("b", "b0")
-    assert [queue.take_fair() for _ in range(6)] == ["a0", "a1", "a2", "a3", "b0", "a4"]
+    taken = [queue.take_fair(auto_round=False) for _ in range(6)]
+    assert taken == ["a0", "a1", "a2", "a3", "b0", None], "a's turn is spent"
+    assert queue.take_fair() == "a4", "the next round"
 
 
 def test_clients_arriving_one_by_one_each_get_a_turn_before_a_waiting_dear_client_is_credited_again() -> None:

@@ -261,3 +261,20 @@ async def test_a_dear_job_waits_for_the_cheap_rounds_of_other_clients() -> None:
     clients = [[job.client for job in batch] for batch in worker.batches[1:]]
     assert clients[-1] == ["greedy"], f"served after every cheap round that was waiting: {clients}"
     assert sum(len(batch) for batch in clients[:-1]) == 12
+
+
+async def test_a_dear_job_does_not_jump_in_between_the_rounds_of_players_at_play() -> None:
+    worker = FakeWorker()
+    worker.release()  # nothing held: every batch returns at once, players resubmit as soon as they are answered
+
+    async def player(s: Scheduler, name: str) -> None:
+        for turn in range(6):
+            await s.generate(image_job(name, seed=turn))
+
+    async with running(worker, max_batch=8) as s:
+        first_round = asyncio.gather(*(s.generate(image_job(f"p{k}", seed=100 + k)) for k in range(4)))
+        await first_round  # the room is at play
+        dear = asyncio.create_task(s.generate(image_job("greedy", seed=1, attack="hopskipjump")))  # 9 turns' worth
+        await asyncio.gather(*(player(s, f"p{k}") for k in range(4)), dear)
+    served_at = next(n for n, batch in enumerate(worker.batches) if batch[0].client == "greedy")
+    assert served_at >= 6, f"the dear job waited for its turns, not for the first gap: batch {served_at}"
