@@ -230,6 +230,7 @@ class InProcessModelService:
             "units_in_flight": self.admission.in_flight,
             "refused": self.admission.refused,
             "jobs_dropped": scheduler.jobs_dropped if scheduler is not None else 0,
+            "explain_cache_hits": scheduler.explanations.hits if scheduler is not None else 0,
             "last_error": scheduler.last_error if scheduler is not None else None,
         }
 
