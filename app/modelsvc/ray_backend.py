@@ -10,6 +10,9 @@ batches and where the work runs:
 * Batching is Ray Serve's: ``@serve.batch`` on ``generate_batch`` with ``max_batch_size`` = ARENA_SERVICE_MAX_BATCH
   and ``batch_wait_timeout_s`` = ARENA_SERVICE_MAX_WAIT_MS / 1000. A batch may mix opponents or attacks; it is split
   into groups of compatible jobs (``ImageJob.batch_key``), one attack call per group.
+* Admission is the in-process service's (app/ml/service/admission.py): each replica holds every client to its share
+  of compute units in flight and refuses the rest at once (503 busy). Serve's batcher is first come, first served:
+  the round-robin between clients is the in-process scheduler's alone.
 * ``max_ongoing_requests`` per replica is twice the batch size (one batch running, the next one filling; Serve's
   default of 5 would cap every batch at 5), and ``max_queued_requests`` = ARENA_SERVICE_QUEUE_SIZE: beyond that
   Serve itself answers 503, which the client treats like a busy in-process queue.
@@ -39,7 +42,9 @@ from ray import serve
 from app.config import Settings, get_settings
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.messages import SERVICE_DOWN
+from app.ml.service.admission import AdmissionBudget
 from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, OpponentInfo
+from app.ml.service.cost import job_units
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 from app.modelsvc.factory import default_model_service
 from app.modelsvc.server import create_server_app
@@ -158,6 +163,7 @@ class ModelServiceReplica:
         self.timeout_s = local.service_timeout_s
         self.generate_batch.set_max_batch_size(local.service_max_batch)
         self.generate_batch.set_batch_wait_timeout_s(local.service_max_wait_ms / 1000.0)
+        self.admission = AdmissionBudget()
         self.largest_batch = 0
         self.last_error: str | None = None
 
@@ -177,6 +183,7 @@ class ModelServiceReplica:
 
     async def generate(self, job: ImageJob) -> ImageResult:
         """One job; concurrent calls (by handle or over HTTP) are batched by ``generate_batch``."""
+        ticket = self.admission.admit(job.client, job_units(job))
         try:
             return await asyncio.wait_for(self.generate_batch(job), self.timeout_s)
         except (ServiceBusy, ServiceUnavailable):
@@ -188,6 +195,8 @@ class ModelServiceReplica:
             logger.exception("model service replica failed on a batch")
             self.last_error = f"{type(error).__name__}: {error}"
             raise ServiceUnavailable(SERVICE_DOWN) from None
+        finally:
+            self.admission.release(ticket)
 
     async def health(self) -> dict[str, Any]:
         body = dict(await self.inner.health())

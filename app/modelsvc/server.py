@@ -14,10 +14,13 @@ The bodies are the contracts of app/ml/service/contracts.py in their wire form (
   GET  /v1/attacks           200 {"attacks": [the attack catalogue, as ModelService.attack_catalog()]}
   POST /v1/generate          body: one ImageJob. 200 ImageResult
                              422 {"error": "invalid"}      the body is not an ImageJob
-                             503 {"error": "busy"}         the queue is full; Retry-After says when to try again
+                             503 {"error": "busy"}         the queue is full, or the job is over its client's
+                                                           share of compute units (ImageJob.client, app/ml/service/
+                                                           admission.py); Retry-After says when to try again
                              503 {"error": "unavailable"}  the backend failed or timed out; Retry-After too
   POST /v1/explain           body: one ExplainJob (app/ml/service/explain_contracts.py). 200 ExplainResult; 422, 503 as
-                             above; 501 {"error": "unsupported"} when the backend cannot explain. Not batched.
+                             above; 501 {"error": "unsupported"} when the backend cannot explain. Not batched:
+                             cached per round and queued in a small low-priority lane (app/ml/service/scheduler.py).
 
 One job per request: the backend batches concurrent requests (same opponent, attack and parameters) exactly as it
 does in-process, with the same bounded queue. A client keeps connections alive and sends requests concurrently.

@@ -35,6 +35,11 @@ class ImageJob:
     # image, random noise of the same budget, or the attack's change negated (flipped).
     condition: str = "adversarial"
 
+    # Who asks (a player id): the batcher takes turns between clients and admission holds each to its share
+    # (app/ml/service/admission.py). "" is the server's own work (the ready-round pool, benchmarks, the CLI), held
+    # only to the global budget. Not part of equality or the batch key: the same job from two players is the same job.
+    client: str = field(default="", compare=False)
+
     @property
     def batch_key(self) -> tuple[str, str, tuple[tuple[str, Any], ...], str]:
         return (self.opponent, self.attack, self.params, self.condition)
@@ -157,6 +162,8 @@ def job_from_wire(data: Any) -> ImageJob:
     job = from_wire(ImageJob, data)
     if not all(isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str) for pair in job.params):
         raise WireError("ImageJob.params must be a list of [name, value] pairs")
+    if not isinstance(job.client, str):
+        raise WireError("ImageJob.client must be a string")
     return job
 
 

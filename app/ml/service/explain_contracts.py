@@ -4,7 +4,7 @@ torch, like app/ml/service/contracts.py: the web tier builds an :class:`ExplainJ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,8 @@ class ExplainJob:
     grid_size: int = GRID_SIZE
     line_points: int = LINE_POINTS
     smoothgrad_samples: int = SMOOTHGRAD_SAMPLES
+    # Who asks (a player id, as ImageJob.client): one explanation per client waits in the service's explain lane.
+    client: str = field(default="", compare=False)
 
     def validate(self) -> None:
         """Raise ValueError with the fix when the job cannot be explained."""
@@ -45,6 +47,8 @@ class ExplainJob:
                 raise ValueError(f"ExplainJob.{name} must be a uint8 image shaped (H,W) or (H,W,C)")
         if self.clean.shape != self.shown.shape:
             raise ValueError(f"clean {self.clean.shape} and shown {self.shown.shape} images differ in shape")
+        if not isinstance(self.client, str):
+            raise ValueError("ExplainJob.client must be a string")
         if self.norm not in ("linf", "l2", "l0"):
             raise ValueError(f"norm must be linf, l2 or l0, got {self.norm!r}")
         if not self.eps >= 0.0:

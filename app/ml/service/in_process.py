@@ -1,18 +1,18 @@
 """The in-process model service: the only place the server runs torch.
 
-Requests from many players arrive on the event loop; a collector task drains them from a bounded queue into
-batches of compatible jobs (same opponent, attack and parameters) and hands each batch to one worker thread that
-owns the models. The event loop never waits on torch: it only awaits futures the worker resolves.
+Requests from many players arrive on the event loop; the scheduler (app/ml/service/scheduler.py: admission by
+compute units, batches filled round-robin across clients, abandoned jobs dropped, explanations cached and in a lane
+of their own) groups them into batches of compatible jobs (same opponent, attack and parameters) and hands each batch
+to one worker thread that owns the models. The event loop never waits on torch: it only awaits futures the worker
+resolves.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,17 +23,19 @@ import numpy as np
 import torch
 
 from app.config import get_settings
-from app.errors import ServiceBusy, ServiceUnavailable
-from app.messages import SERVICE_BUSY, SERVICE_DOWN
+from app.errors import ServiceUnavailable
+from app.messages import SERVICE_DOWN
 from app.ml.attacks import describe_attacks, get_attack
 from app.ml.defenses.outcome import defense_outcomes
 from app.ml.measure.explain import explain as explain_round
 from app.ml.opponents import eligibility
 from app.ml.opponents.registry import OpponentCorrupt, OpponentMissing, load_opponent
 from app.ml.packs import get_pack
+from app.ml.service.admission import DEFAULT_GLOBAL_UNITS, DEFAULT_PER_CLIENT_UNITS, AdmissionBudget
 from app.ml.service.conditions import shown_candidate
 from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, OpponentInfo, freeze_catalog
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
+from app.ml.service.scheduler import Scheduler
 from app.ml.service.tensors import quantize_within_budget, to_tensor
 
 logger = logging.getLogger(__name__)
@@ -54,12 +56,6 @@ def worker_threads(requested: int) -> int:
     if requested > 0:
         return requested
     return max(1, (os.cpu_count() or 2) - 1)
-
-
-@dataclass
-class _Pending:
-    job: ImageJob
-    future: asyncio.Future[ImageResult]
 
 
 @dataclass
@@ -85,6 +81,8 @@ class InProcessModelService:
         torch_threads: int = 0,
         models_dir: Any = None,
         data_dir: Any = None,
+        global_units: float = DEFAULT_GLOBAL_UNITS,
+        per_client_units: float = DEFAULT_PER_CLIENT_UNITS,
     ) -> None:
         self._opponent_names = tuple(opponents)
         self._requested_device = device
@@ -95,14 +93,13 @@ class InProcessModelService:
         self._models_dir = models_dir
         self._data_dir = data_dir
         self._queue_size = queue_size
-        self._queue: asyncio.Queue[_Pending] | None = None
+        self.admission = AdmissionBudget(global_units=global_units, per_client_units=per_client_units)
+        self._scheduler: Scheduler | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._collector: asyncio.Task[None] | None = None
         self._opponents: dict[str, _Opponent] = {}
         self.device = torch.device("cpu")
         self.batches_run = 0
         self.jobs_run = 0
-        self._last_error: str | None = None
         self._attack_catalog: AttackCatalog | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -112,20 +109,20 @@ class InProcessModelService:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-worker")
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._load_all)
-        self._queue = asyncio.Queue(maxsize=self._queue_size)
-        self._collector = asyncio.create_task(self._collect_forever(), name="model-service-collector")
+        self._scheduler = Scheduler(
+            self._compute_on_worker,
+            self._explain_on_worker,
+            max_batch=self.max_batch,
+            max_wait_s=self.max_wait_s,
+            queue_size=self._queue_size,
+            timeout_s=self.timeout_s,
+            admission=self.admission,
+        )
+        self._scheduler.start()
 
     async def stop(self) -> None:
-        if self._collector is not None:
-            self._collector.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._collector
-            self._collector = None
-        if self._queue is not None:
-            while not self._queue.empty():
-                pending = self._queue.get_nowait()
-                if not pending.future.done():
-                    pending.future.set_exception(ServiceUnavailable(SERVICE_DOWN))
+        if self._scheduler is not None:
+            await self._scheduler.stop()
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
@@ -198,18 +195,9 @@ class InProcessModelService:
         return self._attack_catalog
 
     async def generate(self, job: ImageJob) -> ImageResult:
-        if self._queue is None or self._collector is None or self._collector.done():
+        if self._scheduler is None:
             raise ServiceUnavailable(SERVICE_DOWN)
-        future: asyncio.Future[ImageResult] = asyncio.get_running_loop().create_future()
-        try:
-            self._queue.put_nowait(_Pending(job, future))
-        except asyncio.QueueFull:
-            raise ServiceBusy(SERVICE_BUSY) from None
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), self.timeout_s)
-        except TimeoutError:
-            future.cancel()
-            raise ServiceUnavailable(SERVICE_DOWN) from None
+        return await self._scheduler.generate(job)
 
     async def run_batch(self, jobs: Sequence[ImageJob]) -> list[ImageResult]:
         """Attack one group of compatible jobs (a single ``batch_key``) now, on the worker thread that holds the
@@ -219,83 +207,48 @@ class InProcessModelService:
             raise ServiceUnavailable(SERVICE_DOWN)
         if len({job.batch_key for job in jobs}) != 1:
             raise ValueError("run_batch takes jobs that share one (opponent, attack, params) batch key")
-        loop = asyncio.get_running_loop()
-        results = await loop.run_in_executor(self._executor, self._compute, list(jobs))
+        return await self._compute_on_worker(list(jobs))
+
+    async def explain(self, job: ExplainJob) -> ExplainResult:
+        """Why the machine fails for one round (app/ml/measure/explain.py): on the worker thread that holds the models,
+        not batched with image jobs (a round's explanation is its own batch of a few hundred forward passes), cached
+        per round and queued in the scheduler's bounded low-priority lane."""
+        if self._scheduler is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        self.opponent_info(job.opponent)  # an opponent that is not loaded is refused before it queues
+        return await self._scheduler.explain(job)
+
+    async def health(self) -> dict[str, Any]:
+        scheduler = self._scheduler
+        return {
+            "ok": scheduler is not None and scheduler.running and bool(self._opponents),
+            "device": str(self.device),
+            "opponents": sorted(self._opponents),
+            "queue": scheduler.queued if scheduler is not None else 0,
+            "batches_run": self.batches_run,
+            "jobs_run": self.jobs_run,
+            "units_in_flight": self.admission.in_flight,
+            "refused": self.admission.refused,
+            "jobs_dropped": scheduler.jobs_dropped if scheduler is not None else 0,
+            "explain_cache_hits": scheduler.explanations.hits if scheduler is not None else 0,
+            "last_error": scheduler.last_error if scheduler is not None else None,
+        }
+
+    # -- the worker thread -------------------------------------------------------------------------------------
+
+    async def _compute_on_worker(self, jobs: list[ImageJob]) -> list[ImageResult]:
+        if self._executor is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        results = await asyncio.get_running_loop().run_in_executor(self._executor, self._compute, jobs)
         self.batches_run += 1
         self.jobs_run += len(jobs)
         return results
 
-    async def explain(self, job: ExplainJob) -> ExplainResult:
-        """Why the machine fails for one round (app/ml/measure/explain.py): on the worker thread that holds the models,
-        but not through the batching queue (a round's explanation is its own batch of a few hundred forward passes)."""
+    async def _explain_on_worker(self, job: ExplainJob) -> ExplainResult:
         if self._executor is None:
             raise ServiceUnavailable(SERVICE_DOWN)
-        model = self._opponents[self.opponent_info(job.opponent).name].model
-        future = asyncio.get_running_loop().run_in_executor(self._executor, explain_round, model, job)
-        try:
-            return await asyncio.wait_for(future, self.timeout_s)
-        except TimeoutError:
-            raise ServiceUnavailable(SERVICE_DOWN) from None
-
-    async def health(self) -> dict[str, Any]:
-        running = self._collector is not None and not self._collector.done()
-        return {
-            "ok": running and bool(self._opponents),
-            "device": str(self.device),
-            "opponents": sorted(self._opponents),
-            "queue": self._queue.qsize() if self._queue is not None else 0,
-            "batches_run": self.batches_run,
-            "jobs_run": self.jobs_run,
-            "last_error": self._last_error,
-        }
-
-    # -- batching ----------------------------------------------------------------------------------------------
-
-    async def _collect_forever(self) -> None:
-        queue = self._queue
-        if queue is None:
-            raise RuntimeError("collector started before the queue")
-        loop = asyncio.get_running_loop()
-        while True:
-            first = await queue.get()
-            batch = [first]
-            # Whatever queued while the last batch ran joins at once; then wait briefly for stragglers.
-            deadline = loop.time() + self.max_wait_s
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(queue.get_nowait())
-                    continue
-                except asyncio.QueueEmpty:
-                    pass
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(queue.get(), remaining))
-                except TimeoutError:
-                    break
-            groups: dict[tuple[Any, ...], list[_Pending]] = defaultdict(list)
-            for pending in batch:
-                if not pending.future.cancelled():
-                    groups[pending.job.batch_key].append(pending)
-            for group in groups.values():
-                await self._run_group(loop, group)
-
-    async def _run_group(self, loop: asyncio.AbstractEventLoop, group: list[_Pending]) -> None:
-        try:
-            results = await loop.run_in_executor(self._executor, self._compute, [p.job for p in group])
-        except Exception as exc:  # one bad batch must not kill the collector
-            logger.exception("model worker failed on a batch of %d", len(group))
-            self._last_error = f"{type(exc).__name__}: {exc}"
-            for pending in group:
-                if not pending.future.done():
-                    pending.future.set_exception(ServiceUnavailable(SERVICE_DOWN))
-            return
-        self.batches_run += 1
-        self.jobs_run += len(group)
-        for pending, result in zip(group, results, strict=True):
-            if not pending.future.done():
-                pending.future.set_result(result)
+        model = self._opponents[job.opponent].model
+        return await asyncio.get_running_loop().run_in_executor(self._executor, explain_round, model, job)
 
     def _compute(self, jobs: list[ImageJob]) -> list[ImageResult]:
         """Runs on the worker thread: attack a batch of compatible jobs and read the opponent's answers."""

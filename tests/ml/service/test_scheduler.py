@@ -1,0 +1,280 @@
+"""The model service's scheduler with fake compute steps (no torch, no clock in the assertions): batches filled
+round-robin across clients, admission by compute units, abandoned jobs dropped, explanations cached and queued in a
+low-priority lane of their own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+import pytest
+
+from app.errors import ServiceBusy
+from app.ml.service.admission import AdmissionBudget
+from app.ml.service.contracts import ImageJob, ImageResult
+from app.ml.service.explain_contracts import ExplainJob
+from app.ml.service.scheduler import EXPLAIN_EVERY, Scheduler
+
+pytestmark = pytest.mark.anyio
+PGD = ImageJob.freeze_params({"steps": 20})
+HSJ = ImageJob.freeze_params({"max_queries": 500})
+UNLIMITED = AdmissionBudget(global_units=1e12, per_client_units=1e12)
+
+
+def image_job(client: str, seed: int = 0, attack: str = "pgd") -> ImageJob:
+    params = {"pgd": PGD, "hopskipjump": HSJ}.get(attack, ())
+    return ImageJob("fashion-cnn", attack, params, image_index=seed, eps=0.05, seed=seed, client=client)
+
+
+def explain_job(client: str, seed: int = 0) -> ExplainJob:
+    image = np.zeros((4, 4), dtype=np.uint8)
+    return ExplainJob("fashion-cnn", image, image, true_label=1, eps=0.05, norm="linf", seed=seed, client=client)
+
+
+class FakeWorker:
+    """Records what the scheduler hands it. The next ``hold(n)`` calls (one by default) keep the worker busy until
+    ``release()``, so that a test can queue work behind them deterministically."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[ImageJob]] = []
+        self.explained: list[ExplainJob] = []
+        self.order: list[str] = []
+        self.to_hold = 1
+        self.waiting: list[asyncio.Event] = []
+        self.busy = asyncio.Event()
+
+    def hold(self, calls: int = 1) -> None:
+        self.to_hold = calls
+
+    def release(self) -> None:
+        self.to_hold = 0
+        self.busy.clear()
+        for gate in self.waiting:
+            gate.set()
+        self.waiting.clear()
+
+    async def _work(self) -> None:
+        if self.to_hold > 0:
+            self.to_hold -= 1
+            gate = asyncio.Event()
+            self.waiting.append(gate)
+            self.busy.set()
+            await gate.wait()
+
+    async def compute_batch(self, jobs: list[ImageJob]) -> list[ImageResult]:
+        self.batches.append(jobs)
+        self.order.append("batch")
+        await self._work()
+        return [result_for(job) for job in jobs]
+
+    async def compute_explanation(self, job: ExplainJob) -> Any:
+        self.explained.append(job)
+        self.order.append("explain")
+        await self._work()
+        return ("explanation", job.seed)
+
+
+def result_for(job: ImageJob) -> ImageResult:
+    image = np.zeros((2, 2), dtype=np.uint8)
+    return ImageResult(image, image, 0, 0, 1.0, 0, (1.0,), 0.0, image_index=job.image_index, seed=job.seed)
+
+
+@asynccontextmanager
+async def running(worker: FakeWorker, **options: Any) -> AsyncIterator[Scheduler]:
+    settings: dict[str, Any] = dict(max_batch=32, max_wait_s=0.0, queue_size=1024, timeout_s=60.0, admission=UNLIMITED)
+    settings.update(options)
+    scheduler = Scheduler(worker.compute_batch, worker.compute_explanation, **settings)
+    scheduler.start()
+    try:
+        yield scheduler
+    finally:
+        worker.release()
+        await scheduler.stop()
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def hold_the_worker(scheduler: Scheduler, worker: FakeWorker) -> asyncio.Task[ImageResult]:
+    blocker = asyncio.create_task(scheduler.generate(image_job("blocker", seed=999)))
+    await worker.busy.wait()
+    return blocker
+
+
+async def test_a_batch_takes_turns_between_clients() -> None:
+    worker = FakeWorker()
+    async with running(worker, max_batch=4, admission=AdmissionBudget(global_units=1e12, per_client_units=1e12)) as s:
+        blocker = await hold_the_worker(s, worker)
+        greedy = [asyncio.create_task(s.generate(image_job("greedy", seed=k))) for k in range(64)]
+        await settle()
+        honest = asyncio.create_task(s.generate(image_job("honest", seed=1000)))
+        await settle()
+        worker.release()
+        await asyncio.gather(blocker, honest, *greedy)
+    first_after_blocker = worker.batches[1]
+    assert [job.client for job in first_after_blocker].count("honest") == 1, "the single job is not behind all 64"
+    assert [job.client for job in first_after_blocker].count("greedy") == 3
+    assert sum(len(batch) for batch in worker.batches) == 66
+
+
+async def test_one_client_keeps_its_order_and_its_batches() -> None:
+    worker = FakeWorker()
+    worker.release()
+    async with running(worker, max_batch=8, max_wait_s=0.05) as s:
+        results = await asyncio.gather(*(s.generate(image_job("", seed=k)) for k in range(8)))
+    assert [job.seed for job in worker.batches[0]] == list(range(8))
+    assert [result.seed for result in results] == list(range(8))
+
+
+async def test_a_job_over_its_clients_share_is_refused_at_once() -> None:
+    worker = FakeWorker()
+    budget = AdmissionBudget(global_units=4000, per_client_units=60)
+    async with running(worker, admission=budget) as s:
+        blocker = await hold_the_worker(s, worker)
+        greedy = [asyncio.create_task(s.generate(image_job("greedy", k, "hopskipjump"))) for k in range(64)]
+        await settle()
+        refused = [task for task in greedy if task.done() and isinstance(task.exception(), ServiceBusy)]
+        assert len(refused) == 63, "one job of any price in flight; the other 63 are over the share of 60 units"
+        honest = asyncio.create_task(s.generate(image_job("honest", 1)))
+        await settle()
+        assert not honest.done(), "another client's round is admitted and waits its turn"
+        worker.release()
+        await asyncio.gather(blocker, honest, *(task for task in greedy if task not in refused))
+        assert budget.in_flight == 0 and budget.refused == 63
+        await s.generate(image_job("greedy", 500, "hopskipjump"))  # once its job ran, the greedy client may go on
+
+
+async def test_the_global_budget_refuses_what_would_overfill_the_worker() -> None:
+    budget = AdmissionBudget(global_units=100, per_client_units=1e9)
+    budget.admit("a", 60)
+    budget.admit("", 40)
+    with pytest.raises(ServiceBusy):
+        budget.admit("b", 20)
+    third = budget.admit("c", 0)
+    budget.release(third)
+    assert budget.units_of("a") == 60 and budget.in_flight == 100
+
+
+async def test_jobs_whose_callers_have_gone_are_not_run() -> None:
+    worker = FakeWorker()
+    async with running(worker) as s:
+        blocker = await hold_the_worker(s, worker)
+        gone = asyncio.create_task(s.generate(image_job("a", seed=1)))
+        kept = asyncio.create_task(s.generate(image_job("b", seed=2)))
+        await settle()
+        gone.cancel()  # the HTTP client went away
+        await settle()
+        assert s.admission.units_of("a") == 0, "a dropped job's units are given back at once"
+        worker.release()
+        await asyncio.gather(blocker, kept)
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+    assert [job.seed for batch in worker.batches for job in batch] == [999, 2]
+    assert s.jobs_dropped == 1
+
+
+async def test_a_group_whose_callers_all_timed_out_is_not_started() -> None:
+    worker = FakeWorker()
+    async with running(worker, max_batch=8) as s:
+        blocker = await hold_the_worker(s, worker)
+        cheap = [asyncio.create_task(s.generate(image_job("a", seed=k, attack="fgsm"))) for k in range(2)]
+        dear = [asyncio.create_task(s.generate(image_job(client, seed=10 + k))) for k, client in enumerate("bc")]
+        await settle()
+        worker.release()
+        worker.hold(1)
+        await blocker
+        await worker.busy.wait()  # the next batch: the cheap group runs first and holds the worker
+        assert [job.attack for job in worker.batches[-1]] == ["fgsm", "fgsm"]
+        for task in dear:
+            task.cancel()  # both callers timed out (or left) while the cheap group ran
+        await settle()
+        worker.release()
+        await asyncio.gather(*cheap)
+        await settle()
+    assert [job.attack for batch in worker.batches for job in batch] == ["pgd", "fgsm", "fgsm"]
+    assert s.jobs_dropped == 2
+
+
+async def test_explanations_are_cached_per_round_and_shared_while_computed() -> None:
+    worker = FakeWorker()
+    async with running(worker) as s:
+        first = asyncio.create_task(s.explain(explain_job("a", seed=7)))
+        await worker.busy.wait()
+        same_round = asyncio.create_task(s.explain(explain_job("b", seed=7)))
+        await settle()
+        worker.release()
+        assert await first == await same_round == ("explanation", 7)
+        assert await s.explain(explain_job("c", seed=7)) == ("explanation", 7)
+        assert await s.explain(explain_job("c", seed=8)) == ("explanation", 8)
+    assert [job.seed for job in worker.explained] == [7, 8], "the seed fixes an explanation: computed once"
+
+
+async def test_the_explain_lane_is_bounded_and_holds_one_per_client() -> None:
+    worker = FakeWorker()
+    async with running(worker, explain_queue_size=2) as s:
+        blocker = await hold_the_worker(s, worker)
+        waiting = [asyncio.create_task(s.explain(explain_job(client, seed=k))) for k, client in enumerate("ab")]
+        await settle()
+        with pytest.raises(ServiceBusy):
+            await s.explain(explain_job("c", seed=5))  # the lane is full
+        worker.release()
+        await asyncio.gather(blocker, *waiting)
+        worker.hold(1)
+        blocker = await hold_the_worker(s, worker)
+        mine = asyncio.create_task(s.explain(explain_job("a", seed=20)))
+        await settle()
+        with pytest.raises(ServiceBusy):
+            await s.explain(explain_job("a", seed=21))  # one waiting explanation per client
+        worker.release()
+        await asyncio.gather(blocker, mine)
+
+
+async def test_explanations_wait_for_image_jobs_but_are_not_starved() -> None:
+    worker = FakeWorker()
+    async with running(worker, max_batch=1) as s:
+        blocker = await hold_the_worker(s, worker)
+        explanation = asyncio.create_task(s.explain(explain_job("a")))
+        await settle()
+        rounds = [asyncio.create_task(s.generate(image_job(f"p{k}", seed=k))) for k in range(EXPLAIN_EVERY + 3)]
+        await settle()
+        worker.release()
+        await asyncio.gather(blocker, explanation, *rounds)
+    assert worker.order.index("explain") == EXPLAIN_EVERY, "served after its share of batches, before the rest"
+    assert worker.order.count("batch") == EXPLAIN_EVERY + 4
+
+
+async def test_a_dear_job_waits_for_the_cheap_rounds_of_other_clients() -> None:
+    worker = FakeWorker()
+    async with running(worker, max_batch=4) as s:
+        blocker = await hold_the_worker(s, worker)
+        dear = asyncio.create_task(s.generate(image_job("greedy", seed=1, attack="hopskipjump")))  # 173 units
+        await settle()
+        rounds = [asyncio.create_task(s.generate(image_job(f"p{k}", seed=10 + k))) for k in range(12)]  # 20 each
+        await settle()
+        worker.release()
+        await asyncio.gather(blocker, dear, *rounds)
+    clients = [[job.client for job in batch] for batch in worker.batches[1:]]
+    assert clients[-1] == ["greedy"], f"served after every cheap round that was waiting: {clients}"
+    assert sum(len(batch) for batch in clients[:-1]) == 12
+
+
+async def test_a_dear_job_does_not_jump_in_between_the_rounds_of_players_at_play() -> None:
+    worker = FakeWorker()
+    worker.release()  # nothing held: every batch returns at once, players resubmit as soon as they are answered
+
+    async def player(s: Scheduler, name: str) -> None:
+        for turn in range(6):
+            await s.generate(image_job(name, seed=turn))
+
+    async with running(worker, max_batch=8) as s:
+        first_round = asyncio.gather(*(s.generate(image_job(f"p{k}", seed=100 + k)) for k in range(4)))
+        await first_round  # the room is at play
+        dear = asyncio.create_task(s.generate(image_job("greedy", seed=1, attack="hopskipjump")))  # 9 turns' worth
+        await asyncio.gather(*(player(s, f"p{k}") for k in range(4)), dear)
+    served_at = next(n for n, batch in enumerate(worker.batches) if batch[0].client == "greedy")
+    assert served_at >= 6, f"the dear job waited for its turns, not for the first gap: batch {served_at}"
