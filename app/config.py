@@ -90,6 +90,19 @@ class Settings(BaseSettings):
     )
     service_queue_size: int = Field(1024, ge=1, description="Pending image requests before round creation answers 503.")
     service_timeout_s: float = Field(30.0, gt=0, description="Longest a request waits for its image.")
+    service_global_units: float = Field(
+        4000.0,
+        gt=0,
+        description="Compute the model service admits at once, in units of one fashion-cnn forward+backward of one "
+        "image (a PGD-20 round is 20; app/ml/service/cost.py says where each cost comes from); beyond it a round "
+        "answers 503 with Retry-After.",
+    )
+    service_player_units: float = Field(
+        60.0,
+        gt=0,
+        description="Compute one player may have in flight beyond their first job (which is always admitted), in "
+        "the same units: a flood of expensive rounds from one client is refused instead of queued ahead of others.",
+    )
     torch_threads: int = Field(
         0, ge=0, description="torch intra-op threads in the model worker; 0 means all cores but one (at least 1)."
     )

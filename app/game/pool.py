@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 def pool_key(job: ImageJob) -> ImageJob:
     """The job with its image and seed blanked: what makes two jobs interchangeable for a player."""
-    return dataclasses.replace(job, image_index=-1, seed=0, any_image=True)
+    return dataclasses.replace(job, image_index=-1, seed=0, any_image=True, client="")
 
 
 @dataclass

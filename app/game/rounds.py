@@ -8,6 +8,7 @@ request's whole round, transaction included.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import uuid
 from contextlib import nullcontext
@@ -125,7 +126,8 @@ async def start_round(
     if eps is None:
         eps = staircase.eps(level)
     budget = round_budget(attack["norm"], eps, info)
-    job = new_job(plan, info, budget)
+    # The asking player's key: the model service schedules and budgets its compute per player (issue 16).
+    job = dataclasses.replace(new_job(plan, info, budget), client=player.id)
     async with connection_released(session, player) if release_connection else nullcontext():
         image = await source.generate(job)
     columns = image_columns(image)

@@ -28,6 +28,8 @@ def default_model_service(settings: Settings) -> ModelService:
         queue_size=settings.service_queue_size,
         timeout_s=settings.service_timeout_s,
         torch_threads=settings.torch_threads,
+        global_units=settings.service_global_units,
+        per_client_units=settings.service_player_units,
         models_dir=settings.models_dir,
         data_dir=settings.data_dir,
     )

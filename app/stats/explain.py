@@ -41,6 +41,7 @@ def explain_job(record: RoundRecord) -> ExplainJob:
         seed=int(record.seed),
         grid_size=GRID_SIZE if small else LARGE_GRID_SIZE,
         smoothgrad_samples=SMOOTHGRAD_SAMPLES if small else LARGE_SMOOTHGRAD_SAMPLES,
+        client=record.player_id,  # the model service's fair share and explanation lane are per player
     )
 
 

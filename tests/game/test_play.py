@@ -90,3 +90,30 @@ async def test_a_refused_choice_is_never_accepted(database_url: str) -> None:
             assert accepted == []
     finally:
         await database.dispose()
+
+
+class RecordedJobs(KnownImages):
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[Any] = []
+
+    async def generate(self, job: Any) -> Any:
+        self.asked.append(job)
+        return await super().generate(job)
+
+
+async def test_a_players_round_asks_the_model_service_in_that_players_name(database_url: str) -> None:
+    """The model service shares its compute out per client key (app/ml/service/admission.py): a round's job must
+    carry the player's id, or every player would count as one client."""
+    settings = make_settings(database_url, opponent="fashion-cnn", attack="square")
+    database = open_database(database_url)
+    service = RecordedJobs()
+    try:
+        async with database.sessionmaker() as session:
+            player, _token, _event = await play.join(session, nickname="named")
+            await play.new_round(
+                session, Catalogue(service), player=player, choice=play.RoundChoice(), settings=settings
+            )
+        assert [job.client for job in service.asked] == [player.id]
+    finally:
+        await database.dispose()

@@ -4,6 +4,7 @@ staircase steps around them), never starts background work while a player waits,
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -276,3 +277,9 @@ def test_the_pool_is_a_setting() -> None:
     assert isinstance(pool, ReadyRoundPool) and pool.size == 3 and pool.ttl_s == 45
     with pytest.raises(ValueError):
         ReadyRoundPool(service, size=0, ttl_s=10)  # type: ignore[arg-type]
+
+
+def test_the_pool_makes_its_rounds_in_no_players_name() -> None:
+    """Refills are the server's own work: a player's key on them would count against that player's share."""
+    asked = dataclasses.replace(job(LEVELS[0]), client="player-1")
+    assert pool_key(asked).client == "" and pool_key(asked) == pool_key(job(LEVELS[0]))
