@@ -111,7 +111,8 @@ def create_app(
     app.state.templates = build_templates()
     app.state.cloak = cloak  # /cloak: photos cloaked in memory, results deleted after a TTL (app/ml/cloak/service.py)
     # Live updates for event screens and phones (app/live.py); on PostgreSQL shared with the other web processes.
-    app.state.hub = EventHub(None if settings.is_sqlite else NotifyChannel(settings.database_url))
+    relay = None if settings.is_sqlite else NotifyChannel(settings.live_database_url or settings.database_url)
+    app.state.hub = EventHub(relay)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key.get_secret_value(),

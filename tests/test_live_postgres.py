@@ -141,3 +141,10 @@ def test_the_listening_connection_speaks_libpq() -> None:
         libpq_url("postgresql+psycopg://arena@db/arena?sslmode=require")
         == "postgresql://arena@db/arena?sslmode=require"
     )
+
+
+def test_a_pooler_in_front_of_the_database_can_be_bypassed_for_listening(postgres_url: str) -> None:
+    direct = "postgresql://arena@db-primary:5432/arena"
+    relay = create_app(make_settings(postgres_url, live_database_url=direct)).state.hub.relay
+    assert relay.conninfo == direct
+    assert create_app(make_settings(postgres_url)).state.hub.relay.conninfo == libpq_url(postgres_url)
