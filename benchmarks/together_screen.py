@@ -7,8 +7,9 @@ would, and each holds its status stream (`role=player`) on its process. Then it 
 
 * next image: the host (on the first process) shows the image; from the host's reply to each phone's status event
   (phones on the host's process and on the other apart) and to each screen showing "Image 1";
-* answers: every phone fetches its copy of the image and answers, over --answer-spread seconds; for the k-th
-  acknowledged answer, the time until a screen's "N answers in" reached k, on each screen;
+* answers: as the phone page does, each phone fetches its copy of the image when its stream tells it, and its
+  player answers after looking for --think seconds (uniform); for the k-th acknowledged answer, the time until a
+  screen's "N answers in" reached k, on each screen;
 * reveal: from the end of the countdown and its grace to each screen showing the truth (no publish: each process
   wakes by itself).
 
@@ -25,6 +26,7 @@ import asyncio
 import contextlib
 import os
 import platform
+import random
 import re
 import sys
 import tempfile
@@ -91,7 +93,12 @@ async def watch_screen(client: httpx.AsyncClient, code: str, screen: Screen, rea
 
 
 async def hold_phone(
-    client: httpx.AsyncClient, code: str, process: int, results: Results, connected: asyncio.Event
+    client: httpx.AsyncClient,
+    code: str,
+    process: int,
+    results: Results,
+    connected: asyncio.Event,
+    told: asyncio.Event,
 ) -> None:
     statuses = 0
     async for name, _data in sse_events(client, f"/events/{code}/stream?role=player"):
@@ -103,6 +110,7 @@ async def hold_phone(
             connected.set()
         elif statuses == 2:  # the first change after joining: the next image
             results.phone_heard.append((process, time.monotonic()))
+            told.set()
 
 
 async def join(client: httpx.AsyncClient, code: str, number: int, results: Results) -> dict[str, str] | None:
@@ -114,13 +122,16 @@ async def join(client: httpx.AsyncClient, code: str, number: int, results: Resul
     return {"Authorization": f"Bearer {joined.json()['token']}"}
 
 
-async def answer(client: httpx.AsyncClient, headers: dict[str, str], delay: float, results: Results) -> None:
-    await asyncio.sleep(delay)
+async def answer(
+    client: httpx.AsyncClient, headers: dict[str, str], told: asyncio.Event, think: float, results: Results
+) -> None:
+    await told.wait()
     created = await client.post("/api/v1/rounds", headers=headers)
     if created.status_code != 201:
         results.errors.append(f"round {created.status_code}: {created.text[:100]}")
         return
     body = created.json()
+    await asyncio.sleep(think)
     answered = await client.post(body["answer_url"], json={"choice": body["choices"][0]}, headers=headers)
     if answered.status_code != 200:
         results.errors.append(f"answer {answered.status_code}: {answered.text[:100]}")
@@ -128,7 +139,7 @@ async def answer(client: httpx.AsyncClient, headers: dict[str, str], delay: floa
     results.acks.append(time.monotonic())
 
 
-async def run(bases: list[str], players: int, round_seconds: int, answer_spread: float) -> Results:
+async def run(bases: list[str], players: int, round_seconds: int, think: tuple[float, float], seed: int) -> Results:
     results = Results(processes=len(bases))
     per_process = players // len(bases) + 1
     limits = httpx.Limits(max_connections=per_process * 2 + 20, max_keepalive_connections=per_process + 20)
@@ -156,7 +167,7 @@ async def run(bases: list[str], players: int, round_seconds: int, answer_spread:
             results.screens.append(screen)
             tasks.append(asyncio.create_task(watch_screen(client, code, screen, ready)))
             await asyncio.wait_for(ready.wait(), 30)
-        phones: list[tuple[httpx.AsyncClient, dict[str, str]]] = []
+        phones: list[tuple[httpx.AsyncClient, dict[str, str], asyncio.Event]] = []
         arriving = asyncio.Semaphore(20)  # a room walks in over a few seconds, not in one instant
 
         async def arrive(number: int) -> None:
@@ -165,24 +176,26 @@ async def run(bases: list[str], players: int, round_seconds: int, answer_spread:
                 headers = await join(clients[process], code, number, results)
                 if headers is None:
                     return
-                connected = asyncio.Event()
-                tasks.append(asyncio.create_task(hold_phone(clients[process], code, process, results, connected)))
+                connected, told = asyncio.Event(), asyncio.Event()
+                phone = hold_phone(clients[process], code, process, results, connected, told)
+                tasks.append(asyncio.create_task(phone))
                 await asyncio.wait_for(connected.wait(), 30)
-                phones.append((clients[process], headers))
+                phones.append((clients[process], headers, told))
 
         await asyncio.gather(*(arrive(number) for number in range(players)))
+        rng = random.Random(seed)
+        answering = [
+            asyncio.create_task(answer(client, headers, told, rng.uniform(*think), results))
+            for client, headers, told in phones
+        ]
+        tasks.extend(answering)
         shown = await host_client.post(f"/api/v1/events/{code}/next-image", headers=host)
         shown.raise_for_status()
         results.next_image_acked = time.monotonic()
         closes_at = datetime.fromisoformat(shown.json()["shared_round"]["closes_at"])
         due_in = (closes_at - datetime.now(closes_at.tzinfo)).total_seconds() + ANSWER_GRACE_S
         results.reveal_due = time.monotonic() + due_in
-        await asyncio.gather(
-            *(
-                answer(client, headers, answer_spread * k / max(1, len(phones)), results)
-                for k, (client, headers) in enumerate(phones)
-            )
-        )
+        await asyncio.gather(*answering)
         deadline = results.reveal_due + 10
         while time.monotonic() < deadline and any(s.revealed is None for s in results.screens):
             await asyncio.sleep(0.05)
@@ -247,7 +260,15 @@ def main() -> int:
     parser.add_argument("--players", type=int, default=200)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2], choices=[1, 2])
     parser.add_argument("--round-seconds", type=int, default=30, help="the image's countdown (5-120)")
-    parser.add_argument("--answer-spread", type=float, default=5.0, help="seconds over which the phones answer")
+    parser.add_argument(
+        "--think",
+        type=float,
+        nargs=2,
+        default=(2.0, 8.0),
+        metavar=("MIN", "MAX"),
+        help="seconds a player looks at the image before answering (uniform)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=240.0, help="hard stop for each setup, in seconds")
     parser.add_argument(
         "--database-url",
@@ -275,7 +296,9 @@ def main() -> int:
             ]
             try:
                 results = asyncio.run(
-                    asyncio.wait_for(run(bases, args.players, args.round_seconds, args.answer_spread), args.timeout)
+                    asyncio.wait_for(
+                        run(bases, args.players, args.round_seconds, tuple(args.think), args.seed), args.timeout
+                    )
                 )
             except TimeoutError:
                 print(f"stopped after the {args.timeout:.0f} s limit", file=sys.stderr)

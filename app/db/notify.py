@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,17 @@ class NotifyChannel:
     """``send`` a short text to every other process; ``start(receive, resync)`` calls ``receive`` with theirs."""
 
     APPLICATION_NAME = "arena-live"  # how an operator finds these connections in pg_stat_activity
+    # A peer that vanishes without closing (a cable, a VM) would leave a LISTEN waiting for ever: TCP keepalives and
+    # a send timeout turn it into an error within about 30 s, and the reconnect loop takes over.
+    CONNECT_OPTIONS: dict[str, str | int] = {
+        "application_name": APPLICATION_NAME,
+        "connect_timeout": 10,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 30_000,
+    }
 
     def __init__(
         self,
@@ -87,7 +99,7 @@ class NotifyChannel:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self.conninfo, autocommit=True, application_name=self.APPLICATION_NAME
+                    make_conninfo(self.conninfo, **self.CONNECT_OPTIONS), autocommit=True
                 ) as conn:
                     pause = self.first_retry_s
                     await work(conn)
