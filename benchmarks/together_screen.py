@@ -9,7 +9,8 @@ would, and each holds its status stream (`role=player`) on its process. Then it 
   (phones on the host's process and on the other apart) and to each screen showing "Image 1";
 * answers: as the phone page does, each phone fetches its copy of the image when its stream tells it, and its
   player answers after looking for --think seconds (uniform); for the k-th acknowledged answer, the time until a
-  screen's "N answers in" reached k, on each screen;
+  screen's "N answers in" reached k, on each screen (answers acknowledged in the grace second after the countdown
+  are counted apart: the screen shows the reveal by then, not a count);
 * reveal: from the end of the countdown and its grace to each screen showing the truth (no publish: each process
   wakes by itself).
 
@@ -221,7 +222,8 @@ def ms(values: list[float]) -> str:
 
 def answer_latencies(results: Results, screen: Screen) -> tuple[list[float], int]:
     values, missed = [], 0
-    for k, acked in enumerate(sorted(results.acks), start=1):
+    in_time = [acked for acked in sorted(results.acks) if acked < results.reveal_due - ANSWER_GRACE_S]
+    for k, acked in enumerate(in_time, start=1):
         shown = next((t for t, n in screen.counts if n >= k), None)
         if shown is None:
             missed += 1
@@ -240,13 +242,15 @@ def report(results: Results, players: int) -> tuple[str, bool]:
         where = "the host's process" if process == 0 else "the other process"
         lines.append(f"next image -> phones on {where}: {ms(heard)}")
     ok = not results.errors and len(results.phone_heard) == results.players
+    late = sum(1 for acked in results.acks if acked >= results.reveal_due - ANSWER_GRACE_S)
     for screen in results.screens:
         shown = None if screen.shown_image is None else screen.shown_image - results.next_image_acked
         latencies, missed = answer_latencies(results, screen)
         revealed = None if screen.revealed is None else screen.revealed - results.reveal_due
         lines.append(
             f"screen on process {screen.process}: image shown after "
-            f"{'never' if shown is None else f'{shown * 1000:.0f} ms'}; answers ({len(results.acks)}): "
+            f"{'never' if shown is None else f'{shown * 1000:.0f} ms'}; answers ({len(results.acks)}, "
+            f"{late} in the grace second): "
             f"{ms(latencies)}, missed {missed}; reveal after countdown+grace: "
             f"{'not shown' if revealed is None else f'{revealed * 1000:.0f} ms'}"
         )
