@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         description="Longest a request waits for a database connection before answering 503 with Retry-After "
         "(nothing was written).",
     )
+    live_database_url: str = Field(
+        "",
+        description="PostgreSQL URL for the live updates' LISTEN/NOTIFY connections (two per web process), when "
+        "ARENA_DATABASE_URL goes through a transaction-mode pooler such as PgBouncer, which cannot LISTEN. It must "
+        "reach the same database. Empty: ARENA_DATABASE_URL.",
+    )
     service_max_batch: int = Field(32, ge=1, le=1024, description="Most images the model service attacks at once.")
     service_max_wait_ms: float = Field(
         5.0, ge=0.0, le=1000.0, description="How long the service waits to fill a batch after the first request."

@@ -8,9 +8,9 @@ one set of queries), and no stream holds a database session while it waits.
 Phones subscribe too, but only to *status* changes (start, pause, phase, a new together image, its countdown
 ending, the end): 200 phones do not re-query the database on every answer.
 
-Limits: the hub lives in one process. With several web replicas (or `uvicorn --workers N`) a screen would only
-see answers sent to its own replica; that setup needs a shared channel such as PostgreSQL LISTEN/NOTIFY or Redis
-pub/sub feeding ``publish``. Time-based changes (a countdown or time limit running out) need no publisher: each
+Several web processes: on PostgreSQL the hub has a ``relay`` (``app/db/notify.py``, LISTEN/NOTIFY), so a publish
+wakes this process's streams at once and is sent to the other processes, whose hubs wake theirs. On SQLite (one
+process) there is no relay. Time-based changes (a countdown or time limit running out) need no publisher: each
 snapshot says when it goes stale (``wake_at``) and the streams wake up by themselves then.
 """
 
@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +59,32 @@ class _Channel:
     cache: dict[str, _Cached] = field(default_factory=dict)
 
 
+class Relay(Protocol):
+    """Carries publishes between the web processes of one database (``app/db/notify.py``'s ``NotifyChannel``)."""
+
+    def send(self, message: str) -> None: ...
+
+    async def start(self, receive: Callable[[str], None], resync: Callable[[], None]) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+STATUS, CHANGE = "status", "change"  # what a relayed message says happened, before the event code
+
+
 class EventHub:
-    def __init__(self) -> None:
+    def __init__(self, relay: Relay | None = None) -> None:
         self._channels: dict[str, _Channel] = {}
         self.published = 0
+        self.relay = relay
+
+    async def start(self) -> None:
+        if self.relay is not None:
+            await self.relay.start(self.receive, self.resync)
+
+    async def stop(self) -> None:
+        if self.relay is not None:
+            await self.relay.stop()
 
     def _channel(self, code: str) -> _Channel:
         channel = self._channels.get(code)
@@ -74,9 +97,25 @@ class EventHub:
         return channel.subscribers if channel else 0
 
     def publish(self, code: str, *, status: bool = False) -> None:
-        """Something changed in the event (call it after the change is committed)."""
-        channel = self._channels.get(code)
+        """Something changed in the event (call it after the change is committed): here and, through the relay, in
+        the other web processes."""
         self.published += 1
+        self.wake(code, status=status)
+        if self.relay is not None:
+            self.relay.send(f"{STATUS if status else CHANGE} {code}")
+
+    def receive(self, message: str) -> None:
+        """A publish from another web process."""
+        kind, _, code = message.partition(" ")
+        self.wake(code, status=kind == STATUS)
+
+    def resync(self) -> None:
+        """Publishes from the other processes may have been missed (the relay reconnected): every stream looks."""
+        for code in list(self._channels):
+            self.wake(code, status=True)
+
+    def wake(self, code: str, *, status: bool) -> None:
+        channel = self._channels.get(code)
         if channel is None:  # nobody is watching
             return
         channel.version += 1

@@ -21,6 +21,7 @@ from app.api.explain import router as api_explain_router
 from app.api.routes import router as api_router
 from app.api.stats import router as api_stats_router
 from app.config import Settings, get_settings
+from app.db.notify import NotifyChannel
 from app.db.session import open_database
 from app.errors import ArenaError, DatabaseBusy
 from app.game.pool import with_ready_round_pool
@@ -89,9 +90,11 @@ def create_app(
         await service.start()
         app.state.model_service = service
         await cloak.start()
+        await app.state.hub.start()
         try:
             yield
         finally:
+            await app.state.hub.stop()
             await cloak.stop()
             await service.stop()
             await app.state.database.dispose()
@@ -107,7 +110,9 @@ def create_app(
     app.state.settings = settings
     app.state.templates = build_templates()
     app.state.cloak = cloak  # /cloak: photos cloaked in memory, results deleted after a TTL (app/ml/cloak/service.py)
-    app.state.hub = EventHub()  # live updates for event screens (in-process; see app/live.py)
+    # Live updates for event screens and phones (app/live.py); on PostgreSQL shared with the other web processes.
+    relay = None if settings.is_sqlite else NotifyChannel(settings.live_database_url or settings.database_url)
+    app.state.hub = EventHub(relay)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key.get_secret_value(),

@@ -81,19 +81,30 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(workdir: Path, torch_threads: int = 1) -> object:
+def running_server(
+    workdir: Path,
+    torch_threads: int = 1,
+    *,
+    database_url: str | None = None,
+    migrate: bool = True,
+    name: str = "server",
+) -> object:
+    """`arena serve` on a free loopback port until the block ends: on a throw-away SQLite database in ``workdir``
+    unless ``database_url`` says otherwise (several servers on one PostgreSQL database: ``migrate`` once)."""
     port = free_port()
     env = dict(os.environ)
     env.update(
-        ARENA_DATABASE_URL=f"sqlite:///{workdir / 'arena.db'}",
+        ARENA_DATABASE_URL=database_url or f"sqlite:///{workdir / 'arena.db'}",
         ARENA_SECRET_KEY="workshop-load-secret",
         ARENA_ENVIRONMENT="test",
         ARENA_DEVICE="cpu",
         ARENA_TORCH_THREADS=str(torch_threads),
     )
-    log = (workdir / "server.log").open("w")
+    log_path = workdir / f"{name}.log"
+    log = log_path.open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        + ([] if migrate else ["--no-migrate"]),
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -104,7 +115,7 @@ def running_server(workdir: Path, torch_threads: int = 1) -> object:
         deadline = time.monotonic() + 120
         while True:
             if server.poll() is not None:
-                raise RuntimeError(f"server exited:\n{(workdir / 'server.log').read_text()}")
+                raise RuntimeError(f"server exited:\n{log_path.read_text()}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
                     break
@@ -120,8 +131,8 @@ def running_server(workdir: Path, torch_threads: int = 1) -> object:
             server.kill()
             server.wait()
         log.close()
-        kept = Path(tempfile.gettempdir()) / "workshop_load_server.log"
-        kept.write_text((workdir / "server.log").read_text())
+        kept = Path(tempfile.gettempdir()) / f"workshop_load_{name}.log"
+        kept.write_text(log_path.read_text())
 
 
 async def watch_screen(
