@@ -18,6 +18,7 @@ DATASET := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 WORDNET := /usr/share/wordnet/data.noun
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+AS_ROOT := $(if $(SUDO),sudo ,)
 
 .PHONY: play install test-install system-deps test-deps postgres typecheck test test-quick lint bench train clean-venv
 
@@ -45,8 +46,8 @@ postgres: ## the tests' PostgreSQL server must answer (ARENA_TEST_SKIP_POSTGRES=
 			$(SUDO) pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -n1) main start; \
 		else \
 			echo "No PostgreSQL server answers at $(TEST_POSTGRES_URL) (ARENA_TEST_POSTGRES_URL)." >&2; \
-			echo "Install and start one (Debian): $(SUDO) apt-get install -y postgresql && $(SUDO) pg_ctlcluster --skip-systemctl-redirect \$$(ls /etc/postgresql) main start" >&2; \
-			echo "then let the tests in: $(SUDO) -u postgres createdb test, with trust auth for 127.0.0.1 in pg_hba.conf." >&2; \
+			echo "Install and start one (Debian): $(AS_ROOT)apt-get install -y postgresql && $(AS_ROOT)pg_ctlcluster --skip-systemctl-redirect \$$(ls /etc/postgresql) main start" >&2; \
+			echo "then make the tests' database: $(AS_ROOT)su postgres -c 'createdb test', with trust auth for 127.0.0.1 in pg_hba.conf." >&2; \
 			echo "Or skip the PostgreSQL tests on this machine: ARENA_TEST_SKIP_POSTGRES=1 make test" >&2; \
 			exit 1; \
 		fi; \
