@@ -7,6 +7,8 @@ Nothing here connects to anything: the settings are plain values, reached throug
 from __future__ import annotations
 
 import logging
+import os
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET = "change-me-arena-local-only"
+# Settings renamed so that they no longer read like others (ARENA_POOL_SIZE beside ARENA_DB_POOL_SIZE): the old
+# environment variable, still read with a warning, and the field it now sets.
+RENAMED_ENV = {"ARENA_POOL_SIZE": "ready_rounds", "ARENA_POOL_TTL_S": "ready_round_ttl_s"}
 
 logger = logging.getLogger(__name__)
 
@@ -118,14 +123,20 @@ class Settings(BaseSettings):
         "A URL such as http://127.0.0.1:8100: a separate `arena modelsvc` process, reached over HTTP; the web "
         "server then never imports torch and keeps running (and recovers by itself) when that process restarts.",
     )
-    pool_size: int = Field(
+    ready_rounds: int = Field(
         2,
         ge=0,
         le=64,
         description="Ready-round pool (app/game/pool.py): rounds made ahead, per setting in use (opponent, attack, "
-        "staircase step), so a new round needs no attack while the player waits; 0 turns it off. Each is used once.",
+        "staircase step), so a new round needs no attack while the player waits; 0 turns it off. Each is used once. "
+        "Was ARENA_POOL_SIZE (still read, with a warning).",
     )
-    pool_ttl_s: float = Field(600.0, gt=0, description="Seconds a round made ahead stays usable before it is dropped.")
+    ready_round_ttl_s: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds a round made ahead stays usable before it is dropped. Was ARENA_POOL_TTL_S (still "
+        "read, with a warning).",
+    )
 
     cloak_dir: Path = Field(
         PROJECT_ROOT / "var" / "cloak",
@@ -144,6 +155,19 @@ class Settings(BaseSettings):
     natural_dir: Path | None = Field(
         None, description="Extra photos for /natural rounds: <dir>/<ImageNet class name>/<photo>.jpg|png|webp."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_renamed_variables(cls, values: Any) -> Any:
+        """An old variable sets its field unless the new name (or an argument) already did, and says so once."""
+        if not isinstance(values, dict):
+            return values
+        for old, field in RENAMED_ENV.items():
+            if not os.environ.get(old):  # empty counts as unset, as env_ignore_empty says
+                continue
+            warnings.warn(f"{old} is deprecated: set {env_name(field)} instead", FutureWarning, stacklevel=2)
+            values.setdefault(field, os.environ[old])
+        return values
 
     @model_validator(mode="after")
     def _refuse_default_secret_outside_local(self) -> Settings:

@@ -1,6 +1,6 @@
 """New-round latency with and without the ready-round pool, side by side in one run, on loopback.
 
-For each configuration (pool off: ARENA_POOL_SIZE=0; pool on: ARENA_POOL_SIZE=K) it starts `arena serve` on
+For each configuration (pool off: ARENA_READY_ROUNDS=0; pool on: ARENA_READY_ROUNDS=K) it starts `arena serve` on
 127.0.0.1 on the PostgreSQL database you name, with the model service in-process (as `make play` runs it) or,
 with --remote, as a separate `arena modelsvc` process. N simulated players then join and play R rounds each
 through the JSON API the way people do: ask for a round, fetch its image, look at it for --think seconds (drawn
@@ -154,7 +154,7 @@ async def play(base: str, run: Run, rounds: int, think_s: float, seed: int, time
 
 def one_run(args: argparse.Namespace, workdir: Path, label: str, pool_size: int, players: int, seed: int) -> Run:
     run = Run(label=label, players=players)
-    env = {"ARENA_POOL_SIZE": str(pool_size)}
+    env = {"ARENA_READY_ROUNDS": str(pool_size)}
     with contextlib.ExitStack() as stack:
         if args.remote:
             url, _ = stack.enter_context(running_model_service(workdir, args.torch_threads))

@@ -79,7 +79,7 @@ async def main(rounds_per_player: int, repeats: int, concurrencies: list[int], m
             service_max_wait_ms=2.0,
             environment="test",
             opponents=Settings().opponent,  # load only the opponent rounds use
-            pool_size=0,  # every round attacked on demand: this measures batching, not rounds made ahead
+            ready_rounds=0,  # every round attacked on demand: this measures batching, not rounds made ahead
         )
         apps[label] = create_app(settings)
     async with (

@@ -95,7 +95,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "service_max_wait_ms": 2.0,
         # No rounds made ahead: tests count the model service's jobs and pick images; tests/game/test_pool.py and
         # benchmarks/pool_latency.py cover the pool.
-        "pool_size": 0,
+        "ready_rounds": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -280,15 +280,15 @@ def staircase_neighbours(source: ModelService, key: ImageJob) -> list[ImageJob]:
 
 
 def with_ready_round_pool(service: ModelService, settings: Settings) -> ModelService:
-    """``service`` behind a ready-round pool when ARENA_POOL_SIZE > 0, prefilled with the default plan's first
+    """``service`` behind a ready-round pool when ARENA_READY_ROUNDS > 0, prefilled with the default plan's first
     step; ``service`` itself when the pool is off."""
-    if settings.pool_size <= 0:
+    if settings.ready_rounds <= 0:
         return service
     plan = default_plan(settings)
     return ReadyRoundPool(
         service,
-        size=settings.pool_size,
-        ttl_s=settings.pool_ttl_s,
+        size=settings.ready_rounds,
+        ttl_s=settings.ready_round_ttl_s,
         prefill=starting_jobs(plan),
         neighbours=staircase_neighbours,
     )

@@ -21,7 +21,7 @@ from tests.stats.test_reproduce_round import job_from_record, regenerate, stored
 @pytest.fixture
 def pooled_client(sqlite_url: str) -> Iterator[TestClient]:
     empty_tables(sqlite_url)
-    with TestClient(create_app(make_settings(sqlite_url, pool_size=2)), base_url="http://testserver") as client:
+    with TestClient(create_app(make_settings(sqlite_url, ready_rounds=2)), base_url="http://testserver") as client:
         yield client
     empty_tables(sqlite_url)
 

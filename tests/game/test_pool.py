@@ -270,9 +270,9 @@ async def test_everything_but_generate_passes_through() -> None:
 
 def test_the_pool_is_a_setting() -> None:
     service = fake_service()
-    off = Settings(pool_size=0, environment="test", secret_key="x" * 32)  # type: ignore[arg-type]
+    off = Settings(ready_rounds=0, environment="test", secret_key="x" * 32)  # type: ignore[arg-type]
     assert with_ready_round_pool(service, off) is service  # type: ignore[arg-type]
-    on = Settings(pool_size=3, pool_ttl_s=45, environment="test", secret_key="x" * 32)  # type: ignore[arg-type]
+    on = Settings(ready_rounds=3, ready_round_ttl_s=45, environment="test", secret_key="x" * 32)  # type: ignore[arg-type]
     pool = with_ready_round_pool(service, on)  # type: ignore[arg-type]
     assert isinstance(pool, ReadyRoundPool) and pool.size == 3 and pool.ttl_s == 45
     with pytest.raises(ValueError):

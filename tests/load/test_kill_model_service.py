@@ -97,7 +97,7 @@ def test_killing_the_model_process_loses_no_answer_and_recovers_without_a_web_re
         port = players_load.free_port()
         url, model = stack.enter_context(pool_latency.running_model_service(workdir, port=port))
         base = stack.enter_context(
-            players_load.running_server(database_url, workdir, ARENA_MODEL_SERVICE_URL=url, ARENA_POOL_SIZE="0")
+            players_load.running_server(database_url, workdir, ARENA_MODEL_SERVICE_URL=url, ARENA_READY_ROUNDS="0")
         )
         log = Log()
         marks: dict[str, float] = {}

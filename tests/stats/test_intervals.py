@@ -1,15 +1,17 @@
-"""Wilson 95% intervals against values worked by hand (and cross-checked with statsmodels' proportion_confint)."""
+"""Wilson 95% intervals against values worked by hand, and against statsmodels' proportion_confint(method="wilson")."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
+from scipy.stats import norm
+from statsmodels.stats.proportion import proportion_confint
 
 from app.stats.intervals import Z_95, wilson_interval
 
 
-def test_seven_of_ten_matches_statsmodels() -> None:
+def test_seven_of_ten_matches_the_worked_values() -> None:
     low, high = wilson_interval(7, 10)
     assert low == pytest.approx(0.3968, abs=5e-5)
     assert high == pytest.approx(0.8922, abs=5e-5)
@@ -21,6 +23,15 @@ def test_the_ends_stay_inside_zero_and_one() -> None:
     assert wilson_interval(0, 10)[1] == pytest.approx(0.2775, abs=5e-5)
     assert wilson_interval(10, 10) == (pytest.approx(10 / (10 + Z_95**2)), 1.0)
     assert wilson_interval(10, 10)[0] == pytest.approx(0.7225, abs=5e-5)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 10, 33, 100, 1000])
+@pytest.mark.parametrize("z", [Z_95, 1.0, 2.576])
+def test_every_count_matches_statsmodels(n: int, z: float) -> None:
+    alpha = 2 * (1 - norm.cdf(z))
+    for successes in range(n + 1):
+        expected = proportion_confint(successes, n, alpha=alpha, method="wilson")
+        assert wilson_interval(successes, n, z=z) == pytest.approx(expected, abs=1e-9), (successes, n, z)
 
 
 def test_no_answers_means_nothing_is_known() -> None:

@@ -12,7 +12,7 @@ from tests.stats.builders import trial
 
 @pytest.mark.parametrize("n", [1, 2, 5, 10, 37, 100, 1000])
 def test_wilson_matches_scipy(n: int) -> None:
-    from scipy import stats  # installed by `make install` (test-only dependency)
+    from scipy import stats  # the dev extra (test-only), which `make test` installs
 
     for successes in sorted({0, 1, n // 3, n // 2, n - 1, n}):
         if not 0 <= successes <= n:
