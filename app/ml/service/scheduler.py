@@ -126,7 +126,8 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._collector
             self._collector = None
-        for pending in [*self._images.drain(), *self._explain_lane.drain()]:
+        abandoned: list[Pending[Any, Any]] = [*self._images.drain(), *self._explain_lane.drain()]
+        for pending in abandoned:
             if not pending.future.done():
                 pending.future.set_exception(ServiceUnavailable(SERVICE_DOWN))
             self._release(pending)
