@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -114,9 +115,13 @@ class EventHub:
             return snapshot
 
 
+SSE_LINE_END = re.compile(r"\r\n|\r|\n")  # the only line ends of text/event-stream; str.splitlines() knows more
+
+
 def sse_message(event: str, data: str) -> str:
-    """One server-sent event. Multi-line data becomes several data: lines, which the client joins with \\n."""
-    lines = data.splitlines() or [""]
+    """One server-sent event, the only encoder of the app's event streams. Multi-line data becomes several data:
+    lines, which the client joins with \\n."""
+    lines = SSE_LINE_END.split(data)
     return f"event: {event}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
 
 

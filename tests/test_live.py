@@ -132,3 +132,16 @@ def test_multi_line_data_becomes_several_data_lines() -> None:
         == "event: board\ndata: <ol>\ndata: <li>a</li>\ndata: </ol>\n\n"
     )
     assert live.sse_message("heartbeat", "") == "event: heartbeat\ndata: \n\n"
+
+
+def test_data_lines_split_only_where_an_event_source_splits_them() -> None:
+    # SSE ends a line at \r\n, \r or \n, nothing else: U+2028, U+0085 or \x0c inside a fragment are data.
+    assert live.sse_message("board", "a\u2028b\x85c\x0cd") == "event: board\ndata: a\u2028b\x85c\x0cd\n\n"
+    assert live.sse_message("board", "a\rb\r\nc\nd") == "event: board\ndata: a\ndata: b\ndata: c\ndata: d\n\n"
+    assert live.sse_message("board", "a\n") == "event: board\ndata: a\ndata: \n\n", "a trailing line end is kept"
+
+
+def test_the_cloak_stream_frames_its_events_with_the_shared_encoder() -> None:
+    from app.web import cloak
+
+    assert not hasattr(cloak, "sse"), "one SSE encoder: app.live.sse_message"
