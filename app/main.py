@@ -12,7 +12,6 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette.middleware.sessions import SessionMiddleware
 
 from app import messages
 from app.api.cloak import router as api_cloak_router
@@ -35,6 +34,7 @@ from app.web.lab import router as web_lab_router
 from app.web.natural import router as web_natural_router
 from app.web.routes import render
 from app.web.routes import router as web_router
+from app.web.session_cookie import session_cookies
 from app.web.stats import router as web_stats_router
 from app.web.templating import STATIC_DIR, build_templates
 
@@ -108,14 +108,7 @@ def create_app(
     app.state.templates = build_templates()
     app.state.cloak = cloak  # /cloak: photos cloaked in memory, results deleted after a TTL (app/ml/cloak/service.py)
     app.state.hub = EventHub()  # live updates for event screens (in-process; see app/live.py)
-    app.add_middleware(
-        SessionMiddleware,
-        secret_key=settings.secret_key.get_secret_value(),
-        session_cookie="arena_session",
-        same_site="lax",
-        https_only=settings.cookie_secure,
-        max_age=60 * 60 * 24 * 30,
-    )
+    app.add_middleware(session_cookies, settings=settings)  # off loopback never the built-in key (session_cookie.py)
 
     @app.middleware("http")
     async def add_security_headers(request: Request, call_next: Any) -> Response:
