@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         "ARENA_ENVIRONMENT=production. Set a long random value.",
     )
     cookie_secure: bool = Field(False, description="Send the session cookie only over HTTPS.")
+    admin_token: SecretStr = Field(
+        SecretStr(""),
+        description="Bearer token that shows /healthz's details (model service, pool, device, database) to a "
+        "request from elsewhere than this machine. Empty: only requests on loopback see them.",
+    )
 
     opponent: str = Field("fashion-cnn", description="The opponent (classifier) rounds are played against.")
     opponents: str = Field(
@@ -179,7 +184,7 @@ def shown_default(name: str) -> str:
     field = all_fields()[name]
     value = field.get_default(call_default_factory=True)
     if isinstance(value, SecretStr):
-        return "a built-in development value"
+        return "a built-in development value" if value.get_secret_value() else "(empty)"
     if value is None:
         return "(unset)"
     if value == "":

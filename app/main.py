@@ -10,7 +10,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app import messages
@@ -30,6 +29,7 @@ from app.modelsvc.factory import default_model_service
 from app.web.cloak import router as web_cloak_router
 from app.web.events import router as web_events_router
 from app.web.explain import router as web_explain_router
+from app.web.health import router as health_router
 from app.web.lab import router as web_lab_router
 from app.web.natural import router as web_natural_router
 from app.web.routes import render
@@ -139,26 +139,8 @@ def create_app(
         logger.warning("database pool exhausted: %s", error)
         return await arena_error(request, DatabaseBusy(messages.DATABASE_BUSY))
 
-    @app.get("/healthz", tags=["health"])
-    async def healthz(request: Request) -> JSONResponse:
-        service_health = await request.app.state.model_service.health()
-        try:
-            async with request.app.state.database.engine.connect() as conn:
-                await conn.execute(text("select 1"))
-            database_ok = True
-        except Exception:
-            logger.exception("health check: database unreachable")
-            database_ok = False
-        ok = bool(service_health.get("ok")) and database_ok
-        body = {
-            "status": "ok" if ok else "degraded",
-            "model": {"ok": bool(service_health.get("ok")), **service_health},
-            "device": service_health.get("device"),
-            "database": {"ok": database_ok, "backend": "sqlite" if settings.is_sqlite else "postgresql"},
-        }
-        return JSONResponse(body, status_code=200 if ok else 503)
-
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(health_router)
     app.include_router(api_router)
     app.include_router(api_events_router)
     app.include_router(api_stats_router)

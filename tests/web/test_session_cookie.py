@@ -39,7 +39,9 @@ def built_in_key_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
 def leave_with(app: object, where: dict[str, object], cookie: str) -> int:
     client = TestClient(app, **where)  # type: ignore[arg-type]
     client.cookies.set("arena_session", cookie)
-    reply = client.post("/leave", data={"csrf_token": "forged"}, headers={"Accept": "text/html"}, follow_redirects=False)
+    reply = client.post(
+        "/leave", data={"csrf_token": "forged"}, headers={"Accept": "text/html"}, follow_redirects=False
+    )
     return reply.status_code
 
 
