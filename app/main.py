@@ -95,6 +95,7 @@ def create_app(
             await cloak.stop()
             await service.stop()
             await app.state.database.dispose()
+            logger.info("stopped: cloak results deleted, model service and database closed")
 
     app = FastAPI(
         title="Adversarial Arena",

@@ -145,3 +145,19 @@ def test_the_cloak_stream_frames_its_events_with_the_shared_encoder() -> None:
     from app.web import cloak
 
     assert not hasattr(cloak, "sse"), "one SSE encoder: app.live.sse_message"
+
+
+async def test_every_stream_ends_when_the_server_stops() -> None:
+    """Else uvicorn waits for them (up to an hour) and the lifespan shutdown never runs before SIGKILL."""
+    hub, source = live.EventHub(), Source()
+    _flag, is_disconnected = connected()
+    screen = live.stream(hub, "ABCDEF", kind="screen", build=source.build, is_disconnected=is_disconnected)
+    phone = live.stream(hub, "ABCDEF", kind="player", build=source.build, is_disconnected=is_disconnected)
+    for body in (screen, phone):
+        await next_message(body)
+        await next_message(body)
+    hub.close()
+    for body in (screen, phone):
+        with pytest.raises(StopAsyncIteration):
+            await next_message(body)
+    assert hub.subscribers("ABCDEF") == 0

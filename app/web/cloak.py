@@ -163,7 +163,7 @@ async def cloak_events(request: Request, token: str) -> StreamingResponse:
         last = (-1, "")
         yield ": connected\n\n"
         while job.status in ("queued", "running") and time.monotonic() - started < STREAM_LIMIT_S:
-            if await request.is_disconnected():
+            if await request.is_disconnected() or request.app.state.hub.closing:  # gone, or the server stops
                 return
             state = (job.step, job.status)
             if state != last:
