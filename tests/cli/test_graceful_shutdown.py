@@ -1,10 +1,12 @@
-"""A real `arena serve` on loopback, holding an open event stream, told to stop (SIGTERM, as docker stop does): the
-stream ends at once instead of being cancelled at the graceful shutdown timeout, and the lifespan shutdown (the
-cloak's clean-up of uploads, the model service, the database) runs before the process exits."""
+"""A real `arena serve` on loopback: the host key entered on a second device stays out of its log; then, holding an
+open event stream, it is told to stop (SIGTERM, as docker stop does): the stream ends at once instead of being
+cancelled at the graceful shutdown timeout, and the lifespan shutdown (the cloak's clean-up of uploads, the model
+service, the database) runs before the process exits."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -42,6 +44,16 @@ def wait_until_live(base: str, server: subprocess.Popen[bytes], log: Path) -> No
     pytest.fail(f"arena serve did not answer /livez:\n{log.read_text()}")
 
 
+def enter_host_key(base: str, code: str, key: str) -> None:
+    """The host key typed on another device, as its browser sends it: a form post."""
+    with httpx.Client(base_url=base, follow_redirects=True) as browser:
+        page = browser.get(f"/events/{code}/host", headers={"Accept": "text/html"})
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert csrf, page.text
+        entered = browser.post(f"/events/{code}/host", data={"key": key, "csrf_token": csrf.group(1)})
+        assert entered.status_code == 200 and "host-key" in entered.text, "the console, after the redirect"
+
+
 def test_sigterm_ends_the_event_streams_and_runs_the_shutdown(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -71,7 +83,8 @@ def test_sigterm_ends_the_event_streams_and_runs_the_shutdown(tmp_path: Path) ->
         wait_until_live(base, server, log)
         event = httpx.post(f"{base}/api/v1/events", json={"name": "Stop", "eps_min": 4 / 255, "eps_max": 12 / 255})
         assert event.status_code == 201, event.text
-        code = event.json()["code"]
+        code, host_key = event.json()["code"], event.json()["host_token"]
+        enter_host_key(base, code, host_key)
         with httpx.stream("GET", f"{base}/events/{code}/stream?role=screen", timeout=SHUTDOWN_TIMEOUT_S * 2) as stream:
             chunks = stream.iter_text()
             assert next(chunks).startswith("retry:")
@@ -87,3 +100,4 @@ def test_sigterm_ends_the_event_streams_and_runs_the_shutdown(tmp_path: Path) ->
     assert "timeout graceful shutdown exceeded" not in output_text, "the stream was cancelled, not ended"
     assert "stopped: cloak results deleted, model service and database closed" in output_text, output_text
     assert "Application shutdown complete" in output_text
+    assert f"POST /events/{code}/host" in output_text and host_key not in output_text, "the host key is never logged"
