@@ -46,9 +46,9 @@ class Settings(BaseSettings):
         "auto", description="Where torch runs: auto (CUDA if present), cpu or cuda."
     )
     host: str = Field("127.0.0.1", description="Address `arena serve` binds to.")
-    shutdown_timeout_s: float = Field(
-        5.0,
-        gt=0,
+    shutdown_timeout_s: int = Field(
+        5,
+        ge=1,
         le=600,
         description="On SIGTERM or Ctrl-C, how long `arena serve` lets open requests finish (event streams end at "
         "once) before it cancels them and shuts down; within docker stop's 10 s grace period.",
