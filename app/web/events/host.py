@@ -136,7 +136,7 @@ async def host_create(
         return render(request, "pages/host_new.html", context, status_code=error.status_code)
     event, token = await events.create_event(session, name=event_name, pack=event_pack, settings=settings)
     remember_host(request, event.code, token)
-    request.session["flash"] = "Event created. Keep the secret host link to run it from another device."
+    request.session["flash"] = "Event created. Keep the host key (below) to run it from another device."
     return see_other(absolute(request, "host_console", code=event.code))
 
 
