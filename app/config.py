@@ -51,6 +51,13 @@ class Settings(BaseSettings):
         "auto", description="Where torch runs: auto (CUDA if present), cpu or cuda."
     )
     host: str = Field("127.0.0.1", description="Address `arena serve` binds to.")
+    shutdown_timeout_s: int = Field(
+        5,
+        ge=1,
+        le=600,
+        description="On SIGTERM or Ctrl-C, how long `arena serve` lets open requests finish (event streams end at "
+        "once) before it cancels them and shuts down; within docker stop's 10 s grace period.",
+    )
     port: int = Field(8000, ge=1, le=65535, description="Port `arena serve` listens on.")
     public_url: str = Field(
         "",
@@ -63,6 +70,11 @@ class Settings(BaseSettings):
         "ARENA_ENVIRONMENT=production. Set a long random value.",
     )
     cookie_secure: bool = Field(False, description="Send the session cookie only over HTTPS.")
+    admin_token: SecretStr = Field(
+        SecretStr(""),
+        description="Bearer token that shows /healthz's details (model service, pool, device, database) to a "
+        "request from elsewhere than this machine. Empty: only requests on loopback see them.",
+    )
 
     opponent: str = Field("fashion-cnn", description="The opponent (classifier) rounds are played against.")
     opponents: str = Field(
@@ -222,7 +234,7 @@ def shown_default(name: str) -> str:
     field = all_fields()[name]
     value = field.get_default(call_default_factory=True)
     if isinstance(value, SecretStr):
-        return "a built-in development value"
+        return "a built-in development value" if value.get_secret_value() else "(empty)"
     if value is None:
         return "(unset)"
     if value == "":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -76,6 +77,8 @@ class EventHub:
     def __init__(self, relay: Relay | None = None) -> None:
         self._channels: dict[str, _Channel] = {}
         self.published = 0
+        self.closing = False  # the server is stopping: streams end (their browsers reconnect to the next one)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.relay = relay
 
     async def start(self) -> None:
@@ -126,8 +129,21 @@ class EventHub:
             channel.status_changed.set()
             channel.status_changed = asyncio.Event()
 
+    def close(self) -> None:
+        """End every stream now, so that a stopping server's open responses finish and its shutdown runs."""
+        self.closing = True
+        for channel in self._channels.values():
+            channel.changed.set()
+            channel.status_changed.set()
+
+    def close_from_signal(self) -> None:
+        """``close`` from a signal handler, which may interrupt the event loop anywhere: it runs on the loop."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.close)
+
     @contextlib.asynccontextmanager
     async def subscription(self, code: str) -> AsyncIterator[_Channel]:
+        self._loop = asyncio.get_running_loop()
         channel = self._channel(code)
         channel.subscribers += 1
         try:
@@ -153,9 +169,13 @@ class EventHub:
             return snapshot
 
 
+SSE_LINE_END = re.compile(r"\r\n|\r|\n")  # the only line ends of text/event-stream; str.splitlines() knows more
+
+
 def sse_message(event: str, data: str) -> str:
-    """One server-sent event. Multi-line data becomes several data: lines, which the client joins with \\n."""
-    lines = data.splitlines() or [""]
+    """One server-sent event, the only encoder of the app's event streams. Multi-line data becomes several data:
+    lines, which the client joins with \\n."""
+    lines = SSE_LINE_END.split(data)
     return f"event: {event}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
 
 
@@ -173,8 +193,8 @@ async def stream(
     """The SSE body of a screen (kind="screen": every change) or a phone (kind="player": status changes only).
 
     Sends the current snapshot at once, then again whenever it changes, and a heartbeat every ``heartbeat_s``
-    seconds of silence. It ends when the client disconnects (Starlette also cancels it) or after
-    ``max_duration_s`` (EventSource reconnects by itself)."""
+    seconds of silence. It ends when the client disconnects (Starlette also cancels it), when the server stops
+    (``hub.close``) or after ``max_duration_s`` (EventSource reconnects by itself)."""
     started = time.monotonic()
     async with hub.subscription(code) as channel:
         yield "retry: 2000\n\n"
@@ -182,7 +202,7 @@ async def stream(
         last_sent = time.monotonic()
         seen = -1
         wake_at: datetime | None = None
-        while True:
+        while not hub.closing:
             version = channel.version if kind == "screen" else channel.status_version
             now = datetime.now(UTC)
             if version != seen or (wake_at is not None and now >= wake_at):
@@ -211,5 +231,7 @@ async def stream(
             current = channel.version if kind == "screen" else channel.status_version
             if current != seen:
                 continue
+            if hub.closing:  # closed while the snapshot was built: its wake-up has been spent
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(waiter.wait(), timeout)

@@ -10,9 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette.middleware.sessions import SessionMiddleware
 
 from app import messages
 from app.api.cloak import router as api_cloak_router
@@ -32,10 +30,12 @@ from app.modelsvc.factory import default_model_service
 from app.web.cloak import router as web_cloak_router
 from app.web.events import router as web_events_router
 from app.web.explain import router as web_explain_router
+from app.web.health import router as health_router
 from app.web.lab import router as web_lab_router
 from app.web.natural import router as web_natural_router
 from app.web.routes import render
 from app.web.routes import router as web_router
+from app.web.session_cookie import session_cookies
 from app.web.stats import router as web_stats_router
 from app.web.templating import STATIC_DIR, build_templates
 
@@ -98,6 +98,7 @@ def create_app(
             await cloak.stop()
             await service.stop()
             await app.state.database.dispose()
+            logger.info("stopped: cloak results deleted, model service and database closed")
 
     app = FastAPI(
         title="Adversarial Arena",
@@ -113,14 +114,7 @@ def create_app(
     # Live updates for event screens and phones (app/live.py); on PostgreSQL shared with the other web processes.
     relay = None if settings.is_sqlite else NotifyChannel(settings.live_database_url or settings.database_url)
     app.state.hub = EventHub(relay)
-    app.add_middleware(
-        SessionMiddleware,
-        secret_key=settings.secret_key.get_secret_value(),
-        session_cookie="arena_session",
-        same_site="lax",
-        https_only=settings.cookie_secure,
-        max_age=60 * 60 * 24 * 30,
-    )
+    app.add_middleware(session_cookies, settings=settings)  # off loopback never the built-in key (session_cookie.py)
 
     @app.middleware("http")
     async def add_security_headers(request: Request, call_next: Any) -> Response:
@@ -151,26 +145,8 @@ def create_app(
         logger.warning("database pool exhausted: %s", error)
         return await arena_error(request, DatabaseBusy(messages.DATABASE_BUSY))
 
-    @app.get("/healthz", tags=["health"])
-    async def healthz(request: Request) -> JSONResponse:
-        service_health = await request.app.state.model_service.health()
-        try:
-            async with request.app.state.database.engine.connect() as conn:
-                await conn.execute(text("select 1"))
-            database_ok = True
-        except Exception:
-            logger.exception("health check: database unreachable")
-            database_ok = False
-        ok = bool(service_health.get("ok")) and database_ok
-        body = {
-            "status": "ok" if ok else "degraded",
-            "model": {"ok": bool(service_health.get("ok")), **service_health},
-            "device": service_health.get("device"),
-            "database": {"ok": database_ok, "backend": "sqlite" if settings.is_sqlite else "postgresql"},
-        }
-        return JSONResponse(body, status_code=200 if ok else 503)
-
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(health_router)
     app.include_router(api_router)
     app.include_router(api_events_router)
     app.include_router(api_stats_router)

@@ -56,7 +56,7 @@ PLAYER_NOT_IN_EVENT = "No such player in this event."
 CHART_UNKNOWN = "No such chart."
 EVENT_ACTION_UNKNOWN = "No such host action."
 PLAYER_NOT_IN_EVENT_WEB = "Join this event with its code first."
-HOST_LINK_REQUIRED = "Only the host can do this. Open the secret host link on this device first."
+HOST_LINK_REQUIRED = "Only the host can do this. Enter the event's host key on this device first."
 TRUTH_HIDDEN_UNTIL_CLOSE = "The answer is revealed when the countdown ends."
 
 # -- science mode statistics ---------------------------------------------------------------------------------------

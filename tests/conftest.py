@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 from app.config import Settings
 from app.db import migrate
 from app.main import create_app
+from tests.helpers import ADMIN_TOKEN
 
 # The ImageNet fixtures (one engine, one live cloak app) serve tests in ml/, web/ and browser/.
 pytest_plugins = ["tests.imagenet"]
@@ -90,6 +91,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "environment": "test",
         "database_url": database_url,
         "secret_key": "test-secret-key-not-for-production",
+        "admin_token": ADMIN_TOKEN,
         "device": "cpu",
         "torch_threads": 1,
         "service_max_wait_ms": 2.0,

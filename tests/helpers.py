@@ -7,6 +7,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+ADMIN_TOKEN = "test-admin-token"  # tests/conftest.py's settings carry it
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}  # /healthz's details
+
 
 def new_player(client: TestClient, nickname: str = "tester", event_code: str | None = None) -> dict[str, str]:
     """A player on their own or, with ``event_code``, in that event: its id, nickname and bearer token."""

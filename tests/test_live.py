@@ -132,3 +132,32 @@ def test_multi_line_data_becomes_several_data_lines() -> None:
         == "event: board\ndata: <ol>\ndata: <li>a</li>\ndata: </ol>\n\n"
     )
     assert live.sse_message("heartbeat", "") == "event: heartbeat\ndata: \n\n"
+
+
+def test_data_lines_split_only_where_an_event_source_splits_them() -> None:
+    # SSE ends a line at \r\n, \r or \n, nothing else: U+2028, U+0085 or \x0c inside a fragment are data.
+    assert live.sse_message("board", "a\u2028b\x85c\x0cd") == "event: board\ndata: a\u2028b\x85c\x0cd\n\n"
+    assert live.sse_message("board", "a\rb\r\nc\nd") == "event: board\ndata: a\ndata: b\ndata: c\ndata: d\n\n"
+    assert live.sse_message("board", "a\n") == "event: board\ndata: a\ndata: \n\n", "a trailing line end is kept"
+
+
+def test_the_cloak_stream_frames_its_events_with_the_shared_encoder() -> None:
+    from app.web import cloak
+
+    assert not hasattr(cloak, "sse"), "one SSE encoder: app.live.sse_message"
+
+
+async def test_every_stream_ends_when_the_server_stops() -> None:
+    """Else uvicorn waits for them (up to an hour) and the lifespan shutdown never runs before SIGKILL."""
+    hub, source = live.EventHub(), Source()
+    _flag, is_disconnected = connected()
+    screen = live.stream(hub, "ABCDEF", kind="screen", build=source.build, is_disconnected=is_disconnected)
+    phone = live.stream(hub, "ABCDEF", kind="player", build=source.build, is_disconnected=is_disconnected)
+    for body in (screen, phone):
+        await next_message(body)
+        await next_message(body)
+    hub.close()
+    for body in (screen, phone):
+        with pytest.raises(StopAsyncIteration):
+            await next_message(body)
+    assert hub.subscribers("ABCDEF") == 0

@@ -30,6 +30,7 @@ def serve(
     import segno
     import uvicorn
 
+    from app.cli.graceful import GracefulServer
     from app.db import migrate as migrations
     from app.main import create_app
     from app.web import room
@@ -53,5 +54,14 @@ def serve(
         segno.make(join, error="m").terminal(compact=True)
         if room.is_loopback_url(join):
             typer.echo("No network address found: phones cannot reach this machine. Join a Wi-Fi network first.")
+    app = create_app(settings)
     # No log_config: uvicorn's records go through arena's handler (times, levels, --log-format) at arena's level.
-    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_config=None, log_level=current_level_name())
+    config = uvicorn.Config(
+        app,
+        host=bind_host,
+        port=bind_port,
+        log_config=None,
+        log_level=current_level_name(),
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
+    )
+    GracefulServer(config, on_exit=app.state.hub.close_from_signal).run()

@@ -3,15 +3,18 @@ lifespan, the CLI and the tests, each with the URL it wants."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+logger = logging.getLogger(__name__)
 
 
 def async_url(url: str) -> str:
@@ -68,6 +71,16 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+    async def reachable(self) -> bool:
+        """Whether a connection opens and answers (health checks); why not is logged, never returned."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("select 1"))
+        except Exception:
+            logger.exception("health check: database unreachable")
+            return False
+        return True
 
 
 def open_database(url: str, **engine_kwargs: Any) -> Database:

@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response, Streamin
 from app.api.cloak import job_summary, read_cloak_form, service_of, start_cloak
 from app.deps import check_csrf, csrf_token
 from app.errors import ArenaError
+from app.live import sse_message
 from app.ml.cloak.service import STRENGTHS, CloakService
 from app.web.routes import render
 from app.web.shown_score import SHOWN_SCORE
@@ -146,11 +147,6 @@ async def cloak_delete(request: Request, token: str) -> Response:
     return RedirectResponse(str(request.url_for("cloak_page")) + "?deleted=1", status_code=303)
 
 
-def sse(event: str, html: str) -> str:
-    lines = "".join(f"data: {line}\n" for line in html.strip().splitlines() or [""])
-    return f"event: {event}\n{lines}\n"
-
-
 @router.get("/cloak/jobs/{token}/events", name="cloak_events")
 async def cloak_events(request: Request, token: str) -> StreamingResponse:
     """Progress of one cloak as server-sent events: ``progress`` fragments while it runs, then one ``done``
@@ -167,12 +163,12 @@ async def cloak_events(request: Request, token: str) -> StreamingResponse:
         last = (-1, "")
         yield ": connected\n\n"
         while job.status in ("queued", "running") and time.monotonic() - started < STREAM_LIMIT_S:
-            if await request.is_disconnected():
+            if await request.is_disconnected() or request.app.state.hub.closing:  # gone, or the server stops
                 return
             state = (job.step, job.status)
             if state != last:
                 last = state
-                yield sse("progress", partial("cloak_progress", {"job": job}))
+                yield sse_message("progress", partial("cloak_progress", {"job": job}).strip())
             try:
                 await asyncio.wait_for(job.finished.wait(), timeout=POLL_S)
             except TimeoutError:
@@ -185,7 +181,7 @@ async def cloak_events(request: Request, token: str) -> StreamingResponse:
             context["result"] = job_summary(request, job, service)
         else:
             context["error"] = "The cloak is still running; reload the page to see it."
-        yield sse("done", partial("cloak_outcome", context))
+        yield sse_message("done", partial("cloak_outcome", context).strip())
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(body(), media_type="text/event-stream", headers=headers)

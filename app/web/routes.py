@@ -88,6 +88,7 @@ async def join(
 async def leave(request: Request, csrf_token_field: CsrfField = None) -> Response:
     check_csrf(request, csrf_token_field)
     request.session.pop("player_id", None)
+    request.session.pop("hosting", None)  # the host keys this browser holds leave with it
     return see_other("/")
 
 

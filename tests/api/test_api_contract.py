@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app import messages
-from tests.helpers import auth, new_player, new_round
+from tests.helpers import ADMIN, auth, new_player, new_round
 
 ROUND_KEYS = {
     "round_id",
@@ -36,7 +36,7 @@ def png(client: TestClient, url: str) -> np.ndarray:
 
 
 def test_healthz_reports_model_device_and_database(client: TestClient) -> None:
-    response = client.get("/healthz")
+    response = client.get("/healthz", headers=ADMIN)
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"

@@ -14,7 +14,7 @@ from app.game.pool import ReadyRoundPool
 from app.images import to_png
 from app.main import create_app
 from tests.conftest import empty_tables, make_settings
-from tests.helpers import auth, new_player
+from tests.helpers import ADMIN, auth, new_player
 from tests.stats.test_reproduce_round import job_from_record, regenerate, stored_round
 
 
@@ -29,9 +29,10 @@ def pooled_client(sqlite_url: str) -> Iterator[TestClient]:
 def wait_for_ready(pool: ReadyRoundPool, client: TestClient, count: int) -> None:
     """The pool prefills in the background; the limit only keeps a broken pool from hanging the test."""
     deadline = time.monotonic() + 120
-    while client.get("/healthz").json()["model"]["pool"]["made"] < count:
+    while client.get("/healthz", headers=ADMIN).json()["model"]["pool"]["made"] < count:
         if time.monotonic() > deadline:
-            pytest.fail(f"the pool made fewer than {count} rounds: {client.get('/healthz').json()['model']['pool']}")
+            pool_health = client.get("/healthz", headers=ADMIN).json()["model"]["pool"]
+            pytest.fail(f"the pool made fewer than {count} rounds: {pool_health}")
         time.sleep(0.1)
 
 
@@ -43,7 +44,7 @@ def test_a_pooled_round_stores_its_own_image_and_regenerates_exactly(pooled_clie
     player = new_player(pooled_client, "early")
     rounds = [pooled_client.post("/api/v1/rounds", headers=auth(player)) for _ in range(2)]
     assert [r.status_code for r in rounds] == [201, 201]
-    assert pooled_client.get("/healthz").json()["model"]["pool"]["hits"] == 2
+    assert pooled_client.get("/healthz", headers=ADMIN).json()["model"]["pool"]["hits"] == 2
     records = [stored_round(pooled_client, r.json()["round_id"]) for r in rounds]
     assert records[0].adversarial_png != records[1].adversarial_png, "each pooled image is used once"
     for created, record in zip(rounds, records, strict=True):

@@ -91,7 +91,12 @@ def test_serve_hands_uvicorn_the_level_and_arenas_handler(monkeypatch: pytest.Mo
     from app.config import get_settings
 
     started: dict[str, object] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.update(options))
+
+    def run(server: uvicorn.Server) -> None:
+        config = server.config
+        started.update(log_level=config.log_level, log_config=config.log_config, port=config.port)
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     monkeypatch.setenv("ARENA_MODEL_SERVICE_URL", "http://127.0.0.1:1")  # no checkpoint check, no torch here
     get_settings.cache_clear()
     try:

@@ -1,5 +1,5 @@
 """`arena serve --lan`: every interface, the address and QR code phones open, and never the built-in secret key
-off loopback. The server itself is not started: uvicorn.run is replaced, so nothing listens off loopback."""
+off loopback. The server itself is not started: the server's run is replaced, so nothing listens off loopback."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ SERVE = importlib.import_module("app.cli.serve")  # the package's `serve` attrib
 
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
-    """What uvicorn.run was given; the key file in tmp_path, the LAN address a fixed private one."""
+    """What the uvicorn server was given; the key file in tmp_path, the LAN address a fixed private one."""
     seen: dict[str, Any] = {}
 
-    def run(app: Any, host: str, port: int, **options: Any) -> None:
-        seen.update(app=app, host=host, port=port)
+    def run(server: uvicorn.Server) -> None:
+        seen.update(app=server.config.app, host=server.config.host, port=server.config.port, config=server.config)
 
-    monkeypatch.setattr(uvicorn, "run", run)
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     monkeypatch.setattr(SERVE, "check_opponent_ready", lambda: None)
     monkeypatch.setattr(room, "SECRET_KEY_FILE", tmp_path / "var" / "secret_key")
     monkeypatch.setattr(room, "lan_address", lambda: "192.168.1.20")
@@ -76,3 +76,10 @@ def test_any_address_off_loopback_gets_a_random_key(started: dict[str, Any]) -> 
     result = CliRunner().invoke(arena, ["serve", "--no-migrate", "--host", "0.0.0.0"])
     assert result.exit_code == 0, result.output
     assert secret_of(started["app"]) != DEFAULT_SECRET
+
+
+def test_the_server_has_a_graceful_shutdown_timeout(started: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARENA_SHUTDOWN_TIMEOUT_S", "7")
+    get_settings.cache_clear()
+    assert CliRunner().invoke(arena, ["serve", "--no-migrate"]).exit_code == 0
+    assert started["config"].timeout_graceful_shutdown == 7

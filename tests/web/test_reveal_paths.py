@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from app.db.session import sync_url
 from app.stats.plots.explain import EXPLAIN_KINDS
 from tests.helpers import csrf_from, host_auth, new_event
-from tests.web.events.builders import join_event_in_html
+from tests.web.events.builders import enter_host_key, join_event_in_html
 
 # Words and fields only a reveal, a count of settled answers or a score carries.
 MARKERS = (
@@ -47,6 +47,8 @@ NO_ROUND_DATA = {
     ("GET", "/api/docs"): "the API's documentation page",
     ("GET", "/docs/oauth2-redirect"): "the documentation's OAuth helper",
     ("GET", "/healthz"): "the model service's and the database's health",
+    ("GET", "/livez"): "the process answers",
+    ("GET", "/readyz"): "the database and the model service are reachable",
     ("", "/static"): "static files",
     ("POST", "/api/v1/players"): "creates a player",
     ("GET", "/api/v1/attacks"): "the attack catalogue",
@@ -57,6 +59,7 @@ NO_ROUND_DATA = {
     ("POST", "/join"): "creates a player outside the event",
     ("POST", "/leave"): "forgets the cookie's player",
     ("POST", "/host"): "creates an event",
+    ("POST", "/events/{code}/host"): "the host key: redirects to the console walked",
     ("POST", "/events/{code}/host/{action}"): "host actions redirect to the console walked",
     ("POST", "/events/{code}/host/players/{player_id}/remove"): "redirects to the console walked",
     ("POST", "/join/event"): "creates a player",
@@ -279,7 +282,7 @@ def test_no_path_shows_a_together_answer_before_the_image_reveals(client: TestCl
     ((true_label, opponent),) = run_sql(client, "SELECT true_label, opponent FROM rounds WHERE id = :id", id=round_id)
     truth = client.app.state.model_service.opponent_info(opponent).class_names[true_label]
     # Host tokens in the console's cookie, for the console page.
-    client.get(f"/events/{code}/host?key={event['host_token']}")
+    enter_host_key(client, code, event["host_token"])
 
     walk = Walk(client, code, event, round_id)
     before = walk.pages()

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.web import room
 from tests.helpers import new_event
+from tests.web.events.builders import enter_host_key
 
 
 @pytest.mark.parametrize(
@@ -53,10 +54,12 @@ def test_the_secret_key_is_made_once_readable_by_its_owner_only(tmp_path: Path) 
 
 def test_the_console_warns_when_its_join_link_is_loopback(client: TestClient) -> None:
     event = new_event(client)
-    console = client.get(f"http://127.0.0.1/events/{event['code']}/host?key={event['host_token']}")
+    assert enter_host_key(client, event["code"], event["host_token"], base="http://127.0.0.1").status_code == 303
+    console = client.get(f"http://127.0.0.1/events/{event['code']}/host")
     assert console.status_code == 200 and 'id="loopback-warning"' in console.text
     assert "arena serve --lan" in console.text
-    elsewhere = client.get(f"/events/{event['code']}/host?key={event['host_token']}")
+    assert enter_host_key(client, event["code"], event["host_token"]).status_code == 303
+    elsewhere = client.get(f"/events/{event['code']}/host")
     assert elsewhere.status_code == 200 and 'id="loopback-warning"' not in elsewhere.text
 
 
@@ -67,7 +70,8 @@ def test_the_public_url_sets_every_join_link(client: TestClient) -> None:
         event = new_event(client)
         code = event["code"]
         assert event["join_url"] == f"https://arena.example.org/join/{code}"
-        console = client.get(f"http://127.0.0.1/events/{code}/host?key={event['host_token']}")
+        assert enter_host_key(client, code, event["host_token"], base="http://127.0.0.1").status_code == 303
+        console = client.get(f"http://127.0.0.1/events/{code}/host")
         assert f'href="https://arena.example.org/join/{code}"' in console.text
         assert 'id="loopback-warning"' not in console.text, "the proxy's address is what phones open"
         screen = client.get(f"/events/{code}/screen")

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import messages
 from app.db.tables import EventRecord
 from app.deps import CatalogDep, CookiePlayer, HubDep, ServiceDep, SessionDep, check_csrf
 from app.errors import ArenaError
 from app.game import disclosure, events
 from app.game.difficulty import eps_as_grey_levels
-from app.web.events.common import FormText, absolute, attempt, iso_moment, remember_host, require_host
+from app.web.events.common import FormText, absolute, attempt, hosting, iso_moment, remember_host, require_host
 from app.web.room import is_loopback_url, join_link
 from app.web.routes import CsrfField, render, see_other
 from app.web.shown_score import SHOWN_SCORE
@@ -135,7 +136,7 @@ async def host_create(
         return render(request, "pages/host_new.html", context, status_code=error.status_code)
     event, token = await events.create_event(session, name=event_name, pack=event_pack, settings=settings)
     remember_host(request, event.code, token)
-    request.session["flash"] = "Event created. Keep the secret host link to run it from another device."
+    request.session["flash"] = "Event created. Keep the host key (below) to run it from another device."
     return see_other(absolute(request, "host_console", code=event.code))
 
 
@@ -160,23 +161,33 @@ async def console_context(
         "shared_closes_at": iso_moment(shared.closes_at) if shared is not None else None,
         "join_url": join_url,
         "join_is_loopback": is_loopback_url(join_url),  # no phone in the room can open it
-        "host_link": absolute(request, "host_console", code=event.code) + f"?key={token}",
+        "console_url": absolute(request, "host_console", code=event.code),
+        "host_key": token,
         "flash": request.session.pop("flash", None),
         "eps_levels": [eps_as_grey_levels(e) for e in settings.eps_levels()],
     }
 
 
 @router.get("/events/{code}/host", name="host_console")
-async def host_console(
-    request: Request, code: str, session: SessionDep, player: CookiePlayer, key: str | None = Query(None)
-) -> Response:
+async def host_console(request: Request, code: str, session: SessionDep, player: CookiePlayer) -> Response:
     event = await events.event_by_code(session, code)
-    if key is not None:  # the secret host link: check it, keep it in the cookie, drop it from the address bar
-        events.check_host(event, key)
-        remember_host(request, event.code, key)
-        return see_other(absolute(request, "host_console", code=event.code))
+    if event.code not in hosting(request):  # another device: it asks for the host key (never taken from the address)
+        context = {"player": player, "event": event, "message": messages.HOST_LINK_REQUIRED}
+        return render(request, "pages/host_key.html", context, status_code=403)
     token = require_host(request, event)
     return render(request, "pages/host_console.html", await console_context(request, session, event, token, player))
+
+
+@router.post("/events/{code}/host", name="host_key")
+async def host_key(
+    request: Request, code: str, session: SessionDep, key: FormText = "", csrf_token_field: CsrfField = None
+) -> Response:
+    """The host key typed on another device: posted, so it stays out of access logs and the browser's history."""
+    check_csrf(request, csrf_token_field)
+    event = await events.event_by_code(session, code)
+    events.check_host(event, key.strip())
+    remember_host(request, event.code, key.strip())
+    return see_other(absolute(request, "host_console", code=event.code))
 
 
 @router.post("/events/{code}/host/{action}")

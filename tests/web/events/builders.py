@@ -7,6 +7,7 @@ import re
 from http.cookiejar import Cookie
 
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from tests.helpers import csrf_from
 
@@ -42,6 +43,17 @@ def swap_cookies(client: TestClient, jar: list[Cookie]) -> list[Cookie]:
     for cookie in jar:
         client.cookies.jar.set_cookie(cookie)
     return old
+
+
+def enter_host_key(client: TestClient, code: str, key: str, *, base: str = "") -> Response:
+    """Become the host on another device: open the console, which asks for the host key, and post it."""
+    page = client.get(f"{base}/events/{code}/host", headers={"Accept": "text/html"})
+    return client.post(
+        f"{base}/events/{code}/host",
+        data={"key": key, "csrf_token": csrf_from(page.text)},
+        headers={"Accept": "text/html"},
+        follow_redirects=False,
+    )
 
 
 def join_event_in_html(client: TestClient, code: str, nickname: str) -> None:
