@@ -9,7 +9,6 @@ request's whole round, transaction included.
 from __future__ import annotations
 
 import secrets
-import uuid
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import messages
 from app.db.queries import round_answer
 from app.db.session import connection_released
-from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
+from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord, new_id
 from app.errors import Conflict, Invalid, NotFound
 from app.game.catalogue import ImageSource, attack_entry, playable_attacks, playable_in_rounds
 from app.game.plan import RoundPlan, condition_plan, draw_task, new_job, plan_columns, round_budget, staircase_for
@@ -73,8 +72,7 @@ def offered_choices(record: RoundRecord, class_names: tuple[str, ...]) -> list[t
 
 
 def new_round_id() -> str:
-    # 128 random bits, URL-safe: a round id cannot be guessed or enumerated.
-    return secrets.token_urlsafe(16)
+    return new_id()
 
 
 def image_columns(image: ImageResult) -> dict[str, Any]:
@@ -208,7 +206,7 @@ async def answer_round(
         raise Invalid(messages.SHOWN_MS_INVALID)
     now = datetime.now(UTC)
     answer = AnswerRecord(
-        id=uuid.uuid4().hex,
+        id=new_id(),
         round_id=record.id,
         player_id=player.id,
         created_at=now,
