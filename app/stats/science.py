@@ -41,7 +41,8 @@ app/stats/consistency.py; this module groups trials and counts them:
   their mean. Resamples where kappa is undefined are dropped. The interval is the 2.5th and 97.5th percentile with
   linear interpolation between order statistics (numpy's default), None when fewer than 2 resamples are defined.
   Each person vs model: each resample draws the people's kappas with replacement (``rng.choices`` over the people
-  sorted by id) and takes their mean.
+  ordered by their smallest answer id, which the research bundle keeps while it renames people) and takes their
+  mean; pairs of people are taken in that order too.
 """
 
 from __future__ import annotations

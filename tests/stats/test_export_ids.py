@@ -30,13 +30,13 @@ def test_a_csv_round_trip_keeps_every_id_and_still_escapes_a_nickname() -> None:
     old_style = [secrets.token_urlsafe(16) for _ in range(2000)] + ["-abc", "=1+1", "+x", "@y"]
     rows = [
         {column: None for column in ANSWER_COLUMNS}
-        | {"answer_id": i, "player_id": i, "round_id": i, "shared_image": i, "nickname": "=HYPERLINK(\"x\")"}
+        | {"answer_id": i, "player_id": i, "round_id": i, "shared_image": i, "nickname": '=HYPERLINK("x")'}
         for i in old_style
     ]
     parsed = list(csv.DictReader(io.StringIO("".join(csv_line(row) for row in rows)), fieldnames=ANSWER_COLUMNS))
     for row, back in zip(rows, parsed, strict=True):
         assert {c: back[c] for c in ID_COLUMNS} == {c: row[c] for c in ID_COLUMNS}
-        assert back["nickname"] == "'=HYPERLINK(\"x\")", "free text is still escaped"
+        assert back["nickname"] == '\'=HYPERLINK("x")', "free text is still escaped"
 
 
 def test_every_export_carries_the_apis_ids(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -54,8 +54,9 @@ def definitions() -> dict[str, str]:
         "kappa_interval": f"Percentile bootstrap, {BOOTSTRAP_RESAMPLES} resamples with Python "
         f"random.Random({BOOTSTRAP_SEED}) (fresh per interval): people vs model resample trials "
         "(rng.choices over the four agreement cells weighted by their counts); by person: resample the people's "
-        "kappas (rng.choices over people sorted by id), mean; people vs people resample together "
-        "images (rng.choices over the images sorted by id). 2.5th and 97.5th percentiles, linear interpolation; "
+        "kappas (rng.choices over people ordered by their smallest answer_id), mean; people vs people resample "
+        "together images (rng.choices over the images sorted by id; pairs of people in the order above). 2.5th "
+        "and 97.5th percentiles, linear interpolation; "
         "undefined resamples dropped.",
         "model_accuracy": "The model on the same answered rounds as the people (a together image counts once per "
         "person who answered it).",
@@ -96,8 +97,10 @@ plain play, or the host's settings in events.
 
 ## To whom
 Whoever played: visitors of the game and participants of workshop events. People chose a nickname; nothing else
-is asked (no e-mail, age, vision or other demographics). The bundle identifies people only by a random id
-(`player_id`); nicknames are left out. The sample is self-selected and not representative of any population.
+is asked (no e-mail, age, vision or other demographics). The bundle identifies people only by a pseudonym
+(`player_id`: a keyed hash of the server's player id under a random key made for this bundle and kept nowhere), the
+same for all of a person's rows here, different in every other bundle and unrelated to the ids the game's public
+leaderboard shows; nicknames are left out. The sample is self-selected and not representative of any population.
 
 ## Consent
 The game stores nicknames and answers only, no personal data. The operator of this server is responsible for
