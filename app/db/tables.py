@@ -166,7 +166,8 @@ class RoundRecord(AttackedImage, Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
     level: Mapped[int] = mapped_column(Integer, default=0)
     # classify (say what the image shows) or guess_machine (pick the machine's answer between it and ``foil``,
-    # as in Zhou & Firestone 2019); a guess is right when it names the machine's answer.
+    # as in Zhou & Firestone 2019); a guess is right when it names the machine's answer. The pair always holds the
+    # truth (app/game/rounds.pick_foil), so it does not give away whether the machine was fooled.
     task: Mapped[str] = mapped_column(String(16), default="classify", server_default="classify")
     foil: Mapped[int | None] = mapped_column(Integer, nullable=True)
 

@@ -8,7 +8,7 @@ request's whole round, transaction included.
 
 from __future__ import annotations
 
-import secrets
+from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
@@ -55,11 +55,15 @@ __all__ = [
 ]
 
 
-def pick_foil(true_label: int, machine_label: int, classes: int) -> int:
-    """The other label of a guess-the-machine round: neither the machine's answer nor the truth, so that the guess
-    cannot be made by spotting which label fits the picture."""
-    others = [label for label in range(classes) if label not in (true_label, machine_label)]
-    return secrets.choice(others)
+def pick_foil(true_label: int, machine_label: int, probs: Sequence[float]) -> int:
+    """The other label of a guess-the-machine round, offered beside the machine's answer. The pair always holds the
+    truth, fooled or not: when the machine was fooled the foil is the truth; when it was not, the foil is the
+    machine's runner-up (its most probable other label, where an attack would have pushed it). So which labels are
+    offered never says whether the machine was fooled: every pair is the truth and a plausible wrong label, and the
+    player has to judge whether the image fooled the machine (chance is 50% on every round)."""
+    if machine_label != true_label:
+        return true_label
+    return max((label for label in range(len(probs)) if label != machine_label), key=lambda label: probs[label])
 
 
 def offered_choices(record: RoundRecord, class_names: tuple[str, ...]) -> list[tuple[int, str]]:
@@ -129,7 +133,7 @@ async def start_round(
     columns = image_columns(image)
     foil = None
     if task == "guess_machine":
-        foil = pick_foil(columns["true_label"], columns["model_label"], len(info.class_names))
+        foil = pick_foil(columns["true_label"], columns["model_label"], columns["model_probs"])
     record = RoundRecord(
         id=new_round_id(),
         player_id=player.id,

@@ -168,7 +168,9 @@ def confusion_matrices(trials: Sequence[Trial], classes_of: dict[str, int]) -> C
 @dataclass(frozen=True)
 class GuessAgreement:
     """Guess-the-machine rounds (Zhou & Firestone 2019): how often people named the machine's answer rather than the
-    foil, overall and on the rounds where the machine was fooled (the interesting ones: chance is 50%)."""
+    foil, overall and on the rounds where the machine was fooled. The two labels offered are always the truth and
+    one wrong label: the machine's answer when it was fooled, its runner-up when it was not (app/game/rounds.py
+    pick_foil), so the pair does not say whether the machine was fooled and chance is 50% on every round."""
 
     n: int
     agreed: int

@@ -93,7 +93,9 @@ pace (an event may set an overall time limit). In workshop events with "together
 image at once with a countdown (20 s unless the host chose otherwise); answers after it are refused. Right after
 answering, people see the truth, the model's answer and the perturbation, so later answers are made by people who
 have seen earlier reveals (learning effects are possible). Budgets follow a per-person 1-up/1-down staircase in
-plain play, or the host's settings in events.
+plain play, or the host's settings in events. Guess-the-machine rounds (not in this bundle) ask instead which of
+two labels the machine gave: always the truth and one wrong label (the machine's answer when it was fooled, its
+runner-up when it was not), so the pair offered does not give away whether the machine was fooled.
 
 ## To whom
 Whoever played: visitors of the game and participants of workshop events. People chose a nickname; nothing else
