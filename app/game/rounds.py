@@ -8,9 +8,11 @@ request's whole round, transaction included.
 
 from __future__ import annotations
 
+from asyncio import sleep
 from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import UTC, datetime
+from time import monotonic
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -26,7 +28,7 @@ from app.game.plan import RoundPlan, condition_plan, draw_task, new_job, plan_co
 from app.game.reveal import build_reveal
 from app.game.scoring import score_answer
 from app.images import to_png
-from app.ml.service.contracts import ImageResult
+from app.ml.service.contracts import ImageJob, ImageResult
 
 # The events game (app/game/events) reaches the plan and reveal rules through this module, as ``rounds.X``.
 __all__ = [
@@ -102,6 +104,22 @@ def image_columns(image: ImageResult) -> dict[str, Any]:
     }
 
 
+async def generate_evenly(source: ImageSource, job: ImageJob) -> ImageResult:
+    """The model service's result, handed back no sooner than the attack would have taken at its full query budget.
+
+    A black-box attack stops at its first fooling query, so without the wait a quick reply would tell the player that
+    the machine was fooled before they have looked. The wait is the time per query so far times the queries left
+    (nearly all of such an attack's time is spent on model queries); it holds no model worker, and no database
+    connection when the caller released it. A result made ahead of time (the ready-round pool) comes back at once
+    whether it fooled the machine or not."""
+    started = monotonic()
+    image = await source.generate(job)
+    if image.queries is not None and image.query_budget and image.queries < image.query_budget:
+        per_query = (monotonic() - started) / max(image.queries, 1)
+        await sleep(per_query * (image.query_budget - image.queries))
+    return image
+
+
 async def start_round(
     session: AsyncSession,
     *,
@@ -129,7 +147,7 @@ async def start_round(
     budget = round_budget(attack["norm"], eps, info)
     job = new_job(plan, info, budget)
     async with connection_released(session, player) if release_connection else nullcontext():
-        image = await source.generate(job)
+        image = await generate_evenly(source, job)
     columns = image_columns(image)
     foil = None
     if task == "guess_machine":
