@@ -8,7 +8,9 @@ request's whole round, transaction included.
 
 from __future__ import annotations
 
+import statistics
 from asyncio import sleep
+from collections import deque
 from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import UTC, datetime
@@ -104,19 +106,44 @@ def image_columns(image: ImageResult) -> dict[str, Any]:
     }
 
 
+class ReplyPacing:
+    """How long each black-box attack takes at its full query budget, learnt from the rounds that spent it (the
+    median of the last few, per opponent, attack and parameters), so that a round whose attack stopped early can be
+    handed back no sooner than one whose attack did not."""
+
+    def __init__(self, remembered: int = 9) -> None:
+        self.remembered = remembered
+        self._full_budget_s: dict[tuple[str, str, tuple[tuple[str, Any], ...]], deque[float]] = {}
+
+    def reply_s(self, job: ImageJob, image: ImageResult, elapsed_s: float) -> float:
+        """How long the reply to this job should take, given that the model service took ``elapsed_s``."""
+        if image.made_ahead or image.queries is None or not image.query_budget:
+            # made ahead: no attack time to hide; white-box: the attack runs its fixed steps whatever happens
+            return elapsed_s
+        seen = self._full_budget_s.setdefault((job.opponent, job.attack, job.params), deque(maxlen=self.remembered))
+        if image.queries >= image.query_budget:
+            seen.append(elapsed_s)
+            return elapsed_s
+        if seen:
+            return max(elapsed_s, statistics.median(seen))
+        # Nothing learnt yet: the time per query so far times the whole budget.
+        return elapsed_s / max(image.queries, 1) * image.query_budget
+
+
+PACING = ReplyPacing()
+
+
 async def generate_evenly(source: ImageSource, job: ImageJob) -> ImageResult:
-    """The model service's result, handed back no sooner than the attack would have taken at its full query budget.
+    """The model service's result, handed back no sooner than the attack takes at its full query budget.
 
     A black-box attack stops at its first fooling query, so without the wait a quick reply would tell the player that
-    the machine was fooled before they have looked. The wait is the time per query so far times the queries left
-    (nearly all of such an attack's time is spent on model queries); it holds no model worker, and no database
-    connection when the caller released it. A result made ahead of time (the ready-round pool) comes back at once
-    whether it fooled the machine or not."""
+    the machine was fooled before they have looked. The wait holds no model worker, and no database connection when
+    the caller released it. A result made ahead of time (``made_ahead``, the ready-round pool) comes back at once,
+    fooled or not."""
     started = monotonic()
     image = await source.generate(job)
-    if image.queries is not None and image.query_budget and image.queries < image.query_budget:
-        per_query = (monotonic() - started) / max(image.queries, 1)
-        await sleep(per_query * (image.query_budget - image.queries))
+    elapsed_s = monotonic() - started
+    await sleep(max(0.0, PACING.reply_s(job, image, elapsed_s) - elapsed_s))
     return image
 
 

@@ -3,6 +3,8 @@ stops at its first fooling query is waited out to its full query budget. A fake 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -29,9 +31,10 @@ class FakeClock:
 class QueryAttack:
     """A score-based attack that spends SECONDS_PER_QUERY per query and stops once the machine is fooled."""
 
-    def __init__(self, clock: FakeClock, queries: int) -> None:
+    def __init__(self, clock: FakeClock, queries: int, overhead_s: float = 0.0) -> None:
         self.clock = clock
         self.queries = queries
+        self.overhead_s = overhead_s
 
     def opponent_info(self, name: str) -> OpponentInfo:
         return OpponentInfo(
@@ -48,7 +51,7 @@ class QueryAttack:
         return [{"name": "square", "threat_model": "score", "norm": "linf", "params": []}]
 
     async def generate(self, job: ImageJob) -> ImageResult:
-        self.clock.now += self.queries * SECONDS_PER_QUERY
+        self.clock.now += self.overhead_s + self.queries * SECONDS_PER_QUERY
         fooled = self.queries < BUDGET
         probs = [0.0] * 10
         probs[1 if fooled else 0] = 1.0
@@ -75,7 +78,9 @@ class NoDatabase:
     async def flush(self) -> None: ...
 
 
-async def reply_seconds(monkeypatch: pytest.MonkeyPatch, queries: int) -> tuple[float, bool]:
+async def reply_seconds(
+    monkeypatch: pytest.MonkeyPatch, queries: int, overhead_s: float = 0.0, source: object = None
+) -> tuple[float, bool]:
     clock = FakeClock()
     monkeypatch.setattr(rounds, "monotonic", clock.monotonic)
     monkeypatch.setattr(rounds, "sleep", clock.sleep)
@@ -83,7 +88,7 @@ async def reply_seconds(monkeypatch: pytest.MonkeyPatch, queries: int) -> tuple[
     record = await rounds.start_round(
         NoDatabase(),  # type: ignore[arg-type]
         player=PlayerRecord(id="timed", level=0),
-        source=QueryAttack(clock, queries),  # type: ignore[arg-type]
+        source=source or QueryAttack(clock, queries, overhead_s),  # type: ignore[arg-type]
         plan=rounds.RoundPlan(opponent="fashion-cnn", attack="square"),
     )
     return clock.now - started, record.model_label != record.true_label
@@ -92,8 +97,34 @@ async def reply_seconds(monkeypatch: pytest.MonkeyPatch, queries: int) -> tuple[
 async def test_a_fooling_attack_replies_no_sooner_than_one_that_spends_its_budget(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    held, held_fooled = await reply_seconds(monkeypatch, BUDGET)
-    assert not held_fooled and held == BUDGET * SECONDS_PER_QUERY
+    monkeypatch.setattr(rounds, "PACING", rounds.ReplyPacing())
+    # Before any round has spent the whole budget, the time per query so far stands in for it.
     for queries in (1, 40, 499):
         waited, fooled = await reply_seconds(monkeypatch, queries)
-        assert fooled and waited == held, (queries, waited, held)
+        assert fooled and waited == BUDGET * SECONDS_PER_QUERY, (queries, waited)
+    # Once rounds have spent it, a fooling round waits as long as they took, fixed costs included (which the time
+    # per query would overstate).
+    held = []
+    for _ in range(3):
+        seconds, fooled = await reply_seconds(monkeypatch, BUDGET, overhead_s=0.5)
+        assert not fooled
+        held.append(seconds)
+    assert held == [0.5 + BUDGET * SECONDS_PER_QUERY] * 3
+    for queries in (1, 40, 499):
+        waited, fooled = await reply_seconds(monkeypatch, queries, overhead_s=0.5)
+        assert fooled and waited == held[0], (queries, waited, held[0])
+
+
+class MadeAhead(QueryAttack):
+    """A ready-round pool's result: its attack ran earlier, on a clock of its own, not during the request."""
+
+    async def generate(self, job: ImageJob) -> ImageResult:
+        return dataclasses.replace(await super().generate(job), made_ahead=True)
+
+
+async def test_a_round_made_ahead_comes_back_at_once_fooled_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rounds, "PACING", rounds.ReplyPacing())
+    await reply_seconds(monkeypatch, BUDGET)  # the full budget's time is known
+    for queries in (40, BUDGET):
+        waited, _ = await reply_seconds(monkeypatch, queries, source=MadeAhead(FakeClock(), queries))
+        assert waited == 0.0
