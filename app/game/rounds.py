@@ -107,26 +107,34 @@ def image_columns(image: ImageResult) -> dict[str, Any]:
 
 
 class ReplyPacing:
-    """How long each black-box attack takes at its full query budget, learnt from the rounds that spent it (the
-    median of the last few, per opponent, attack and parameters), so that a round whose attack stopped early can be
-    handed back no sooner than one whose attack did not."""
+    """How long each black-box attack takes at its full query budget, learnt per opponent, attack and parameters, so
+    that a round whose attack stopped early can be handed back no sooner than one whose attack did not: the median
+    time of the last few rounds that spent the budget; until there is one, a straight line through the recent
+    rounds' (queries, time), which counts the attack's set-up once instead of in every query."""
 
     def __init__(self, remembered: int = 9) -> None:
         self.remembered = remembered
         self._full_budget_s: dict[tuple[str, str, tuple[tuple[str, Any], ...]], deque[float]] = {}
+        self._recent: dict[tuple[str, str, tuple[tuple[str, Any], ...]], deque[tuple[int, float]]] = {}
 
     def reply_s(self, job: ImageJob, image: ImageResult, elapsed_s: float) -> float:
         """How long the reply to this job should take, given that the model service took ``elapsed_s``."""
         if image.made_ahead or image.queries is None or not image.query_budget:
             # made ahead: no attack time to hide; white-box: the attack runs its fixed steps whatever happens
             return elapsed_s
-        seen = self._full_budget_s.setdefault((job.opponent, job.attack, job.params), deque(maxlen=self.remembered))
+        key = (job.opponent, job.attack, job.params)
+        held = self._full_budget_s.setdefault(key, deque(maxlen=self.remembered))
+        recent = self._recent.setdefault(key, deque(maxlen=self.remembered))
         if image.queries >= image.query_budget:
-            seen.append(elapsed_s)
+            held.append(elapsed_s)
             return elapsed_s
-        if seen:
-            return max(elapsed_s, statistics.median(seen))
-        # Nothing learnt yet: the time per query so far times the whole budget.
+        recent.append((image.queries, elapsed_s))
+        if held:
+            return max(elapsed_s, statistics.median(held))
+        if len({queries for queries, _ in recent}) >= 2:
+            slope, intercept = statistics.linear_regression(*zip(*recent, strict=True))
+            return max(elapsed_s, intercept + slope * image.query_budget)
+        # one round seen: its time per query times the whole budget
         return elapsed_s / max(image.queries, 1) * image.query_budget
 
 

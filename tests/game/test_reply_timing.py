@@ -115,6 +115,16 @@ async def test_a_fooling_attack_replies_no_sooner_than_one_that_spends_its_budge
         assert fooled and waited == held[0], (queries, waited, held[0])
 
 
+async def test_before_a_held_round_the_fooling_rounds_time_is_fitted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rounds, "PACING", rounds.ReplyPacing())
+    full = 0.5 + BUDGET * SECONDS_PER_QUERY
+    first, _ = await reply_seconds(monkeypatch, 40, overhead_s=0.5)
+    assert first > full, "one round alone: its time per query, set-up included, times the budget"
+    for queries in (100, 7, 250):
+        waited, fooled = await reply_seconds(monkeypatch, queries, overhead_s=0.5)
+        assert fooled and waited == pytest.approx(full, abs=1e-9), (queries, waited, full)
+
+
 class MadeAhead(QueryAttack):
     """A ready-round pool's result: its attack ran earlier, on a clock of its own, not during the request."""
 
