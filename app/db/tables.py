@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def new_id() -> str:
+    """128 random bits as 32 hex digits: an id nobody can guess or enumerate, which fits every id column and never
+    starts with a character a spreadsheet reads as a formula (-, =, +, @), so every export carries it unchanged."""
+    return secrets.token_hex(16)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -45,7 +52,7 @@ class EventRecord(Base):
 
     __tablename__ = "events"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     code: Mapped[str] = mapped_column(String(6), unique=True)
     name: Mapped[str] = mapped_column(String(80))
     host_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -113,7 +120,7 @@ class SharedRoundRecord(AttackedImage, Base):
 
     __tablename__ = "shared_rounds"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
     number: Mapped[int] = mapped_column(Integer)
     phase: Mapped[int] = mapped_column(Integer, default=0)
@@ -127,7 +134,7 @@ class PlayerRecord(Base):
     # NULLs never collide in a unique constraint on SQLite or PostgreSQL.
     __table_args__ = (UniqueConstraint("event_id", "nickname_key", name="uq_players_event_id_nickname_key"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     event_id: Mapped[str | None] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=True, index=True)
     nickname_key: Mapped[str | None] = mapped_column(String(24), nullable=True)  # casefolded, for events only
     removed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
@@ -149,7 +156,7 @@ class RoundRecord(AttackedImage, Base):
     # One copy of a shared ("together") image per player, even when two requests race.
     __table_args__ = (UniqueConstraint("player_id", "shared_round_id", name="uq_rounds_player_id_shared_round_id"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     player_id: Mapped[str] = mapped_column(ForeignKey("players.id", ondelete="CASCADE"), index=True)
     event_id: Mapped[str | None] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=True, index=True)
     phase: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -159,7 +166,8 @@ class RoundRecord(AttackedImage, Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
     level: Mapped[int] = mapped_column(Integer, default=0)
     # classify (say what the image shows) or guess_machine (pick the machine's answer between it and ``foil``,
-    # as in Zhou & Firestone 2019); a guess is right when it names the machine's answer.
+    # as in Zhou & Firestone 2019); a guess is right when it names the machine's answer. The pair always holds the
+    # truth (app/game/rounds.pick_foil), so it does not give away whether the machine was fooled.
     task: Mapped[str] = mapped_column(String(16), default="classify", server_default="classify")
     foil: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
@@ -172,7 +180,7 @@ class AnswerRecord(Base):
 
     __tablename__ = "answers"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), unique=True)
     player_id: Mapped[str] = mapped_column(ForeignKey("players.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(

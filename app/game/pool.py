@@ -122,7 +122,7 @@ class ReadyRoundPool:
             self._wake.set()
             if ready is not None:
                 self.stats["hits"] += 1
-                return ready
+                return dataclasses.replace(ready, made_ahead=True)
             self.stats["misses"] += 1
         self._on_demand += 1
         self._idle.clear()

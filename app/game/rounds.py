@@ -9,10 +9,13 @@ request's whole round, transaction included.
 from __future__ import annotations
 
 import dataclasses
-import secrets
-import uuid
+import statistics
+from asyncio import sleep
+from collections import deque
+from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import UTC, datetime
+from time import monotonic
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -21,14 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import messages
 from app.db.queries import round_answer
 from app.db.session import connection_released
-from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
+from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord, new_id
 from app.errors import Conflict, Invalid, NotFound
 from app.game.catalogue import ImageSource, attack_entry, playable_attacks, playable_in_rounds
 from app.game.plan import RoundPlan, condition_plan, draw_task, new_job, plan_columns, round_budget, staircase_for
 from app.game.reveal import build_reveal
 from app.game.scoring import score_answer
 from app.images import to_png
-from app.ml.service.contracts import ImageResult
+from app.ml.service.contracts import ImageJob, ImageResult
 
 # The events game (app/game/events) reaches the plan and reveal rules through this module, as ``rounds.X``.
 __all__ = [
@@ -57,11 +60,15 @@ __all__ = [
 ]
 
 
-def pick_foil(true_label: int, machine_label: int, classes: int) -> int:
-    """The other label of a guess-the-machine round: neither the machine's answer nor the truth, so that the guess
-    cannot be made by spotting which label fits the picture."""
-    others = [label for label in range(classes) if label not in (true_label, machine_label)]
-    return secrets.choice(others)
+def pick_foil(true_label: int, machine_label: int, probs: Sequence[float]) -> int:
+    """The other label of a guess-the-machine round, offered beside the machine's answer. The pair always holds the
+    truth, fooled or not: when the machine was fooled the foil is the truth; when it was not, the foil is the
+    machine's runner-up (its most probable other label, where an attack would have pushed it). So which labels are
+    offered never says whether the machine was fooled: every pair is the truth and a plausible wrong label, and the
+    player has to judge whether the image fooled the machine (chance is 50% on every round)."""
+    if machine_label != true_label:
+        return true_label
+    return max((label for label in range(len(probs)) if label != machine_label), key=lambda label: probs[label])
 
 
 def offered_choices(record: RoundRecord, class_names: tuple[str, ...]) -> list[tuple[int, str]]:
@@ -74,8 +81,7 @@ def offered_choices(record: RoundRecord, class_names: tuple[str, ...]) -> list[t
 
 
 def new_round_id() -> str:
-    # 128 random bits, URL-safe: a round id cannot be guessed or enumerated.
-    return secrets.token_urlsafe(16)
+    return new_id()
 
 
 def image_columns(image: ImageResult) -> dict[str, Any]:
@@ -99,6 +105,55 @@ def image_columns(image: ImageResult) -> dict[str, Any]:
         "clean_png": to_png(image.clean),
         "adversarial_png": to_png(image.adversarial),
     }
+
+
+class ReplyPacing:
+    """How long each black-box attack takes at its full query budget, learnt per opponent, attack and parameters, so
+    that a round whose attack stopped early can be handed back no sooner than one whose attack did not: the median
+    time of the last few rounds that spent the budget; until there is one, a straight line through the recent
+    rounds' (queries, time), which counts the attack's set-up once instead of in every query."""
+
+    def __init__(self, remembered: int = 9) -> None:
+        self.remembered = remembered
+        self._full_budget_s: dict[tuple[str, str, tuple[tuple[str, Any], ...]], deque[float]] = {}
+        self._recent: dict[tuple[str, str, tuple[tuple[str, Any], ...]], deque[tuple[int, float]]] = {}
+
+    def reply_s(self, job: ImageJob, image: ImageResult, elapsed_s: float) -> float:
+        """How long the reply to this job should take, given that the model service took ``elapsed_s``."""
+        if image.made_ahead or image.queries is None or not image.query_budget:
+            # made ahead: no attack time to hide; white-box: the attack runs its fixed steps whatever happens
+            return elapsed_s
+        key = (job.opponent, job.attack, job.params)
+        held = self._full_budget_s.setdefault(key, deque(maxlen=self.remembered))
+        recent = self._recent.setdefault(key, deque(maxlen=self.remembered))
+        if image.queries >= image.query_budget:
+            held.append(elapsed_s)
+            return elapsed_s
+        recent.append((image.queries, elapsed_s))
+        if held:
+            return max(elapsed_s, statistics.median(held))
+        if len({queries for queries, _ in recent}) >= 2:
+            slope, intercept = statistics.linear_regression(*zip(*recent, strict=True))
+            return max(elapsed_s, intercept + slope * image.query_budget)
+        # one round seen: its time per query times the whole budget
+        return elapsed_s / max(image.queries, 1) * image.query_budget
+
+
+PACING = ReplyPacing()
+
+
+async def generate_evenly(source: ImageSource, job: ImageJob) -> ImageResult:
+    """The model service's result, handed back no sooner than the attack takes at its full query budget.
+
+    A black-box attack stops at its first fooling query, so without the wait a quick reply would tell the player that
+    the machine was fooled before they have looked. The wait holds no model worker, and no database connection when
+    the caller released it. A result made ahead of time (``made_ahead``, the ready-round pool) comes back at once,
+    fooled or not."""
+    started = monotonic()
+    image = await source.generate(job)
+    elapsed_s = monotonic() - started
+    await sleep(max(0.0, PACING.reply_s(job, image, elapsed_s) - elapsed_s))
+    return image
 
 
 async def start_round(
@@ -129,11 +184,11 @@ async def start_round(
     # The asking player's key: the model service schedules and budgets its compute per player (issue 16).
     job = dataclasses.replace(new_job(plan, info, budget), client=player.id)
     async with connection_released(session, player) if release_connection else nullcontext():
-        image = await source.generate(job)
+        image = await generate_evenly(source, job)
     columns = image_columns(image)
     foil = None
     if task == "guess_machine":
-        foil = pick_foil(columns["true_label"], columns["model_label"], len(info.class_names))
+        foil = pick_foil(columns["true_label"], columns["model_label"], columns["model_probs"])
     record = RoundRecord(
         id=new_round_id(),
         player_id=player.id,
@@ -210,7 +265,7 @@ async def answer_round(
         raise Invalid(messages.SHOWN_MS_INVALID)
     now = datetime.now(UTC)
     answer = AnswerRecord(
-        id=uuid.uuid4().hex,
+        id=new_id(),
         round_id=record.id,
         player_id=player.id,
         created_at=now,

@@ -112,14 +112,27 @@ def people_vs_model(trials: Sequence[Trial], *, resamples: int = BOOTSTRAP_RESAM
     return Consistency(kappa=kappa, ci=ci, trials=len(trials))
 
 
+def people_in_order(trials: Sequence[Trial]) -> list[str]:
+    """The people of these trials ordered by their smallest answer id, not by their own id: the research bundle
+    renames people (app/stats/bundle/pseudonyms.py) but keeps answer ids, so its recomputation resamples and sums
+    people in the same order as the server, to the last bit."""
+    first_answer: dict[str, str] = {}
+    for trial in trials:
+        known = first_answer.get(trial.player_id)
+        if known is None or trial.answer_id < known:
+            first_answer[trial.player_id] = trial.answer_id
+    return sorted(first_answer, key=first_answer.__getitem__)
+
+
 def each_person_vs_model(trials: Sequence[Trial], *, resamples: int = BOOTSTRAP_RESAMPLES) -> Consistency:
     """Geirhos et al.'s observer-by-observer form: kappa of each person against the model over that person's own
-    trials, then the mean over the people for whom it is defined. The interval resamples people (sorted by id)."""
+    trials, then the mean over the people for whom it is defined. The interval resamples people (in
+    :func:`people_in_order`)."""
     by_person: dict[str, list[Trial]] = defaultdict(list)
     for trial in trials:
         by_person[trial.player_id].append(trial)
     kappas = []
-    for person in sorted(by_person):
+    for person in people_in_order(trials):
         own = by_person[person]
         value = error_consistency([t.human_correct for t in own], [t.model_correct for t in own])
         if value is not None:
@@ -148,7 +161,7 @@ class SharedMatrix:
     @classmethod
     def from_trials(cls, trials: Sequence[Trial]) -> SharedMatrix:
         shared = [t for t in trials if t.shared_image is not None]
-        people = tuple(sorted({t.player_id for t in shared}))
+        people = tuple(people_in_order(shared))
         images = tuple(sorted({t.shared_image for t in shared if t.shared_image is not None}))
         row = {p: i for i, p in enumerate(people)}
         col = {s: j for j, s in enumerate(images)}

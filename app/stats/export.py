@@ -125,22 +125,26 @@ def csv_header() -> str:
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
+# Ids are never escaped: a researcher joins them with the API, the JSON export and the bundle, so they must stay
+# exactly as stored (new ids cannot start with a formula character, app/db/tables.new_id; older ones can).
+ID_COLUMNS = frozenset({"answer_id", "player_id", "round_id", "shared_image"})
 
-def csv_cell(value: Any) -> Any:
+
+def csv_cell(value: Any, *, escape: bool = True) -> Any:
     """Booleans as true/false; text that a spreadsheet would run as a formula (a nickname like '=HYPERLINK(…)')
-    is prefixed with an apostrophe, the usual defence against CSV injection."""
+    is prefixed with an apostrophe, the usual defence against CSV injection, unless ``escape`` is False (ids)."""
     if value is True:
         return "true"
     if value is False:
         return "false"
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+    if escape and isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
         return "'" + value
     return value
 
 
 def csv_line(row: dict[str, Any]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer).writerow([csv_cell(row[c]) for c in ANSWER_COLUMNS])
+    csv.writer(buffer).writerow([csv_cell(row[c], escape=c not in ID_COLUMNS) for c in ANSWER_COLUMNS])
     return buffer.getvalue()
 
 

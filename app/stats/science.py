@@ -41,7 +41,8 @@ app/stats/consistency.py; this module groups trials and counts them:
   their mean. Resamples where kappa is undefined are dropped. The interval is the 2.5th and 97.5th percentile with
   linear interpolation between order statistics (numpy's default), None when fewer than 2 resamples are defined.
   Each person vs model: each resample draws the people's kappas with replacement (``rng.choices`` over the people
-  sorted by id) and takes their mean.
+  ordered by their smallest answer id, which the research bundle keeps while it renames people) and takes their
+  mean; pairs of people are taken in that order too.
 """
 
 from __future__ import annotations
@@ -167,7 +168,9 @@ def confusion_matrices(trials: Sequence[Trial], classes_of: dict[str, int]) -> C
 @dataclass(frozen=True)
 class GuessAgreement:
     """Guess-the-machine rounds (Zhou & Firestone 2019): how often people named the machine's answer rather than the
-    foil, overall and on the rounds where the machine was fooled (the interesting ones: chance is 50%)."""
+    foil, overall and on the rounds where the machine was fooled. The two labels offered are always the truth and
+    one wrong label: the machine's answer when it was fooled, its runner-up when it was not (app/game/rounds.py
+    pick_foil), so the pair does not say whether the machine was fooled and chance is 50% on every round."""
 
     n: int
     agreed: int

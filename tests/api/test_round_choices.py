@@ -110,7 +110,7 @@ def test_guess_the_machine_offers_its_answer_and_a_foil_and_scores_naming_it(cli
         reveal = client.post(created["answer_url"], headers=auth(player), json={"choice": pick}).json()
         assert reveal["task"] == "guess_machine"
         assert reveal["model_label"] in created["choices"], "one of the two is the machine's answer"
-        assert reveal["true_label"] not in created["choices"] or reveal["model_correct"], "the foil is never the truth"
+        assert reveal["true_label"] in created["choices"], "the truth is always offered, fooled or not"
         assert reveal["correct"] == (pick == reveal["model_label"])
         assert reveal["points"] == (1 if reveal["correct"] else 0) or reveal["streak"] >= 3, "no beat-machine bonus"
         assert not reveal["beat_machine"]

@@ -179,3 +179,27 @@ def test_an_interrupted_export_leaves_nothing_behind(client: TestClient, tmp_pat
     with pytest.raises(KeyboardInterrupt):
         asyncio.run(run())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bundle_person_ids_are_pseudonyms_that_change_from_bundle_to_bundle(client: TestClient, tmp_path: Path) -> None:
+    url = client.app.state.settings.database_url
+    seed_science_data(url)
+    real = {t.round_id: t.player_id for t in asyncio.run(trials_in(url))}
+    seen: list[dict[str, str]] = []
+    for name in ("first", "second"):
+        target = tmp_path / f"{name}.zip"
+        assert export_zip(url, target).returncode == 0
+        with zipfile.ZipFile(target) as archive:
+            documents = archive.read("stats.json") + archive.read("metadata.json") + archive.read("DATASHEET.md")
+            answers = list(csv.DictReader(io.StringIO(archive.read("answers.csv").decode())))
+            rounds = list(csv.DictReader(io.StringIO(archive.read("rounds.csv").decode())))
+        people = set(real.values())
+        assert not {row["player_id"] for row in answers + rounds} & people, "no real player id"
+        assert not [person for person in people if person.encode() in documents]
+        # One pseudonym per person, the same in both files of one bundle.
+        pseudonym = {real[row["round_id"]]: row["player_id"] for row in answers}
+        assert len(set(pseudonym.values())) == len(pseudonym) == len(set(real.values()))
+        assert all(pseudonym[real[row["round_id"]]] == row["player_id"] for row in answers + rounds)
+        seen.append(pseudonym)
+    first, second = seen
+    assert not set(first.values()) & set(second.values()), "two bundles cannot be joined on person ids"

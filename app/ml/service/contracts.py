@@ -75,6 +75,8 @@ class ImageResult:
     # certified, withstood, fooled) and, for a certified model, the radius it proves around the clean image.
     defense_verdict: str | None = None
     certified_radius: float | None = None
+    # Set by the ready-round pool on a result it made ahead of time: its reply took no attack time, fooled or not.
+    made_ahead: bool = False
 
     @property
     def fooled(self) -> bool:

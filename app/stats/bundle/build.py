@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.tables import RoundRecord
 from app.stats import science
 from app.stats.bundle.documentation import datasheet, definitions, software_info
+from app.stats.bundle.pseudonyms import Pseudonyms
 from app.stats.bundle.rows import ANSWER_COLUMNS, ROUND_COLUMNS, answer_row, csv_text, round_row
 from app.stats.export import iso_utc
 from app.stats.trials import StatsFilter, Trial, load_trials
@@ -106,6 +107,7 @@ async def _write(
     answers: list[dict[str, Any]] = []
     rounds: list[dict[str, Any]] = []
     written: set[str] = set()
+    pseudonyms = Pseudonyms()
     with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         for start in range(0, len(trials), PAGE):
             page = trials[start : start + PAGE]
@@ -118,8 +120,9 @@ async def _write(
                     if path not in written:  # PNG is compressed already: store it as it is
                         bundle.writestr(path, data, compress_type=zipfile.ZIP_STORED)
                         written.add(path)
-                answers.append(answer_row(trial, record, class_names[trial.pack], clean_path, shown_path))
-                rounds.append(round_row(trial, record, (clean_path, clean_sha), (shown_path, shown_sha)))
+                person = pseudonyms.of(trial.player_id)
+                answers.append(answer_row(trial, record, class_names[trial.pack], person, (clean_path, shown_path)))
+                rounds.append(round_row(trial, record, person, (clean_path, clean_sha), (shown_path, shown_sha)))
             if on_advance is not None:
                 on_advance(len(page))
         bundle.writestr("answers.csv", csv_text(tuple(ANSWER_COLUMNS), answers))

@@ -54,8 +54,9 @@ def definitions() -> dict[str, str]:
         "kappa_interval": f"Percentile bootstrap, {BOOTSTRAP_RESAMPLES} resamples with Python "
         f"random.Random({BOOTSTRAP_SEED}) (fresh per interval): people vs model resample trials "
         "(rng.choices over the four agreement cells weighted by their counts); by person: resample the people's "
-        "kappas (rng.choices over people sorted by id), mean; people vs people resample together "
-        "images (rng.choices over the images sorted by id). 2.5th and 97.5th percentiles, linear interpolation; "
+        "kappas (rng.choices over people ordered by their smallest answer_id), mean; people vs people resample "
+        "together images (rng.choices over the images sorted by id; pairs of people in the order above). 2.5th "
+        "and 97.5th percentiles, linear interpolation; "
         "undefined resamples dropped.",
         "model_accuracy": "The model on the same answered rounds as the people (a together image counts once per "
         "person who answered it).",
@@ -92,12 +93,16 @@ pace (an event may set an overall time limit). In workshop events with "together
 image at once with a countdown (20 s unless the host chose otherwise); answers after it are refused. Right after
 answering, people see the truth, the model's answer and the perturbation, so later answers are made by people who
 have seen earlier reveals (learning effects are possible). Budgets follow a per-person 1-up/1-down staircase in
-plain play, or the host's settings in events.
+plain play, or the host's settings in events. Guess-the-machine rounds (not in this bundle) ask instead which of
+two labels the machine gave: always the truth and one wrong label (the machine's answer when it was fooled, its
+runner-up when it was not), so the pair offered does not give away whether the machine was fooled.
 
 ## To whom
 Whoever played: visitors of the game and participants of workshop events. People chose a nickname; nothing else
-is asked (no e-mail, age, vision or other demographics). The bundle identifies people only by a random id
-(`player_id`); nicknames are left out. The sample is self-selected and not representative of any population.
+is asked (no e-mail, age, vision or other demographics). The bundle identifies people only by a pseudonym
+(`player_id`: a keyed hash of the server's player id under a random key made for this bundle and kept nowhere), the
+same for all of a person's rows here, different in every other bundle and unrelated to the ids the game's public
+leaderboard shows; nicknames are left out. The sample is self-selected and not representative of any population.
 
 ## Consent
 The game stores nicknames and answers only, no personal data. The operator of this server is responsible for

@@ -20,7 +20,7 @@ Definitions (also in metadata.json):
 * kappa intervals: percentile bootstrap (2.5th, 97.5th, linear interpolation), 1000 resamples drawn with
   random.Random(2020), a fresh generator for each interval; people vs model resample trials, each person vs model
   resamples the people's kappas, people vs people resample together images. Resamples where kappa is undefined
-  are dropped.
+  are dropped. People are taken in the order of their smallest answer_id.
 
 This is a second implementation of the server's app/stats/science.py, written from the definitions above; the
 project's tests check that both give the same numbers on the same data.
@@ -124,12 +124,21 @@ def people_vs_model(rows):
     return {"kappa": value, "ci": ci, "trials": len(rows)}
 
 
+def people_in_order(rows):
+    """People by their smallest answer id (the server's order: person ids are pseudonyms, answer ids are not)."""
+    first = {}
+    for row in rows:
+        if row["player_id"] not in first or row["answer_id"] < first[row["player_id"]]:
+            first[row["player_id"]] = row["answer_id"]
+    return sorted(first, key=first.__getitem__)
+
+
 def each_person_vs_model(rows):
     by_person = defaultdict(list)
     for row in rows:
         by_person[row["player_id"]].append(row)
     kappas = []
-    for person in sorted(by_person):
+    for person in people_in_order(rows):
         cells = [0, 0, 0, 0]
         for row in by_person[person]:
             cells[(0 if row["human_correct"] else 2) + (0 if row["model_correct"] else 1)] += 1
@@ -173,7 +182,7 @@ def mean_pair_kappa(people, images, right, weights):
 
 def people_vs_people(rows):
     shared = [row for row in rows if row["shared_image"]]
-    people = sorted({row["player_id"] for row in shared})
+    people = people_in_order(shared)
     images = sorted({row["shared_image"] for row in shared})
     if len(people) < 2 or not images:
         return None

@@ -16,7 +16,8 @@ from app.stats.trials import Trial
 ANSWER_COLUMNS: dict[str, str] = {
     "answer_id": "Unique id of the answer.",
     "answered_at": "When the answer was stored, ISO 8601 in UTC.",
-    "player_id": "Random id of the person (no nickname or other personal data is exported).",
+    "player_id": "Pseudonym of the person: the same for all their rows in this bundle, different in every other "
+    "bundle and unrelated to the player ids the server shows (no nickname or other personal data is exported).",
     "round_id": "The round answered; joins rounds.csv.",
     "shared_image": "Id of the together image when everyone in an event saw the same image at once; empty otherwise.",
     "event": "Join code of the workshop event; empty for play outside events.",
@@ -48,7 +49,7 @@ ANSWER_COLUMNS: dict[str, str] = {
 ROUND_COLUMNS: dict[str, str] = {
     "round_id": "Unique id of the round (one image shown to one person).",
     "created_at": "When the image was made and stored, ISO 8601 in UTC.",
-    "player_id": "Random id of the person it was shown to.",
+    "player_id": "Pseudonym of the person it was shown to (as in answers.csv).",
     "event": "Join code of the workshop event; empty outside events.",
     "phase": "Phase of the event (0-based); empty outside events.",
     "shared_image": "Id of the together image this round is a copy of; empty otherwise.",
@@ -109,13 +110,15 @@ def csv_text(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
 
 
 def answer_row(
-    trial: Trial, record: RoundRecord, names: Sequence[str], clean_path: str, shown_path: str
+    trial: Trial, record: RoundRecord, names: Sequence[str], person: str, images: tuple[str, str]
 ) -> dict[str, Any]:
-    """One row of answers.csv: the trial, its classes by name and where its two images are in the bundle."""
+    """One row of answers.csv: the trial under the person's pseudonym, its classes by name and where its two images
+    (clean, shown) are in the bundle."""
+    clean_path, shown_path = images
     return {
         "answer_id": trial.answer_id,
         "answered_at": iso_utc(trial.answered_at),
-        "player_id": trial.player_id,
+        "player_id": person,
         "round_id": trial.round_id,
         "shared_image": trial.shared_image,
         "event": trial.event,
@@ -143,14 +146,17 @@ def answer_row(
     }
 
 
-def round_row(trial: Trial, record: RoundRecord, clean: tuple[str, str], shown: tuple[str, str]) -> dict[str, Any]:
-    """One row of rounds.csv: how the trial's image was made; ``clean`` and ``shown`` are (path, sha256)."""
+def round_row(
+    trial: Trial, record: RoundRecord, person: str, clean: tuple[str, str], shown: tuple[str, str]
+) -> dict[str, Any]:
+    """One row of rounds.csv: how the trial's image was made, under the person's pseudonym; ``clean`` and ``shown``
+    are (path, sha256)."""
     clean_path, clean_sha = clean
     shown_path, shown_sha = shown
     return {
         "round_id": record.id,
         "created_at": iso_utc(record.created_at),
-        "player_id": record.player_id,
+        "player_id": person,
         "event": trial.event,
         "phase": record.phase,
         "shared_image": record.shared_round_id,
