@@ -11,7 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from limits import parse_many
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -84,6 +85,24 @@ class Settings(BaseSettings):
         description="Longest a request waits for a database connection before answering 503 with Retry-After "
         "(nothing was written).",
     )
+    rate_limit_per_address: str = Field(
+        "1200/minute",
+        description="Most requests of one costly kind (new rounds, cloaks, classifications, explanations) from one "
+        "client address. High on purpose: a workshop room behind one NAT address is one address, so the "
+        "per-player limit below is what holds each of its players back (1200/minute: a room of 100 at a round "
+        "every five seconds). `limits` notation (`1200/minute`, `20/second;1200/minute`); over it: 429 with "
+        "Retry-After.",
+    )
+    rate_limit_per_player: str = Field(
+        "30/minute",
+        description="Most requests of one costly kind from one player (their token or session cookie): about one "
+        "round every two seconds, more than a person plays.",
+    )
+    rate_limit_new_players: str = Field(
+        "200/minute",
+        description="Most new players and events created from one client address (nobody has a player yet): room "
+        "for a whole workshop joining through one NAT address within a minute.",
+    )
     service_max_batch: int = Field(32, ge=1, le=1024, description="Most images the model service attacks at once.")
     service_max_wait_ms: float = Field(
         5.0, ge=0.0, le=1000.0, description="How long the service waits to fill a batch after the first request."
@@ -125,6 +144,12 @@ class Settings(BaseSettings):
     natural_dir: Path | None = Field(
         None, description="Extra photos for /natural rounds: <dir>/<ImageNet class name>/<photo>.jpg|png|webp."
     )
+
+    @field_validator("rate_limit_per_address", "rate_limit_per_player", "rate_limit_new_players")
+    @classmethod
+    def _known_rate_notation(cls, value: str) -> str:
+        parse_many(value)  # a typo is refused at start-up, not on the first request it would limit
+        return value
 
     @model_validator(mode="after")
     def _refuse_default_secret_outside_local(self) -> Settings:

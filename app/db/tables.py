@@ -12,12 +12,12 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     UniqueConstraint,
-    Index,
     func,
 )
 from sqlalchemy import false as sa_false
