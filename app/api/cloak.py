@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
+from starlette.types import Message
 
 from app.api.openapi import multipart_form, problem_responses
 from app.errors import Invalid
@@ -76,14 +77,32 @@ def service_of(request: Request) -> CloakService:
     return service
 
 
+def capped_body(request: Request, max_bytes: int, refusal: UploadRejected) -> Request:
+    """The request, its body counted as it streams in: past ``max_bytes`` it raises ``refusal`` at once, so a
+    chunked upload without Content-Length is cut at the cap instead of being read in full first."""
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await request.receive()
+        received += len(message.get("body", b""))
+        if received > max_bytes:
+            raise refusal
+        return message
+
+    return Request(request.scope, receive)
+
+
 async def read_cloak_form(request: Request, service: CloakService) -> tuple[bytes, dict[str, str]]:
     """The upload's bytes (capped) and the text fields of a multipart cloak request."""
     declared = request.headers.get("content-length")
+    too_large = UploadRejected(TOO_LARGE.format(limit_mb=service.max_bytes / 1024 / 1024), status_code=413)
     if declared is not None and declared.isdigit() and int(declared) > service.max_bytes + FORM_OVERHEAD:
-        raise UploadRejected(TOO_LARGE.format(limit_mb=service.max_bytes / 1024 / 1024), status_code=413)
+        raise too_large
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise Invalid(FILE_MISSING)
+    request = capped_body(request, service.max_bytes + FORM_OVERHEAD, too_large)
     async with request.form(max_files=1, max_fields=16, max_part_size=FORM_OVERHEAD) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -91,7 +110,7 @@ async def read_cloak_form(request: Request, service: CloakService) -> tuple[byte
         data = await upload.read(service.max_bytes + 1)
         fields = {key: value for key, value in form.items() if isinstance(value, str)}
     if len(data) > service.max_bytes:
-        raise UploadRejected(TOO_LARGE.format(limit_mb=service.max_bytes / 1024 / 1024), status_code=413)
+        raise too_large
     return data, fields
 
 
