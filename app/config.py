@@ -103,6 +103,13 @@ class Settings(BaseSettings):
         description="Most new players and events created from one client address (nobody has a player yet): room "
         "for a whole workshop joining through one NAT address within a minute.",
     )
+    export_downloads: int = Field(
+        8,
+        ge=1,
+        le=100,
+        description="Answer exports that may stream at once; one more answers 503 with Retry-After. Each reads "
+        "its pages in short sessions, so a slow downloader holds a database connection only while a page is read.",
+    )
     service_max_batch: int = Field(32, ge=1, le=1024, description="Most images the model service attacks at once.")
     service_max_wait_ms: float = Field(
         5.0, ge=0.0, le=1000.0, description="How long the service waits to fill a batch after the first request."
@@ -136,6 +143,13 @@ class Settings(BaseSettings):
     )
     cloak_max_side: int = Field(
         1024, ge=64, le=8192, description="Uploads larger than this on the long side are scaled down to be cloaked."
+    )
+    cloak_queue_size: int = Field(
+        8,
+        ge=1,
+        le=1000,
+        description="Classifications and natural-photo rounds that may wait for the cloak worker; one more "
+        "answers 503 with Retry-After.",
     )
     cloak_steps: int = Field(10, ge=1, le=200, description="PGD steps of a cloak (EOT cloaks use the same number).")
     cloak_transfer: bool = Field(

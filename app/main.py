@@ -15,10 +15,11 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.middleware.sessions import SessionMiddleware
 
 from app import messages
+from app.api.cloak import UploadQueue
 from app.api.cloak import router as api_cloak_router
 from app.api.events import router as api_events_router
 from app.api.explain import router as api_explain_router
-from app.api.limits import Limits, RateLimited, RateLimiter, rate_limit
+from app.api.limits import DownloadSlots, Limits, RateLimited, RateLimiter, rate_limit
 from app.api.routes import router as api_router
 from app.api.stats import router as api_stats_router
 from app.config import Settings, get_settings
@@ -109,8 +110,10 @@ def create_app(
     )
     app.state.settings = settings
     app.state.templates = build_templates()
+    app.state.upload_queue = UploadQueue(settings.cloak_queue_size)  # classifications, natural rounds waiting
     app.state.cloak = cloak  # /cloak: photos cloaked in memory, results deleted after a TTL (app/ml/cloak/service.py)
     app.state.rate_limiter = RateLimiter(Limits.from_settings(settings))
+    app.state.downloads = DownloadSlots(settings.export_downloads)  # answer exports streaming at once
     app.state.hub = EventHub()  # live updates for event screens (in-process; see app/live.py)
     app.add_middleware(
         SessionMiddleware,

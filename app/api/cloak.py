@@ -8,6 +8,8 @@ it is plainly too big), never written under a name on disk, and never stored in 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,8 +17,9 @@ from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.types import Message
 
+from app import messages
 from app.api.openapi import multipart_form, problem_responses
-from app.errors import Invalid
+from app.errors import Invalid, ServiceBusy
 from app.ml.cloak.service import CloakJob, CloakService
 from app.ml.cloak.uploads import TOO_LARGE, UploadRejected
 
@@ -70,6 +73,31 @@ class CloakOut(BaseModel):
     page_url: str
     expires_in_s: float
     seconds: float
+
+
+class UploadQueue:
+    """A bound on the classifications and natural-photo rounds waiting for the cloak service's one worker (a
+    cloak itself is refused while another runs): beyond ``limit`` the request answers 503 with Retry-After
+    instead of queueing without end, each with its upload in memory."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.waiting = 0
+
+    @asynccontextmanager
+    async def place(self) -> AsyncIterator[None]:
+        if self.waiting >= self.limit:
+            raise ServiceBusy(messages.UPLOADS_BUSY)
+        self.waiting += 1
+        try:
+            yield
+        finally:
+            self.waiting -= 1
+
+
+def upload_queue(request: Request) -> UploadQueue:
+    queue: UploadQueue = request.app.state.upload_queue
+    return queue
 
 
 def service_of(request: Request) -> CloakService:
@@ -235,6 +263,7 @@ class ClassifyOut(BaseModel):
             413: "File or image too large",
             415: "Not a JPEG, PNG or WebP image",
             422: "Truncated, animated or empty image; unknown model",
+            503: "Too many photos waiting for the classifier (see Retry-After), or the extra is missing",
         }
     ),
     openapi_extra=multipart_form(
@@ -248,5 +277,6 @@ async def classify_photo(request: Request) -> dict[str, Any]:
     """The same validation as a cloak, then one forward pass; nothing is kept. This is the project's own
     classifier over HTTP, the target the remote opponent (app/ml/cloak/remote.py) is tested against."""
     service = service_of(request)
-    data, fields = await read_cloak_form(request, service)
-    return await service.classify(data, fields.get("model") or None)
+    async with upload_queue(request).place():
+        data, fields = await read_cloak_form(request, service)
+        return await service.classify(data, fields.get("model") or None)

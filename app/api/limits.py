@@ -1,5 +1,6 @@
-"""Rate limits on the requests that cost the server: creating players, events, rounds, cloaks, classifications
-and explanations. Over a limit the request is refused with 429 and Retry-After before it does any work.
+"""Limits on the requests that cost the server. Creating players, events, rounds, cloaks, classifications and
+explanations is rate-limited: over a limit the request is refused with 429 and Retry-After before it does any work.
+Answer exports stream in a few download slots: beyond them, 503 with Retry-After.
 
 Each costly kind is counted per client address and, once a player is known (their API token or session cookie),
 per player. The per-address limit is high, because a workshop room behind one NAT address is one address to the
@@ -13,12 +14,15 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 from fastapi import Request
+from fastapi.responses import StreamingResponse
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from starlette.background import BackgroundTask
 
 from app import messages
 from app.config import Settings
@@ -112,3 +116,41 @@ async def rate_limit(request: Request) -> None:
     limiter: RateLimiter = request.app.state.rate_limiter
     address = request.client.host if request.client is not None else "unknown"
     await limiter.check(kind, address=address, player=player_key(request))
+
+
+class DownloadsBusy(ArenaError):
+    status_code = 503
+    retry_after_s = 5
+
+
+class DownloadSlots:
+    """At most ``limit`` answer exports streaming at once, so slow downloaders cannot crowd out everyone else."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    def stream(self, chunks: AsyncIterator[str], *, media_type: str, headers: Mapping[str, str]) -> StreamingResponse:
+        """``chunks`` as a response in a slot taken now (DownloadsBusy when none is free). The slot comes back when
+        the stream ends, fails or its client goes away, and also if the stream never starts."""
+        if self.active >= self.limit:
+            raise DownloadsBusy(messages.EXPORTS_BUSY)
+        self.active += 1
+        held = True
+
+        def give_back() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self.active -= 1
+
+        async def in_slot() -> AsyncIterator[str]:
+            try:
+                async for chunk in chunks:
+                    yield chunk
+            finally:
+                give_back()
+
+        return StreamingResponse(
+            in_slot(), media_type=media_type, headers=dict(headers), background=BackgroundTask(give_back)
+        )

@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.middleware.sessions import SessionMiddleware
 
-from app.api.cloak import FORM_OVERHEAD
+from app.api.cloak import FORM_OVERHEAD, UploadQueue
 from app.api.cloak import router as api_cloak_router
 from app.db.session import open_database
 from app.errors import ArenaError
@@ -31,6 +31,7 @@ def upload_app(result_dir: Path) -> FastAPI:
     """The upload routes with a cloak service that is never started: the cap is checked before any model runs."""
     app = FastAPI()
     app.state.cloak = CloakService(result_dir=result_dir, max_bytes=MAX_BYTES)
+    app.state.upload_queue = UploadQueue(4)
     app.state.templates = build_templates()
     app.state.database = open_database(f"sqlite:///{result_dir / 'empty.db'}")  # the page's header asks for one
     app.add_middleware(SessionMiddleware, secret_key="test-secret-key-not-for-production")  # the page's CSRF token
