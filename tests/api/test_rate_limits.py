@@ -72,3 +72,17 @@ def test_the_browser_gets_a_page_that_retries_by_itself(limited: TestClient) -> 
     assert_limited(page)
     assert page.headers["content-type"].startswith("text/html")
     assert f'http-equiv="refresh" content="{page.headers["Retry-After"]};url=/"' in page.text
+
+
+def test_inside_a_page_the_same_htmx_request_is_sent_again_after_the_wait(limited: TestClient) -> None:
+    for index in range(3):
+        limited.post("/join", data={"nickname": f"h{index}"}, follow_redirects=False)
+    fragment = limited.post(
+        "/join",
+        data={"nickname": "late"},
+        headers={"HX-Request": "true", "accept": "text/html"},
+        follow_redirects=False,
+    )
+    assert_limited(fragment)
+    wait = fragment.headers["Retry-After"]
+    assert f'hx-post="/join" hx-trigger="load delay:{wait}s"' in fragment.text and "<html" not in fragment.text
