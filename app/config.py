@@ -13,7 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from limits import parse_many
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -101,6 +102,31 @@ class Settings(BaseSettings):
         description="Longest a request waits for a database connection before answering 503 with Retry-After "
         "(nothing was written).",
     )
+    rate_limit_per_address: str = Field(
+        "1200/minute",
+        description="Most requests of one costly kind (new rounds, cloaks, classifications, explanations) from one "
+        "client address. High on purpose: a workshop room behind one NAT address is one address, so the "
+        "per-player limit below is what holds each of its players back (1200/minute: a room of 100 at a round "
+        "every five seconds). `limits` notation (`1200/minute`, `20/second;1200/minute`); over it: 429 with "
+        "Retry-After.",
+    )
+    rate_limit_per_player: str = Field(
+        "30/minute",
+        description="Most requests of one costly kind from one player (their token or session cookie): about one "
+        "round every two seconds, more than a person plays.",
+    )
+    rate_limit_new_players: str = Field(
+        "200/minute",
+        description="Most new players and events created from one client address (nobody has a player yet): room "
+        "for a whole workshop joining through one NAT address within a minute.",
+    )
+    export_downloads: int = Field(
+        8,
+        ge=1,
+        le=100,
+        description="Answer exports that may stream at once; one more answers 503 with Retry-After. Each reads "
+        "its pages in short sessions, so a slow downloader holds a database connection only while a page is read.",
+    )
     live_database_url: str = Field(
         "",
         description="PostgreSQL URL for the live updates' LISTEN/NOTIFY connections (two per web process), when "
@@ -160,6 +186,13 @@ class Settings(BaseSettings):
     cloak_max_side: int = Field(
         1024, ge=64, le=8192, description="Uploads larger than this on the long side are scaled down to be cloaked."
     )
+    cloak_queue_size: int = Field(
+        8,
+        ge=1,
+        le=1000,
+        description="Classifications and natural-photo rounds that may wait for the cloak worker; one more "
+        "answers 503 with Retry-After.",
+    )
     cloak_steps: int = Field(10, ge=1, le=200, description="PGD steps of a cloak (EOT cloaks use the same number).")
     cloak_transfer: bool = Field(
         True, description="Also ask EfficientNet-Lite2 (the transfer target) about the cloaked photo."
@@ -180,6 +213,12 @@ class Settings(BaseSettings):
             warnings.warn(f"{old} is deprecated: set {env_name(field)} instead", FutureWarning, stacklevel=2)
             values.setdefault(field, os.environ[old])
         return values
+
+    @field_validator("rate_limit_per_address", "rate_limit_per_player", "rate_limit_new_players")
+    @classmethod
+    def _known_rate_notation(cls, value: str) -> str:
+        parse_many(value)  # a typo is refused at start-up, not on the first request it would limit
+        return value
 
     @model_validator(mode="after")
     def _refuse_default_secret_outside_local(self) -> Settings:

@@ -7,15 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app import messages
+from app.api.cloak import UploadQueue
 from app.api.cloak import router as api_cloak_router
 from app.api.events import router as api_events_router
 from app.api.explain import router as api_explain_router
+from app.api.limits import DownloadSlots, Limits, RateLimited, RateLimiter, rate_limit
 from app.api.routes import router as api_router
 from app.api.stats import router as api_stats_router
 from app.config import Settings, get_settings
@@ -32,6 +34,7 @@ from app.web.events import router as web_events_router
 from app.web.explain import router as web_explain_router
 from app.web.health import router as health_router
 from app.web.lab import router as web_lab_router
+from app.web.limits import rate_limited_reply
 from app.web.natural import router as web_natural_router
 from app.web.routes import render
 from app.web.routes import router as web_router
@@ -107,10 +110,14 @@ def create_app(
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
         redoc_url=None,
+        dependencies=[Depends(rate_limit)],  # counts only the routes app/api/limits.py lists
     )
     app.state.settings = settings
     app.state.templates = build_templates()
+    app.state.upload_queue = UploadQueue(settings.cloak_queue_size)  # classifications, natural rounds waiting
     app.state.cloak = cloak  # /cloak: photos cloaked in memory, results deleted after a TTL (app/ml/cloak/service.py)
+    app.state.rate_limiter = RateLimiter(Limits.from_settings(settings))
+    app.state.downloads = DownloadSlots(settings.export_downloads)  # answer exports streaming at once
     # Live updates for event screens and phones (app/live.py); on PostgreSQL shared with the other web processes.
     relay = None if settings.is_sqlite else NotifyChannel(settings.live_database_url or settings.database_url)
     app.state.hub = EventHub(relay)
@@ -137,6 +144,10 @@ def create_app(
         )
         response.headers.update(headers)
         return response
+
+    @app.exception_handler(RateLimited)
+    async def rate_limited(request: Request, error: RateLimited) -> Response:
+        return rate_limited_reply(request, error)
 
     @app.exception_handler(PoolTimeout)
     async def database_busy(request: Request, error: PoolTimeout) -> Response:

@@ -62,3 +62,6 @@ TRUTH_HIDDEN_UNTIL_CLOSE = "The answer is revealed when the countdown ends."
 # -- science mode statistics ---------------------------------------------------------------------------------------
 STATS_DATES_INVALID = "The first day ('since') must not come after the last day ('until')."
 STATS_DAY_INVALID = "'{name}' must be a day written YYYY-MM-DD, e.g. 2026-11-25."
+RATE_LIMITED = "That was a lot of requests in a short time. Trying again in {seconds} s…"
+EXPORTS_BUSY = "Too many exports are downloading right now. Please try again in a few seconds."
+UPLOADS_BUSY = "Too many photos are waiting for the classifier right now. Please try again in a few seconds."

@@ -98,6 +98,11 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         # No rounds made ahead: tests count the model service's jobs and pick images; tests/game/test_pool.py and
         # benchmarks/pool_latency.py cover the pool.
         "ready_rounds": 0,
+        # The suite's shared apps serve hundreds of players from one test client; tests/api/test_rate_limits.py
+        # sets the limits it checks.
+        "rate_limit_per_address": "100000/minute",
+        "rate_limit_per_player": "100000/minute",
+        "rate_limit_new_players": "100000/minute",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -8,14 +8,18 @@ it is plainly too big), never written under a name on disk, and never stored in 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
+from starlette.types import Message
 
+from app import messages
 from app.api.openapi import multipart_form, problem_responses
-from app.errors import Invalid
+from app.errors import Invalid, ServiceBusy
 from app.ml.cloak.service import CloakJob, CloakService
 from app.ml.cloak.uploads import TOO_LARGE, UploadRejected
 
@@ -71,19 +75,62 @@ class CloakOut(BaseModel):
     seconds: float
 
 
+class UploadQueue:
+    """A bound on the classifications and natural-photo rounds waiting for the cloak service's one worker (a
+    cloak itself is refused while another runs): beyond ``limit`` the request answers 503 with Retry-After
+    instead of queueing without end, each with its upload in memory."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.waiting = 0
+
+    @asynccontextmanager
+    async def place(self) -> AsyncIterator[None]:
+        if self.waiting >= self.limit:
+            raise ServiceBusy(messages.UPLOADS_BUSY)
+        self.waiting += 1
+        try:
+            yield
+        finally:
+            self.waiting -= 1
+
+
+def upload_queue(request: Request) -> UploadQueue:
+    queue: UploadQueue = request.app.state.upload_queue
+    return queue
+
+
 def service_of(request: Request) -> CloakService:
     service: CloakService = request.app.state.cloak
     return service
 
 
+def capped_body(request: Request, max_bytes: int, refusal: UploadRejected) -> Request:
+    """The request, its body counted as it streams in: past ``max_bytes`` it raises ``refusal`` at once, so a
+    chunked upload without Content-Length is cut at the cap instead of being read in full first."""
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await request.receive()
+        received += len(message.get("body", b""))
+        if received > max_bytes:
+            raise refusal
+        return message
+
+    return Request(request.scope, receive)
+
+
 async def read_cloak_form(request: Request, service: CloakService) -> tuple[bytes, dict[str, str]]:
     """The upload's bytes (capped) and the text fields of a multipart cloak request."""
     declared = request.headers.get("content-length")
+    too_large = UploadRejected(TOO_LARGE.format(limit_mb=service.max_bytes / 1024 / 1024), status_code=413)
     if declared is not None and declared.isdigit() and int(declared) > service.max_bytes + FORM_OVERHEAD:
-        raise UploadRejected(TOO_LARGE.format(limit_mb=service.max_bytes / 1024 / 1024), status_code=413)
+        raise too_large
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise Invalid(FILE_MISSING)
+    request = capped_body(request, service.max_bytes + FORM_OVERHEAD, too_large)
     async with request.form(max_files=1, max_fields=16, max_part_size=FORM_OVERHEAD) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -91,7 +138,7 @@ async def read_cloak_form(request: Request, service: CloakService) -> tuple[byte
         data = await upload.read(service.max_bytes + 1)
         fields = {key: value for key, value in form.items() if isinstance(value, str)}
     if len(data) > service.max_bytes:
-        raise UploadRejected(TOO_LARGE.format(limit_mb=service.max_bytes / 1024 / 1024), status_code=413)
+        raise too_large
     return data, fields
 
 
@@ -216,6 +263,7 @@ class ClassifyOut(BaseModel):
             413: "File or image too large",
             415: "Not a JPEG, PNG or WebP image",
             422: "Truncated, animated or empty image; unknown model",
+            503: "Too many photos waiting for the classifier (see Retry-After), or the extra is missing",
         }
     ),
     openapi_extra=multipart_form(
@@ -229,5 +277,6 @@ async def classify_photo(request: Request) -> dict[str, Any]:
     """The same validation as a cloak, then one forward pass; nothing is kept. This is the project's own
     classifier over HTTP, the target the remote opponent (app/ml/cloak/remote.py) is tested against."""
     service = service_of(request)
-    data, fields = await read_cloak_form(request, service)
-    return await service.classify(data, fields.get("model") or None)
+    async with upload_queue(request).place():
+        data, fields = await read_cloak_form(request, service)
+        return await service.classify(data, fields.get("model") or None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -179,10 +178,6 @@ async def export_event_answers(
     def class_names_of(pack: str) -> tuple[str, ...]:
         return get_pack(pack).class_names
 
-    async def body() -> AsyncIterator[str]:
-        async with sessionmaker() as stream_session:
-            async for chunk in export.stream_answers(stream_session, fmt, class_names_of, event_id=event_id):
-                yield chunk
-
     headers = {"Content-Disposition": f'attachment; filename="event-{event_code}-answers.{fmt}"'} if download else {}
-    return StreamingResponse(body(), media_type=export.MEDIA_TYPES[fmt], headers=headers)
+    chunks = export.stream_answers(sessionmaker, fmt, class_names_of, event_id=event_id)
+    return request.app.state.downloads.stream(chunks, media_type=export.MEDIA_TYPES[fmt], headers=headers)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request
@@ -265,18 +264,14 @@ async def export_answers(
     service: ServiceDep,
     download: bool = Query(False, description="Send Content-Disposition: attachment"),
 ) -> StreamingResponse:
-    """Every answer, one row each, oldest first, streamed in pages. The stream opens its own session so that it
-    does not hold the request's session while the client reads slowly."""
+    """Every answer, one row each, oldest first, streamed in pages, each read in a short session of its own so
+    that a slow client holds no connection while it reads; a few downloads at once (then 503 with Retry-After)."""
     sessionmaker = request.app.state.database.sessionmaker
 
     def class_names_of(pack: str) -> tuple[str, ...]:
         return get_pack(pack).class_names
 
-    async def body() -> AsyncIterator[str]:
-        async with sessionmaker() as session:
-            async for chunk in export.stream_answers(session, fmt, class_names_of):
-                yield chunk
-
     media = export.MEDIA_TYPES[fmt]
     headers = {"Content-Disposition": f'attachment; filename="answers.{fmt}"'} if download else {}
-    return StreamingResponse(body(), media_type=media, headers=headers)
+    chunks = export.stream_answers(sessionmaker, fmt, class_names_of)
+    return request.app.state.downloads.stream(chunks, media_type=media, headers=headers)

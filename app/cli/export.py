@@ -49,7 +49,8 @@ def export(
             async with database_session() as session:
                 event_id = None if event is None else await event_id_of(session, event)
                 names = lambda pack: get_pack(pack).class_names  # noqa: E731
-                async for chunk in exporting.stream_answers(session, fmt, names, event_id=event_id):
+                pages = exporting.one_session(session)
+                async for chunk in exporting.stream_answers(pages, fmt, names, event_id=event_id):
                     stream.write(chunk)
         finally:
             if stream is not sys.stdout:

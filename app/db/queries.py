@@ -26,3 +26,8 @@ async def latest_unanswered_round(session: AsyncSession, player_id: str) -> Roun
         .order_by(RoundRecord.created_at.desc())
         .limit(1)
     )
+
+
+async def pending_round(session: AsyncSession, player_id: str) -> RoundRecord | None:
+    """The player's one round waiting for its answer (plain play or own pace), if any."""
+    return await session.scalar(select(RoundRecord).where(RoundRecord.pending_player_id == player_id))

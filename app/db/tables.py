@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -153,8 +154,12 @@ class RoundRecord(AttackedImage, Base):
     """One image shown to one player, with everything needed to show it again and to export it."""
 
     __tablename__ = "rounds"
-    # One copy of a shared ("together") image per player, even when two requests race.
-    __table_args__ = (UniqueConstraint("player_id", "shared_round_id", name="uq_rounds_player_id_shared_round_id"),)
+    # One copy of a shared ("together") image per player, and one pending round per player, even when two
+    # requests race: the database decides, not a read before the write.
+    __table_args__ = (
+        UniqueConstraint("player_id", "shared_round_id", name="uq_rounds_player_id_shared_round_id"),
+        Index("uq_rounds_pending_player_id", "pending_player_id", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     player_id: Mapped[str] = mapped_column(ForeignKey("players.id", ondelete="CASCADE"), index=True)
@@ -170,6 +175,9 @@ class RoundRecord(AttackedImage, Base):
     # truth (app/game/rounds.pick_foil), so it does not give away whether the machine was fooled.
     task: Mapped[str] = mapped_column(String(16), default="classify", server_default="classify")
     foil: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The player's id while this plain-play or own-pace round waits for its answer, then NULL (NULLs never collide
+    # in the unique index). Together copies leave it NULL: the room's clock, not the player, opens those.
+    pending_player_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     player: Mapped[PlayerRecord] = relationship(back_populates="rounds")
     answer: Mapped[AnswerRecord | None] = relationship(back_populates="round", uselist=False)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import messages
 from app.config import Settings
-from app.db.queries import round_answer, round_by_id
+from app.db.queries import pending_round, round_answer, round_by_id
 from app.db.tables import AnswerRecord, EventRecord, PlayerRecord, RoundRecord
 from app.errors import Conflict, Invalid, NotFound
 from app.game import conditions, disclosure, events, players, rounds
@@ -81,7 +81,8 @@ async def new_round(
 ) -> RoundView:
     """The player's next round, stored and committed. An event's player gets the event's round (their unanswered
     one, a new one by its rules, or their copy of the room's image) and may choose nothing; anyone else gets the
-    opponent, attack and task they chose, or the defaults, under a condition drawn from ARENA_CONDITION_MIX.
+    opponent, attack and task they chose, or the defaults, under a condition drawn from ARENA_CONDITION_MIX; a
+    player whose round still waits for its answer gets that round back, whatever they chose.
     ``accepted`` hears of a choice once it has proved playable, before the image is made, so a refused choice is
     never remembered while one that only met a busy model service is."""
     event = await events.event_of_player(session, player)
@@ -89,6 +90,8 @@ async def new_round(
         if choice != RoundChoice():
             raise Invalid(messages.ROUND_CHOICE_IN_EVENT)
         record = await events.next_round(session, player=player, event=event, source=catalogue, release_connection=True)
+    elif (pending := await pending_round(session, player.id)) is not None:
+        record = pending
     else:
         mix = conditions.parse_mix(settings.condition_mix)
         plan = choose_plan(

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import messages
-from app.db.queries import round_answer
+from app.db.queries import pending_round, round_answer
 from app.db.session import connection_released
 from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord, new_id
 from app.errors import Conflict, Invalid, NotFound
@@ -170,7 +170,9 @@ async def start_round(
     task: str = "classify",
 ) -> RoundRecord:
     """Pick a test image the opponent gets right when clean, attack it at the player's level (or at the given
-    L∞ eps, as events do; attacks in other norms get the matching budget), store the round.
+    L∞ eps, as events do; attacks in other norms get the matching budget), store the round as the player's one
+    pending round. Two requests racing for it both attack, but the unique pending_player_id lets one store: the
+    other's transaction is rolled back and it hands back the winner's round.
 
     ``release_connection=True`` promises that the session has written nothing yet in this transaction (a request
     that only read the player): the connection then goes back to the pool while the attack runs."""
@@ -200,11 +202,20 @@ async def start_round(
         flash_ms=flash_ms,
         task=task,
         foil=foil,
+        pending_player_id=player.id,
         **plan_columns(plan, attack, budget),
         **columns,
     )
     session.add(record)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        await session.refresh(player)
+        winner = await pending_round(session, player.id)
+        if winner is None:  # not the pending-round race: some other constraint refused the round
+            raise
+        return winner
     return record
 
 
@@ -293,6 +304,7 @@ async def answer_round(
         correct=answer.correct, model_correct=answer.model_correct or guessing, streak_before=player.streak
     )
     answer.points = score.points
+    record.pending_player_id = None
     player.score += score.points
     player.streak = score.streak
     player.best_streak = max(player.best_streak, score.streak)

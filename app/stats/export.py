@@ -1,12 +1,14 @@
 """Answer exports: one row per answer, streamed page by page (keyset pagination) so a big table never sits in
-memory, and usable from the API and from `arena export` alike."""
+memory, and usable from the API and from `arena export` alike. Each page is read in a short session of its own,
+so a slow downloader holds a database connection only while a page is read, never while the client reads."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +19,15 @@ from app.db.tables import AnswerRecord, EventRecord, PlayerRecord, RoundRecord
 from app.game.disclosure import settled
 
 PAGE_SIZE = 500
+
+# Opens the short session one page is read in: a sessionmaker, or ``one_session`` for a caller holding one.
+SessionOpener = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
+def one_session(session: AsyncSession) -> SessionOpener:
+    """Every page through the caller's own session: for `arena export`, the database's one reader."""
+    return lambda: nullcontext(session)
+
 
 ANSWER_COLUMNS: tuple[str, ...] = (
     "answer_id",
@@ -56,7 +67,7 @@ def iso_utc(moment: datetime) -> str:
 
 
 async def iter_answer_rows(
-    session: AsyncSession, class_names_of: Any, *, page_size: int = PAGE_SIZE, event_id: str | None = None
+    open_session: SessionOpener, class_names_of: Any, *, page_size: int = PAGE_SIZE, event_id: str | None = None
 ) -> AsyncIterator[dict[str, Any]]:
     """Yield export rows oldest first. ``class_names_of(pack)`` maps a pack name to its class names. With
     ``event_id`` only that event's answers; otherwise all of them, events included (the ``event`` column holds the
@@ -80,7 +91,8 @@ async def iter_answer_rows(
                 (AnswerRecord.created_at > moment)
                 | ((AnswerRecord.created_at == moment) & (AnswerRecord.id > answer_id))
             )
-        rows = (await session.execute(query)).all()
+        async with open_session() as session:
+            rows = (await session.execute(query)).all()
         for answer, record, nickname, event_code in rows:
             names: Sequence[str] = class_names_of(record.pack)
             yield {
@@ -157,7 +169,12 @@ MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "js
 
 
 async def stream_answers(
-    session: AsyncSession, fmt: str, class_names_of: Any, *, event_id: str | None = None
+    open_session: SessionOpener,
+    fmt: str,
+    class_names_of: Any,
+    *,
+    event_id: str | None = None,
+    page_size: int = PAGE_SIZE,
 ) -> AsyncIterator[str]:
     """The whole export as text chunks: CSV with a header, a JSON array, or JSON lines."""
     if fmt not in EXPORT_FORMATS:
@@ -167,7 +184,7 @@ async def stream_answers(
     elif fmt == "json":
         yield "["
     first = True
-    async for row in iter_answer_rows(session, class_names_of, event_id=event_id):
+    async for row in iter_answer_rows(open_session, class_names_of, event_id=event_id, page_size=page_size):
         if fmt == "csv":
             yield csv_line(row)
         elif fmt == "jsonl":

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.api.cloak import service_of
+from app.api.cloak import service_of, upload_queue
 from app.deps import check_csrf, csrf_token
 from app.errors import ArenaError, NotFound
 from app.ml.cloak.uploads import to_png
@@ -47,7 +47,8 @@ async def natural_page(request: Request) -> Response:
 async def natural_new(request: Request) -> Response:
     try:
         await form_field(request, "csrf_token")
-        token = await service_of(request).new_natural_round()
+        async with upload_queue(request).place():
+            token = await service_of(request).new_natural_round()
     except ArenaError as error:
         response = page(request, {"available": True, "error": error.message}, status_code=error.status_code)
         if getattr(error, "retry_after_s", None) is not None:

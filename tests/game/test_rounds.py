@@ -168,12 +168,13 @@ async def test_rounds_store_norm_budget_surrogate_and_the_results_image(database
     try:
         async with database.sessionmaker() as session:
             player, _ = await players.create_player(session, nickname="norms")
+            other, _ = await players.create_player(session, nickname="transfers")  # one pending round per player
             l2 = await rounds.start_round(
                 session, player=player, source=source, plan=rounds.RoundPlan(opponent="fashion-cnn", attack="pgd-l2")
             )
             transfer = await rounds.start_round(
                 session,
-                player=player,
+                player=other,
                 source=source,
                 plan=rounds.RoundPlan(opponent="fashion-forest", attack="transfer"),
             )
