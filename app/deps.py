@@ -91,7 +91,8 @@ def csrf_token(request: Request) -> str:
 
 def check_csrf(request: Request, submitted: str | None) -> None:
     expected = request.session.get("csrf")
-    if not expected or not submitted or not secrets.compare_digest(str(expected), submitted):
+    # compared as bytes: compare_digest refuses str with non-ASCII characters (a forged token would be a 500)
+    if not expected or not submitted or not secrets.compare_digest(str(expected).encode(), submitted.encode()):
         raise Forbidden(messages.CSRF_FAILED)
 
 

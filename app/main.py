@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
@@ -20,6 +21,7 @@ from app.api.events import router as api_events_router
 from app.api.explain import router as api_explain_router
 from app.api.routes import router as api_router
 from app.api.stats import router as api_stats_router
+from app.api.validation import validation_reply
 from app.config import Settings, get_settings
 from app.db.session import open_database
 from app.errors import ArenaError, DatabaseBusy
@@ -138,6 +140,10 @@ def create_app(
         )
         response.headers.update(headers)
         return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> Response:
+        return validation_reply(error)
 
     @app.exception_handler(PoolTimeout)
     async def database_busy(request: Request, error: PoolTimeout) -> Response:
