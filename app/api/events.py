@@ -22,7 +22,7 @@ from app.api.schemas import (
     SharedRoundOut,
 )
 from app.db.tables import EventRecord
-from app.deps import BearerToken, CatalogDep, HubDep, ServiceDep, SessionDep
+from app.deps import HostToken, CatalogDep, HubDep, ServiceDep, SessionDep
 from app.game import disclosure, events
 from app.game.difficulty import eps_as_grey_levels
 from app.ml.packs import get_pack
@@ -99,7 +99,7 @@ async def get_event(code: str, session: SessionDep) -> EventState:
 async def host_action(
     code: str,
     action: Literal["start", "resume", "pause", "lock", "unlock", "next-phase", "next-image", "end"],
-    token: BearerToken,
+    token: HostToken,
     session: SessionDep,
     service: ServiceDep,
     hub: HubDep,
@@ -113,7 +113,7 @@ async def host_action(
 
 
 @router.get("/{code}/players", response_model=list[EventPlayer], responses=HOST_ERRORS)
-async def list_players(code: str, token: BearerToken, session: SessionDep) -> list[EventPlayer]:
+async def list_players(code: str, token: HostToken, session: SessionDep) -> list[EventPlayer]:
     event = await events.event_by_code(session, code)
     events.check_host(event, token)
     listed = await events.event_players(session, event)
@@ -122,7 +122,7 @@ async def list_players(code: str, token: BearerToken, session: SessionDep) -> li
 
 
 @router.delete("/{code}/players/{player_id}", response_model=EventPlayer, responses=HOST_ERRORS)
-async def remove_player(code: str, player_id: str, token: BearerToken, session: SessionDep, hub: HubDep) -> EventPlayer:
+async def remove_player(code: str, player_id: str, token: HostToken, session: SessionDep, hub: HubDep) -> EventPlayer:
     event = await events.event_by_code(session, code)
     events.check_host(event, token)
     player = await events.remove_player(session, event=event, player_id=player_id)
