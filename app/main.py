@@ -17,6 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from app import messages
 from app.api.cloak import router as api_cloak_router
+from app.api.docs import router as api_docs_router
 from app.api.events import router as api_events_router
 from app.api.explain import router as api_explain_router
 from app.api.routes import router as api_router
@@ -102,7 +103,7 @@ def create_app(
         title="Adversarial Arena",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # app/api/docs.py serves Swagger UI from static/vendor
         openapi_url="/api/openapi.json",
         redoc_url=None,
     )
@@ -172,6 +173,7 @@ def create_app(
         return JSONResponse(body, status_code=200 if ok else 503)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(api_docs_router)
     app.include_router(api_router)
     app.include_router(api_events_router)
     app.include_router(api_stats_router)

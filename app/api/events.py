@@ -22,7 +22,7 @@ from app.api.schemas import (
     SharedRoundOut,
 )
 from app.db.tables import EventRecord
-from app.deps import HostToken, CatalogDep, HubDep, ServiceDep, SessionDep
+from app.deps import CatalogDep, HostToken, HubDep, ServiceDep, SessionDep
 from app.game import disclosure, events
 from app.game.difficulty import eps_as_grey_levels
 from app.ml.packs import get_pack
