@@ -20,6 +20,7 @@ from app.api.cloak import router as api_cloak_router
 from app.api.docs import router as api_docs_router
 from app.api.events import router as api_events_router
 from app.api.explain import router as api_explain_router
+from app.api.openapi import with_truthful_errors
 from app.api.routes import router as api_router
 from app.api.stats import router as api_stats_router
 from app.api.validation import validation_reply
@@ -186,4 +187,5 @@ def create_app(
     app.include_router(web_lab_router)
     app.include_router(api_explain_router)
     app.include_router(web_explain_router)
+    with_truthful_errors(app)
     return app

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from app.api.schemas import (
     EpsStats,
@@ -95,10 +96,23 @@ async def get_event(code: str, session: SessionDep) -> EventState:
     return await event_state(session, await events.event_by_code(session, code))
 
 
-@router.post("/{code}/{action}", response_model=EventState, responses=HOST_ERRORS)
+HostAction = Literal["start", "resume", "pause", "lock", "unlock", "next-phase", "next-image", "end"]
+
+
+class HostActionConvertor(StringConvertor):
+    """Only a host action matches the path, so POST to /{code}/players or /{code}/stats is a 405 (those paths take
+    other methods), not a 422 for a wrong action."""
+
+    regex = "|".join(get_args(HostAction))
+
+
+register_url_convertor("host_action", HostActionConvertor())
+
+
+@router.post("/{code}/{action:host_action}", response_model=EventState, responses=HOST_ERRORS)
 async def host_action(
     code: str,
-    action: Literal["start", "resume", "pause", "lock", "unlock", "next-phase", "next-image", "end"],
+    action: HostAction,
     token: HostToken,
     session: SessionDep,
     service: ServiceDep,
