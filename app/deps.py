@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import messages
@@ -57,19 +58,29 @@ def get_catalog(request: Request) -> Catalog:
     return catalog_from(loaded, every, lambda name: service.opponent_info(name).pack, playable)
 
 
-def bearer_token(authorization: Annotated[str | None, Header()] = None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+# Declared as HTTP Bearer security schemes, so the OpenAPI spec says how to authenticate and Swagger UI's "Try it
+# out" can send a token. auto_error=False: the routes answer a missing or wrong token themselves, as before.
+player_bearer = HTTPBearer(
+    scheme_name="PlayerToken", description="The `token` POST /api/v1/players returns", auto_error=False
+)
+host_bearer = HTTPBearer(
+    scheme_name="HostToken", description="The `host_token` POST /api/v1/events returns", auto_error=False
+)
+
+
+def stripped_token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    token = credentials.credentials.strip() if credentials is not None else ""
+    return token or None
+
+
+def host_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(host_bearer)]) -> str | None:
+    return stripped_token(credentials)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 HubDep = Annotated[EventHub, Depends(get_hub)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
-BearerToken = Annotated[str | None, Depends(bearer_token)]
+HostToken = Annotated[str | None, Depends(host_token)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 ServiceDep = Annotated[ModelService, Depends(get_model_service)]
 
@@ -91,7 +102,8 @@ def csrf_token(request: Request) -> str:
 
 def check_csrf(request: Request, submitted: str | None) -> None:
     expected = request.session.get("csrf")
-    if not expected or not submitted or not secrets.compare_digest(str(expected), submitted):
+    # compared as bytes: compare_digest refuses str with non-ASCII characters (a forged token would be a 500)
+    if not expected or not submitted or not secrets.compare_digest(str(expected).encode(), submitted.encode()):
         raise Forbidden(messages.CSRF_FAILED)
 
 
@@ -111,16 +123,16 @@ CookiePlayer = Annotated[PlayerRecord | None, Depends(optional_cookie_player)]
 async def api_player(
     request: Request,
     session: SessionDep,
-    authorization: Annotated[str | None, Header()] = None,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(player_bearer)],
     x_csrf_token: Annotated[str | None, Header()] = None,
 ) -> PlayerRecord:
     """Scripts authenticate with `Authorization: Bearer <token>`. A browser may use its session cookie instead,
     but then state-changing calls must carry the page's CSRF token in X-CSRF-Token."""
-    if authorization:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+    if request.headers.get("authorization"):
+        token = stripped_token(credentials)
+        if token is None:  # another scheme, or an empty token
             raise Unauthorized(messages.TOKEN_INVALID)
-        return await player_by_token(session, token.strip())
+        return await player_by_token(session, token)
     player = await optional_cookie_player(request, session)
     if player is None:
         raise Unauthorized(messages.PLAYER_REQUIRED)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -15,11 +16,14 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from app import messages
 from app.api.cloak import UploadQueue
 from app.api.cloak import router as api_cloak_router
+from app.api.docs import router as api_docs_router
 from app.api.events import router as api_events_router
 from app.api.explain import router as api_explain_router
 from app.api.limits import DownloadSlots, Limits, RateLimited, RateLimiter, rate_limit
+from app.api.openapi import with_truthful_errors
 from app.api.routes import router as api_router
 from app.api.stats import router as api_stats_router
+from app.api.validation import validation_reply
 from app.config import Settings, get_settings
 from app.db.notify import NotifyChannel
 from app.db.session import open_database
@@ -107,7 +111,7 @@ def create_app(
         title="Adversarial Arena",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # app/api/docs.py serves Swagger UI from static/vendor
         openapi_url="/api/openapi.json",
         redoc_url=None,
         dependencies=[Depends(rate_limit)],  # counts only the routes app/api/limits.py lists
@@ -149,6 +153,10 @@ def create_app(
     async def rate_limited(request: Request, error: RateLimited) -> Response:
         return rate_limited_reply(request, error)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> Response:
+        return validation_reply(error)
+
     @app.exception_handler(PoolTimeout)
     async def database_busy(request: Request, error: PoolTimeout) -> Response:
         # Every connection is in use (a crowd on saturated cores): nothing was written for this request, so it is
@@ -158,6 +166,7 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health_router)
+    app.include_router(api_docs_router)
     app.include_router(api_router)
     app.include_router(api_events_router)
     app.include_router(api_stats_router)
@@ -170,4 +179,5 @@ def create_app(
     app.include_router(web_lab_router)
     app.include_router(api_explain_router)
     app.include_router(web_explain_router)
+    with_truthful_errors(app)
     return app

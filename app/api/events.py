@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from app.api.schemas import (
     EpsStats,
@@ -21,7 +22,7 @@ from app.api.schemas import (
     SharedRoundOut,
 )
 from app.db.tables import EventRecord
-from app.deps import BearerToken, CatalogDep, HubDep, ServiceDep, SessionDep
+from app.deps import CatalogDep, HostToken, HubDep, ServiceDep, SessionDep
 from app.game import disclosure, events
 from app.game.difficulty import eps_as_grey_levels
 from app.ml.packs import get_pack
@@ -94,11 +95,24 @@ async def get_event(code: str, session: SessionDep) -> EventState:
     return await event_state(session, await events.event_by_code(session, code))
 
 
-@router.post("/{code}/{action}", response_model=EventState, responses=HOST_ERRORS)
+HostAction = Literal["start", "resume", "pause", "lock", "unlock", "next-phase", "next-image", "end"]
+
+
+class HostActionConvertor(StringConvertor):
+    """Only a host action matches the path, so POST to /{code}/players or /{code}/stats is a 405 (those paths take
+    other methods), not a 422 for a wrong action."""
+
+    regex = "|".join(get_args(HostAction))
+
+
+register_url_convertor("host_action", HostActionConvertor())
+
+
+@router.post("/{code}/{action:host_action}", response_model=EventState, responses=HOST_ERRORS)
 async def host_action(
     code: str,
-    action: Literal["start", "resume", "pause", "lock", "unlock", "next-phase", "next-image", "end"],
-    token: BearerToken,
+    action: HostAction,
+    token: HostToken,
     session: SessionDep,
     service: ServiceDep,
     hub: HubDep,
@@ -112,7 +126,7 @@ async def host_action(
 
 
 @router.get("/{code}/players", response_model=list[EventPlayer], responses=HOST_ERRORS)
-async def list_players(code: str, token: BearerToken, session: SessionDep) -> list[EventPlayer]:
+async def list_players(code: str, token: HostToken, session: SessionDep) -> list[EventPlayer]:
     event = await events.event_by_code(session, code)
     events.check_host(event, token)
     listed = await events.event_players(session, event)
@@ -121,7 +135,7 @@ async def list_players(code: str, token: BearerToken, session: SessionDep) -> li
 
 
 @router.delete("/{code}/players/{player_id}", response_model=EventPlayer, responses=HOST_ERRORS)
-async def remove_player(code: str, player_id: str, token: BearerToken, session: SessionDep, hub: HubDep) -> EventPlayer:
+async def remove_player(code: str, player_id: str, token: HostToken, session: SessionDep, hub: HubDep) -> EventPlayer:
     event = await events.event_by_code(session, code)
     events.check_host(event, token)
     player = await events.remove_player(session, event=event, player_id=player_id)

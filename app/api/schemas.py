@@ -9,7 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class PlayerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    nickname: str = Field(max_length=200)
+    # The documented rule, checked by app.game.players (its message says why), after stripping the ends' spaces
+    nickname: str = Field(
+        max_length=200,
+        description="1 to 24 printable characters (spaces at the ends are dropped)",
+        json_schema_extra={"minLength": 1, "maxLength": 24, "pattern": "^[!-~]([ -~]{0,22}[!-~])?$"},
+    )
     event_code: str | None = Field(None, max_length=20, description="Join this workshop event (its 6-character code)")
 
 

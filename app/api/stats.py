@@ -4,11 +4,12 @@ and filtered (science mode). The numbers come from app.stats.science; this modul
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from app import messages
 from app.api.openapi import problem_responses
@@ -22,6 +23,10 @@ from app.stats.trials import EPS_BUCKET_DOC, StatsFilter, load_trials
 
 router = APIRouter(prefix="/api/v1", tags=["stats"])
 
+# [low, high]. A list rather than tuple[float, float]: a nullable tuple's prefixItems trips schema tools
+# (schemathesis reads them as draft-4 items); the JSON is the same.
+Interval = Annotated[list[float], Field(min_length=2, max_length=2)]
+
 GROUP_BY_HELP = (
     "Comma-separated subset of: "
     + ", ".join(science.GROUP_KEYS)
@@ -31,7 +36,7 @@ GROUP_BY_HELP = (
 
 class ConsistencyOut(BaseModel):
     kappa: float | None = Field(description="Error consistency (Geirhos et al. 2020); null where undefined")
-    ci: tuple[float, float] | None = Field(description="95% percentile bootstrap interval over trials")
+    ci: Interval | None = Field(description="95% percentile bootstrap interval over trials")
     trials: int = Field(description="Trials it rests on (answers; for people vs people, together images)")
     pairs: int | None = Field(None, description="People vs people only: pairs of people with a defined kappa")
     people: int | None = Field(None, description="By person only: people with a defined kappa")
@@ -81,6 +86,18 @@ def bootstrap_info() -> BootstrapOut:
 
 Text = Annotated[str | None, Query(max_length=60)]
 
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def calendar_day(raw: object) -> object:
+    """Only YYYY-MM-DD, as documented: pydantic would also read a number as seconds since 1970 (until=0)."""
+    if isinstance(raw, str) and not ISO_DAY.fullmatch(raw):
+        raise ValueError("a day is written YYYY-MM-DD")
+    return raw
+
+
+Day = Annotated[date | None, BeforeValidator(calendar_day)]
+
 
 @router.get(
     "/stats",
@@ -99,8 +116,8 @@ async def get_stats(
     opponent: Text = None,
     attack: Text = None,
     condition: Annotated[str | None, Query(max_length=16, description="adversarial, clean, noise, ...")] = None,
-    since: Annotated[date | None, Query(description="First day (UTC) of answers counted, YYYY-MM-DD")] = None,
-    until: Annotated[date | None, Query(description="Last day (UTC) of answers counted, included")] = None,
+    since: Annotated[Day, Query(description="First day (UTC) of answers counted, YYYY-MM-DD")] = None,
+    until: Annotated[Day, Query(description="Last day (UTC) of answers counted, included")] = None,
     group_by: Annotated[str | None, Query(max_length=200, description=GROUP_BY_HELP)] = None,
 ) -> StatsOut:
     """Accuracy of people and of the model by group, with 95% Wilson intervals, and error consistency (kappa) between
@@ -141,11 +158,11 @@ class GuessOut(BaseModel):
     n: int = Field(description="Answered guess-the-machine rounds")
     agreed: int = Field(description="Answers that named the machine's label (not the foil)")
     rate: float | None
-    ci: tuple[float, float] | None = Field(description="95% Wilson interval")
+    ci: Interval | None = Field(description="95% Wilson interval")
     fooled_n: int = Field(description="Of those, rounds where the machine was fooled (chance: 50%)")
     fooled_agreed: int
     fooled_rate: float | None
-    fooled_ci: tuple[float, float] | None
+    fooled_ci: Interval | None
 
 
 @router.get("/stats/guess-machine", response_model=GuessOut, responses={404: {"model": Problem}})

@@ -45,7 +45,6 @@ MARKERS = (
 NO_ROUND_DATA = {
     ("GET", "/api/openapi.json"): "the API's schema",
     ("GET", "/api/docs"): "the API's documentation page",
-    ("GET", "/docs/oauth2-redirect"): "the documentation's OAuth helper",
     ("GET", "/healthz"): "the model service's and the database's health",
     ("GET", "/livez"): "the process answers",
     ("GET", "/readyz"): "the database and the model service are reachable",
@@ -54,7 +53,7 @@ NO_ROUND_DATA = {
     ("GET", "/api/v1/attacks"): "the attack catalogue",
     ("GET", "/api/v1/opponents"): "the opponents' model cards",
     ("POST", "/api/v1/events"): "creates an event",
-    ("POST", "/api/v1/events/{code}/{action}"): "host actions reply with the state GET /api/v1/events/{code} walks",
+    ("POST", "/api/v1/events/{code}/{action:host_action}"): "host actions reply with the event state GET walks",
     ("DELETE", "/api/v1/events/{code}/players/{player_id}"): "replies with a player as the players list walked",
     ("POST", "/join"): "creates a player outside the event",
     ("POST", "/leave"): "forgets the cookie's player",

@@ -165,9 +165,11 @@ class EventForm(BaseModel):
         data = dict(raw)
         if data.get("eps") is not None:
             data["eps_min"] = data["eps_max"] = data["eps"]
-        else:
-            data.setdefault("eps_min", DEFAULT_EPS)
-            data.setdefault("eps_max", data["eps_min"])
+        else:  # a missing budget (or none, as the API sends it) is the default
+            if data.get("eps_min") is None:
+                data["eps_min"] = DEFAULT_EPS
+            if data.get("eps_max") is None:
+                data["eps_max"] = data["eps_min"]
         return data
 
     @field_validator("name", mode="before")
