@@ -77,10 +77,20 @@ def host_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depen
     return stripped_token(credentials)
 
 
+admin_bearer = HTTPBearer(
+    scheme_name="AdminToken", description="ARENA_ADMIN_TOKEN: /healthz's details off this machine", auto_error=False
+)
+
+
+def admin_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_bearer)]) -> str | None:
+    return stripped_token(credentials)
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 HubDep = Annotated[EventHub, Depends(get_hub)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 HostToken = Annotated[str | None, Depends(host_token)]
+AdminToken = Annotated[str | None, Depends(admin_token)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 ServiceDep = Annotated[ModelService, Depends(get_model_service)]
 

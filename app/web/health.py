@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.deps import BearerToken, SettingsDep
+from app.deps import AdminToken, SettingsDep
 from app.web.session_cookie import arrived_on_loopback
 
 router = APIRouter(tags=["health"])
@@ -45,7 +45,7 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/healthz")
-async def healthz(request: Request, settings: SettingsDep, token: BearerToken) -> JSONResponse:
+async def healthz(request: Request, settings: SettingsDep, token: AdminToken) -> JSONResponse:
     ready, model, database_ok = await readiness(request)
     body: dict[str, Any] = {"status": "ok" if ready else "degraded"}
     if may_see_details(request, settings.admin_token.get_secret_value(), token):
