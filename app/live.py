@@ -231,7 +231,9 @@ async def stream(
             current = channel.version if kind == "screen" else channel.status_version
             if current != seen:
                 continue
-            if hub.closing:  # closed while the snapshot was built: its wake-up has been spent
-                return
+            # Closed while the snapshot was built (an await ago): its wake-up has been spent. mypy keeps the loop
+            # condition's narrowing across the awaits, hence the ignore.
+            if hub.closing:
+                return  # type: ignore[unreachable]
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(waiter.wait(), timeout)
