@@ -17,7 +17,8 @@ from fastapi.responses import JSONResponse
 from app.deps import AdminToken, SettingsDep
 from app.web.session_cookie import arrived_on_loopback
 
-router = APIRouter(tags=["health"])
+# Not in the OpenAPI spec: these are for load balancers and orchestrators, not API clients.
+router = APIRouter(tags=["health"], include_in_schema=False)
 
 
 async def readiness(request: Request) -> tuple[bool, dict[str, Any], bool]:
