@@ -107,6 +107,14 @@ class Settings(BaseSettings):
         "staircase step), so a new round needs no attack while the player waits; 0 turns it off. Each is used once.",
     )
     pool_ttl_s: float = Field(600.0, gt=0, description="Seconds a round made ahead stays usable before it is dropped.")
+    stock_interval_s: float = Field(
+        2.0,
+        ge=0,
+        le=3600,
+        description="Event stock (app/game/events/prepare.py): seconds the background maker rests before looking "
+        "again for an event short of its prepared images (rounds × expected players); 0 turns it off, and "
+        "`arena prepare` still makes them.",
+    )
 
     cloak_dir: Path = Field(
         PROJECT_ROOT / "var" / "cloak",

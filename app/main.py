@@ -23,7 +23,8 @@ from app.api.stats import router as api_stats_router
 from app.config import Settings, get_settings
 from app.db.session import open_database
 from app.errors import ArenaError, DatabaseBusy
-from app.game.pool import with_ready_round_pool
+from app.game.events.prepare import background_preparation
+from app.game.pool import ReadyRoundPool, with_ready_round_pool
 from app.live import EventHub
 from app.ml.cloak.service import CloakService
 from app.ml.service.contracts import ModelService
@@ -89,8 +90,12 @@ def create_app(
         await service.start()
         app.state.model_service = service
         await cloak.start()
+        until_idle = service.until_idle if isinstance(service, ReadyRoundPool) else None
         try:
-            yield
+            async with background_preparation(
+                app.state.database, service, until_idle=until_idle, interval_s=settings.stock_interval_s
+            ):
+                yield
         finally:
             await cloak.stop()
             await service.stop()

@@ -96,6 +96,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         # No rounds made ahead: tests count the model service's jobs and pick images; tests/game/test_pool.py and
         # benchmarks/pool_latency.py cover the pool.
         "pool_size": 0,
+        # Nor in the background for events: tests prepare an event's stock when they mean to (tests/game/events).
+        "stock_interval_s": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -3,6 +3,10 @@ and its players' rounds are then claimed from the stock, exactly as stored, with
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
+import numpy as np
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,8 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.session import open_database
 from app.db.tables import EventRecord, PlayerRecord, RoundRecord, StockImageRecord, attacked_image_columns
 from app.errors import Invalid
-from app.game import events
+from app.game import events, rounds
 from app.game.events import prepare
+from app.game.plan import new_job
+from app.game.pool import ReadyRoundPool
+from app.ml.service.contracts import ImageJob, ImageResult
+from tests.fakes import FakeModelService
 from tests.game.events.records import settings
 from tests.game.test_rounds import KnownImages
 
@@ -97,4 +105,46 @@ async def test_an_event_needing_stock_is_found_and_an_unprepared_round_is_made_o
             await events.ask_for_round(session, player=player, event=event, source=source)
         assert len(source.jobs) == 1, "no stock: made on demand as before"
     finally:
+        await database.dispose()
+
+
+def known_image(job: ImageJob) -> ImageResult:
+    clean = np.full((28, 28), 100, dtype=np.uint8)
+    probs = (0.1,) + (0.0,) * 8 + (0.9,)
+    return ImageResult(clean, clean + 8, 0, 0, 0.99, 9, probs, 8 / 255, image_index=job.image_index, seed=job.seed)
+
+
+async def test_the_background_maker_waits_while_a_player_waits_for_the_model(database_url: str) -> None:
+    database = open_database(database_url)
+    info = KnownImages().opponent_info("fashion-cnn")
+    service = FakeModelService(info, known_image, waits=lambda job: job.any_image)  # players' jobs wait at the gate
+    pool = ReadyRoundPool(service, size=1, ttl_s=60)
+    await pool.start()
+    maker: asyncio.Task[None] | None = None
+    try:
+        async with database.sessionmaker() as session:
+            event, _token = await events.create_event(
+                session, name="W", pack="fashion", settings=settings(rounds=2, expected_players=1)
+            )
+        service.gate = asyncio.Event()
+        player = asyncio.create_task(pool.generate(new_job(rounds.RoundPlan(opponent="fashion-cnn"), info, 8 / 255)))
+        await asyncio.sleep(0)
+        maker = asyncio.create_task(
+            prepare.prepare_forever(database, pool, until_idle=pool.until_idle, interval_s=0.01)
+        )
+        await asyncio.sleep(0.3)
+        assert [job for job in service.jobs if not job.any_image] == [], "nothing prepared while a player waits"
+        assert (await prepare.progress(database, event)).made == 0
+        service.gate.set()
+        await player
+        async with asyncio.timeout(30):
+            while not (await prepare.progress(database, event)).done:
+                await asyncio.sleep(0.01)
+        assert (await prepare.progress(database, event)) == prepare.Progress(made=2, target=2)
+    finally:
+        if maker is not None:
+            maker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await maker
+        await pool.stop()
         await database.dispose()
