@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.session import Database
 from app.db.tables import EventRecord
@@ -32,7 +33,7 @@ CHUNK = 4  # images per step: one small batch, so a player who arrives meanwhile
 
 
 @dataclass(frozen=True)
-class Progress:
+class StockProgress:
     made: int
     target: int
 
@@ -50,10 +51,9 @@ def draw_event_round(
     return plan, secrets.choice(settings.eps_levels())
 
 
-async def progress(database: Database, event: EventRecord) -> Progress:
-    async with database.sessionmaker() as session:
-        made = await stock.made_for_event(session, event.id)
-    return Progress(made=made, target=event_settings(event).stock_target)
+async def stock_progress(session: AsyncSession, event: EventRecord) -> StockProgress:
+    """How far the event's preparation is: what the host console shows as "preparing N of M"."""
+    return StockProgress(made=await stock.made_for_event(session, event.id), target=event_settings(event).stock_target)
 
 
 async def event_needing_stock(database: Database) -> EventRecord | None:
@@ -69,10 +69,11 @@ async def event_needing_stock(database: Database) -> EventRecord | None:
     return None
 
 
-async def prepare_some(database: Database, source: rounds.ImageSource, event: EventRecord) -> Progress:
+async def prepare_some(database: Database, source: rounds.ImageSource, event: EventRecord) -> StockProgress:
     """Make (and commit) up to CHUNK more images of the event's stock; no connection is held while they are made."""
     settings = event_settings(event)
-    before = await progress(database, event)
+    async with database.sessionmaker() as session:
+        before = await stock_progress(session, event)
     count = min(CHUNK, before.target - before.made)
     if count <= 0:
         return before
@@ -91,19 +92,19 @@ async def prepare_some(database: Database, source: rounds.ImageSource, event: Ev
             columns = {**columns, **rounds.image_columns(image), "flash_ms": None}
             session.add(stock.stocked_image(job, columns, event_id=event.id))
         await session.commit()
-    return Progress(made=before.made + count, target=before.target)
+    return StockProgress(made=before.made + count, target=before.target)
 
 
 async def prepare_event(
     database: Database,
     source: rounds.ImageSource,
     code: str,
-    on_progress: Callable[[Progress], None] = lambda _progress: None,
-) -> Progress:
+    on_progress: Callable[[StockProgress], None] = lambda _progress: None,
+) -> StockProgress:
     """Make the whole stock of the event with join code ``code`` (``arena prepare``), reporting after each step."""
     async with database.sessionmaker() as session:
         event = await event_by_code(session, code)
-    current = await progress(database, event)
+        current = await stock_progress(session, event)
     on_progress(current)
     while not current.done:
         current = await prepare_some(database, source, event)

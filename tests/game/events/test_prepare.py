@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.session import open_database
+from app.db.session import Database, open_database
 from app.db.tables import EventRecord, PlayerRecord, RoundRecord, StockImageRecord, attacked_image_columns
 from app.errors import Invalid
 from app.game import events, rounds
@@ -53,10 +53,10 @@ async def test_a_prepared_event_serves_its_rounds_from_the_stock(database_url: s
             event, _token = await events.create_event(
                 session, name="W", pack="fashion", settings=settings(rounds=3, expected_players=2, eps=8 / 255)
             )
-        seen: list[prepare.Progress] = []
-        assert await prepare.progress(database, event) == prepare.Progress(made=0, target=6)
+        seen: list[prepare.StockProgress] = []
+        assert await progress_of(database, event) == prepare.StockProgress(made=0, target=6)
         done = await prepare.prepare_event(database, maker, event.code, on_progress=seen.append)
-        assert done == prepare.Progress(made=6, target=6) and done.done
+        assert done == prepare.StockProgress(made=6, target=6) and done.done
         assert seen[0].made == 0 and seen[-1].made == 6 and [p.made for p in seen] == sorted(p.made for p in seen)
         assert len(maker.jobs) == 6 and not any(job.any_image for job in maker.jobs)
         assert await prepare.event_needing_stock(database) is None
@@ -108,6 +108,11 @@ async def test_an_event_needing_stock_is_found_and_an_unprepared_round_is_made_o
         await database.dispose()
 
 
+async def progress_of(database: Database, event: EventRecord) -> prepare.StockProgress:
+    async with database.sessionmaker() as session:
+        return await prepare.stock_progress(session, event)
+
+
 def known_image(job: ImageJob) -> ImageResult:
     clean = np.full((28, 28), 100, dtype=np.uint8)
     probs = (0.1,) + (0.0,) * 8 + (0.9,)
@@ -134,13 +139,13 @@ async def test_the_background_maker_waits_while_a_player_waits_for_the_model(dat
         )
         await asyncio.sleep(0.3)
         assert [job for job in service.jobs if not job.any_image] == [], "nothing prepared while a player waits"
-        assert (await prepare.progress(database, event)).made == 0
+        assert (await progress_of(database, event)).made == 0
         service.gate.set()
         await player
         async with asyncio.timeout(30):
-            while not (await prepare.progress(database, event)).done:
+            while not (await progress_of(database, event)).done:
                 await asyncio.sleep(0.01)
-        assert (await prepare.progress(database, event)) == prepare.Progress(made=2, target=2)
+        assert (await progress_of(database, event)) == prepare.StockProgress(made=2, target=2)
     finally:
         if maker is not None:
             maker.cancel()
