@@ -53,10 +53,12 @@ async def prepared_event(base: str, players: int, rounds: int, timeout_s: float,
     return created
 
 
-async def run(base: str, players: int, rounds: int, timeout_s: float) -> tuple[dict, LevelResult]:
+async def run(
+    base: str, players: int, rounds: int, timeout_s: float, prepare_timeout_s: float
+) -> tuple[dict, LevelResult]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, transient=True) as progress:
-        event = await prepared_event(base, players, rounds, timeout_s, progress)
+        event = await prepared_event(base, players, rounds, prepare_timeout_s, progress)
         result = await run_level(base, players, rounds, timeout_s, progress, event_code=event["code"])
     return event, result
 
@@ -70,7 +72,10 @@ def main() -> int:
     )
     parser.add_argument("--players", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--timeout", type=float, default=900.0, help="seconds for the preparation, then for play")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds the players have to play")
+    parser.add_argument(
+        "--prepare-timeout", type=float, default=1800.0, help="seconds the preparation may take (4,000 images: ~13 min)"
+    )
     parser.add_argument("--torch-threads", type=int, default=1)
     args = parser.parse_args()
     if not args.database_url.startswith("postgresql"):
@@ -80,7 +85,7 @@ def main() -> int:
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {machine()}; load {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="arena-prepared-") as tmp:
         with running_server(args.database_url, Path(tmp), args.torch_threads) as base:
-            event, result = asyncio.run(run(base, args.players, args.rounds, args.timeout))
+            event, result = asyncio.run(run(base, args.players, args.rounds, args.timeout, args.prepare_timeout))
     count_in_database(args.database_url, result)
     made = args.players * args.rounds
     print(f"prepared {made} images in {event['prepare_s']:.1f} s = {made / event['prepare_s']:.1f} images/s")
