@@ -175,6 +175,14 @@ class Settings(BaseSettings):
         description="Seconds a round made ahead stays usable before it is dropped. Was ARENA_POOL_TTL_S (still "
         "read, with a warning).",
     )
+    stock_interval_s: float = Field(
+        2.0,
+        ge=0,
+        le=3600,
+        description="Event stock (app/game/events/prepare.py): seconds the background maker rests before looking "
+        "again for an event short of its prepared images (rounds × expected players); 0 turns it off, and "
+        "`arena prepare` still makes them.",
+    )
 
     cloak_dir: Path = Field(
         PROJECT_ROOT / "var" / "cloak",

@@ -28,7 +28,8 @@ from app.config import Settings, get_settings
 from app.db.notify import NotifyChannel
 from app.db.session import open_database
 from app.errors import ArenaError, DatabaseBusy
-from app.game.pool import with_ready_round_pool
+from app.game.events.prepare import background_preparation
+from app.game.pool import ReadyRoundPool, with_ready_round_pool
 from app.live import EventHub
 from app.ml.cloak.service import CloakService
 from app.ml.service.contracts import ModelService
@@ -98,8 +99,12 @@ def create_app(
         app.state.model_service = service
         await cloak.start()
         await app.state.hub.start()
+        until_idle = service.until_idle if isinstance(service, ReadyRoundPool) else None
         try:
-            yield
+            async with background_preparation(
+                app.state.database, service, until_idle=until_idle, interval_s=settings.stock_interval_s
+            ):
+                yield
         finally:
             await app.state.hub.stop()
             await cloak.stop()

@@ -13,6 +13,7 @@ CONDITION_MIX_INVALID = (
 SHOWN_MS_INVALID = "shown_ms must be a number of milliseconds between 0 and 600000."
 EVENT_FLASH_INVALID = "A flash lasts 20 to 2000 milliseconds (or leave it empty to show images until answered)."
 EVENT_GUESS_INVALID = "The share of guess-the-machine rounds is a number from 0 to 1."
+EVENT_EXPECTED_PLAYERS_INVALID = "Expected players is a whole number from 0 to 1000 (0: prepare no images ahead)."
 ROUND_TASK_UNKNOWN = "Unknown task; choose one of: {valid}."
 ROUND_NO_SURROGATE = "No other model with gradients is loaded to craft a transfer attack on for {opponent!r}."
 DATABASE_BUSY = "The arena is very busy right now. Your last action was not saved; please try again in a moment."

@@ -206,9 +206,20 @@ def running_model_service(workdir: Path, torch_threads: int = 1, startup_timeout
                 process.wait()
 
 
-async def play(client: httpx.AsyncClient, result: LevelResult, index: int, rounds: int, progress: Progress, task: int):
+async def play(
+    client: httpx.AsyncClient,
+    result: LevelResult,
+    index: int,
+    rounds: int,
+    progress: Progress,
+    task: int,
+    event_code: str | None = None,
+):
     rng = random.Random(index)
-    response = await client.post("/api/v1/players", json={"nickname": f"load{index}-{rng.randrange(10**6)}"})
+    joining = {"nickname": f"load{index}-{rng.randrange(10**6)}"}
+    if event_code is not None:  # a player of that event: its rounds by its rules (benchmarks/prepared_event_load.py)
+        joining["event_code"] = event_code
+    response = await client.post("/api/v1/players", json=joining)
     if response.status_code != 201:
         result.statuses[f"POST /players {response.status_code}"] += 1
         return
@@ -245,7 +256,9 @@ async def play(client: httpx.AsyncClient, result: LevelResult, index: int, round
         progress.advance(task)
 
 
-async def run_level(base: str, players: int, rounds: int, timeout_s: float, progress: Progress) -> LevelResult:
+async def run_level(
+    base: str, players: int, rounds: int, timeout_s: float, progress: Progress, event_code: str | None = None
+) -> LevelResult:
     result = LevelResult(players=players, rounds_per_player=rounds)
     # Idle connections expire on our side before uvicorn's 5 s keep-alive closes them, so a transport error is the
     # server's doing, not a race with its keep-alive timer. (After an unhandled exception uvicorn closes the
@@ -258,7 +271,7 @@ async def run_level(base: str, players: int, rounds: int, timeout_s: float, prog
 
         async def guarded(index: int) -> None:
             try:
-                await play(client, result, index, rounds, progress, task)
+                await play(client, result, index, rounds, progress, task, event_code)
             except httpx.HTTPError as error:
                 result.errors.append(f"player {index}: {type(error).__name__}: {error}")
 

@@ -23,7 +23,7 @@ pytest_plugins = ["tests.imagenet"]
 
 POSTGRES_URL = os.environ.get("ARENA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SKIP_POSTGRES = os.environ.get("ARENA_TEST_SKIP_POSTGRES") == "1" and os.environ.get("CI") != "true"
-TABLES = ("answers", "rounds", "shared_rounds", "players", "events")
+TABLES = ("stock_images", "answers", "rounds", "shared_rounds", "players", "events")
 
 
 @pytest.hookimpl(trylast=True)
@@ -103,6 +103,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "rate_limit_per_address": "100000/minute",
         "rate_limit_per_player": "100000/minute",
         "rate_limit_new_players": "100000/minute",
+        # Nor in the background for events: tests prepare an event's stock when they mean to (tests/game/events).
+        "stock_interval_s": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -66,6 +66,7 @@ async def create_event(request: Request, body: EventCreate, session: SessionDep,
 async def event_state(session: AsyncSession, event: EventRecord) -> EventState:
     settings = events.event_settings(event)
     shared = await events.current_shared_round(session, event)
+    stock = await events.stock_progress(session, event)
     return EventState(
         code=event.code,
         name=event.name,
@@ -79,6 +80,8 @@ async def event_state(session: AsyncSession, event: EventRecord) -> EventState:
         time_limit_s=settings.time_limit_s,
         seconds_left=events.seconds_left(event),
         players=await events.player_count(session, event),
+        prepared_images=stock.made,
+        images_to_prepare=stock.target,
         shared_round=None
         if shared is None
         else SharedRoundOut(

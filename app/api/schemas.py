@@ -225,6 +225,11 @@ class EventCreate(BaseModel):
         description='Science mode: what rounds show, drawn with these weights, e.g. {"adversarial": 0.6, '
         '"clean": 0.1, "noise": 0.1, "flipped": 0.1, "transfer": 0.1}; default: every round adversarial',
     )
+    expected_players: int | None = Field(
+        None,
+        description="Players expected (0-1000): an own-pace event with a round limit prepares rounds × this many "
+        "images ahead, so that its rounds never wait for the model; default 0, every round made on demand",
+    )
 
 
 class EventCreated(BaseModel):
@@ -262,6 +267,8 @@ class EventState(BaseModel):
     seconds_left: float | None
     players: int
     shared_round: SharedRoundOut | None
+    prepared_images: int = Field(description="Images of the event's stock made so far (served or not)")
+    images_to_prepare: int = Field(description="The event's stock: rounds × expected players (0: none)")
 
 
 class ProportionOut(BaseModel):

@@ -12,6 +12,7 @@ from app.cli.export import export
 from app.cli.logs import LogFormat, LogLevel, configure_logging
 from app.cli.measure import bench_app, defense_eval, eval_model, transfer_matrix
 from app.cli.modelsvc import modelsvc
+from app.cli.prepare import prepare
 from app.cli.serve import serve
 from app.cli.train import eligible, train, train_advgan
 from app.cli.version import version_line
@@ -52,6 +53,7 @@ app.command()(train)
 app.command()(eligible)
 app.command("transfer-matrix")(transfer_matrix)
 app.command()(export)
+app.command()(prepare)
 app.add_typer(bench_app, name="bench")
 app.command("train-advgan")(train_advgan)
 app.command("eval")(eval_model)

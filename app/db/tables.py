@@ -129,6 +129,23 @@ class SharedRoundRecord(AttackedImage, Base):
     closes_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class StockImageRecord(AttackedImage, Base):
+    """An attacked image made ahead of time (app/game/stock.py), waiting for a round with the same settings. Rows
+    outlive restarts; ``claimed_at`` is set once, in the transaction of the round that shows the image."""
+
+    __tablename__ = "stock_images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # sha256 of (opponent, attack, parameters, condition, budget): what makes two images interchangeable
+    stock_key: Mapped[str] = mapped_column(String(64), index=True)
+    # the event it was prepared for (its progress counts it); any round with the same key may still claim it
+    event_id: Mapped[str | None] = mapped_column(
+        ForeignKey("events.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    made_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class PlayerRecord(Base):
     __tablename__ = "players"
     # Within an event a nickname is taken once; outside events (event_id NULL) duplicates stay allowed, since

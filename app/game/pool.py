@@ -133,6 +133,10 @@ class ReadyRoundPool:
             if self._on_demand == 0:
                 self._idle.set()
 
+    async def until_idle(self) -> None:
+        """Return once no on-demand job is waiting on the model service: when background work may start."""
+        await self._idle.wait()
+
     async def explain(self, job: ExplainJob) -> ExplainResult:
         return await self.inner.explain(job)
 
@@ -232,7 +236,7 @@ class ReadyRoundPool:
             self._pinned = [pool_key(job) for job in self._prefill(self.inner)]
             self._prefilled = True
         while True:
-            await self._idle.wait()  # players first
+            await self.until_idle()  # players first
             now = self._clock()
             self._expire(now)
             jobs = self._next_chunk(now)

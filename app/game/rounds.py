@@ -26,6 +26,7 @@ from app.db.queries import pending_round, round_answer
 from app.db.session import connection_released
 from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord, new_id
 from app.errors import Conflict, Invalid, NotFound
+from app.game import stock
 from app.game.catalogue import ImageSource, attack_entry, playable_attacks, playable_in_rounds
 from app.game.plan import RoundPlan, condition_plan, draw_task, new_job, plan_columns, round_budget, staircase_for
 from app.game.reveal import build_reveal
@@ -168,11 +169,13 @@ async def start_round(
     release_connection: bool = False,
     flash_ms: int | None = None,
     task: str = "classify",
+    stocked: bool = False,
 ) -> RoundRecord:
     """Pick a test image the opponent gets right when clean, attack it at the player's level (or at the given
     L∞ eps, as events do; attacks in other norms get the matching budget), store the round as the player's one
     pending round. Two requests racing for it both attack, but the unique pending_player_id lets one store: the
-    other's transaction is rolled back and it hands back the winner's round.
+    other's transaction is rolled back and it hands back the winner's round. ``stocked=True`` first claims an image
+    made ahead of time with the same settings (app/game/stock.py), if there is one.
 
     ``release_connection=True`` promises that the session has written nothing yet in this transaction (a request
     that only read the player): the connection then goes back to the pool while the attack runs."""
@@ -185,9 +188,12 @@ async def start_round(
     budget = round_budget(attack["norm"], eps, info)
     # The asking player's key: the model service schedules and budgets its compute per player (issue 16).
     job = dataclasses.replace(new_job(plan, info, budget), client=player.id)
-    async with connection_released(session, player) if release_connection else nullcontext():
-        image = await generate_evenly(source, job)
-    columns = image_columns(image)
+    columns = await stock.claim(session, job) if stocked else None
+    if columns is None:
+        # A claim that found nothing wrote nothing: the connection may still be released.
+        async with connection_released(session, player) if release_connection else nullcontext():
+            image = await generate_evenly(source, job)
+        columns = image_columns(image)
     foil = None
     if task == "guess_machine":
         foil = pick_foil(columns["true_label"], columns["model_label"], columns["model_probs"])

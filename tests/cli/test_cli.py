@@ -32,6 +32,7 @@ def test_every_command_has_help() -> None:
         ["train", "--help"],
         ["db", "upgrade", "--help"],
         ["export", "--help"],
+        ["prepare", "--help"],
     ):
         result = runner.invoke(app, command)
         assert result.exit_code == 0, (command, result.output)

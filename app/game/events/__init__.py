@@ -49,6 +49,7 @@ from app.game.events.play import (
     rounds_played,
     submit_answer,
 )
+from app.game.events.prepare import StockProgress, prepare_event, stock_progress
 from app.game.events.settings import (
     Catalog,
     EventForm,
@@ -81,6 +82,7 @@ __all__ = [
     "EventSettings",
     "Phase",
     "Status",
+    "StockProgress",
     "Style",
     "answer_round",
     "ask_for_round",
@@ -111,6 +113,7 @@ __all__ = [
     "open_until",
     "pause",
     "phone_round",
+    "prepare_event",
     "player_count",
     "player_in_event",
     "remove_player",
@@ -122,6 +125,7 @@ __all__ = [
     "shared_round_by_number",
     "start",
     "status_of",
+    "stock_progress",
     "submit_answer",
     "unattended_changes",
     "utcnow",

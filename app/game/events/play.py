@@ -3,8 +3,6 @@ room's image), what their phone shows, and answers with the event's extra checks
 
 from __future__ import annotations
 
-import secrets
-
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +13,7 @@ from app.game import rounds
 from app.game.events.clock import utcnow
 from app.game.events.joining import check_player_active
 from app.game.events.lifecycle import current_phase, require_running, status_of
+from app.game.events.prepare import draw_event_round
 from app.game.events.settings import event_settings
 from app.game.events.together import (
     copy_for_player,
@@ -72,10 +71,7 @@ async def next_round(
         return pending
     if settings.rounds is not None and await rounds_played(session, player) >= settings.rounds:
         raise Conflict(messages.EVENT_ROUNDS_DONE)
-    phase = current_phase(event)
-    plan = rounds.RoundPlan(opponent=phase.opponent, attack=phase.attack, steps=settings.steps)
-    plan = rounds.condition_plan(source, plan, settings.conditions)
-    eps = secrets.choice(settings.eps_levels())
+    plan, eps = draw_event_round(source, settings, current_phase(event))
     record = await rounds.start_round(
         session,
         player=player,
@@ -87,6 +83,7 @@ async def next_round(
         release_connection=release_connection,
         flash_ms=settings.flash_ms,
         task=rounds.draw_task(settings.guess_share),
+        stocked=True,
     )
     if release_connection:
         await session.refresh(event)  # releasing the connection expired the event

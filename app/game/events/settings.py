@@ -18,6 +18,7 @@ from app.game import conditions
 MAX_PHASES = 5
 MAX_EPS_LEVELS = 5
 EVENT_NAME_MAX = 80
+MAX_EXPECTED_PLAYERS = 1000
 DEFAULT_EPS = 4 / 255
 
 Style = Literal["own_pace", "together"]
@@ -51,6 +52,16 @@ class EventSettings(BaseModel):
     conditions: dict[str, float] | None = None
     flash_ms: int | None = None  # flash mode: the image shows this long, then a mask, then the choices
     guess_share: float = 0.0  # share of own-pace rounds that ask for the machine's answer (guess the machine)
+    # players the host expects: an own-pace event with a round limit prepares rounds × this many images (stock)
+    expected_players: int = 0
+
+    @property
+    def stock_target(self) -> int:
+        """How many images the event prepares ahead (app/game/events/prepare.py): one per round each expected
+        player will play; none for together rooms (one image serves the room) or events limited by time."""
+        if self.style != "own_pace" or self.rounds is None:
+            return 0
+        return self.rounds * self.expected_players
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -158,6 +169,7 @@ class EventForm(BaseModel):
     flash_ms: int | None = None
     guess_share: float = 0.0
     conditions: dict[str, float] | None = None
+    expected_players: int = 0
 
     @model_validator(mode="before")
     @classmethod
@@ -268,6 +280,15 @@ class EventForm(BaseModel):
     def science_mix(cls, raw: Any) -> dict[str, float] | None:
         return None if raw in (None, "", {}) else conditions.parse_mix(raw)
 
+    @field_validator("expected_players", mode="before")
+    @classmethod
+    def players_to_prepare_for(cls, raw: object) -> int:
+        return int(
+            0
+            if raw in (None, "")
+            else bounded(raw, 0, MAX_EXPECTED_PLAYERS, message=messages.EVENT_EXPECTED_PLAYERS_INVALID, integer=True)
+        )
+
     def settings(self) -> EventSettings:
         return EventSettings(
             phases=self.phases,
@@ -280,6 +301,7 @@ class EventForm(BaseModel):
             conditions=self.conditions,
             flash_ms=self.flash_ms,
             guess_share=self.guess_share,
+            expected_players=self.expected_players,
         )
 
 
@@ -287,6 +309,7 @@ def validate_settings(raw: Mapping[str, Any], *, catalog: Catalog) -> tuple[str,
     """Turn what the host sent into (name, pack, settings), or raise Invalid with a message the host can act on.
 
     ``raw`` keys: name, pack, phases ([{opponent, attack}]), eps (fixed) or eps_min/eps_max, style, rounds,
-    time_limit_s, round_seconds, conditions (a science-mode mix, "adversarial=0.7,clean=0.1,..." or a mapping)."""
+    time_limit_s, round_seconds, conditions (a science-mode mix, "adversarial=0.7,clean=0.1,..." or a mapping),
+    expected_players (how many players to prepare images for)."""
     form = EventForm.model_validate(raw, context={"catalog": catalog})
     return form.name, form.pack, form.settings()

@@ -36,6 +36,7 @@ DEFAULT_FORM = {
     "round_seconds": "20",
     "conditions": "",
     "flash_ms": "",
+    "expected_players": "",
 }
 
 
@@ -81,6 +82,7 @@ def settings_from_form(form: dict[str, str]) -> dict[str, Any]:
         "round_seconds": form["round_seconds"],
         "conditions": form["conditions"].strip() or None,
         "flash_ms": form["flash_ms"].strip() or None,
+        "expected_players": form["expected_players"].strip() or None,
     }
 
 
@@ -110,6 +112,7 @@ async def host_create(
     round_seconds: FormText = "20",
     conditions: FormText = "",
     flash_ms: FormText = "",
+    expected_players: FormText = "",
     csrf_token_field: CsrfField = None,
 ) -> Response:
     check_csrf(request, csrf_token_field)
@@ -128,6 +131,7 @@ async def host_create(
         "round_seconds": round_seconds,
         "conditions": conditions,
         "flash_ms": flash_ms,
+        "expected_players": expected_players,
     }
     try:
         event_name, event_pack, settings = events.validate_settings(settings_from_form(form), catalog=catalog)
@@ -165,6 +169,7 @@ async def console_context(
         "host_key": token,
         "flash": request.session.pop("flash", None),
         "eps_levels": [eps_as_grey_levels(e) for e in settings.eps_levels()],
+        "stock": await events.stock_progress(session, event),
     }
 
 
