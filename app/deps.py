@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -33,18 +33,15 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 def get_settings_dep(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return cast(Settings, request.app.state.settings)
 
 
 def get_model_service(request: Request) -> ModelService:
-    service: ModelService = request.app.state.model_service
-    return service
+    return cast(ModelService, request.app.state.model_service)
 
 
 def get_hub(request: Request) -> EventHub:
-    hub: EventHub = request.app.state.hub
-    return hub
+    return cast(EventHub, request.app.state.hub)
 
 
 def get_catalog(request: Request) -> Catalog:

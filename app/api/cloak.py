@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
@@ -96,13 +96,11 @@ class UploadQueue:
 
 
 def upload_queue(request: Request) -> UploadQueue:
-    queue: UploadQueue = request.app.state.upload_queue
-    return queue
+    return cast(UploadQueue, request.app.state.upload_queue)
 
 
 def service_of(request: Request) -> CloakService:
-    service: CloakService = request.app.state.cloak
-    return service
+    return cast(CloakService, request.app.state.cloak)
 
 
 def capped_body(request: Request, max_bytes: int, refusal: UploadRejected) -> Request:

@@ -12,7 +12,6 @@ already woken its own streams): each message carries the sending process's rando
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
+
+from app.background import stop_task
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +88,7 @@ class NotifyChannel:
 
     async def stop(self) -> None:
         for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
         self.tasks = []
         self.listening.clear()
 

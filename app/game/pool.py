@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from app.background import stop_task
 from app.config import Settings
 from app.errors import ArenaError
 from app.game.catalogue import attack_entry
@@ -98,11 +99,8 @@ class ReadyRoundPool:
         self._refiller = asyncio.create_task(self._refill_forever(), name="ready-round-pool")
 
     async def stop(self) -> None:
-        if self._refiller is not None:
-            self._refiller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refiller
-            self._refiller = None
+        await stop_task(self._refiller)
+        self._refiller = None
         await self.inner.stop()
 
     def opponent_info(self, name: str) -> OpponentInfo:

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from app.background import stop_task
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.messages import SERVICE_BUSY, SERVICE_DOWN
 from app.ml.service.contracts import (
@@ -97,11 +98,8 @@ class RemoteModelService:
         self._monitor = asyncio.create_task(self._watch(), name="remote-model-service-monitor")
 
     async def stop(self) -> None:
-        if self._monitor is not None:
-            self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor
-            self._monitor = None
+        await stop_task(self._monitor)
+        self._monitor = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.background import stop_task
 from app.db.session import Database
 from app.db.tables import EventRecord
 from app.errors import ArenaError
@@ -153,6 +154,4 @@ async def background_preparation(
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import json
 import logging
@@ -29,6 +28,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+from app.background import stop_task
 from app.errors import ArenaError, Conflict, Invalid, NotFound, ServiceBusy, ServiceUnavailable
 from app.ml.cloak.uploads import MAX_BYTES, MAX_PIXELS, to_png, validate_upload
 from app.ml.packs.natural import available_photos, make_round
@@ -150,11 +150,8 @@ class CloakService:
         self._sweeper = asyncio.create_task(self._sweep_forever())
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await stop_task(self._sweeper)
+        self._sweeper = None
         for job in self._jobs.values():
             job.cancel.set()
         if self._executor is not None:

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from app.background import stop_task
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.messages import SERVICE_BUSY, SERVICE_DOWN
 from app.ml.service.admission import SERVER_CLIENT, AdmissionBudget, Ticket
@@ -121,11 +122,8 @@ class Scheduler:
         return len(self._images)
 
     async def stop(self) -> None:
-        if self._collector is not None:
-            self._collector.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._collector
-            self._collector = None
+        await stop_task(self._collector)
+        self._collector = None
         abandoned: list[Pending[Any, Any]] = [*self._images.drain(), *self._explain_lane.drain()]
         for pending in abandoned:
             if not pending.future.done():
