@@ -40,7 +40,7 @@ def test_response_paths() -> None:
 
 @pytest.fixture(scope="module")
 def classifier_url(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from app.api.cloak import router
+    from app.api.cloak import UploadQueue, router
     from app.ml.cloak.service import CloakService
 
     service = CloakService(result_dir=tmp_path_factory.mktemp("remote"), engine_factory=lambda: engine)
@@ -53,6 +53,7 @@ def classifier_url(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
     app = FastAPI(lifespan=lifespan)
     app.state.cloak = service
+    app.state.upload_queue = UploadQueue(8)  # as create_app sets it: classifications wait in a bounded queue
 
     @app.exception_handler(ArenaError)
     async def arena_error(request: Request, error: ArenaError) -> JSONResponse:  # as app.main does for /api/
