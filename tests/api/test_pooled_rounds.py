@@ -14,7 +14,7 @@ from app.game.pool import ReadyRoundPool
 from app.images import to_png
 from app.main import create_app
 from tests.conftest import empty_tables, make_settings
-from tests.helpers import ADMIN, answer, auth, new_player
+from tests.helpers import ADMIN, auth, new_player
 from tests.stats.test_reproduce_round import job_from_record, regenerate, stored_round
 
 
@@ -41,11 +41,10 @@ def test_a_pooled_round_stores_its_own_image_and_regenerates_exactly(pooled_clie
     pool = pooled_client.app.state.model_service
     assert isinstance(pool, ReadyRoundPool)
     wait_for_ready(pool, pooled_client, 2)  # the default plan's first step, before anyone asked
-    player = new_player(pooled_client, "early")
-    rounds = []
-    for _ in range(2):  # each answered before the next: a player has one pending round
-        rounds.append(pooled_client.post("/api/v1/rounds", headers=auth(player)))
-        answer(pooled_client, player, rounds[-1].json(), "Bag")
+    # Two players at the first step: one player's second round would follow their answer up or down the staircase,
+    # past the step the pool filled (and a player has only one pending round at a time).
+    players = [new_player(pooled_client, name) for name in ("early", "earlier")]
+    rounds = [pooled_client.post("/api/v1/rounds", headers=auth(player)) for player in players]
     assert [r.status_code for r in rounds] == [201, 201]
     assert pooled_client.get("/healthz", headers=ADMIN).json()["model"]["pool"]["hits"] == 2
     records = [stored_round(pooled_client, r.json()["round_id"]) for r in rounds]
