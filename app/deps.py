@@ -19,6 +19,7 @@ from app.game.events import Catalog, catalog_from
 from app.game.players import player_by_id, player_by_token
 from app.live import EventHub
 from app.ml.service.contracts import ModelService
+from app.ml.service.text_contracts import TEXT_ATTACKS
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -44,15 +45,20 @@ def get_hub(request: Request) -> EventHub:
     return cast(EventHub, request.app.state.hub)
 
 
-def get_catalog(request: Request) -> Catalog:
+async def get_catalog(request: Request) -> Catalog:
     """What an event may use: the opponents the model service has loaded and, for each, the attacks a round can
-    play against it (``rounds.playable_in_rounds``). Asked of the service each time, so new ones appear without
-    changes here (and without torch in the web process)."""
+    play against it (``rounds.playable_in_rounds``); and its text opponents (pack ``definitions``) with the text
+    attacks. Asked of the service each time, so new ones appear without changes here (and without torch in the web
+    process)."""
     service: ModelService = request.app.state.model_service
     loaded = service.opponent_names()
     playable = {name: rounds.playable_attacks(service, service.opponent_info(name)) for name in loaded}
+    packs = {name: service.opponent_info(name).pack for name in loaded}
+    listing = getattr(service, "text_opponents", None)
+    for info in await listing() if listing is not None else ():
+        playable[info.name], packs[info.name] = list(TEXT_ATTACKS), info.pack
     every = sorted({attack for names in playable.values() for attack in names})
-    return catalog_from(loaded, every, lambda name: service.opponent_info(name).pack, playable)
+    return catalog_from(list(packs), every, packs.__getitem__, playable)
 
 
 # Declared as HTTP Bearer security schemes, so the OpenAPI spec says how to authenticate and Swagger UI's "Try it

@@ -46,6 +46,7 @@ from app.web.routes import router as web_router
 from app.web.session_cookie import session_cookies
 from app.web.stats import router as web_stats_router
 from app.web.templating import STATIC_DIR, build_templates
+from app.web.text import router as web_text_router
 
 logger = logging.getLogger(__name__)
 
@@ -184,5 +185,6 @@ def create_app(
     app.include_router(web_lab_router)
     app.include_router(api_explain_router)
     app.include_router(web_explain_router)
+    app.include_router(web_text_router)  # text rounds (issue #18)
     with_truthful_errors(app)
     return app

@@ -66,3 +66,8 @@ STATS_DAY_INVALID = "'{name}' must be a day written YYYY-MM-DD, e.g. 2026-11-25.
 RATE_LIMITED = "That was a lot of requests in a short time. Trying again in {seconds} s…"
 EXPORTS_BUSY = "Too many exports are downloading right now. Please try again in a few seconds."
 UPLOADS_BUSY = "Too many photos are waiting for the classifier right now. Please try again in a few seconds."
+# Text rounds (issue #18)
+TEXT_UNAVAILABLE = "Text rounds are not available: the model service has no text opponent loaded."
+TEXT_ATTACK_UNKNOWN = "Unknown text attack {name!r}; choose one of: {valid}."
+ROUND_IS_TEXT = "That round is a text round: answer it on the text play page (/play/text)."
+TEXT_ROUND_IS_IMAGE = "That round shows an image, not a text: answer it on the play page."

@@ -18,6 +18,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     func,
 )
@@ -108,6 +109,15 @@ class AttackedImage:
     certified_radius: Mapped[float | None] = mapped_column(Float, nullable=True)
     clean_png: Mapped[bytes] = mapped_column(LargeBinary)
     adversarial_png: Mapped[bytes] = mapped_column(LargeBinary)
+    # Text rounds (issue #18, app/game/text): kind "text", the definition as written and as shown (the PNGs are
+    # empty), the word positions that changed, the word count and the MiniLM similarity of shown to original. eps
+    # holds the budget as a share of words, norm "words", linf the share that changed, image_index the text's.
+    kind: Mapped[str] = mapped_column(String(8), default="image", server_default="image")
+    original_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    shown_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    changed_words: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    n_words: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    similarity: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 def attacked_image_columns(record: AttackedImage) -> dict[str, Any]:

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from app.errors import ServiceUnavailable
+from app.messages import TEXT_UNAVAILABLE
 from app.ml.service.contracts import ImageJob, ImageResult, OpponentInfo
+from app.ml.service.text_contracts import TextJob, TextOpponentInfo, TextResult
 
 
 class OpponentSource(Protocol):
@@ -29,6 +32,18 @@ class ImageSource(OpponentSource, Protocol):
     async def generate(self, job: ImageJob) -> ImageResult: ...
 
 
+class TextSource(Protocol):
+    """What a text round needs of the model service (app/ml/service/text_contracts.py)."""
+
+    async def text(self, job: TextJob) -> TextResult: ...
+
+    async def text_opponents(self) -> tuple[TextOpponentInfo, ...]: ...
+
+
+class RoundSource(ImageSource, TextSource, Protocol):
+    """Both kinds of round: what an event's round asks of the request's :class:`Catalogue`."""
+
+
 class Catalogue:
     """A model service seen by one request: opponents and attacks read from it once, images asked of it."""
 
@@ -37,6 +52,7 @@ class Catalogue:
         self._names: list[str] | None = None
         self._infos: dict[str, OpponentInfo] = {}
         self._attacks: Sequence[Mapping[str, Any]] | None = None
+        self._text_infos: tuple[TextOpponentInfo, ...] | None = None
 
     def opponent_names(self) -> list[str]:
         if self._names is None:
@@ -59,6 +75,20 @@ class Catalogue:
 
     async def generate(self, job: ImageJob) -> ImageResult:
         return await self.service.generate(job)
+
+    # Text rounds (app/game/text.py): the service's text opponents, read once per request, and its text op.
+    async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
+        if self._text_infos is None:
+            listing = getattr(self.service, "text_opponents", None)
+            self._text_infos = tuple(await listing()) if listing is not None else ()
+        return self._text_infos
+
+    async def text(self, job: TextJob) -> TextResult:
+        run = getattr(self.service, "text", None)
+        if run is None:
+            raise ServiceUnavailable(TEXT_UNAVAILABLE)
+        result: TextResult = await run(job)
+        return result
 
 
 def playable_in_rounds(attack: Mapping[str, Any], info: OpponentInfo | None = None) -> bool:

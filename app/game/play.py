@@ -27,6 +27,14 @@ from app.game.threshold import Threshold, player_thresholds
 from app.images import amplified_perturbation, from_png, to_png
 
 
+class RoundIsText(Conflict):
+    """A text round asked for as an image round (issue #18): it has its own page and API (app/game/text_play.py)."""
+
+    def __init__(self, round_id: str) -> None:
+        super().__init__(messages.ROUND_IS_TEXT)
+        self.round_id = round_id
+
+
 @dataclass(frozen=True)
 class RoundChoice:
     """What a player asked for: an opponent and an attack (None: the defaults) and a task."""
@@ -165,6 +173,8 @@ async def round_view(
     event_code: str | None = None,
 ) -> RoundView:
     """The round for its player: an answered round carries its reveal only where the reveal rule shows it."""
+    if record.kind == "text":
+        raise RoundIsText(record.id)
     info = catalogue.opponent_info(record.opponent)
     reveal = None
     found = None
@@ -195,7 +205,7 @@ async def round_image(session: AsyncSession, *, round_id: str, kind: str) -> byt
     if kind not in IMAGE_KINDS:
         raise NotFound(messages.ROUND_NOT_FOUND)
     record = await round_by_id(session, round_id)
-    if record is None:
+    if record is None or record.kind == "text":  # a text round has no image
         raise NotFound(messages.ROUND_NOT_FOUND)
     if kind == "adversarial":
         return record.adversarial_png

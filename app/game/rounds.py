@@ -27,7 +27,7 @@ from app.db.session import connection_released
 from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord, new_id
 from app.errors import Conflict, Invalid, NotFound
 from app.game import stock
-from app.game.catalogue import ImageSource, attack_entry, playable_attacks, playable_in_rounds
+from app.game.catalogue import ImageSource, RoundSource, attack_entry, playable_attacks, playable_in_rounds
 from app.game.plan import RoundPlan, condition_plan, draw_task, new_job, plan_columns, round_budget, staircase_for
 from app.game.reveal import build_reveal
 from app.game.scoring import score_answer
@@ -38,6 +38,7 @@ from app.ml.service.contracts import ImageJob, ImageResult
 __all__ = [
     "ImageSource",
     "RoundPlan",
+    "RoundSource",
     "answer_round",
     "attack_entry",
     "build_reveal",

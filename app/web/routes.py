@@ -136,7 +136,8 @@ async def play_page(
         return await to_event(request, session, player)
     latest = await latest_unanswered_round(session, player.id)
     if latest is not None:
-        return see_other(str(request.url_for("show_round", round_id=latest.id)))
+        page = "show_text_round" if latest.kind == "text" else "show_round"
+        return see_other(str(request.url_for(page, round_id=latest.id)))
     context = {"player": player, "round": None, "reveal": None, "threshold": None, "choices": []}
     context.update(chooser_context(request, Catalogue(service), settings))
     return render(request, "pages/play.html", context)
@@ -178,7 +179,12 @@ async def new_round(
             request.session["task"] = accepted.task
 
     catalogue = Catalogue(service)
-    view = await play.new_round(session, catalogue, player=player, choice=choice, settings=settings, accepted=remember)
+    try:
+        view = await play.new_round(
+            session, catalogue, player=player, choice=choice, settings=settings, accepted=remember
+        )
+    except play.RoundIsText as text_round:  # the player's pending round is a text round
+        return see_other(str(request.url_for("show_text_round", round_id=text_round.round_id)))
     if hx:
         return render(
             request, "pages/play.html", round_context(request, player, view, catalogue, settings), block="stage"
@@ -215,7 +221,10 @@ async def show_round(
     if player is None:
         return see_other("/")
     catalogue = Catalogue(service)
-    view = await play.show_round(session, catalogue, player=player, round_id=round_id)
+    try:
+        view = await play.show_round(session, catalogue, player=player, round_id=round_id)
+    except play.RoundIsText as text_round:
+        return see_other(str(request.url_for("show_text_round", round_id=text_round.round_id)))
     return render(request, "pages/play.html", round_context(request, player, view, catalogue, settings))
 
 

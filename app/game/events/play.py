@@ -3,13 +3,15 @@ room's image), what their phone shows, and answers with the event's extra checks
 
 from __future__ import annotations
 
+import secrets
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import messages
 from app.db.tables import AnswerRecord, EventRecord, PlayerRecord, RoundRecord, SharedRoundRecord
 from app.errors import ArenaError, Conflict
-from app.game import rounds
+from app.game import rounds, text
 from app.game.events.clock import utcnow
 from app.game.events.joining import check_player_active
 from app.game.events.lifecycle import current_phase, require_running, status_of
@@ -49,7 +51,7 @@ async def next_round(
     *,
     player: PlayerRecord,
     event: EventRecord,
-    source: rounds.ImageSource,
+    source: rounds.RoundSource,
     release_connection: bool = False,
 ) -> RoundRecord:
     """The round an event player gets when they ask for one: their unanswered round again if there is one,
@@ -71,6 +73,20 @@ async def next_round(
         return pending
     if settings.rounds is not None and await rounds_played(session, player) >= settings.rounds:
         raise Conflict(messages.EVENT_ROUNDS_DONE)
+    if text.is_text_pack(event.pack):  # a text event (issue #18): a text round by the same rules
+        phase = current_phase(event)
+        return await text.start_text_round(
+            session,
+            player=player,
+            source=source,
+            opponent=phase.opponent,
+            attack=phase.attack,
+            mix=settings.conditions,
+            budget=secrets.choice(text.EVENT_LEVELS),
+            event_id=event.id,
+            phase=event.phase,
+            release_connection=release_connection,
+        )
     plan, eps = draw_event_round(source, settings, current_phase(event))
     record = await rounds.start_round(
         session,
@@ -96,7 +112,7 @@ async def answer_round(
     player: PlayerRecord,
     round_id: str,
     choice: str,
-    source: rounds.ImageSource,
+    source: rounds.RoundSource,
     shown_ms: float | None = None,
 ) -> tuple[RoundRecord, AnswerRecord, EventRecord | None]:
     """Answer any round. An event round is refused once the event has ended, when the player was removed, or
@@ -113,6 +129,9 @@ async def answer_round(
             shared = await session.get(SharedRoundRecord, record.shared_round_id)
             if not shared_is_open(shared, now):  # it has revealed: late answers would know the truth
                 raise Conflict(messages.EVENT_TIME_UP)
+    if text.is_text(record):
+        answer = await text.answer_text_round(session, player=player, record=record, choice=choice, source=source)
+        return record, answer, event
     record, answer = await rounds.answer_round(
         session, player=player, round_id=round_id, choice=choice, source=source, shown_ms=shown_ms
     )

@@ -27,6 +27,7 @@ from app.errors import ArenaError
 from app.game import rounds, stock
 from app.game.events.codes import event_by_code
 from app.game.events.settings import EventSettings, Phase, event_settings
+from app.game.text import is_text_pack
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ async def event_needing_stock(database: Database) -> EventRecord | None:
             select(EventRecord).where(EventRecord.status != "ended").order_by(EventRecord.created_at)
         )
         for event in candidates:
+            if is_text_pack(event.pack):  # text rounds are made on demand (a TF-IDF round takes milliseconds)
+                continue
             target = event_settings(event).stock_target
             if target and await stock.made_for_event(session, event.id) < target:
                 return event

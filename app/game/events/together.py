@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import messages
 from app.db.tables import EventRecord, PlayerRecord, RoundRecord, SharedRoundRecord, attacked_image_columns
 from app.errors import Conflict
-from app.game import rounds
+from app.game import rounds, text
 from app.game.events.clock import aware, utcnow
 from app.game.events.lifecycle import current_phase, refuse_if_ended, require_running
 from app.game.events.settings import event_settings
@@ -66,7 +66,7 @@ def unattended_changes(
 
 
 async def open_shared_round(
-    session: AsyncSession, *, event: EventRecord, source: rounds.ImageSource
+    session: AsyncSession, *, event: EventRecord, source: rounds.RoundSource
 ) -> SharedRoundRecord:
     """The host shows the room the next image: attacked ONCE, then copied to each player who asks for it."""
     now = utcnow()
@@ -81,6 +81,16 @@ async def open_shared_round(
     if settings.rounds is not None and event.shared_rounds >= settings.rounds:
         raise Conflict(messages.EVENT_ALL_SHARED_DONE)
     phase = current_phase(event)
+    if text.is_text_pack(event.pack):  # a text event (issue #18): the room reads one text
+        return await text.open_shared_text(
+            session,
+            event=event,
+            source=source,
+            opponent=phase.opponent,
+            attack=phase.attack,
+            mix=settings.conditions,
+            round_seconds=settings.round_seconds,
+        )
     info = source.opponent_info(phase.opponent)
     plan = rounds.RoundPlan(opponent=phase.opponent, attack=phase.attack, steps=settings.steps)
     plan = rounds.condition_plan(source, plan, settings.conditions)  # one condition for the whole room's image

@@ -94,6 +94,8 @@ class TextResult:
     similarity: float
     labels: tuple[str, ...]
     elapsed_ms: float = 0.0
+    clean_confidence: float = 0.0  # the opponent's probability of clean_answer on the original
+    surrogate: str | None = None  # transfer: the opponent the attack was crafted on
 
     @property
     def fooled(self) -> bool:

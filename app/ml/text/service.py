@@ -123,6 +123,7 @@ class TextWorker:
             # The opponent's full answer on the shown text (the attack keeps only its top class).
             probabilities = model.predict_proba([shown])[0]
         answer = int(np.argmax(probabilities))
+        transferred = job.attack == "transfer" and job.condition == "adversarial"
         return TextResult(
             opponent=job.opponent,
             attack=job.attack,
@@ -143,6 +144,10 @@ class TextWorker:
             similarity=float(similarity),
             labels=tuple(model.class_names),
             elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
+            clean_confidence=float(np.max(clean_probabilities)),
+            surrogate=TRANSFER_SURROGATE[job.opponent]
+            if job.attack == "transfer" and job.condition == "adversarial"
+            else None,
         )
 
     def attack(

@@ -12,7 +12,7 @@ from fastapi import Form, Request
 from app import messages
 from app.db.tables import EventRecord
 from app.errors import ArenaError, Forbidden
-from app.game import events
+from app.game import events, text
 from app.ml.service.contracts import ModelService
 
 FormText = Annotated[str, Form(max_length=200)]
@@ -39,6 +39,8 @@ def require_host(request: Request, event: EventRecord) -> str:
 
 
 def class_names(service: ModelService, event: EventRecord) -> tuple[str, ...]:
+    if text.is_text_pack(event.pack):  # a text event (issue #18)
+        return text.TEXT_CLASS_NAMES
     return service.opponent_info(events.current_phase(event).opponent).class_names
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.tables import EventRecord, PlayerRecord, SharedRoundRecord
 from app.deps import CookiePlayer, HubDep, HxRequest, ServiceDep, SessionDep, check_csrf
 from app.errors import ArenaError
-from app.game import disclosure, events, rounds
+from app.game import disclosure, events, rounds, text, text_play
 from app.ml.service.contracts import ModelService
 from app.web.events.common import FormText, absolute, attempt, class_names, iso_moment
 from app.web.routes import CsrfField, render, see_other
@@ -88,13 +88,17 @@ async def stage_context(
     shared = latest_shared if settings.style == "together" else None
     record = await events.phone_round(session, event=event, player=player, shared=shared)
     answer = await rounds.round_answer(session, record.id) if record is not None else None
-    names = service.opponent_info(record.opponent).class_names if record is not None else class_names(service, event)
+    names = class_names(service, event)
+    if record is not None and not text.is_text(record):
+        names = service.opponent_info(record.opponent).class_names
     hidden = await disclosure.why_truth_hidden(session, record, answer) if record is not None else None
-    reveal = (
-        rounds.build_reveal(record, answer, names, rounds.attack_entry(service, record.attack))
-        if record is not None and answer is not None and hidden is None
-        else None
-    )
+    reveal: Any = None
+    if record is not None and answer is not None and hidden is None:
+        reveal = (
+            text_play.build_text_reveal(record, answer, names)
+            if text.is_text(record)
+            else rounds.build_reveal(record, answer, names, rounds.attack_entry(service, record.attack))
+        )
     played = await events.rounds_played(session, player)
     shared_open = events.shared_is_open(shared)
     return {
