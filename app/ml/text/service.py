@@ -145,9 +145,7 @@ class TextWorker:
             labels=tuple(model.class_names),
             elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
             clean_confidence=float(np.max(clean_probabilities)),
-            surrogate=TRANSFER_SURROGATE[job.opponent]
-            if job.attack == "transfer" and job.condition == "adversarial"
-            else None,
+            surrogate=TRANSFER_SURROGATE[job.opponent] if transferred else None,
         )
 
     def attack(
