@@ -23,6 +23,7 @@ from app.api.limits import DownloadSlots, Limits, RateLimited, RateLimiter, rate
 from app.api.openapi import with_truthful_errors
 from app.api.routes import router as api_router
 from app.api.stats import router as api_stats_router
+from app.api.text import router as api_text_router
 from app.api.validation import validation_reply
 from app.config import Settings, get_settings
 from app.db.notify import NotifyChannel
@@ -184,6 +185,7 @@ def create_app(
     app.include_router(web_natural_router)
     app.include_router(web_lab_router)
     app.include_router(api_explain_router)
+    app.include_router(api_text_router)  # text rounds (issue #18)
     app.include_router(web_explain_router)
     app.include_router(web_text_router)  # text rounds (issue #18)
     with_truthful_errors(app)

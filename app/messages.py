@@ -70,4 +70,5 @@ UPLOADS_BUSY = "Too many photos are waiting for the classifier right now. Please
 TEXT_UNAVAILABLE = "Text rounds are not available: the model service has no text opponent loaded."
 TEXT_ATTACK_UNKNOWN = "Unknown text attack {name!r}; choose one of: {valid}."
 ROUND_IS_TEXT = "That round is a text round: answer it on the text play page (/play/text)."
+IMAGE_ROUND_PENDING = "Your image round waits for its answer: answer it (POST /api/v1/rounds/{id}/answer) first."
 TEXT_ROUND_IS_IMAGE = "That round shows an image, not a text: answer it on the play page."

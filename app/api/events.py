@@ -23,7 +23,7 @@ from app.api.schemas import (
 )
 from app.db.tables import EventRecord
 from app.deps import CatalogDep, HostToken, HubDep, ServiceDep, SessionDep
-from app.game import disclosure, events
+from app.game import disclosure, events, text
 from app.game.difficulty import eps_as_grey_levels
 from app.ml.packs import get_pack
 from app.stats import events as event_stats
@@ -75,7 +75,8 @@ async def event_state(session: AsyncSession, event: EventRecord) -> EventState:
         style=settings.style,
         phase=event.phase,
         phases=[PhaseOut(opponent=p.opponent, attack=p.attack) for p in settings.phases],
-        eps_levels=list(settings.eps_levels()),
+        # a text event's budgets are shares of words (app/game/text.py)
+        eps_levels=list(text.EVENT_LEVELS if text.is_text_pack(event.pack) else settings.eps_levels()),
         rounds=settings.rounds,
         time_limit_s=settings.time_limit_s,
         seconds_left=events.seconds_left(event),

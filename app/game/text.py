@@ -179,9 +179,10 @@ async def start_text_round(
     level = await text_level(session, player.id) if budget is None else 0
     if budget is None:
         budget = TEXT_STAIRCASE.eps(level)
+    client = player.id  # read before the connection goes: releasing it expires the player until it is reloaded
     async with connection_released(session, player) if release_connection else nullcontext():
         result = await make_text(
-            source, opponent=info.name, attack=chosen, budget=budget, condition=condition, client=player.id
+            source, opponent=info.name, attack=chosen, budget=budget, condition=condition, client=client
         )
     record = RoundRecord(
         id=new_id(),

@@ -1,0 +1,155 @@
+"""Text rounds over JSON (issue #18): the same operations as the text play page (app/game/text_play.py), with the
+same reveal rule. Thin routes: parse, call the game, shape the reply."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from app import messages
+from app.api.routes import ERRORS
+from app.api.schemas import AnswerLocked, Confidence
+from app.api.text_schemas import (
+    ChangedWord,
+    TextAnswerIn,
+    TextAnswerOut,
+    TextOpponentOut,
+    TextRoundCreate,
+    TextRoundCreated,
+)
+from app.db.tables import PlayerRecord
+from app.deps import ApiPlayer, HubDep, ServiceDep, SessionDep, SettingsDep
+from app.errors import Conflict
+from app.game import disclosure, text, text_play
+from app.game.catalogue import Catalogue
+
+router = APIRouter(prefix="/api/v1", tags=["text"])
+
+
+@router.get("/text/opponents", response_model=list[TextOpponentOut], responses={503: ERRORS[503]})
+async def text_opponents(service: ServiceDep) -> list[TextOpponentOut]:
+    """The text opponents the model service plays, the default first (empty when it has none)."""
+    infos = await Catalogue(service).text_opponents()
+    return [
+        TextOpponentOut(
+            name=info.name,
+            pack=info.pack,
+            class_names=list(info.class_names),
+            clean_accuracy=info.clean_accuracy,
+            test_size=info.test_size,
+            description=info.description,
+        )
+        for info in infos
+    ]
+
+
+@router.post(
+    "/text/rounds",
+    status_code=201,
+    response_model=TextRoundCreated,
+    responses={k: ERRORS[k] for k in (401, 409, 422, 503)},
+)
+async def create_text_round(
+    request: Request,
+    player: ApiPlayer,
+    session: SessionDep,
+    service: ServiceDep,
+    settings: SettingsDep,
+    body: TextRoundCreate | None = None,
+) -> TextRoundCreated:
+    choice = body or TextRoundCreate()
+    catalogue = Catalogue(service)
+    record = await text_play.new_text_round(
+        session, catalogue, player=player, settings=settings, opponent=choice.opponent, attack=choice.attack
+    )
+    if not text.is_text(record):  # the player's pending round is an image round: answer that first
+        raise Conflict(messages.IMAGE_ROUND_PENDING)
+    view = await text_play.text_view(session, catalogue, record=record)
+    return TextRoundCreated(
+        round_id=record.id,
+        shown_text=record.shown_text or "",
+        choices=[name for _, name in view.choices],
+        opponent=record.opponent,
+        attack=record.attack,
+        budget=record.eps,
+        answer_url=str(request.url_for("answer_text_round_api", round_id=record.id)),
+    )
+
+
+def text_answer_out(view: text_play.TextView, player: PlayerRecord, score: int) -> TextAnswerOut:
+    record, reveal = view.record, view.reveal
+    if reveal is None or view.answer is None:
+        raise Conflict(messages.REVEAL_NOT_READY)
+    originals = [p.text for p in reveal.original if p.changed]
+    shown = [p.text for p in reveal.shown if p.changed]
+    positions = sorted(record.changed_words or [])
+    return TextAnswerOut(
+        round_id=record.id,
+        correct=reveal.correct,
+        choice=reveal.player_label,
+        true_label=reveal.true_label,
+        model_label=reveal.model_label,
+        model_confidence=reveal.model_confidence,
+        model_correct=reveal.model_correct,
+        model_top3=[Confidence(label=label, probability=p) for label, p in reveal.top3],
+        clean_model_label=reveal.clean_label,
+        beat_machine=reveal.beat_machine,
+        points=reveal.points,
+        score=score,
+        streak=player.streak,
+        original_text=record.original_text or "",
+        shown_text=record.shown_text or "",
+        changed_words=[
+            ChangedWord(position=p, original=o, shown=s) for p, o, s in zip(positions, originals, shown, strict=True)
+        ],
+        n_words=reveal.n_words,
+        budget=reveal.budget,
+        similarity=reveal.similarity,
+        queries=reveal.queries,
+        opponent=reveal.opponent,
+        attack=reveal.attack,
+        surrogate=reveal.surrogate,
+        condition=reveal.condition,
+    )
+
+
+@router.post(
+    "/text/rounds/{round_id}/answer",
+    name="answer_text_round_api",
+    response_model=TextAnswerOut | AnswerLocked,
+    responses={k: ERRORS[k] for k in (401, 404, 409, 422, 503)},
+)
+async def answer_text_round(
+    request: Request,
+    round_id: str,
+    body: TextAnswerIn,
+    player: ApiPlayer,
+    session: SessionDep,
+    service: ServiceDep,
+    hub: HubDep,
+) -> TextAnswerOut | AnswerLocked:
+    """The one answer to a text round; the reveal, or while a room's countdown runs only the acknowledgement."""
+    view = await text_play.answer_text(
+        session, Catalogue(service), player=player, round_id=round_id, choice=body.choice
+    )
+    if view.event_code is not None:
+        hub.publish(view.event_code)
+    if view.truth_hidden_until is not None and view.answer is not None:
+        return AnswerLocked(
+            round_id=view.record.id,
+            choice=view.class_names[view.answer.choice],
+            reveal_at=view.truth_hidden_until.isoformat(),
+            reveal_url=str(request.url_for("get_text_round", round_id=view.record.id)),
+        )
+    return text_answer_out(view, player, await disclosure.shown_score(session, player))
+
+
+@router.get(
+    "/text/rounds/{round_id}",
+    name="get_text_round",
+    response_model=TextAnswerOut,
+    responses={k: ERRORS[k] for k in (401, 404, 409, 503)},
+)
+async def get_text_round(round_id: str, player: ApiPlayer, session: SessionDep, service: ServiceDep) -> TextAnswerOut:
+    """The reveal of an answered text round, to show it again; 409 while the reveal rule hides it."""
+    view = await text_play.revealed_text(session, Catalogue(service), player=player, round_id=round_id)
+    return text_answer_out(view, player, await disclosure.shown_score(session, player))
