@@ -25,10 +25,10 @@ from app.db.tables import EventRecord
 from app.deps import CatalogDep, HostToken, HubDep, ServiceDep, SessionDep
 from app.game import disclosure, events, text
 from app.game.difficulty import eps_as_grey_levels
-from app.ml.packs import get_pack
 from app.stats import events as event_stats
 from app.stats import export
 from app.stats.events import Proportion
+from app.stats.text import pack_class_names
 from app.web.room import join_link
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
@@ -194,7 +194,7 @@ async def export_event_answers(
     sessionmaker = request.app.state.database.sessionmaker
 
     def class_names_of(pack: str) -> tuple[str, ...]:
-        return get_pack(pack).class_names
+        return pack_class_names(pack)  # the text pack's too (app/stats/text.py)
 
     headers = {"Content-Disposition": f'attachment; filename="event-{event_code}-answers.{fmt}"'} if download else {}
     chunks = export.stream_answers(sessionmaker, fmt, class_names_of, event_id=event_id)

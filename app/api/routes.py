@@ -28,9 +28,9 @@ from app.deps import ApiPlayer, HubDep, ServiceDep, SessionDep, SettingsDep
 from app.game import disclosure, events, play, threshold
 from app.game.catalogue import Catalogue, playable_attacks, playable_in_rounds
 from app.game.reveal import budget_text
-from app.ml.packs import get_pack  # torch-free: packs only read idx files
 from app.stats import export
 from app.stats.leaderboard import leaderboard, tally
+from app.stats.text import pack_class_names
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
@@ -269,7 +269,7 @@ async def export_answers(
     sessionmaker = request.app.state.database.sessionmaker
 
     def class_names_of(pack: str) -> tuple[str, ...]:
-        return get_pack(pack).class_names
+        return pack_class_names(pack)  # the text pack's too (app/stats/text.py)
 
     media = export.MEDIA_TYPES[fmt]
     headers = {"Content-Disposition": f'attachment; filename="answers.{fmt}"'} if download else {}

@@ -3,7 +3,7 @@ same reveal rule. Thin routes: parse, call the game, shape the reply."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from app import messages
 from app.api.routes import ERRORS
@@ -15,12 +15,14 @@ from app.api.text_schemas import (
     TextOpponentOut,
     TextRoundCreate,
     TextRoundCreated,
+    TextStatsCell,
 )
 from app.db.tables import PlayerRecord
 from app.deps import ApiPlayer, HubDep, ServiceDep, SessionDep, SettingsDep
 from app.errors import Conflict
-from app.game import disclosure, text, text_play
+from app.game import disclosure, events, text, text_play
 from app.game.catalogue import Catalogue
+from app.stats.text import text_table
 
 router = APIRouter(prefix="/api/v1", tags=["text"])
 
@@ -153,3 +155,13 @@ async def get_text_round(round_id: str, player: ApiPlayer, session: SessionDep, 
     """The reveal of an answered text round, to show it again; 409 while the reveal rule hides it."""
     view = await text_play.revealed_text(session, Catalogue(service), player=player, round_id=round_id)
     return text_answer_out(view, player, await disclosure.shown_score(session, player))
+
+
+@router.get("/stats/text", response_model=list[TextStatsCell], responses={404: ERRORS[404]})
+async def text_stats(
+    session: SessionDep, event: str | None = Query(None, max_length=20, description="Only this event (join code)")
+) -> list[TextStatsCell]:
+    """People's and the machine's accuracy on text rounds by opponent, condition and budget (share of words), with
+    95% Wilson intervals; settled answers only (a together text still counting down is not counted)."""
+    event_id = None if event is None else (await events.event_by_code(session, event)).id
+    return [TextStatsCell(**cell.as_dict()) for cell in await text_table(session, event_id=event_id)]  # type: ignore[arg-type]

@@ -79,3 +79,16 @@ class TextOpponentOut(BaseModel):
     clean_accuracy: float
     test_size: int
     description: str
+
+
+class TextStatsCell(BaseModel):
+    opponent: str
+    condition: str = Field(description="adversarial, clean or random_swap")
+    budget: float = Field(description="The share of words the attack could change")
+    n: int
+    human_accuracy: float
+    human_interval: list[float] = Field(description="95% Wilson interval")
+    model_accuracy: float
+    model_interval: list[float] = Field(description="95% Wilson interval")
+    words_changed: float = Field(description="Mean share of the words that changed")
+    similarity: float | None = Field(None, description="Mean all-MiniLM-L6-v2 cosine of shown to original")

@@ -36,8 +36,8 @@ def export(
     bundle: images, answers.csv, rounds.csv, metadata.json, DATASHEET.md and a recompute.py
     (app/stats/bundle/build.py)."""
     # The database layer and the packs (numpy) take seconds to import; `arena --help` need not.
-    from app.ml.packs import get_pack
     from app.stats import export as exporting
+    from app.stats.text import pack_class_names
 
     if fmt == "zip":
         export_zip(output, event)
@@ -48,7 +48,7 @@ def export(
         try:
             async with database_session() as session:
                 event_id = None if event is None else await event_id_of(session, event)
-                names = lambda pack: get_pack(pack).class_names  # noqa: E731
+                names = pack_class_names  # the text pack's too (app/stats/text.py)
                 pages = exporting.one_session(session)
                 async for chunk in exporting.stream_answers(pages, fmt, names, event_id=event_id):
                     stream.write(chunk)
@@ -64,8 +64,8 @@ def export(
 def export_zip(output: Path, event: str | None) -> None:
     """The research bundle, with a progress bar; written to a temporary file and moved into place when complete."""
     # The database layer and the packs (numpy) take seconds to import; `arena --help` need not.
-    from app.ml.packs import get_pack
     from app.stats.bundle import build as bundle
+    from app.stats.text import pack_class_names
     from app.stats.trials import StatsFilter
 
     if str(output) == "-":
@@ -81,7 +81,7 @@ def export_zip(output: Path, event: str | None) -> None:
                     output,
                     filters=StatsFilter(event_id=event_id),
                     filter_labels={"event": event.upper() if event else None},
-                    class_names_of=lambda pack: get_pack(pack).class_names,
+                    class_names_of=pack_class_names,
                     on_start=lambda total: progress.update(task, total=total),
                     on_advance=lambda n: progress.advance(task, n),
                 )

@@ -56,6 +56,9 @@ ANSWER_COLUMNS: tuple[str, ...] = (
     "shown_ms",
     "timing_flagged",
     "defense_verdict",
+    "kind",  # text rounds (issue #18): kind text, the definition as written and as the person read it
+    "original_text",
+    "shown_text",
 )
 
 
@@ -122,6 +125,9 @@ async def iter_answer_rows(
                 "shown_ms": answer.shown_ms,
                 "timing_flagged": answer.timing_flagged,
                 "defense_verdict": record.defense_verdict,
+                "kind": record.kind,
+                "original_text": record.original_text,
+                "shown_text": record.shown_text,
             }
         if len(rows) < page_size:
             return

@@ -19,11 +19,12 @@ from app.game.disclosure import settled
 # classification: they are not trials here.
 CLASSIFY = "classify"
 
-NORMS: tuple[str, ...] = ("linf", "l2", "l0")
+NORMS: tuple[str, ...] = ("linf", "l2", "l0", "words")
 EPS_BUCKET_DOC = (
     "L-inf and L0 budgets are per-pixel changes on [0,1] images: bucket = round(eps*255) grey levels, written "
     "'linf:8/255' or 'l0:8/255'. L2 budgets are radii in pixel units on [0,1] images: bucket = eps rounded to the "
-    "nearest tenth, written 'l2:1.5'. Budgets of different norms never share a bucket."
+    "nearest tenth, written 'l2:1.5'. Text rounds' budgets are shares of the words: bucket = round(eps*100) "
+    "percent, written 'words:10%'. Budgets of different norms never share a bucket."
 )
 
 
@@ -33,6 +34,8 @@ def eps_bucket(eps: float, norm: str) -> str:
         return f"{norm}:{round(eps * 255)}/255"
     if norm == "l2":
         return f"l2:{round(eps, 1):.1f}"
+    if norm == "words":  # text rounds (issue #18): the share of words the attack could change
+        return f"words:{round(eps * 100)}%"
     raise ValueError(f"unknown norm {norm!r}; expected one of {', '.join(NORMS)}")
 
 
@@ -41,7 +44,7 @@ def bucket_position(bucket: str) -> tuple[str, float]:
     norm, _, value = bucket.partition(":")
     if norm in ("linf", "l0"):
         return norm, float(value.split("/")[0])
-    return norm, float(value)
+    return norm, float(value.rstrip("%"))
 
 
 def sort_key(key: str, value: str | None) -> tuple[int, str, float, str]:

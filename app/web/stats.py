@@ -17,12 +17,12 @@ from app import messages
 from app.deps import CookiePlayer, ServiceDep, SessionDep
 from app.errors import ArenaError, Invalid, NotFound
 from app.game import events
-from app.ml.packs import get_pack
 from app.ml.service.contracts import ModelService
 from app.stats import science
 from app.stats.consistency import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from app.stats.plots import science as science_plots
 from app.stats.plots.figure import CHART_FORMATS
+from app.stats.text import pack_class_names
 from app.stats.trials import EPS_BUCKET_DOC, StatsFilter, Trial, filter_choices, load_trials
 from app.web.routes import render
 from app.web.shown_score import SHOWN_SCORE
@@ -110,7 +110,7 @@ def class_names_by_pack(service: ModelService, trials: list[Trial]) -> dict[str,
             out[pack] = tuple(service.opponent_info(opponent).class_names)
         except (ArenaError, KeyError):
             try:
-                out[pack] = tuple(get_pack(pack).class_names)
+                out[pack] = pack_class_names(pack)  # the text pack's too
             except KeyError:  # neither loaded nor known here: classes by number
                 out[pack] = tuple(str(i) for i in range(max(labels.get(pack, [0])) + 1))
     return out

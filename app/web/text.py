@@ -15,6 +15,7 @@ from app.deps import CookiePlayer, HxRequest, ServiceDep, SessionDep, SettingsDe
 from app.game import disclosure, text, text_play
 from app.game.catalogue import Catalogue
 from app.ml.service.text_contracts import TEXT_ATTACKS
+from app.stats.text import text_table
 from app.web.routes import CsrfField, FormText, render, require_player, see_other, to_event
 from app.web.shown_score import SHOWN_SCORE
 
@@ -139,3 +140,10 @@ async def answer_text_round(
         context["score_shown"] = await disclosure.shown_score(session, player)
         return render(request, "pages/text_play.html", context, block="stage")
     return see_other(round_url(request, round_id, True))
+
+
+@router.get("/stats/text", name="text_stats_page")
+async def text_stats_page(request: Request, player: CookiePlayer, session: SessionDep) -> Response:
+    """The text rounds' table: people and the machine by opponent, condition and budget, with intervals."""
+    cells = await text_table(session)
+    return render(request, "pages/text_stats.html", {"player": player, "cells": cells})

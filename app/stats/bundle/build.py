@@ -116,8 +116,10 @@ async def _write(
                 record = records[trial.round_id]
                 clean_path, clean_sha = _image_path(record.clean_png)
                 shown_path, shown_sha = _image_path(record.adversarial_png)
+                if record.kind == "text":  # a text round (issue #18): its texts are in the rows, it has no images
+                    clean_path = clean_sha = shown_path = shown_sha = ""
                 for path, data in ((clean_path, record.clean_png), (shown_path, record.adversarial_png)):
-                    if path not in written:  # PNG is compressed already: store it as it is
+                    if path and path not in written:  # PNG is compressed already: store it as it is
                         bundle.writestr(path, data, compress_type=zipfile.ZIP_STORED)
                         written.add(path)
                 person = pseudonyms.of(trial.player_id)

@@ -10,7 +10,8 @@
 Definitions (also in metadata.json):
 * trial: one answered round; people and the model are scored on the same trials.
 * eps bucket: L-inf and L0 budgets in whole grey levels, round(eps * 255), written 'linf:8/255'; L2 radii rounded to
-  the nearest tenth, written 'l2:1.5'.
+  the nearest tenth, written 'l2:1.5'; text rounds' shares of words in whole percent, round(eps * 100), written
+  'words:10%'.
 * accuracy intervals: 95% Wilson score intervals.
 * error consistency (Geirhos, Meding & Wichmann 2020): c_obs = fraction of trials where both observers are right
   or both wrong; c_exp = p1*p2 + (1-p1)*(1-p2); kappa = (c_obs - c_exp) / (1 - c_exp), undefined when c_exp = 1.
@@ -50,6 +51,8 @@ def eps_bucket(eps, norm):
         return f"{norm}:{round(eps * 255)}/255"
     if norm == "l2":
         return f"l2:{round(eps, 1):.1f}"
+    if norm == "words":
+        return f"words:{round(eps * 100)}%"
     raise ValueError(f"unknown norm {norm!r}")
 
 
@@ -58,7 +61,7 @@ def sort_value(key, value):
         return (0, "", 0.0, "")
     if key == "eps_bucket":
         norm, _, size = value.partition(":")
-        x = float(size.split("/")[0]) if norm in ("linf", "l0") else float(size)
+        x = float(size.split("/")[0]) if norm in ("linf", "l0") else float(size.rstrip("%"))
         return (1, norm, x, value)
     return (1, "", 0.0, value)
 

@@ -43,7 +43,11 @@ ANSWER_COLUMNS: dict[str, str] = {
     "timing_flagged": "Flash mode: 1 when the measurement is missing or misses flash_ms (rounds.csv) by more than one "
     "60 Hz frame (16.7 ms); empty outside flash mode.",
     "clean_image": "Path in this bundle of the unperturbed image (PNG).",
-    "shown_image": "Path in this bundle of the image the person saw (PNG, exactly the stored pixels).",
+    "shown_image": "Path in this bundle of the image the person saw (PNG, exactly the stored pixels); empty for "
+    "text rounds.",
+    "kind": "image, or text for a text round (a WordNet definition to classify; pack definitions).",
+    "original_text": "Text rounds: the definition as written (the defined word blanked as ___); empty for images.",
+    "shown_text": "Text rounds: the definition the person read (after the attack or the control's swaps).",
 }
 
 ROUND_COLUMNS: dict[str, str] = {
@@ -86,6 +90,13 @@ ROUND_COLUMNS: dict[str, str] = {
     "shown_image": "Path of the shown image PNG in this bundle.",
     "clean_sha256": "SHA-256 of the clean PNG file.",
     "shown_sha256": "SHA-256 of the shown PNG file.",
+    "kind": "image, or text for a text round (norm words: eps is the share of words the attack could change, linf "
+    "the share that changed, image_index the test text's index in the definitions pack).",
+    "original_text": "Text rounds: the definition as written; empty for images.",
+    "shown_text": "Text rounds: the definition as shown.",
+    "changed_words": "Text rounds: JSON list of the positions (among the words) that differ between the two texts.",
+    "n_words": "Text rounds: words in the definition.",
+    "similarity": "Text rounds: all-MiniLM-L6-v2 cosine between the original and the shown text.",
 }
 
 
@@ -143,6 +154,9 @@ def answer_row(
         "timing_flagged": trial.timing_flagged,
         "clean_image": clean_path,
         "shown_image": shown_path,
+        "kind": record.kind,
+        "original_text": record.original_text,
+        "shown_text": record.shown_text,
     }
 
 
@@ -189,4 +203,10 @@ def round_row(
         "shown_image": shown_path,
         "clean_sha256": clean_sha,
         "shown_sha256": shown_sha,
+        "kind": record.kind,
+        "original_text": record.original_text,
+        "shown_text": record.shown_text,
+        "changed_words": None if record.changed_words is None else json.dumps(list(record.changed_words)),
+        "n_words": record.n_words,
+        "similarity": record.similarity,
     }
