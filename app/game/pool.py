@@ -27,7 +27,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from app.background import stop_task
 from app.config import Settings
@@ -36,6 +36,7 @@ from app.game.catalogue import attack_entry
 from app.game.plan import RoundPlan, default_plan, new_job, round_budget, staircase_for, with_fresh_image
 from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, ModelService, OpponentInfo
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
+from app.ml.service.text_edit_contracts import TextSimilarityResult, TextSimilarityService
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,9 @@ class ReadyRoundPool:
 
     async def explain(self, job: ExplainJob) -> ExplainResult:
         return await self.inner.explain(job)
+
+    async def text_similarity(self, original: str, edited: str, client: str = "") -> TextSimilarityResult:
+        return await cast(TextSimilarityService, self.inner).text_similarity(original, edited, client)
 
     async def health(self) -> dict[str, Any]:
         health = dict(await self.inner.health())

@@ -37,6 +37,12 @@ from app.ml.service.contracts import (
     result_from_wire,
 )
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult, explain_job_to_wire, explain_result_from_wire
+from app.ml.service.text_edit_contracts import (
+    TextSimilarityJob,
+    TextSimilarityResult,
+    similarity_job_to_wire,
+    similarity_result_from_wire,
+)
 from app.ml.service.wire import WireError
 
 logger = logging.getLogger(__name__)
@@ -190,6 +196,33 @@ class RemoteModelService:
             busy.retry_after_s = _retry_after(response, busy.retry_after_s)
             raise busy
         self._failed(f"the model service at {self.url} answered explain with {response.status_code} {code}: {detail}")
+        raise ServiceUnavailable(SERVICE_DOWN)
+
+    async def text_similarity(self, original: str, edited: str, client: str = "") -> TextSimilarityResult:
+        """POST /v1/text/similarity: an edit's sentence similarity to its original. Errors map as in generate()."""
+        http = self._client
+        if http is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        body = similarity_job_to_wire(TextSimilarityJob(original, edited, client))
+        try:
+            response = await http.post("/v1/text/similarity", json=body, timeout=self._generate_timeout)
+        except httpx.PoolTimeout:
+            raise ServiceBusy(SERVICE_BUSY) from None
+        except httpx.TransportError as error:  # timeouts included
+            self._failed(f"text similarity at {self.url} failed: {error!r}")
+            raise ServiceUnavailable(SERVICE_DOWN) from None
+        if response.status_code == 200:
+            try:
+                return similarity_result_from_wire(response.json())
+            except (WireError, ValueError) as error:
+                self._failed(f"the model service at {self.url} sent a similarity that does not decode: {error}")
+                raise ServiceUnavailable(SERVICE_DOWN) from None
+        code, detail = _error_detail(response)
+        if response.status_code == 503 and code == "busy":
+            busy = ServiceBusy(SERVICE_BUSY)
+            busy.retry_after_s = _retry_after(response, busy.retry_after_s)
+            raise busy
+        self._failed(f"the model service at {self.url} answered similarity: {response.status_code} {code}: {detail}")
         raise ServiceUnavailable(SERVICE_DOWN)
 
     async def health(self) -> dict[str, Any]:
