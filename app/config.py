@@ -214,6 +214,11 @@ class Settings(BaseSettings):
         le=1.0,
         description="Fool the machine yourself (/fool/text): the share of a definition's words a player may change.",
     )
+    text_opponents: str = Field(
+        "definitions-tfidf,definitions-minilm",
+        description="Text opponents the model service plays text rounds with, comma-separated, the default first; "
+        "each loads on its first text round.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -7,22 +7,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from app.ml.service.contracts import OpponentInfo
+from app.ml.service.text_contracts import TextClassifyResult
 from app.ml.service.text_edit_contracts import TextSimilarityJob, TextSimilarityResult
 from tests.fakes import FakeModelService
 
 INFO = OpponentInfo(
     name="toy", pack="fashion", class_names=tuple("abcdefghij"), eligible_indices=(0,), min_eps=0.05, clean_accuracy=1
 )
-
-
-@dataclass(frozen=True)
-class Classified:
-    probabilities: list[list[float]]
-    labels: tuple[str, ...]
 
 
 class TextEditingService(FakeModelService):
@@ -50,11 +44,11 @@ class TextEditingService(FakeModelService):
             self.opponents[name] = load_text_opponent(name)
         return self.opponents[name]
 
-    async def classify_text(self, opponent: str, texts: Sequence[str], client: str = "") -> Classified:
+    async def classify_text(self, opponent: str, texts: Sequence[str], client: str = "") -> TextClassifyResult:
         self.classified.append((opponent, tuple(texts), client))
         model = self.opponent(opponent)
         rows = await asyncio.get_running_loop().run_in_executor(self.worker, model.predict_proba, list(texts))
-        return Classified([[float(p) for p in row] for row in rows], tuple(model.class_names))
+        return TextClassifyResult([[float(p) for p in row] for row in rows], tuple(model.class_names))
 
     async def text_similarity(self, original: str, edited: str, client: str = "") -> TextSimilarityResult:
         self.measured.append((original, edited, client))

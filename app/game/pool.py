@@ -36,6 +36,7 @@ from app.game.catalogue import attack_entry
 from app.game.plan import RoundPlan, default_plan, new_job, round_budget, staircase_for, with_fresh_image
 from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, ModelService, OpponentInfo
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
+from app.ml.service.text_contracts import TextClassifyResult, TextJob, TextOpponentInfo, TextResult
 from app.ml.service.text_edit_contracts import TextSimilarityResult, TextSimilarityService
 
 logger = logging.getLogger(__name__)
@@ -141,6 +142,16 @@ class ReadyRoundPool:
 
     async def text_similarity(self, original: str, edited: str, client: str = "") -> TextSimilarityResult:
         return await cast(TextSimilarityService, self.inner).text_similarity(original, edited, client)
+
+    # Text rounds are not pooled: straight to the service's text lane.
+    async def text(self, job: TextJob) -> TextResult:
+        return await self.inner.text(job)
+
+    async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult:
+        return await self.inner.classify_text(opponent, texts, client)
+
+    async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
+        return await self.inner.text_opponents()
 
     async def health(self) -> dict[str, Any]:
         health = dict(await self.inner.health())

@@ -46,6 +46,7 @@ from app.ml.service.admission import AdmissionBudget
 from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, OpponentInfo
 from app.ml.service.cost import job_units
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
+from app.ml.service.text_contracts import TextClassifyResult, TextJob, TextOpponentInfo, TextResult
 from app.ml.service.text_edit_contracts import TextSimilarityResult, TextSimilarityService
 from app.modelsvc.factory import default_model_service
 from app.modelsvc.server import create_server_app
@@ -151,6 +152,17 @@ class ReplicaModelService:
         """Not through Serve's batcher: the inner service batches edits itself (app/ml/service/text_similarity.py)."""
         inner = cast(TextSimilarityService, self._replica.inner)
         return await inner.text_similarity(original, edited, client)
+
+    # Text rounds and classifications: not through the Serve batcher, straight to the replica's in-process service,
+    # whose own text lane batches them (app/ml/service/text_lane.py).
+    async def text(self, job: TextJob) -> TextResult:
+        return await self._replica.inner.text(job)
+
+    async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult:
+        return await self._replica.inner.classify_text(opponent, texts, client)
+
+    async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
+        return await self._replica.inner.text_opponents()
 
     async def health(self) -> dict[str, Any]:
         return await self._replica.health()

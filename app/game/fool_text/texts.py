@@ -7,10 +7,11 @@ import asyncio
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from app.errors import Invalid, ServiceUnavailable
 from app.ml.packs.text.definitions import CATEGORIES, TextPack, definitions_pack
+from app.ml.service.text_contracts import TextClassifyResult
 from app.ml.service.text_edit_contracts import TextSimilarityResult, TextSimilarityService
 
 # The text opponents (app/ml/text/opponents.TEXT_OPPONENTS; a test keeps the two equal), the fast one first.
@@ -24,9 +25,9 @@ TEXT_SERVICE_MISSING = "This model service cannot classify texts."
 
 @runtime_checkable
 class TextClassifier(Protocol):
-    """``classify_text`` of app/ml/service/text_contracts.py: probabilities per text and the class names."""
+    """``classify_text`` of app/ml/service/text_contracts.TextModelService: probabilities per text."""
 
-    async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> Any: ...
+    async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult: ...
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,8 @@ def measurer(service: object) -> TextSimilarityService:
 async def classify(service: object, opponent: str, texts: Sequence[str], client: str) -> list[Answer]:
     """The opponent's answers through the model service (batched there with everyone's texts)."""
     result = await classifier(service).classify_text(opponent, list(texts), client)
-    rows = cast(Sequence[Sequence[float]], result.probabilities)
     answers = []
-    for row in rows:
+    for row in result.probabilities:
         probabilities = tuple(float(p) for p in row)
         answers.append(Answer(max(range(len(probabilities)), key=probabilities.__getitem__), probabilities))
     return answers
