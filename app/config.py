@@ -208,6 +208,12 @@ class Settings(BaseSettings):
     natural_dir: Path | None = Field(
         None, description="Extra photos for /natural rounds: <dir>/<ImageNet class name>/<photo>.jpg|png|webp."
     )
+    fool_text_budget: float = Field(
+        0.25,
+        gt=0.0,
+        le=1.0,
+        description="Fool the machine yourself (/fool/text): the share of a definition's words a player may change.",
+    )
     text_opponents: str = Field(
         "definitions-tfidf,definitions-minilm",
         description="Text opponents the model service plays text rounds with, comma-separated, the default first; "

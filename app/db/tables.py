@@ -232,3 +232,54 @@ class AnswerRecord(Base):
     timing_flagged: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
     round: Mapped[RoundRecord] = relationship(back_populates="answer")
+
+
+class TextEditRecord(Base):
+    """One "fool the machine yourself" round (app/game/fool_text): a definition the opponent got right, the
+    player's edit of it, and the opponent's answers before and after. ``status`` is open (being edited), won (the
+    answer changed within the rules), lost (submitted within the rules, the answer held) or skipped."""
+
+    __tablename__ = "text_edits"
+    # One open round per player, decided by the database as for image rounds (NULLs never collide).
+    __table_args__ = (Index("uq_text_edits_open_player_id", "open_player_id", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    player_id: Mapped[str] = mapped_column(ForeignKey("players.id", ondelete="CASCADE"), index=True)
+    open_player_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(8), default="open", server_default="open", index=True)
+    pack: Mapped[str] = mapped_column(String(40))
+    opponent: Mapped[str] = mapped_column(String(60))
+    text_index: Mapped[int] = mapped_column(Integer)  # in the pack's test split
+    original: Mapped[str] = mapped_column(String(600))
+    true_label: Mapped[int] = mapped_column(Integer)
+    budget: Mapped[float] = mapped_column(Float)  # share of the original's words that may change
+    before_label: Mapped[int] = mapped_column(Integer)
+    before_probs: Mapped[list[float]] = mapped_column(JSON)
+    edited: Mapped[str | None] = mapped_column(String(600), nullable=True)
+    after_label: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    after_probs: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
+    n_words: Mapped[int] = mapped_column(Integer)
+    words_changed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    similarity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    similarity_floor: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class TextValidationRecord(Base):
+    """Another player's reading of a won human-written text: shown without its truth, answered once."""
+
+    __tablename__ = "text_validations"
+    __table_args__ = (
+        UniqueConstraint("edit_id", "player_id", name="uq_text_validations_edit_id_player_id"),
+        Index("uq_text_validations_open_player_id", "open_player_id", unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    edit_id: Mapped[str] = mapped_column(ForeignKey("text_edits.id", ondelete="CASCADE"), index=True)
+    player_id: Mapped[str] = mapped_column(ForeignKey("players.id", ondelete="CASCADE"), index=True)
+    open_player_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # until answered
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    choice: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    agrees: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # the choice is the original's category

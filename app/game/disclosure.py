@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import messages
-from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord, SharedRoundRecord
+from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord, SharedRoundRecord, TextValidationRecord
 from app.game.events.clock import utcnow
 from app.game.events.together import ANSWER_GRACE_S, reveals_at, shared_is_open
 
@@ -80,3 +80,9 @@ async def shown_scores(session: AsyncSession, players: Iterable[PlayerRecord]) -
     listed = list(players)
     pending = await pending_points(session, [p.id for p in listed])
     return {p.id: p.score - pending.get(p.id, 0) for p in listed}
+
+
+def validation_truth_hidden(record: TextValidationRecord) -> str | None:
+    """Why a validation round of a human-written text (app/game/fool_text/validation.py) may not show its truth (the
+    original category and text, the machine's answers) now, or None once its one answer is in."""
+    return messages.REVEAL_NOT_READY if record.choice is None else None

@@ -27,7 +27,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from app.background import stop_task
 from app.config import Settings
@@ -37,6 +37,7 @@ from app.game.plan import RoundPlan, default_plan, new_job, round_budget, stairc
 from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, ModelService, OpponentInfo
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 from app.ml.service.text_contracts import TextClassifyResult, TextJob, TextOpponentInfo, TextResult
+from app.ml.service.text_edit_contracts import TextSimilarityResult, TextSimilarityService
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +139,9 @@ class ReadyRoundPool:
 
     async def explain(self, job: ExplainJob) -> ExplainResult:
         return await self.inner.explain(job)
+
+    async def text_similarity(self, original: str, edited: str, client: str = "") -> TextSimilarityResult:
+        return await cast(TextSimilarityService, self.inner).text_similarity(original, edited, client)
 
     # Text rounds are not pooled: straight to the service's text lane.
     async def text(self, job: TextJob) -> TextResult:

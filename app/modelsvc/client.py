@@ -49,6 +49,12 @@ from app.ml.service.text_contracts import (
     text_opponents_from_wire,
     text_result_from_wire,
 )
+from app.ml.service.text_edit_contracts import (
+    TextSimilarityJob,
+    TextSimilarityResult,
+    similarity_job_to_wire,
+    similarity_result_from_wire,
+)
 from app.ml.service.wire import WireError
 
 logger = logging.getLogger(__name__)
@@ -214,6 +220,13 @@ class RemoteModelService:
     async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult:
         body = classify_to_wire(opponent, texts, client)
         result: TextClassifyResult = await self._text_call("POST", "/v1/text/classify", body, classify_result_from_wire)
+        return result
+
+    async def text_similarity(self, original: str, edited: str, client: str = "") -> TextSimilarityResult:
+        """POST /v1/text/similarity: an edit's sentence similarity to its original (the editor's op)."""
+        body = similarity_job_to_wire(TextSimilarityJob(original, edited, client))
+        decode = similarity_result_from_wire
+        result: TextSimilarityResult = await self._text_call("POST", "/v1/text/similarity", body, decode)
         return result
 
     async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:

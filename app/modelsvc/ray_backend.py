@@ -34,7 +34,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import ray
 from ray import serve
@@ -47,6 +47,7 @@ from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, Oppon
 from app.ml.service.cost import job_units
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 from app.ml.service.text_contracts import TextClassifyResult, TextJob, TextOpponentInfo, TextResult
+from app.ml.service.text_edit_contracts import TextSimilarityResult, TextSimilarityService
 from app.modelsvc.factory import default_model_service
 from app.modelsvc.server import create_server_app
 
@@ -146,6 +147,11 @@ class ReplicaModelService:
     async def explain(self, job: ExplainJob) -> ExplainResult:
         """Not batched: straight to the replica's in-process service (its worker thread, its timeout)."""
         return await self._replica.inner.explain(job)
+
+    async def text_similarity(self, original: str, edited: str, client: str = "") -> TextSimilarityResult:
+        """Not through Serve's batcher: the inner service batches edits itself (app/ml/service/text_similarity.py)."""
+        inner = cast(TextSimilarityService, self._replica.inner)
+        return await inner.text_similarity(original, edited, client)
 
     # Text rounds and classifications: not through the Serve batcher, straight to the replica's in-process service,
     # whose own text lane batches them (app/ml/service/text_lane.py).

@@ -21,6 +21,9 @@ The bodies are the contracts of app/ml/service/contracts.py in their wire form (
   POST /v1/explain           body: one ExplainJob (app/ml/service/explain_contracts.py). 200 ExplainResult; 422, 503 as
                              above; 501 {"error": "unsupported"} when the backend cannot explain. Not batched:
                              cached per round and queued in a small low-priority lane (app/ml/service/scheduler.py).
+  POST /v1/text/similarity   body: one TextSimilarityJob (app/ml/service/text_edit_contracts.py). 200
+                             TextSimilarityResult; 422, 503 as above; 501 {"error": "unsupported"} when the backend
+                             cannot measure texts. Batched with all players' edits (app/ml/service/text_similarity.py).
   POST /v1/text              body: one TextJob (app/ml/service/text_contracts.py). 200 TextResult; 422 (not a TextJob,
                              or the text opponent is not loaded), 503 as above; 501 when the backend has no text
                              opponents.
@@ -54,6 +57,7 @@ from app.ml.service.text_contracts import (
     text_opponents_to_wire,
     text_result_to_wire,
 )
+from app.ml.service.text_edit_contracts import similarity_job_from_wire, similarity_result_to_wire
 from app.ml.service.wire import WireError
 from app.modelsvc.factory import default_model_service
 
@@ -143,6 +147,21 @@ def create_server_app(service: ModelService, *, backend: str = "inprocess") -> F
         except (ServiceBusy, ServiceUnavailable) as error:
             return service_error_reply(error)
         return JSONResponse(explain_result_to_wire(result))
+
+    @app.post("/v1/text/similarity")
+    async def text_similarity(request: Request) -> JSONResponse:
+        try:
+            job = similarity_job_from_wire(await request.json())
+        except (WireError, ValueError) as error:
+            return error_reply(422, "invalid", f"not a TextSimilarityJob: {error}")
+        measure = getattr(service, "text_similarity", None)
+        if measure is None:
+            return error_reply(501, "unsupported", f"the {backend} backend does not measure texts")
+        try:
+            result = await measure(job.original, job.edited, job.client)
+        except (ServiceBusy, ServiceUnavailable) as error:
+            return service_error_reply(error)
+        return JSONResponse(similarity_result_to_wire(result))
 
     @app.get("/v1/text/opponents")
     async def text_opponents() -> JSONResponse:

@@ -38,7 +38,9 @@ from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 from app.ml.service.scheduler import Scheduler
 from app.ml.service.tensors import quantize_within_budget, to_tensor
 from app.ml.service.text_contracts import TextClassifyResult, TextJob, TextOpponentInfo, TextResult, check_classify
+from app.ml.service.text_edit_contracts import TextSimilarityJob, TextSimilarityResult
 from app.ml.service.text_lane import TextLane
+from app.ml.service.text_similarity import SimilarityBatcher
 from app.ml.text.opponents import TEXT_OPPONENTS
 from app.ml.text.service import TextWorker
 
@@ -109,6 +111,7 @@ class InProcessModelService:
         self.batches_run = 0
         self.jobs_run = 0
         self._attack_catalog: AttackCatalog | None = None
+        self._similarity: SimilarityBatcher | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -141,6 +144,9 @@ class InProcessModelService:
         self._text_lane.start()
 
     async def stop(self) -> None:
+        if self._similarity is not None:
+            self._similarity.stop()
+            self._similarity = None
         if self._text_lane is not None:
             await self._text_lane.stop()
         if self._scheduler is not None:
@@ -239,6 +245,15 @@ class InProcessModelService:
             raise ServiceUnavailable(SERVICE_DOWN)
         self.opponent_info(job.opponent)  # an opponent that is not loaded is refused before it queues
         return await self._scheduler.explain(job)
+
+    async def text_similarity(self, original: str, edited: str, client: str = "") -> TextSimilarityResult:
+        """MiniLM cosine of an edit to its original and the attacks' floor (app/ml/service/text_similarity.py):
+        batched with every player's edits on the worker thread that holds the encoder."""
+        if self._executor is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        if self._similarity is None:
+            self._similarity = SimilarityBatcher(self._executor, max_wait_s=self.max_wait_s, timeout_s=self.timeout_s)
+        return await self._similarity.similarity(TextSimilarityJob(original, edited, client))
 
     async def text(self, job: TextJob) -> TextResult:
         """One text round (app/ml/text/service.py), queued in the text lane (app/ml/service/text_lane.py)."""
