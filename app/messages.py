@@ -66,3 +66,12 @@ STATS_DAY_INVALID = "'{name}' must be a day written YYYY-MM-DD, e.g. 2026-11-25.
 RATE_LIMITED = "That was a lot of requests in a short time. Trying again in {seconds} s…"
 EXPORTS_BUSY = "Too many exports are downloading right now. Please try again in a few seconds."
 UPLOADS_BUSY = "Too many photos are waiting for the classifier right now. Please try again in a few seconds."
+
+# -- the policy lab and pick the moments (issue 19) ---------------------------------------------------------------
+POLICY_UNSUPPORTED = "This model service runs no CartPole episodes: the policy lab needs the in-process service."
+POLICY_ROUND_NOT_FOUND = "No such pick-the-moments round."
+POLICY_ROUND_PLAYED = "This round has been played already: one result per round."
+POLICY_NOT_YOUR_ROUND = "This pick-the-moments round belongs to another player."
+POLICY_STEPS_INVALID = "Pick at most {k} different steps, each a whole number from 0 to {last}."
+POLICY_SETTING_INVALID = "Choose a budget of {budgets} and at most {counts} attacked steps."
+POLICY_LAB_INVALID = "The lab's attack is one of {attacks}, its budget 0 to 1 and its seed 0 to 2147483647."

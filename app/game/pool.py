@@ -29,12 +29,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from app import messages
 from app.background import stop_task
 from app.config import Settings
-from app.errors import ArenaError
+from app.errors import ArenaError, ServiceUnavailable
 from app.game.catalogue import attack_entry
 from app.game.plan import RoundPlan, default_plan, new_job, round_budget, staircase_for, with_fresh_image
 from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, ModelService, OpponentInfo
+from app.ml.service.episode_contracts import EpisodeJob, EpisodeResult, EpisodeService
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 
 logger = logging.getLogger(__name__)
@@ -137,6 +139,12 @@ class ReadyRoundPool:
 
     async def explain(self, job: ExplainJob) -> ExplainResult:
         return await self.inner.explain(job)
+
+    async def run_episode(self, job: EpisodeJob) -> EpisodeResult:
+        """Episodes (app/game/policy.py) are never made ahead: straight to the model service, if it runs them."""
+        if not isinstance(self.inner, EpisodeService):
+            raise ServiceUnavailable(messages.POLICY_UNSUPPORTED)
+        return await self.inner.run_episode(job)
 
     async def health(self) -> dict[str, Any]:
         health = dict(await self.inner.health())

@@ -36,6 +36,7 @@ from app.ml.service.contracts import (
     job_to_wire,
     result_from_wire,
 )
+from app.ml.service.episode_contracts import EpisodeJob, EpisodeResult, episode_job_to_wire, episode_result_from_wire
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult, explain_job_to_wire, explain_result_from_wire
 from app.ml.service.wire import WireError
 
@@ -190,6 +191,33 @@ class RemoteModelService:
             busy.retry_after_s = _retry_after(response, busy.retry_after_s)
             raise busy
         self._failed(f"the model service at {self.url} answered explain with {response.status_code} {code}: {detail}")
+        raise ServiceUnavailable(SERVICE_DOWN)
+
+    async def run_episode(self, job: EpisodeJob) -> EpisodeResult:
+        """POST /v1/episodes: one CartPole episode (issue #19). Errors map as in explain(); 501 (a backend without
+        episodes) is ServiceUnavailable too."""
+        client = self._client
+        if client is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        try:
+            response = await client.post("/v1/episodes", json=episode_job_to_wire(job), timeout=self._generate_timeout)
+        except httpx.PoolTimeout:
+            raise ServiceBusy(SERVICE_BUSY) from None
+        except httpx.TransportError as error:  # timeouts included
+            self._failed(f"episode at {self.url} failed: {error!r}")
+            raise ServiceUnavailable(SERVICE_DOWN) from None
+        if response.status_code == 200:
+            try:
+                return episode_result_from_wire(response.json())
+            except (WireError, ValueError) as error:
+                self._failed(f"the model service at {self.url} sent an episode that does not decode: {error}")
+                raise ServiceUnavailable(SERVICE_DOWN) from None
+        code, detail = _error_detail(response)
+        if response.status_code == 503 and code == "busy":
+            busy = ServiceBusy(SERVICE_BUSY)
+            busy.retry_after_s = _retry_after(response, busy.retry_after_s)
+            raise busy
+        self._failed(f"the model service at {self.url} answered episodes with {response.status_code} {code}: {detail}")
         raise ServiceUnavailable(SERVICE_DOWN)
 
     async def health(self) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from app.messages import SERVICE_DOWN
 from app.ml.service.admission import AdmissionBudget
 from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, OpponentInfo
 from app.ml.service.cost import job_units
+from app.ml.service.episode_contracts import EpisodeJob, EpisodeResult
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 from app.modelsvc.factory import default_model_service
 from app.modelsvc.server import create_server_app
@@ -145,6 +146,10 @@ class ReplicaModelService:
     async def explain(self, job: ExplainJob) -> ExplainResult:
         """Not batched: straight to the replica's in-process service (its worker thread, its timeout)."""
         return await self._replica.inner.explain(job)
+
+    async def run_episode(self, job: EpisodeJob) -> EpisodeResult:
+        """Not batched: the replica's in-process service runs it in its bounded, per-client episode lane."""
+        return await self._replica.inner.run_episode(job)
 
     async def health(self) -> dict[str, Any]:
         return await self._replica.health()

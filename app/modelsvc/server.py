@@ -21,6 +21,9 @@ The bodies are the contracts of app/ml/service/contracts.py in their wire form (
   POST /v1/explain           body: one ExplainJob (app/ml/service/explain_contracts.py). 200 ExplainResult; 422, 503 as
                              above; 501 {"error": "unsupported"} when the backend cannot explain. Not batched:
                              cached per round and queued in a small low-priority lane (app/ml/service/scheduler.py).
+  POST /v1/episodes          body: one EpisodeJob (app/ml/service/episode_contracts.py). 200 EpisodeResult; 422, 503
+                             as above (503 busy also when the client already has an episode in the lane); 501
+                             {"error": "unsupported"} when the backend runs no episodes. Deterministic from the job.
 
 One job per request: the backend batches concurrent requests (same opponent, attack and parameters) exactly as it
 does in-process, with the same bounded queue. A client keeps connections alive and sends requests concurrently.
@@ -41,6 +44,7 @@ from fastapi.responses import JSONResponse
 from app.config import get_settings
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.ml.service.contracts import ModelService, catalog_to_wire, info_to_wire, job_from_wire, result_to_wire
+from app.ml.service.episode_contracts import episode_job_from_wire, episode_result_to_wire
 from app.ml.service.explain_contracts import explain_job_from_wire, explain_result_to_wire
 from app.ml.service.wire import WireError
 from app.modelsvc.factory import default_model_service
@@ -131,6 +135,21 @@ def create_server_app(service: ModelService, *, backend: str = "inprocess") -> F
         except (ServiceBusy, ServiceUnavailable) as error:
             return service_error_reply(error)
         return JSONResponse(explain_result_to_wire(result))
+
+    @app.post("/v1/episodes")
+    async def episodes(request: Request) -> JSONResponse:
+        try:
+            job = episode_job_from_wire(await request.json())
+        except (WireError, ValueError) as error:
+            return error_reply(422, "invalid", f"not an EpisodeJob: {error}")
+        runner = getattr(service, "run_episode", None)
+        if runner is None:
+            return error_reply(501, "unsupported", f"the {backend} backend does not run episodes")
+        try:
+            episode = await runner(job)
+        except (ServiceBusy, ServiceUnavailable) as error:
+            return service_error_reply(error)
+        return JSONResponse(episode_result_to_wire(episode))
 
     return app
 
