@@ -74,4 +74,7 @@ POLICY_ROUND_PLAYED = "This round has been played already: one result per round.
 POLICY_NOT_YOUR_ROUND = "This pick-the-moments round belongs to another player."
 POLICY_STEPS_INVALID = "Pick at most {k} different steps, each a whole number from 0 to {last}."
 POLICY_SETTING_INVALID = "Choose a budget of {budgets} and at most {counts} attacked steps."
+EVENT_MODE_INVALID = "The game is 'images' or 'policy' (pick the moments, played at each player's own pace)."
+EVENT_POLICY_ONLY = "This event plays pick the moments, not images: open Pick the moments."
+EVENT_IMAGES_ONLY = "This event plays images, not pick the moments."
 POLICY_LAB_INVALID = "The lab's attack is one of {attacks}, its budget 0 to 1 and its seed 0 to 2147483647."

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,11 @@ from app import messages
 from app.db.session import connection_released
 from app.db.tables import PlayerRecord, PolicyRoundRecord, new_id, utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound, ServiceUnavailable
+from app.game.events.clock import utcnow as event_clock
+from app.game.events.codes import event_by_id
+from app.game.events.joining import check_player_active
+from app.game.events.lifecycle import require_running
+from app.game.events.settings import event_settings
 from app.ml.service.episode_contracts import (
     ATTACKS,
     DEFAULT_AGENT,
@@ -160,6 +165,23 @@ async def pending_policy_round(session: AsyncSession, player_id: str) -> PolicyR
     return (await session.scalars(query)).first()
 
 
+async def check_event(session: AsyncSession, player: PlayerRecord, *, starting: bool) -> None:
+    """An event's player plays pick the moments only while their event runs and plays it (mode "policy"), within
+    its rounds per player; anyone else plays freely."""
+    if player.event_id is None:
+        return
+    check_player_active(player)
+    event = await event_by_id(session, player.event_id)
+    require_running(event, event_clock())
+    settings = event_settings(event)
+    if settings.mode != "policy":
+        raise Conflict(messages.EVENT_IMAGES_ONLY)
+    if starting and settings.rounds is not None:
+        query = select(func.count(PolicyRoundRecord.id)).where(PolicyRoundRecord.player_id == player.id)
+        if int(await session.scalar(query) or 0) >= settings.rounds:
+            raise Conflict(messages.EVENT_ROUNDS_DONE)
+
+
 async def start_round(
     session: AsyncSession, service: object, *, player: PlayerRecord, setting: PolicySetting, seed: int | None = None
 ) -> PolicyRoundRecord:
@@ -170,6 +192,7 @@ async def start_round(
     pending = await pending_policy_round(session, player_id)
     if pending is not None:
         return pending
+    await check_event(session, player, starting=True)
     seed = secrets.randbelow(MAX_SEED) if seed is None else seed
     record = PolicyRoundRecord(
         id=new_id(),
@@ -221,6 +244,7 @@ async def play_round(
     record = await player_round(session, player=player, round_id=round_id)
     if record.played_at is not None:
         raise Conflict(messages.POLICY_ROUND_PLAYED)
+    await check_event(session, player, starting=False)
     steps = parse_picks(list(picks), record.max_attacked_steps)
     job, heuristic_return = player_job(record, steps, player.id), record.heuristic_return
     async with connection_released(session, record, player):  # read before: the release expires what was loaded

@@ -11,7 +11,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 from app import messages
-from tests.helpers import auth, new_player
+from tests.helpers import auth, join_event, new_event, new_player, start_event
 
 
 def test_the_lab_gives_the_same_episode_bit_for_bit_and_counts_its_attacked_steps(client: TestClient) -> None:
@@ -88,3 +88,34 @@ def test_a_round_is_scored_on_the_servers_episode_of_the_picks_once(client: Test
     assert len(lines) == 1
     download = client.get("/api/v1/export/policy_rounds.csv?download=1")
     assert "attachment" in download.headers["content-disposition"]
+
+
+def test_an_event_plays_pick_the_moments_at_its_own_pace(client: TestClient) -> None:
+    refused = client.post("/api/v1/events", json={"name": "Room", "mode": "policy", "style": "together"})
+    assert refused.status_code == 422 and refused.json()["detail"] == messages.EVENT_MODE_INVALID
+    event = new_event(client, mode="policy", rounds=1)
+    player = join_event(client, event, "roomie")
+    body = {"budget": 0.1, "attacked_steps": 1}
+    lobby = client.post("/api/v1/policy/rounds", headers=auth(player), json=body)
+    assert lobby.status_code == 409 and lobby.json()["detail"] == messages.EVENT_NOT_STARTED
+    start_event(client, event)
+    images = client.post("/api/v1/rounds", headers=auth(player))
+    assert images.status_code == 409 and images.json()["detail"] == messages.EVENT_POLICY_ONLY
+    round_ = client.post("/api/v1/policy/rounds", headers=auth(player), json=body).json()
+    played = client.post(f"/api/v1/policy/rounds/{round_['round_id']}/picks", headers=auth(player), json={"steps": [3]})
+    assert played.status_code == 200
+    done = client.post("/api/v1/policy/rounds", headers=auth(player), json=body)
+    assert done.status_code == 409 and done.json()["detail"] == messages.EVENT_ROUNDS_DONE
+    outsider = new_player(client, "outsider")
+    assert client.post("/api/v1/policy/rounds", headers=auth(outsider), json=body).status_code == 201
+    board = client.get("/api/v1/policy/leaderboard", params={"event": event["code"]}).json()
+    assert [row["nickname"] for row in board] == ["roomie"]
+    assert client.get("/api/v1/policy/stats", params={"event": event["code"]}).json()["n"] == 1
+    (row,) = client.get("/api/v1/export/policy_rounds.json").json()
+    assert row["event"] == event["code"] and row["round_id"] == round_["round_id"]
+
+    images_event = new_event(client)
+    start_event(client, images_event)
+    classifier = join_event(client, images_event, "classifier")
+    wrong_game = client.post("/api/v1/policy/rounds", headers=auth(classifier), json=body)
+    assert wrong_game.status_code == 409 and wrong_game.json()["detail"] == messages.EVENT_IMAGES_ONLY
