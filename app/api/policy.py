@@ -81,8 +81,17 @@ async def get_episodes(
 
 
 class PolicyRoundIn(BaseModel):
-    budget: Literal[0.05, 0.1, 0.15, 0.2] = Field(policy.DEFAULT_BUDGET, description="L∞ on the normalised state")
-    attacked_steps: Literal[1, 3, 5, 10] = Field(policy.DEFAULT_COUNT, description="K: the most steps to attack")
+    # The offered choices as enums (Literal cannot hold floats); app/game/policy.check_setting enforces them.
+    budget: float = Field(
+        policy.DEFAULT_BUDGET,
+        description="L∞ on the normalised state",
+        json_schema_extra={"enum": list(policy.BUDGETS)},
+    )
+    attacked_steps: int = Field(
+        policy.DEFAULT_COUNT,
+        description="K: the most steps to attack",
+        json_schema_extra={"enum": list(policy.ATTACK_COUNTS)},
+    )
 
 
 class PicksIn(BaseModel):

@@ -138,7 +138,8 @@ async def policy_summary(session: AsyncSession, *, event_id: str | None = None) 
         query = query.where(PolicyRoundRecord.event_id == event_id)
     groups: dict[tuple[int, float], list[tuple[int, int, str]]] = defaultdict(list)
     for k, budget, player_return, heuristic_return, outcome in (await session.execute(query)).all():
-        groups[(int(k), round(float(budget), 6))].append((int(player_return), int(heuristic_return), str(outcome)))
+        # played rounds always have a return (played_at, picks, the return and the outcome are set together)
+        groups[(int(k), round(float(budget), 6))].append((player_return or 0, int(heuristic_return), str(outcome)))
     by_setting = [
         SettingStats(
             attacked_steps=k,
@@ -186,7 +187,7 @@ async def iter_policy_rows(
     open_session: SessionOpener, *, page_size: int = PAGE_SIZE, event_id: str | None = None
 ) -> AsyncIterator[dict[str, Any]]:
     """Played rounds, oldest first, keyset-paginated on (played_at, id); each page in a short session of its own."""
-    after: tuple[datetime, str] | None = None
+    after: tuple[datetime | None, str] | None = None
     while True:
         query = (
             select(PolicyRoundRecord, PlayerRecord.nickname, EventRecord.code)

@@ -254,7 +254,8 @@ async def leaderboard_page(
     chosen = await events.event_by_code(session, event) if event else None
     event_id = chosen.id if chosen is not None else None
     board = await leaderboard(session, limit=50, event_id=event_id)
-    context = {"player": player, "board": board, "tally": await tally(session, event_id=event_id), "event": chosen}
+    context: dict[str, Any] = {"player": player, "board": board, "tally": await tally(session, event_id=event_id)}
+    context["event"] = chosen
     context["policy_board"] = await policy_board(session, limit=20, event_id=event_id)  # pick the moments (issue 19)
     return render(request, "pages/leaderboard.html", context)
 

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from app import messages
 from tests.helpers import csrf_from, web_join
+from tests.web.events.builders import host_event_in_html, join_event_in_html, press_host_button
 
 
 def episodes_of(html: str) -> dict[str, dict[str, object]]:
@@ -68,3 +69,21 @@ def test_a_round_played_without_javascript(client: TestClient) -> None:
     assert again.status_code == 409 and messages.POLICY_ROUND_PLAYED in again.text
     board = client.get("/leaderboard")
     assert 'id="policy-board-table"' in board.text and "formplayer" in board.text
+
+
+def test_a_hosted_policy_event_sends_its_phones_to_pick_the_moments(client: TestClient) -> None:
+    form = client.get("/host")
+    assert 'name="mode" value="policy"' in form.text
+    code = host_event_in_html(client, mode="policy")
+    press_host_button(client, code, "start")
+    client.cookies.clear()
+    join_event_in_html(client, code, "phone")
+    phone = client.get(f"/events/{code}/play")
+    assert phone.status_code == 200 and 'id="policy-event-play"' in phone.text
+    token = csrf_from(client.get("/lab/policy/play").text)
+    started = client.post("/lab/policy/rounds", data={"csrf_token": token}, follow_redirects=False)
+    assert started.status_code == 303
+    done = client.post(started.headers["location"] + "/picks", data={"steps": "2", "csrf_token": token})
+    assert done.status_code == 200 and 'id="policy-result"' in done.text
+    board = client.get("/leaderboard", params={"event": code})
+    assert "phone" in board.text.split('id="policy-board"')[1]

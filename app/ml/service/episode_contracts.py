@@ -141,8 +141,9 @@ def episode_job_to_wire(job: EpisodeJob) -> dict[str, Any]:
 
 def episode_job_from_wire(data: Any) -> EpisodeJob:
     job = from_wire(EpisodeJob, data)
-    if isinstance(job.steps, list):  # an optional tuple arrives as a list (the codec freezes only plain tuples)
-        job = dataclasses.replace(job, steps=tuple(job.steps))
+    steps: Any = job.steps
+    if isinstance(steps, list):  # an optional tuple arrives as a list (the codec freezes only plain tuples)
+        job = dataclasses.replace(job, steps=tuple(steps))
     try:
         job.validate()
     except ValueError as error:
