@@ -90,6 +90,7 @@ async def play_page(request: Request, player: CookiePlayer, session: SessionDep)
         "default_budget": policy.DEFAULT_BUDGET,
         "default_count": policy.DEFAULT_COUNT,
         "board": await policy_stats.policy_board(session, limit=10),
+        "summary": (await policy_stats.policy_summary(session)).as_dict(),
         "scoring": {"win": policy.WIN_POINTS, "margin": policy.MARGIN_POINTS, "tie": policy.TIE_POINTS},
     }
     return render(request, "pages/policy_play.html", context)

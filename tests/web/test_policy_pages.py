@@ -69,6 +69,8 @@ def test_a_round_played_without_javascript(client: TestClient) -> None:
     assert again.status_code == 409 and messages.POLICY_ROUND_PLAYED in again.text
     board = client.get("/leaderboard")
     assert 'id="policy-board-table"' in board.text and "formplayer" in board.text
+    stats = client.get("/lab/policy/play").text.split('id="policy-stats"')[1]
+    assert "Of 1 played rounds" in stats and "/api/v1/export/policy_rounds.csv" in stats
 
 
 def test_a_hosted_policy_event_sends_its_phones_to_pick_the_moments(client: TestClient) -> None:
