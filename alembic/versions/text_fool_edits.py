@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "text_fool_edits"
-down_revision: str | None = "stock15_stock_images"
+down_revision: str | None = "text_play_rounds"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

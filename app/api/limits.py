@@ -45,6 +45,11 @@ LIMITED_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/rounds/{round_id}/explain"): "explanations",
     ("GET", "/play/rounds/{round_id}/explain"): "explanations",
     ("GET", "/play/rounds/{round_id}/explain/{kind}.{fmt}"): "explanations",
+    # the policy lab and pick the moments (issue 19): each runs CartPole episodes on the model worker
+    ("GET", "/api/v1/policy/episodes"): "rounds",
+    ("GET", "/lab/policy"): "rounds",
+    ("POST", "/api/v1/policy/rounds"): "rounds",
+    ("POST", "/lab/policy/rounds"): "rounds",
 }
 # Kinds whose requests come before there is a player to count them against.
 NEW_ACCOUNT_KINDS = frozenset({"players", "events"})

@@ -230,6 +230,9 @@ class EventCreate(BaseModel):
         description="Players expected (0-1000): an own-pace event with a round limit prepares rounds × this many "
         "images ahead, so that its rounds never wait for the model; default 0, every round made on demand",
     )
+    mode: Literal["images", "policy"] = Field(
+        "images", description="images, or policy: pick the moments on the CartPole agent (own pace only)"
+    )
 
 
 class EventCreated(BaseModel):

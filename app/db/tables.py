@@ -283,3 +283,31 @@ class TextValidationRecord(Base):
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     choice: Mapped[int | None] = mapped_column(Integer, nullable=True)
     agrees: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # the choice is the original's category
+class PolicyRoundRecord(Base):
+    """One pick-the-moments round (issue 19, app/game/policy.py): a seeded CartPole episode in which the player may
+    attack at most ``max_attacked_steps`` steps with ``budget``, against the strategically-timed heuristic with the
+    same K and budget. The episodes are not stored: they replay bit for bit from (agent, seed, budget, K, picks).
+    Played once: ``played_at`` is set by a conditional UPDATE, and ``pending_player_id`` (the player's id until then,
+    unique) keeps one unplayed round per player, as for image rounds."""
+
+    __tablename__ = "policy_rounds"
+    __table_args__ = (Index("uq_policy_rounds_pending_player_id", "pending_player_id", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    player_id: Mapped[str] = mapped_column(ForeignKey("players.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[str | None] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
+    agent: Mapped[str] = mapped_column(String(60))
+    seed: Mapped[int] = mapped_column(BigInteger)
+    budget: Mapped[float] = mapped_column(Float)
+    max_attacked_steps: Mapped[int] = mapped_column(Integer)
+    threshold: Mapped[float] = mapped_column(Float)
+    clean_return: Mapped[int] = mapped_column(Integer)
+    heuristic_return: Mapped[int] = mapped_column(Integer)
+    heuristic_steps: Mapped[list[int]] = mapped_column(JSON)
+    pending_player_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    played_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    picks: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    player_return: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(8), nullable=True)  # win, tie or loss against the heuristic
+    points: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -29,12 +29,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from app import messages
 from app.background import stop_task
 from app.config import Settings
-from app.errors import ArenaError
+from app.errors import ArenaError, ServiceUnavailable
 from app.game.catalogue import attack_entry
 from app.game.plan import RoundPlan, default_plan, new_job, round_budget, staircase_for, with_fresh_image
 from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, ModelService, OpponentInfo
+from app.ml.service.episode_contracts import EpisodeJob, EpisodeResult, EpisodeService
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 from app.ml.service.text_contracts import TextClassifyResult, TextJob, TextOpponentInfo, TextResult
 from app.ml.service.text_edit_contracts import TextSimilarityResult, TextSimilarityService
@@ -152,6 +154,11 @@ class ReadyRoundPool:
 
     async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
         return await self.inner.text_opponents()
+    async def run_episode(self, job: EpisodeJob) -> EpisodeResult:
+        """Episodes (app/game/policy.py) are never made ahead: straight to the model service, if it runs them."""
+        if not isinstance(self.inner, EpisodeService):
+            raise ServiceUnavailable(messages.POLICY_UNSUPPORTED)
+        return await self.inner.run_episode(job)
 
     async def health(self) -> dict[str, Any]:
         health = dict(await self.inner.health())

@@ -37,6 +37,7 @@ from app.ml.service.contracts import (
     job_to_wire,
     result_from_wire,
 )
+from app.ml.service.episode_contracts import EpisodeJob, EpisodeResult, episode_job_to_wire, episode_result_from_wire
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult, explain_job_to_wire, explain_result_from_wire
 from app.ml.service.text_contracts import (
     TextClassifyResult,
@@ -235,6 +236,12 @@ class RemoteModelService:
             cached = await self._text_call("GET", "/v1/text/opponents", None, text_opponents_from_wire)
             self._text_infos = {self._instance or "": cached}
         return cached
+
+    async def run_episode(self, job: EpisodeJob) -> EpisodeResult:
+        """POST /v1/episodes: one CartPole episode (issue #19). Errors map as for text; 501 (a backend without
+        episodes) is ServiceUnavailable too."""
+        result: EpisodeResult = await self._text_call("POST", "/v1/episodes", episode_job_to_wire(job), episode_result_from_wire)
+        return result
 
     async def _text_call(
         self, method: str, path: str, body: dict[str, Any] | None, decode: Callable[[Any], Any]

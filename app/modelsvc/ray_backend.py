@@ -45,6 +45,7 @@ from app.messages import SERVICE_DOWN
 from app.ml.service.admission import AdmissionBudget
 from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, OpponentInfo
 from app.ml.service.cost import job_units
+from app.ml.service.episode_contracts import EpisodeJob, EpisodeResult
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 from app.ml.service.text_contracts import TextClassifyResult, TextJob, TextOpponentInfo, TextResult
 from app.ml.service.text_edit_contracts import TextSimilarityResult, TextSimilarityService
@@ -163,6 +164,9 @@ class ReplicaModelService:
 
     async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
         return await self._replica.inner.text_opponents()
+    async def run_episode(self, job: EpisodeJob) -> EpisodeResult:
+        """Not batched: the replica's in-process service runs it in its bounded, per-client episode lane."""
+        return await self._replica.inner.run_episode(job)
 
     async def health(self) -> dict[str, Any]:
         return await self._replica.health()

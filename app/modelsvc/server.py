@@ -29,6 +29,9 @@ The bodies are the contracts of app/ml/service/contracts.py in their wire form (
                              opponents.
   POST /v1/text/classify     body: {"opponent", "texts": [..], "client"}. 200 TextClassifyResult; 422, 501, 503.
   GET  /v1/text/opponents    200 {"opponents": [TextOpponentInfo, ...]} (empty without text opponents)
+  POST /v1/episodes          body: one EpisodeJob (app/ml/service/episode_contracts.py). 200 EpisodeResult; 422, 503
+                             as above (503 busy also when the client already has an episode in the lane); 501
+                             {"error": "unsupported"} when the backend runs no episodes. Deterministic from the job.
 
 One job per request: the backend batches concurrent requests (same opponent, attack and parameters) exactly as it
 does in-process, with the same bounded queue. A client keeps connections alive and sends requests concurrently.
@@ -49,6 +52,7 @@ from fastapi.responses import JSONResponse
 from app.config import get_settings
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.ml.service.contracts import ModelService, catalog_to_wire, info_to_wire, job_from_wire, result_to_wire
+from app.ml.service.episode_contracts import episode_job_from_wire, episode_result_to_wire
 from app.ml.service.explain_contracts import explain_job_from_wire, explain_result_to_wire
 from app.ml.service.text_contracts import (
     classify_from_wire,
@@ -183,6 +187,20 @@ def create_server_app(service: ModelService, *, backend: str = "inprocess") -> F
         except (WireError, ValueError) as error:
             return error_reply(422, "invalid", f"not a classify request: {error}")
         return await text_reply(service, backend, "classify_text", opponent, texts, client)
+    @app.post("/v1/episodes")
+    async def episodes(request: Request) -> JSONResponse:
+        try:
+            job = episode_job_from_wire(await request.json())
+        except (WireError, ValueError) as error:
+            return error_reply(422, "invalid", f"not an EpisodeJob: {error}")
+        runner = getattr(service, "run_episode", None)
+        if runner is None:
+            return error_reply(501, "unsupported", f"the {backend} backend does not run episodes")
+        try:
+            episode = await runner(job)
+        except (ServiceBusy, ServiceUnavailable) as error:
+            return service_error_reply(error)
+        return JSONResponse(episode_result_to_wire(episode))
 
     return app
 

@@ -18,6 +18,7 @@ from app.game import disclosure, events, play
 from app.game.catalogue import Catalogue
 from app.game.scoring import BEAT_MACHINE_BONUS, CORRECT_POINTS, STREAK_BONUS, STREAK_BONUS_FROM
 from app.stats.leaderboard import leaderboard, tally
+from app.stats.policy import policy_board
 from app.web.shown_score import SHOWN_SCORE, header_score
 
 router = APIRouter(include_in_schema=False, dependencies=SHOWN_SCORE)
@@ -262,7 +263,9 @@ async def leaderboard_page(
     chosen = await events.event_by_code(session, event) if event else None
     event_id = chosen.id if chosen is not None else None
     board = await leaderboard(session, limit=50, event_id=event_id)
-    context = {"player": player, "board": board, "tally": await tally(session, event_id=event_id), "event": chosen}
+    context: dict[str, Any] = {"player": player, "board": board, "tally": await tally(session, event_id=event_id)}
+    context["event"] = chosen
+    context["policy_board"] = await policy_board(session, limit=20, event_id=event_id)  # pick the moments (issue 19)
     return render(request, "pages/leaderboard.html", context)
 
 

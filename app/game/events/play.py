@@ -68,6 +68,8 @@ async def next_round(
         if await rounds.round_answer(session, copy.id) is not None:
             raise Conflict(messages.EVENT_WAIT_NEXT_IMAGE)
         return copy
+    if settings.mode == "policy":  # the room plays pick the moments (app/game/policy.py)
+        raise Conflict(messages.EVENT_POLICY_ONLY)
     pending = await open_round(session, player)
     if pending is not None:
         return pending

@@ -22,6 +22,8 @@ MAX_EXPECTED_PLAYERS = 1000
 DEFAULT_EPS = 4 / 255
 
 Style = Literal["own_pace", "together"]
+# What the room plays: images (classify the attacked image) or the policy game (pick the moments, issue 19, own pace).
+Mode = Literal["images", "policy"]
 
 
 def grey(eps: float) -> int:
@@ -54,12 +56,13 @@ class EventSettings(BaseModel):
     guess_share: float = 0.0  # share of own-pace rounds that ask for the machine's answer (guess the machine)
     # players the host expects: an own-pace event with a round limit prepares rounds × this many images (stock)
     expected_players: int = 0
+    mode: Mode = "images"
 
     @property
     def stock_target(self) -> int:
         """How many images the event prepares ahead (app/game/events/prepare.py): one per round each expected
         player will play; none for together rooms (one image serves the room) or events limited by time."""
-        if self.style != "own_pace" or self.rounds is None:
+        if self.style != "own_pace" or self.rounds is None or self.mode != "images":
             return 0
         return self.rounds * self.expected_players
 
@@ -170,6 +173,7 @@ class EventForm(BaseModel):
     guess_share: float = 0.0
     conditions: dict[str, float] | None = None
     expected_players: int = 0
+    mode: Mode = "images"
 
     @model_validator(mode="before")
     @classmethod
@@ -289,6 +293,14 @@ class EventForm(BaseModel):
             else bounded(raw, 0, MAX_EXPECTED_PLAYERS, message=messages.EVENT_EXPECTED_PLAYERS_INVALID, integer=True)
         )
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def images_or_policy(cls, raw: object, info: ValidationInfo) -> object:
+        raw = "images" if raw in (None, "") else raw
+        if raw not in ("images", "policy") or (raw == "policy" and info.data.get("style") == "together"):
+            raise Invalid(messages.EVENT_MODE_INVALID)
+        return raw
+
     def settings(self) -> EventSettings:
         return EventSettings(
             phases=self.phases,
@@ -302,6 +314,7 @@ class EventForm(BaseModel):
             flash_ms=self.flash_ms,
             guess_share=self.guess_share,
             expected_players=self.expected_players,
+            mode=self.mode,
         )
 
 
@@ -310,6 +323,6 @@ def validate_settings(raw: Mapping[str, Any], *, catalog: Catalog) -> tuple[str,
 
     ``raw`` keys: name, pack, phases ([{opponent, attack}]), eps (fixed) or eps_min/eps_max, style, rounds,
     time_limit_s, round_seconds, conditions (a science-mode mix, "adversarial=0.7,clean=0.1,..." or a mapping),
-    expected_players (how many players to prepare images for)."""
+    expected_players (how many players to prepare images for), mode (images, or policy: pick the moments)."""
     form = EventForm.model_validate(raw, context={"catalog": catalog})
     return form.name, form.pack, form.settings()

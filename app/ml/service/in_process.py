@@ -34,6 +34,9 @@ from app.ml.packs import get_pack
 from app.ml.service.admission import DEFAULT_GLOBAL_UNITS, DEFAULT_PER_CLIENT_UNITS, AdmissionBudget
 from app.ml.service.conditions import shown_candidate
 from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, OpponentInfo, freeze_catalog
+from app.ml.service.episode_contracts import EpisodeJob, EpisodeResult
+from app.ml.service.episode_lane import EpisodeLane
+from app.ml.service.episode_runner import EpisodeRunner
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 from app.ml.service.scheduler import Scheduler
 from app.ml.service.tensors import quantize_within_budget, to_tensor
@@ -112,6 +115,8 @@ class InProcessModelService:
         self.jobs_run = 0
         self._attack_catalog: AttackCatalog | None = None
         self._similarity: SimilarityBatcher | None = None
+        self._episodes: EpisodeLane | None = None
+        self._episode_runner: EpisodeRunner | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -142,6 +147,9 @@ class InProcessModelService:
             admission=self.admission,
         )
         self._text_lane.start()
+        models_dir = Path(self._models_dir) if self._models_dir is not None else get_settings().models_dir
+        self._episodes = EpisodeLane(self._episode_on_worker, timeout_s=self.timeout_s)
+        self._episode_runner = EpisodeRunner(models_dir)
 
     async def stop(self) -> None:
         if self._similarity is not None:
@@ -276,6 +284,18 @@ class InProcessModelService:
     async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
         """The text opponents whose checkpoints and cards are here (read from the cards: nothing is loaded)."""
         return self._text_worker.infos() if self._text_worker is not None else ()
+    async def run_episode(self, job: EpisodeJob) -> EpisodeResult:
+        """One CartPole episode (issue #19; app/ml/service/episode_runner.py) on the worker thread that holds the
+        models, through the bounded lane that takes turns between clients (app/ml/service/episode_lane.py)."""
+        job.validate()
+        if self._episodes is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        return await self._episodes.run(job)
+
+    async def _episode_on_worker(self, job: EpisodeJob) -> EpisodeResult:
+        if self._executor is None or self._episode_runner is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._episode_runner.run, job)
 
     async def health(self) -> dict[str, Any]:
         scheduler = self._scheduler
@@ -291,6 +311,7 @@ class InProcessModelService:
             "jobs_dropped": scheduler.jobs_dropped if scheduler is not None else 0,
             "explain_cache_hits": scheduler.explanations.hits if scheduler is not None else 0,
             "last_error": scheduler.last_error if scheduler is not None else None,
+            "episodes_run": self._episodes.episodes_run if self._episodes is not None else 0,
         }
 
     # -- the worker thread -------------------------------------------------------------------------------------
