@@ -35,10 +35,32 @@ class PredictionOut(BaseModel):
     probability: float
 
 
+class MatchOut(BaseModel):
+    engine: str
+    held_out: bool
+    rank: int
+    distance: float
+    threshold: float
+    k: int
+    beaten: bool
+
+
 class SurvivalOut(BaseModel):
     check: str
     top1: PredictionOut
+    goal_met: bool
+    heldout_top1: PredictionOut | None
+    heldout_goal_met: bool | None
+    engines: list[MatchOut]
     survives: bool
+
+
+class FamilyOut(BaseModel):
+    name: str
+    wnid: str
+    classes: int
+    of: list[str]
+    dropped: list[str]
 
 
 class TransferOut(BaseModel):
@@ -50,7 +72,12 @@ class TransferOut(BaseModel):
 
 class CloakOut(BaseModel):
     model: str
+    goal: str
     success: bool
+    family: FamilyOut | None
+    path: list[str]
+    search: list[MatchOut]
+    beats_search: bool
     source: PredictionOut
     target: PredictionOut | None
     before: list[PredictionOut]
@@ -73,6 +100,7 @@ class CloakOut(BaseModel):
     page_url: str
     expires_in_s: float
     seconds: float
+    attack_seconds: float
 
 
 class UploadQueue:
@@ -161,12 +189,49 @@ async def start_cloak(request: Request, data: bytes, fields: dict[str, str]) -> 
         target=fields.get("target"),
         eot=truthy(fields.get("eot")),
         method=(fields.get("method") or "pgd").strip().lower(),
+        goal=fields.get("goal"),
     )
     return await service.submit(data, options)
 
 
 def prediction(p: Any) -> dict[str, Any]:
     return {"index": p.index, "name": p.name, "probability": round(p.probability, 6)}
+
+
+def match(m: Any, held_out: tuple[str, ...] = ("pdq", "embedding-lite2")) -> dict[str, Any]:
+    return {
+        "engine": m.engine,
+        "held_out": m.engine in held_out,
+        "rank": m.rank,
+        "distance": round(float(m.distance), 6),
+        "threshold": round(float(m.threshold), 6),
+        "k": m.k,
+        "beaten": m.beaten,
+    }
+
+
+def survival_row(row: Any) -> dict[str, Any]:
+    return {
+        "check": row.check,
+        "top1": prediction(row.top1),
+        "goal_met": row.goal_met,
+        "heldout_top1": prediction(row.heldout_top1) if row.heldout_top1 is not None else None,
+        "heldout_goal_met": row.heldout_goal_met,
+        "engines": [match(m) for m in row.matches],
+        "survives": row.survives,
+    }
+
+
+def family_summary(family: Any, names: tuple[str, ...]) -> dict[str, Any] | None:
+    if family is None:
+        return None
+    return {
+        "name": family.name,
+        "wnid": family.synset.wnid,
+        "classes": len(family.members),
+        "of": [names[i] for i in family.of],
+        "dropped": [names[i] for i in family.dropped],
+    }
 
 
 def job_summary(request: Request, job: CloakJob, service: CloakService) -> dict[str, Any]:
@@ -186,7 +251,12 @@ def job_summary(request: Request, job: CloakJob, service: CloakService) -> dict[
 
     return {
         "model": "efficientnet-lite0",
+        "goal": o.goal,
         "success": o.success,
+        "family": family_summary(o.family, service.class_names),
+        "path": list(o.path),
+        "search": [match(m) for m in o.search],
+        "beats_search": o.beats_search,
         "source": prediction(o.source),
         "target": prediction(o.target) if o.target is not None else None,
         "before": [prediction(p) for p in o.before],
@@ -198,7 +268,7 @@ def job_summary(request: Request, job: CloakJob, service: CloakService) -> dict[
         "method": o.method,
         "steps": o.steps,
         "eot": o.eot,
-        "survival": [{"check": s.name, "top1": prediction(s.top1), "survives": s.survives} for s in o.survival],
+        "survival": [survival_row(row) for row in o.survival],
         "transfer": transfer,
         "width": int(o.cloaked.shape[1]),
         "height": int(o.cloaked.shape[0]),
@@ -209,6 +279,7 @@ def job_summary(request: Request, job: CloakJob, service: CloakService) -> dict[
         "page_url": str(request.url_for("cloak_result_page", token=job.token)),
         "expires_in_s": round(max(0.0, job.expires - time.monotonic()), 1),
         "seconds": round(o.seconds, 3),
+        "attack_seconds": round(o.attack_seconds, 3),
     }
 
 
@@ -220,7 +291,7 @@ def job_summary(request: Request, job: CloakJob, service: CloakService) -> dict[
         {
             413: "File over 10 MB or image over 40 megapixels (or a decompression bomb)",
             415: "Not a JPEG, PNG or WebP image, or an unsupported pixel format",
-            422: "Truncated, animated or empty image; bad eps, target or method",
+            422: "Truncated, animated or empty image; bad eps, target, method or goal",
             503: "Another cloak is running (see Retry-After), or the extra is missing",
         }
     ),
@@ -234,12 +305,20 @@ def job_summary(request: Request, job: CloakJob, service: CloakService) -> dict[
             },
             "eot": {"type": "boolean", "description": "Survive JPEG and resizing (slower)"},
             "method": {"type": "string", "enum": ["pgd", "cw"]},
+            "goal": {
+                "type": "string",
+                "enum": ["family", "untargeted", "targeted"],
+                "description": "family (default): out of the clean top-5's whole WordNet family; untargeted: "
+                "anything else; targeted: the target class (the default when a target is given)",
+            },
         }
     ),
 )
 async def cloak_photo(request: Request) -> dict[str, Any]:
-    """Upload a photo (multipart field ``file``); the answer has the model's top-5 before and after, the size of
-    the change and the URL of the cloaked PNG (kept for a few minutes, then deleted)."""
+    """Upload a photo (multipart field ``file``); the answer has the model's top-5 before and after, the family
+    left and the WordNet path between the answers, the search engines' verdicts, the survival table of the
+    held-out checks, the size of the change and the URL of the cloaked PNG (kept for a few minutes, then
+    deleted)."""
     service = service_of(request)
     data, fields = await read_cloak_form(request, service)
     job = await start_cloak(request, data, fields)

@@ -47,7 +47,7 @@ def base_context(request: Request, service: CloakService) -> dict[str, Any]:
         "result": None,
         "job": None,
         "deleted": False,
-        "form": {"target": "", "strength": "medium", "eot": False, "method": "pgd"},
+        "form": {"target": "", "strength": "medium", "eot": False, "method": "pgd", "goal": "family"},
     }
 
 
@@ -89,6 +89,7 @@ async def cloak_submit(request: Request) -> Response:
             "strength": fields.get("strength", "medium"),
             "eot": fields.get("eot") in ("1", "on", "true"),
             "method": fields.get("method", "pgd"),
+            "goal": fields.get("goal", "family"),
         }
         check_csrf(request, fields.get("csrf_token"))
         job = await start_cloak(request, data, fields)

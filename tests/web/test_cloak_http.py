@@ -16,7 +16,7 @@ from PIL import Image
 from sqlalchemy import create_engine, text
 
 from app.ml.cloak import service as cloak_service
-from app.ml.cloak import uploads
+from app.ml.cloak import texts, uploads
 from tests.conftest import TABLES
 from tests.imagenet import needs_imagenet, sample
 from tests.ml.cloak.test_uploads import encode, png_claiming, rejected  # noqa: F401 - shared builders
@@ -78,7 +78,7 @@ def test_the_api_cloaks_a_photo_within_its_budget(cloak_app: TestClient, sqlite_
         ("animated", 422, uploads.ANIMATED),
         ("empty", 422, uploads.EMPTY),
         ("too large", 413, "10 MB"),
-        ("eps", 422, cloak_service.CLOAK_EPS_INVALID),
+        ("eps", 422, texts.CLOAK_EPS_INVALID),
         ("target", 422, "Unknown ImageNet class"),
         ("no file", 422, "multipart field 'file'"),
     ],
@@ -174,7 +174,7 @@ def test_htmx_progress_streams_and_one_cloak_runs_at_a_time(cloak_app: TestClien
     assert started.status_code == 200 and 'sse-connect="/cloak/jobs/' in started.text
     busy = post(cloak_app, jpeg((64, 48)))
     assert busy.status_code == 503 and busy.headers["Retry-After"] == "5"
-    assert busy.json()["detail"] == cloak_service.CLOAK_BUSY
+    assert busy.json()["detail"] == texts.CLOAK_BUSY
     job = re.search(r"/cloak/jobs/([^/]+)/events", started.text)
     assert job
     with cloak_app.stream("GET", f"/cloak/jobs/{job.group(1)}/events") as stream:

@@ -1,48 +1,55 @@
-"""Cloak a photo: change it by at most ``eps`` per pixel until an ImageNet classifier calls it something else.
+"""Cloak a photo: change it by at most ``eps`` per pixel until the classifier's answer leaves its whole family and
+a reverse image search no longer finds it.
 
 The attack runs on the whole (working-size) photo, not on a 224x224 copy: the model's view (resize the shorter
-side, centre crop; :func:`app.ml.opponents.imagenet.model_view`) is part of the differentiated graph, so the result is a
-full-size image whose every pixel stays within ``eps`` of the upload and whose model view is adversarial.
+side, centre crop; :func:`app.ml.opponents.imagenet.model_view`) is part of the differentiated graph, so the result
+is a full-size image whose every pixel stays within ``eps`` of the upload.
 
+- Goals (app/ml/cloak/goals.py): ``family`` (the default; out of the smallest WordNet hypernym holding the clean
+  top-5), ``untargeted`` (off the model's own answer) and ``targeted`` (``target=k``).
 - ``method="pgd"``: PGD-L∞ on the cross-entropy (Madry et al. 2018); ``method="cw"``: the same projected steps on
-  the Carlini-Wagner margin loss (logit of the best other class minus the logit of the class to leave, or the
-  target's margin over the best other class), which keeps pushing after the label has flipped.
-- ``target=None`` moves away from the model's own answer on the upload ("anything else"); ``target=k`` moves
-  towards class k.
+  the Carlini-Wagner margin loss.
+- ``search=True`` (the default unless ``away_from`` is given): the same steps also push the photo away from
+  itself in the two search engines of app/ml/cloak/search.py: EfficientNet-Lite0's feature space (cosine
+  distance, from the same forward pass as the logits) and pHash, through a differentiable stand-in (the DCT sign
+  with a soft sign, app/ml/cloak/stand_ins.py). Each objective's gradient is scaled to the same mean size before
+  the sign step, and an objective already met with margin gets a quarter of the weight.
 - ``eot=True`` (expectation over transformation, Athalye et al. 2018) averages each step's gradient over the
-  image as it is and after JPEG re-encoding (straight-through gradient, as in BPDA) and random downscaling, so
-  that the cloak survives the treatment a photo gets when it is shared.
+  image as it is, JPEG re-encoded (straight-through gradient, BPDA), downscaled, and both.
 
 The budget is kept exactly in the delivered 8-bit image: the float attack runs in the ball of
-``floor(eps*255)/255`` and the rounded change is clipped to the same number of grey levels. Success is
-measured by running the model on the delivered 8-bit image, never assumed.
+``floor(eps*255)/255`` and the rounded change is clipped to the same number of grey levels. Every verdict (goal,
+search engines, the held-out checks of app/ml/cloak/heldout.py) is measured on the delivered image, never assumed.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor
 
+from app.config import PROJECT_ROOT
 from app.images import amplified_perturbation
+from app.ml.cloak.goals import GOALS, MARGIN, Goal, GoalKind, Method, step_direction
+from app.ml.cloak.heldout import CheckRow, Measured, survival_table
+from app.ml.cloak.search import Engine, Match, SearchIndex, gallery_photos, hashes, load_photo, pdq_bits, phash_bits
+from app.ml.cloak.stand_ins import cosine_distance, describe, hash_agreement, logits_and_features, to_tensor
+from app.ml.cloak.transforms import downscale, jpeg_tensor, straight_through
+from app.ml.cloak.wordnet import Family, ImagenetTree, imagenet_tree
 from app.ml.model import ArenaModel
-from app.ml.opponents.imagenet import MAIN_OPPONENT, TRANSFER_TARGET, class_names, load_imagenet_model, model_view
+from app.ml.opponents.imagenet import MAIN_OPPONENT, TRANSFER_TARGET, class_names, load_imagenet_model
+from app.ml.packs.base import DataPackMissing
 
-Method = Literal["pgd", "cw"]
 METHODS: tuple[Method, ...] = ("pgd", "cw")
 REL_STEP_SIZE = 2.5  # Madry et al.: step = 2.5 * eps / steps
 EOT_VIEWS = 4  # as is, JPEG, downscaled, JPEG + downscaled
-JPEG_QUALITY_CHECK = 90
-RESIZE_CHECK = 0.5
+INDEX_CACHE = PROJECT_ROOT / "var" / "search-index"
 
 Progress = Callable[[int, int, str, float], None]  # (step, steps, current top-1 name, its probability)
 
@@ -59,15 +66,6 @@ class Prediction:
 
 
 @dataclass(frozen=True)
-class SurvivalCheck:
-    """The model's answer on the cloaked image after an ordinary treatment (JPEG re-encoding, a resize)."""
-
-    name: str
-    top1: Prediction
-    survives: bool
-
-
-@dataclass(frozen=True)
 class CloakOutcome:
     original: np.ndarray  # (H,W,3) uint8
     cloaked: np.ndarray  # (H,W,3) uint8, what the download holds
@@ -76,18 +74,23 @@ class CloakOutcome:
     after: tuple[Prediction, ...]  # model's top-5 on the cloaked image
     source: Prediction  # the label the cloak moves away from (the model's own top-1 on the upload)
     target: Prediction | None
-    success: bool  # measured on `cloaked`: top-1 differs from source (or equals target)
+    success: bool  # measured on `cloaked`: the goal is met
     linf: float  # pixel units in [0,1], measured on the 8-bit images
     l2: float  # pixel units, whole image
     eps: float
     steps: int
     method: Method
     eot: bool
-    survival: tuple[SurvivalCheck, ...]
+    survival: tuple[CheckRow, ...]  # the held-out checks; the first row is the image as delivered
     transfer_before: Prediction | None
     transfer_after: Prediction | None
     transfer_model: str | None
     seconds: float
+    goal: GoalKind = "untargeted"
+    family: Family | None = None
+    path: tuple[str, ...] = ()  # WordNet path from the answer before to the answer after
+    search: tuple[Match, ...] = field(default=())  # the engines the attack saw, on the delivered image
+    attack_seconds: float = 0.0  # the gradient steps and the verdict on the delivered image, without the checks
 
     @property
     def transfer_fooled(self) -> bool | None:
@@ -96,6 +99,10 @@ class CloakOutcome:
         if self.target is not None:
             return self.transfer_after.index == self.target.index
         return self.transfer_after.index != self.transfer_before.index
+
+    @property
+    def beats_search(self) -> bool:
+        return bool(self.search) and all(m.beaten for m in self.search)
 
 
 def budget_levels(eps: float) -> int:
@@ -107,7 +114,8 @@ def budget_levels(eps: float) -> int:
 
 
 class CloakEngine:
-    """Holds the main opponent (and, optionally, the transfer target) and cloaks one photo at a time.
+    """Holds the main opponent, the held-out classifier (loaded on first use) and the search index (built on
+    first use, cached on disk), and cloaks one photo at a time.
 
     Not thread-safe by design: the cloak service calls it from a single worker thread.
     """
@@ -119,30 +127,63 @@ class CloakEngine:
         transfer_model: ArenaModel | None = None,
         with_transfer: bool = False,
         device: str | torch.device = "cpu",
+        gallery_dir: Path | None = None,
+        index_cache: Path | None = INDEX_CACHE,
     ) -> None:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = device
         self.model = model if model is not None else load_imagenet_model(MAIN_OPPONENT, device=device)
         if transfer_model is None and with_transfer:
             transfer_model = load_imagenet_model(TRANSFER_TARGET, device=device)
         self.transfer_model = transfer_model
         self.class_names = class_names()
         self.resolution = int(self.model.image_shape[-1])
+        self.gallery_dir = gallery_dir
+        self.index_cache = index_cache
+        self.index: SearchIndex | None = None
+
+    # -- judges ----------------------------------------------------------------------------------------------
+    @property
+    def heldout_model(self) -> ArenaModel:
+        if self.transfer_model is None:
+            self.transfer_model = load_imagenet_model(TRANSFER_TARGET, device=self.device)
+        return self.transfer_model
+
+    @property
+    def tree(self) -> ImagenetTree:
+        return imagenet_tree()
+
+    def engines(self) -> list[Engine]:
+        return [
+            Engine("phash", "bits", hashes(phash_bits)),
+            Engine("embedding", "vector", lambda images: describe(self.model, images)[1]),
+            Engine("pdq", "bits", hashes(pdq_bits), held_out=True),
+            Engine("embedding-lite2", "vector", lambda images: describe(self.heldout_model, images)[1], held_out=True),
+        ]
+
+    def search_index(self) -> SearchIndex:
+        if self.index is None:
+            photos = {p.name: load_photo(p) for p in gallery_photos(self.gallery_dir)}
+            self.index = SearchIndex.build(photos, self.engines(), cache_dir=self.index_cache)
+        return self.index
+
+    def measure(self, pixels: np.ndarray) -> Measured:
+        probs, features = describe(self.model, [pixels])
+        held_probs, held_features = describe(self.heldout_model, [pixels])
+        descriptors = {"phash": phash_bits(pixels), "embedding": features[0], "pdq": pdq_bits(pixels)}
+        descriptors["embedding-lite2"] = held_features[0]
+        return Measured(probs[0], held_probs[0], descriptors)
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _tensor(self, pixels: np.ndarray) -> Tensor:
         if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
             raise ValueError(f"expected (H,W,3) uint8 pixels, got {pixels.dtype} {pixels.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.model.device)
-        return x.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-
-    def _logits(self, model: ArenaModel, x: Tensor) -> Tensor:
-        return model(model_view(x, int(model.image_shape[-1])))
+        return to_tensor(pixels, self.model.device)
 
     def probabilities(self, pixels: np.ndarray, *, model: ArenaModel | None = None) -> np.ndarray:
-        model = model or self.model
-        with torch.no_grad():
-            return self._logits(model, self._tensor(pixels)).softmax(-1)[0].cpu().numpy()
+        self._tensor(pixels)
+        return describe(model or self.model, [pixels])[0][0]
 
     def top(self, probs: np.ndarray, k: int = 5) -> tuple[Prediction, ...]:
         order = np.argsort(-probs)[:k]
@@ -164,6 +205,30 @@ class CloakEngine:
                 return i
         raise ValueError(f"unknown ImageNet class {name_or_index!r}")
 
+    def resolve_goal(
+        self, clean_probs: np.ndarray, *, goal: GoalKind | None, target: int | None, away_from: int | None
+    ) -> Goal:
+        if goal is None:
+            goal = "targeted" if target is not None else "untargeted" if away_from is not None else "family"
+        if goal not in GOALS:
+            raise ValueError(f"goal must be one of {GOALS}, got {goal!r}")
+        if goal == "targeted" and target is None:
+            raise ValueError("a targeted cloak needs a target class")
+        if target is not None and not 0 <= target < self.model.num_classes:
+            raise ValueError(f"target must be a class index 0..{self.model.num_classes - 1}, got {target}")
+        source = int(clean_probs.argmax()) if away_from is None else int(away_from)
+        family = None
+        if goal == "family":
+            top5 = [int(i) for i in np.argsort(-clean_probs)[:5]]
+            family = self.tree.family([source] + [i for i in top5 if i != source][:4])
+        return Goal(goal, source, target if goal == "targeted" else None, family)
+
+    def wordnet_path(self, a: int, b: int) -> tuple[str, ...]:
+        try:
+            return tuple(s.name for s in self.tree.path(a, b))
+        except DataPackMissing:
+            return ()
+
     # -- the attack ------------------------------------------------------------------------------------------
     def cloak(
         self,
@@ -178,6 +243,9 @@ class CloakEngine:
         progress: Progress | None = None,
         should_stop: Callable[[], bool] | None = None,
         away_from: int | None = None,
+        goal: GoalKind | None = None,
+        search: bool | None = None,
+        checks: bool | None = None,
     ) -> CloakOutcome:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -187,33 +255,55 @@ class CloakEngine:
         started = time.perf_counter()
         model = self.model
         clean = self._tensor(pixels)
+        original = pixels.astype(np.uint8, copy=False)
         with torch.no_grad():
-            clean_probs = self._logits(model, clean).softmax(-1)[0].cpu().numpy()
-        # "anything else" moves away from the model's own answer, or from a known true class (natural rounds)
-        source_index = int(clean_probs.argmax()) if away_from is None else int(away_from)
-        if target is not None and not 0 <= target < model.num_classes:
-            raise ValueError(f"target must be a class index 0..{model.num_classes - 1}, got {target}")
-        goal = torch.tensor([target if target is not None else source_index], device=clean.device)
+            clean_logits, clean_features = logits_and_features(model, clean)
+        clean_probs = clean_logits.softmax(-1)[0].cpu().numpy()
+        aim = self.resolve_goal(clean_probs, goal=goal, target=target, away_from=away_from)
+        search = away_from is None if search is None else search
+        checks = search if checks is None else checks
+        index = self.search_index() if search or checks else None
+        inside = aim.mask(model.num_classes, clean.device)
+        bits = phash_bits(original) if search else None
+        thresholds = index.thresholds if index is not None else {}
         radius = levels / 255.0
         low = (clean - radius).clamp_(0.0, 1.0)
         high = (clean + radius).clamp_(0.0, 1.0)
         step = REL_STEP_SIZE * radius / steps
         generator = torch.Generator(device="cpu").manual_seed(seed)
 
+        def judge(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+            views = self._eot_views(x, generator) if eot else [x]
+            outputs = [logits_and_features(model, v) for v in views]
+            logits = torch.cat([o[0] for o in outputs])
+            features = torch.cat([o[1] for o in outputs])
+            distance = cosine_distance(features, clean_features)
+            agreement = hash_agreement(x, bits) if bits is not None else None
+            return logits, aim.score(logits, inside, method), distance, agreement
+
+        def rank(score: Tensor, distance: Tensor, agreement: Tensor | None, logits: Tensor) -> tuple[int, float]:
+            """(objectives met, their total) on the unchanged view: which iterate to deliver."""
+            met = int(aim.met(logits[0].detach().cpu().numpy()))
+            total = float(score[0].detach())
+            if search and bits is not None and agreement is not None:
+                flipped = (1.0 - float(agreement.detach())) * len(bits) / 2
+                embed = float(distance[0].detach()) / float(thresholds["embedding"])
+                met += int(embed > 1.0) + int(flipped > float(thresholds["phash"]))
+                total += min(embed, MARGIN) + min(flipped / max(float(thresholds["phash"]), 1.0), MARGIN)
+            return met, total
+
         adv = clean.clone()
-        best, best_score = clean.clone(), -math.inf
+        best, best_rank = clean.clone(), (-1, -math.inf)
         with torch.enable_grad():
             for i in range(steps):
                 if should_stop is not None and should_stop():
                     raise CloakCancelled("the cloak was cancelled")
                 adv.requires_grad_(True)
-                views = self._eot_views(adv, generator) if eot else adv
-                logits = self._logits(model, views) if not eot else self._eot_logits(model, views)
-                score = self._objective(logits, goal, targeted=target is not None, method=method)
-                (grad,) = torch.autograd.grad(score.sum(), adv)
-                current = float(score[0].detach())  # the unchanged view: what the model sees now
-                if current > best_score:
-                    best_score, best = current, adv.detach().clone()
+                logits, score, distance, agreement = judge(adv)
+                current = rank(score, distance, agreement, logits)
+                if current > best_rank:
+                    best_rank, best = current, adv.detach().clone()
+                grad = step_direction(aim, logits, score, distance, agreement, adv, thresholds, bits)
                 adv = adv.detach()
                 adv.add_(grad.sign_(), alpha=step)
                 adv = torch.maximum(torch.minimum(adv, high), low)
@@ -221,46 +311,52 @@ class CloakEngine:
                     probs = logits[0].detach().softmax(-1)
                     top1 = int(probs.argmax())
                     progress(i + 1, steps, self.class_names[top1], float(probs[top1]))
-        # The last iterate was never scored; score it (unchanged view) and keep whichever is better.
-        with torch.no_grad():
-            last_score = float(
-                self._objective(self._logits(model, adv), goal, targeted=target is not None, method=method)[0]
-            )
-        if last_score >= best_score:
-            best = adv
+        with torch.no_grad():  # the last iterate was never scored
+            last_logits, last_score, last_distance, last_agreement = judge(adv)
+            if rank(last_score, last_distance, last_agreement, last_logits) >= best_rank:
+                best = adv
 
-        original = pixels.astype(np.uint8, copy=False)
         cloaked = self._quantise(original, best, levels)
         after_probs = self.probabilities(cloaked)
-        after_top = int(after_probs.argmax())
-        success = after_top == target if target is not None else after_top != source_index
-
-        def survives(probs: np.ndarray) -> bool:
-            top = int(probs.argmax())
-            return top == target if target is not None else top != source_index
-
-        survival = []
-        for name, treated in (
-            (f"JPEG quality {JPEG_QUALITY_CHECK}", jpeg_roundtrip(cloaked, JPEG_QUALITY_CHECK)),
-            (f"resized to {RESIZE_CHECK:.0%}", resize(cloaked, RESIZE_CHECK)),
-        ):
-            probs = self.probabilities(treated)
-            survival.append(SurvivalCheck(name, self.top(probs, 1)[0], survives(probs)))
-
+        success = aim.met(after_probs)
+        matches: tuple[Match, ...] = ()
+        if index is not None and search and not checks:
+            after_features = describe(model, [cloaked])[1][0]
+            matches = (
+                index.lookup("phash", phash_bits(cloaked), phash_bits(original)),
+                index.lookup("embedding", after_features, clean_features[0].cpu().numpy()),
+            )
+        attack_seconds = time.perf_counter() - started
+        survival: tuple[CheckRow, ...] = ()
         transfer_before = transfer_after = None
-        if self.transfer_model is not None:
+        if checks:
+            reference = self.measure(original)
+            survival = survival_table(
+                cloaked,
+                reference,
+                measure=self.measure,
+                goal_met=aim.met,
+                top1=lambda probs: self.top(probs, 1)[0],
+                index=index,
+            )
+            matches = tuple(m for m in survival[0].matches if not index or not index.engines[m.engine].held_out)
+            if reference.heldout_probs is not None:
+                transfer_before = self.top(reference.heldout_probs, 1)[0]
+                transfer_after = survival[0].heldout_top1
+        elif self.transfer_model is not None:
             transfer_before = self.top(self.probabilities(original, model=self.transfer_model), 1)[0]
             transfer_after = self.top(self.probabilities(cloaked, model=self.transfer_model), 1)[0]
 
         delta = cloaked.astype(np.float64) - original.astype(np.float64)
+        after_index = int(after_probs.argmax())
         return CloakOutcome(
             original=original,
             cloaked=cloaked,
             difference=amplified_perturbation(original, cloaked),
             before=self.top(clean_probs),
             after=self.top(after_probs),
-            source=self.prediction(clean_probs, source_index),
-            target=self.prediction(after_probs, target) if target is not None else None,
+            source=self.prediction(clean_probs, aim.source),
+            target=self.prediction(after_probs, aim.target) if aim.target is not None else None,
             success=bool(success),
             linf=float(np.abs(delta).max() / 255.0),
             l2=float(np.sqrt((delta**2).sum()) / 255.0),
@@ -268,23 +364,17 @@ class CloakEngine:
             steps=steps,
             method=method,
             eot=eot,
-            survival=tuple(survival),
+            survival=survival,
             transfer_before=transfer_before,
             transfer_after=transfer_after,
             transfer_model=self.transfer_model.name if self.transfer_model is not None else None,
             seconds=time.perf_counter() - started,
+            goal=aim.kind,
+            family=aim.family,
+            path=self.wordnet_path(int(clean_probs.argmax()), after_index),
+            search=matches,
+            attack_seconds=attack_seconds,
         )
-
-    @staticmethod
-    def _objective(logits: Tensor, goal: Tensor, *, targeted: bool, method: Method) -> Tensor:
-        """Per-view score the attack increases."""
-        goal = goal.expand(logits.shape[0])
-        if method == "pgd":
-            ce = F.cross_entropy(logits, goal, reduction="none")
-            return -ce if targeted else ce
-        goal_logit = logits.gather(1, goal[:, None])[:, 0]
-        others = logits.scatter(1, goal[:, None], -math.inf).amax(1)
-        return goal_logit - others if targeted else others - goal_logit
 
     def _eot_views(self, adv: Tensor, generator: torch.Generator) -> list[Tensor]:
         """The image as is, JPEG re-encoded (straight-through gradient), downscaled, and both."""
@@ -293,45 +383,8 @@ class CloakEngine:
         jpeg = straight_through(adv, lambda x: jpeg_tensor(x, quality))
         return [adv, jpeg, downscale(adv, scale), downscale(jpeg, scale)][:EOT_VIEWS]
 
-    def _eot_logits(self, model: ArenaModel, views: list[Tensor]) -> Tensor:
-        resolution = int(model.image_shape[-1])
-        return model(torch.cat([model_view(v, resolution) for v in views]))
-
     @staticmethod
     def _quantise(original: np.ndarray, adv: Tensor, levels: int) -> np.ndarray:
         rounded = np.rint(adv.detach()[0].permute(1, 2, 0).cpu().numpy() * 255.0)
         delta = np.clip(rounded - original.astype(np.float64), -levels, levels)
         return np.clip(original.astype(np.float64) + delta, 0, 255).astype(np.uint8)
-
-
-def straight_through(x: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
-    """``fn(x)`` in the forward pass, identity in the backward pass (BPDA for a non-differentiable step)."""
-    with torch.no_grad():
-        y = fn(x.detach())
-    return x + (y - x).detach()
-
-
-def jpeg_tensor(x: Tensor, quality: int) -> Tensor:
-    pixels = np.rint(x[0].permute(1, 2, 0).cpu().numpy() * 255.0).clip(0, 255).astype(np.uint8)
-    out = jpeg_roundtrip(pixels, quality)
-    return torch.from_numpy(out).to(x.device).permute(2, 0, 1).unsqueeze(0).float() / 255.0
-
-
-def downscale(x: Tensor, scale: float) -> Tensor:
-    h, w = x.shape[-2:]
-    size = (max(8, round(h * scale)), max(8, round(w * scale)))
-    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-
-
-def jpeg_roundtrip(pixels: np.ndarray, quality: int) -> np.ndarray:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
-    buffer.seek(0)
-    with Image.open(buffer) as image:
-        return np.array(image.convert("RGB"), dtype=np.uint8)
-
-
-def resize(pixels: np.ndarray, scale: float) -> np.ndarray:
-    image = Image.fromarray(pixels)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return np.array(image.resize(size, Image.Resampling.LANCZOS), dtype=np.uint8)

@@ -14,7 +14,13 @@ Response paths are dotted, with ``[n]`` for an index and ``[*]`` for every eleme
 ``responses[0].labelAnnotations[*].description``. Header values may name environment variables as ``${NAME}``
 (keys stay out of the repository and out of the configuration file). docs/cloak.md shows full examples.
 
-Attacks (all count against the budget, one query per image sent):
+Hosted APIs throttle and bill every query, so the opponent keeps two budgets: ``query_budget`` for its whole life
+and ``photo_budget`` per photo (each attack starts a new photo with :meth:`RemoteClassifier.start_photo`). A 429
+(or a 503 with ``Retry-After``) is waited out as the server asks (``Retry-After`` in seconds or as an HTTP date,
+at most ``max_wait_s`` each, at most ``max_retries`` times in a row) and sent again; throttled answers are not
+billed, so they are counted apart (``throttled``). Every attack reports the queries it used.
+
+Attacks (all count against the budgets, one query per image answered):
 
 - :func:`transfer_attack`: send an image cloaked on the local model (EfficientNet-Lite0) once;
 - :func:`score_attack`: Square-attack-style random search in the L∞ ball (Andriushchenko et al. 2020) that lowers
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import email.utils
 import io
 import json
 import os
@@ -47,7 +54,11 @@ from app.ml.cloak.uploads import to_png, validate_upload
 
 
 class QueryBudgetExhausted(RuntimeError):
-    """The remote opponent's query budget is spent; raise the budget or stop."""
+    """The remote opponent's query budget (in all, or for this photo) is spent; raise the budget or stop."""
+
+
+class Throttled(RuntimeError):
+    """The remote classifier kept answering 429 (or 503) past ``max_retries`` waits."""
 
 
 class RemoteError(RuntimeError):
@@ -85,8 +96,25 @@ class RemoteClassifierConfig:
     scores_path: str | None = "top5[*].probability"
     image_format: Literal["PNG", "JPEG"] = "PNG"
     query_budget: int = 1000
+    photo_budget: int | None = None  # most queries per photo (None: only query_budget limits)
     rate_limit_per_s: float = 5.0
     timeout_s: float = 30.0
+    max_retries: int = 5  # 429/503 answers waited out in a row before giving up
+    max_wait_s: float = 60.0  # the longest single wait a Retry-After may ask for
+
+
+def retry_after_s(value: str | None, default: float, now: float | None = None) -> float:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date (RFC 9110 10.2.3)."""
+    if value is None or not value.strip():
+        return default
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return default
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def extract(document: Any, path: str) -> list[Any]:
@@ -124,15 +152,29 @@ class RemoteClassifier:
     def __init__(self, config: RemoteClassifierConfig, *, client: httpx.Client | None = None) -> None:
         if config.query_budget < 1 or config.rate_limit_per_s <= 0:
             raise ValueError("query_budget must be >= 1 and rate_limit_per_s > 0")
+        if config.photo_budget is not None and config.photo_budget < 1:
+            raise ValueError("photo_budget must be >= 1 (or None)")
         self.config = config
-        self.queries = 0
+        self.queries = 0  # answered (billed) queries, in all
+        self.photo_queries = 0  # answered queries since start_photo()
+        self.throttled = 0  # 429/503 answers waited out
+        self.waited_s = 0.0
         self._client = client or httpx.Client(timeout=config.timeout_s)
         self._lock = threading.Lock()
         self._next_allowed = 0.0
+        self.sleep: Callable[[float], None] = time.sleep
 
     @property
     def remaining(self) -> int:
-        return self.config.query_budget - self.queries
+        left = self.config.query_budget - self.queries
+        if self.config.photo_budget is not None:
+            left = min(left, self.config.photo_budget - self.photo_queries)
+        return left
+
+    def start_photo(self) -> None:
+        """A new photo: its own ``photo_budget`` starts again (the life-long ``query_budget`` does not)."""
+        with self._lock:
+            self.photo_queries = 0
 
     def close(self) -> None:
         self._client.close()
@@ -144,26 +186,50 @@ class RemoteClassifier:
         return buffer.getvalue(), "image/png" if fmt == "PNG" else "image/jpeg"
 
     def classify(self, pixels: np.ndarray) -> RemoteAnswer:
-        """Send one (H,W,3) uint8 image; one query of the budget."""
-        with self._lock:
-            if self.queries >= self.config.query_budget:
-                raise QueryBudgetExhausted(f"the query budget of {self.config.query_budget} is spent")
-            wait = self._next_allowed - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            self._next_allowed = time.monotonic() + 1.0 / self.config.rate_limit_per_s
-            self.queries += 1
+        """Send one (H,W,3) uint8 image; one query of the budgets once answered (throttled tries are free)."""
         data, mime = self._encode(pixels)
+        for attempt in range(self.config.max_retries + 1):
+            with self._lock:
+                if self.queries >= self.config.query_budget:
+                    raise QueryBudgetExhausted(f"the query budget of {self.config.query_budget} is spent")
+                budget = self.config.photo_budget
+                if budget is not None and self.photo_queries >= budget:
+                    raise QueryBudgetExhausted(f"the budget of {budget} queries for this photo is spent")
+                wait = self._next_allowed - time.monotonic()
+                if wait > 0:
+                    self.sleep(wait)
+                self._next_allowed = time.monotonic() + 1.0 / self.config.rate_limit_per_s
+            response = self._send(data, mime)
+            throttled = response.status_code == 429 or (
+                response.status_code == 503 and "retry-after" in response.headers
+            )
+            if not throttled:
+                break
+            if attempt == self.config.max_retries:
+                raise Throttled(f"{self.config.url} still throttled after {attempt + 1} tries")
+            pause = min(self.config.max_wait_s, retry_after_s(response.headers.get("retry-after"), 2.0**attempt))
+            with self._lock:
+                self.throttled += 1
+                self.waited_s += pause
+                self._next_allowed = max(self._next_allowed, time.monotonic() + pause)
+        with self._lock:
+            self.queries += 1
+            self.photo_queries += 1
+        return self._parse(response)
+
+    def _send(self, data: bytes, mime: str) -> httpx.Response:
         headers = {k: _expand_env(v) for k, v in self.config.headers.items()}
         cfg = self.config
         if cfg.request == "multipart":
             files = {cfg.file_field: (f"image.{mime[6:]}", data, mime)}
-            response = self._client.post(cfg.url, files=files, data=cfg.form_fields, headers=headers)
-        elif cfg.request == "json":
+            return self._client.post(cfg.url, files=files, data=cfg.form_fields, headers=headers)
+        if cfg.request == "json":
             body = cfg.json_template.replace("{image_base64}", base64.b64encode(data).decode("ascii"))
-            response = self._client.post(cfg.url, content=body, headers={"Content-Type": "application/json", **headers})
-        else:
-            response = self._client.post(cfg.url, content=data, headers={"Content-Type": mime, **headers})
+            return self._client.post(cfg.url, content=body, headers={"Content-Type": "application/json", **headers})
+        return self._client.post(cfg.url, content=data, headers={"Content-Type": mime, **headers})
+
+    def _parse(self, response: httpx.Response) -> RemoteAnswer:
+        cfg = self.config
         if response.status_code >= 400:
             raise RemoteError(f"{cfg.url} answered {response.status_code}: {response.text[:200]}")
         document = response.json()
@@ -198,6 +264,7 @@ def _linf(a: np.ndarray, b: np.ndarray) -> float:
 
 def transfer_attack(remote: RemoteClassifier, original: np.ndarray, cloaked: np.ndarray) -> RemoteAttackResult:
     """Does a cloak made on the local model also fool the remote one? Two queries (before and after)."""
+    remote.start_photo()
     before = remote.classify(original)
     after = remote.classify(cloaked)
     return RemoteAttackResult(cloaked, before.top, after.top, after.top != before.top, 2, _linf(original, cloaked))
@@ -215,6 +282,8 @@ def score_attack(
 ) -> RemoteAttackResult:
     """Square-attack-style random search (L∞): vertical stripes of ±eps to start, then random squares whose
     size shrinks over the run, each kept only if the remote's score for its original label goes down."""
+    remote.start_photo()
+    max_queries = min(max_queries, remote.remaining)
     rng = np.random.default_rng(seed)
     levels = int(np.floor(eps * 255 + 1e-6))
     if levels < 1:
@@ -258,6 +327,8 @@ def decision_attack(
 ) -> RemoteAttackResult:
     """Label-only: binary search on the blend ``original + t * (start - original)`` for the smallest ``t`` the
     remote still mislabels. Needs a starting point the remote already mislabels (else reports failure)."""
+    remote.start_photo()
+    max_queries = min(max_queries, remote.remaining)
     label = remote.classify(original).top
     start_answer = remote.classify(starting_point)
     used = 2

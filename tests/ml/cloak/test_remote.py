@@ -113,7 +113,7 @@ def test_budget_is_enforced(classifier_url: str) -> None:
 @needs_imagenet
 def test_transfer_then_decision_based_refinement(engine: Any, classifier_url: str) -> None:
     photo = sample("chelsea.png", (224, 224))
-    cloak = engine.cloak(photo, eps=8 / 255, steps=5)
+    cloak = engine.cloak(photo, eps=8 / 255, steps=5, goal="untargeted", search=False)
     opponent = remote(classifier_url, budget=12)
     transferred = transfer_attack(opponent, photo, cloak.cloaked)
     assert transferred.success and transferred.final_label == cloak.after[0].name

@@ -1,0 +1,98 @@
+"""The reverse image search the cloak has to beat: over the gallery of offline photos and their everyday variants,
+each engine's threshold finds every variant of a photo and matches no other photo; the differentiable pHash
+stand-in agrees with imagehash; the default cloak keeps its grey-level budget while it attacks the classifier's
+family and both engines; the held-out checks are measured on the treated image."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from app.ml.cloak.heldout import CHECKS, ENGINES
+from app.ml.cloak.search import GALLERY_VARIANTS, gallery_photos, load_photo, phash_bits
+from tests.imagenet import needs_imagenet, sample
+
+pytestmark = needs_imagenet
+
+
+@pytest.fixture(scope="module")
+def index(engine: Any) -> Any:
+    return engine.search_index()
+
+
+def test_the_gallery_holds_every_offline_photo(index: Any) -> None:
+    assert len(index.names) == len(gallery_photos()) >= 8
+    assert len(index.entries) == len(index.names) * (1 + len(GALLERY_VARIANTS))
+    assert set(index.thresholds) == set(ENGINES)
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_every_variant_is_found_and_no_other_photo_matches(index: Any, engine_name: str) -> None:
+    table = index.descriptors[engine_name]
+    for i, (photo, variant) in enumerate(index.entries):
+        match = index.lookup_entry(engine_name, table[i], photo)
+        assert match.found and match.distance <= index.thresholds[engine_name], (index.names[photo], variant)
+    assert index.variant_distances(engine_name).max() == index.thresholds[engine_name]
+    assert index.false_matches(engine_name) == []
+
+
+def test_the_soft_hash_agrees_with_imagehash() -> None:
+    import torch
+
+    from app.ml.cloak.stand_ins import soft_phash, to_tensor
+
+    for photo in gallery_photos()[:8]:
+        pixels = load_photo(photo)
+        soft = soft_phash(to_tensor(pixels, torch.device("cpu"))).numpy() > 0
+        assert (soft == phash_bits(pixels)).sum() >= 60, photo.name  # of 64 bits
+
+
+def test_the_default_cloak_leaves_the_family_within_its_budget_and_reports_every_check(engine: Any) -> None:
+    photo = sample("chelsea.png", (224, 224))
+    steps: list[int] = []
+    outcome = engine.cloak(photo, eps=4 / 255, steps=10, progress=lambda s, *_: steps.append(s))
+    assert steps == list(range(1, 11))
+    assert outcome.goal == "family" and outcome.family.name == "cat"
+    assert outcome.success and outcome.after[0].index not in outcome.family.members
+    assert engine.top(engine.probabilities(outcome.cloaked), 1)[0].index == outcome.after[0].index  # re-measured
+    assert outcome.path[0] == outcome.before[0].name and outcome.path[-1] == outcome.after[0].name
+    change = np.abs(outcome.cloaked.astype(int) - photo.astype(int))
+    assert 0 < change.max() <= 4 and outcome.linf == change.max() / 255
+    assert [m.engine for m in outcome.search] == ["phash", "embedding"]
+    assert [row.check for row in outcome.survival] == [name for name, _ in CHECKS]
+    delivered = outcome.survival[0]
+    assert [m.engine for m in delivered.matches] == list(ENGINES)
+    assert delivered.goal_met == outcome.success and delivered.top1.index == outcome.after[0].index
+    # the embedding distance the table reports is the one measured on the delivered PNG
+    reference, seen = engine.measure(photo), engine.measure(outcome.cloaked)
+    by_engine = {m.engine: m for m in delivered.matches}
+    for name in ENGINES:
+        expected = index_distance(engine, name, seen.descriptors[name], reference.descriptors[name])
+        assert by_engine[name].distance == pytest.approx(expected, abs=1e-6)
+
+
+def index_distance(engine: Any, name: str, query: np.ndarray, reference: np.ndarray) -> float:
+    return float(engine.search_index().engines[name].distances(query, reference[None, :])[0])
+
+
+def test_an_untouched_photo_is_found_by_every_engine(engine: Any) -> None:
+    """The control: with no change at all, the search finds the original at rank 1, distance 0."""
+    photo = sample("coffee.png", (224, 224))
+    reference = engine.measure(photo)
+    for name in ENGINES:
+        match = engine.search_index().lookup(name, reference.descriptors[name], reference.descriptors[name])
+        assert match.found and match.rank == 1 and match.distance == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_the_search_attack_alone_keeps_the_budget_and_moves_the_embedding(engine: Any) -> None:
+    photo = sample("coffee.png", (224, 224))
+    plain = engine.cloak(photo, eps=2 / 255, steps=6, goal="untargeted", search=False, checks=True)
+    searched = engine.cloak(photo, eps=2 / 255, steps=6, goal="untargeted", search=True)
+    for outcome in (plain, searched):
+        assert np.abs(outcome.cloaked.astype(int) - photo.astype(int)).max() <= 2
+    plain_embedding = next(m for m in plain.survival[0].matches if m.engine == "embedding").distance
+    searched_embedding = next(m for m in searched.search if m.engine == "embedding").distance
+    assert searched_embedding > plain_embedding
