@@ -21,6 +21,10 @@ The bodies are the contracts of app/ml/service/contracts.py in their wire form (
   POST /v1/explain           body: one ExplainJob (app/ml/service/explain_contracts.py). 200 ExplainResult; 422, 503 as
                              above; 501 {"error": "unsupported"} when the backend cannot explain. Not batched:
                              cached per round and queued in a small low-priority lane (app/ml/service/scheduler.py).
+  POST /v1/classify          body: one ClassifyJob (app/ml/service/classify_contracts.py). 200 ClassifyResult (the
+                             opponent's top-k on painted pixels, batched with everyone's jobs); 422, 503, 501 as above.
+  POST /v1/smallest          body: one SmallestJob. 200 SmallestResult (the machine's smallest successful attack on one
+                             test image, computed once per image and norm); 422, 503, 501 as above.
 
 One job per request: the backend batches concurrent requests (same opponent, attack and parameters) exactly as it
 does in-process, with the same bounded queue. A client keeps connections alive and sends requests concurrently.
@@ -40,6 +44,12 @@ from fastapi.responses import JSONResponse
 
 from app.config import get_settings
 from app.errors import ServiceBusy, ServiceUnavailable
+from app.ml.service.classify_contracts import (
+    classify_job_from_wire,
+    classify_result_to_wire,
+    smallest_job_from_wire,
+    smallest_result_to_wire,
+)
 from app.ml.service.contracts import ModelService, catalog_to_wire, info_to_wire, job_from_wire, result_to_wire
 from app.ml.service.explain_contracts import explain_job_from_wire, explain_result_to_wire
 from app.ml.service.wire import WireError
@@ -131,6 +141,44 @@ def create_server_app(service: ModelService, *, backend: str = "inprocess") -> F
         except (ServiceBusy, ServiceUnavailable) as error:
             return service_error_reply(error)
         return JSONResponse(explain_result_to_wire(result))
+
+    @app.post("/v1/classify")
+    async def classify(request: Request) -> JSONResponse:
+        try:
+            job = classify_job_from_wire(await request.json())
+        except (WireError, ValueError) as error:
+            return error_reply(422, "invalid", f"not a ClassifyJob: {error}")
+        if job.opponent not in service.opponent_names():
+            return not_loaded(job.opponent)
+        classifier = getattr(service, "classify", None)
+        if classifier is None:
+            return error_reply(501, "unsupported", f"the {backend} backend does not classify painted images")
+        try:
+            result = await classifier(job)
+        except ValueError as error:
+            return error_reply(422, "invalid", str(error))
+        except (ServiceBusy, ServiceUnavailable) as error:
+            return service_error_reply(error)
+        return JSONResponse(classify_result_to_wire(result))
+
+    @app.post("/v1/smallest")
+    async def smallest(request: Request) -> JSONResponse:
+        try:
+            job = smallest_job_from_wire(await request.json())
+        except (WireError, ValueError) as error:
+            return error_reply(422, "invalid", f"not a SmallestJob: {error}")
+        if job.opponent not in service.opponent_names():
+            return not_loaded(job.opponent)
+        search = getattr(service, "smallest_attack", None)
+        if search is None:
+            return error_reply(501, "unsupported", f"the {backend} backend does not search for smallest attacks")
+        try:
+            result = await search(job)
+        except ValueError as error:
+            return error_reply(422, "invalid", str(error))
+        except (ServiceBusy, ServiceUnavailable) as error:
+            return service_error_reply(error)
+        return JSONResponse(smallest_result_to_wire(result))
 
     return app
 
