@@ -21,6 +21,7 @@ from app.api.events import router as api_events_router
 from app.api.explain import router as api_explain_router
 from app.api.limits import DownloadSlots, Limits, RateLimited, RateLimiter, rate_limit
 from app.api.openapi import with_truthful_errors
+from app.api.paint import router as api_paint_router
 from app.api.routes import router as api_router
 from app.api.stats import router as api_stats_router
 from app.api.validation import validation_reply
@@ -184,5 +185,6 @@ def create_app(
     app.include_router(web_lab_router)
     app.include_router(api_explain_router)
     app.include_router(web_explain_router)
+    app.include_router(api_paint_router)
     with_truthful_errors(app)
     return app

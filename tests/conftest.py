@@ -23,7 +23,7 @@ pytest_plugins = ["tests.imagenet"]
 
 POSTGRES_URL = os.environ.get("ARENA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SKIP_POSTGRES = os.environ.get("ARENA_TEST_SKIP_POSTGRES") == "1" and os.environ.get("CI") != "true"
-TABLES = ("stock_images", "answers", "rounds", "shared_rounds", "players", "events")
+TABLES = ("paintings", "smallest_attacks", "stock_images", "answers", "rounds", "shared_rounds", "players", "events")
 
 
 @pytest.hookimpl(trylast=True)

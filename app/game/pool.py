@@ -34,6 +34,13 @@ from app.config import Settings
 from app.errors import ArenaError
 from app.game.catalogue import attack_entry
 from app.game.plan import RoundPlan, default_plan, new_job, round_budget, staircase_for, with_fresh_image
+from app.ml.service.classify_contracts import (
+    ClassifyJob,
+    ClassifyResult,
+    SmallestJob,
+    SmallestResult,
+    painter_service,
+)
 from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, ModelService, OpponentInfo
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 
@@ -137,6 +144,13 @@ class ReadyRoundPool:
 
     async def explain(self, job: ExplainJob) -> ExplainResult:
         return await self.inner.explain(job)
+
+    async def classify(self, job: ClassifyJob) -> ClassifyResult:
+        """Painters' answers (issue #21) are never made ahead: straight to the service behind the pool."""
+        return await painter_service(self.inner).classify(job)
+
+    async def smallest_attack(self, job: SmallestJob) -> SmallestResult:
+        return await painter_service(self.inner).smallest_attack(job)
 
     async def health(self) -> dict[str, Any]:
         health = dict(await self.inner.health())

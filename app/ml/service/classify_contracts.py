@@ -7,10 +7,11 @@ app/ml/measure/smallest.py, the wire form is the generic codec of app/ml/service
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
+from app.errors import ServiceUnavailable
 from app.ml.service.wire import WireError, from_wire, to_wire
 
 TOP_K = 3
@@ -19,6 +20,7 @@ MAX_TOP_K = 10
 # forwards, halved. Painters' answers are cheap; admission still holds a client to its share of them.
 CLASSIFY_UNITS = 1.0
 NORMS = ("l0", "l2", "linf")
+PAINT_UNSUPPORTED = "This model service cannot answer painted images (no classify / smallest_attack)."
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,14 @@ class ClassifyService(Protocol):
     async def classify(self, job: ClassifyJob) -> ClassifyResult: ...
 
     async def smallest_attack(self, job: SmallestJob) -> SmallestResult: ...
+
+
+def painter_service(service: object) -> ClassifyService:
+    """``service`` as a ClassifyService, or ServiceUnavailable when it cannot answer painters (a backend without
+    the two calls)."""
+    if not callable(getattr(service, "classify", None)) or not callable(getattr(service, "smallest_attack", None)):
+        raise ServiceUnavailable(PAINT_UNSUPPORTED)
+    return cast(ClassifyService, service)
 
 
 def top_k(probabilities: np.ndarray, k: int) -> ClassifyResult:
