@@ -42,6 +42,7 @@ from app.web.health import router as health_router
 from app.web.lab import router as web_lab_router
 from app.web.limits import rate_limited_reply
 from app.web.natural import router as web_natural_router
+from app.web.paint import router as web_paint_router
 from app.web.routes import render
 from app.web.routes import router as web_router
 from app.web.session_cookie import session_cookies
@@ -186,5 +187,6 @@ def create_app(
     app.include_router(api_explain_router)
     app.include_router(web_explain_router)
     app.include_router(api_paint_router)
+    app.include_router(web_paint_router)
     with_truthful_errors(app)
     return app

@@ -78,8 +78,7 @@ def class_names(service: ModelService, record: PaintingRecord) -> tuple[str, ...
 
 
 def top3(names: tuple[str, ...], probs: list[float]) -> list[Guess]:
-    order = sorted(range(len(probs)), key=lambda label: (-probs[label], label))[:3]
-    return [Guess(label=names[label], probability=round(probs[label], 6)) for label in order]
+    return [Guess(label=name, probability=round(p, 6)) for name, p in paint.top_answers(names, probs)]
 
 
 def painting_out(
@@ -178,11 +177,20 @@ async def give_up(
 
 @router.get("/paint/{painting_id}/{kind}.png", name="painting_image", responses={404: ERRORS[404]})
 async def painting_image(painting_id: str, kind: str, session: SessionDep) -> Response:
-    """The clean or the painted image; the painting's id (128 random bits) is the capability."""
+    """The clean or the painted image, or (once stored) the machine's smallest attack on the same image; the
+    painting's id (128 random bits) is the capability."""
     record = await paint_rounds.painting_by_id(session, painting_id)
-    if record is None or kind not in ("clean", "painted"):
+    if record is None or kind not in ("clean", "painted", "machine"):
         raise NotFound(PAINT_NOT_FOUND)
-    data = record.clean_png if kind == "clean" else record.painted_png
+    if kind == "machine":
+        best = await paint_rounds.stored_best(
+            session, record.opponent, record.image_index, paint.NORM_OF_TOOL[record.tool]
+        )
+        if best is None:
+            raise NotFound(PAINT_NOT_FOUND)
+        data = best.adversarial_png
+    else:
+        data = record.clean_png if kind == "clean" else record.painted_png
     return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 

@@ -155,6 +155,12 @@ def points(change: Change, *, fooled: bool) -> int:
     return max(1, round(100.0 / (1.0 + change.pixels / 10.0 + change.l2)))
 
 
+def top_answers(names: Sequence[str], probs: Sequence[float], k: int = 3) -> list[tuple[str, float]]:
+    """The opponent's k most likely labels and their probabilities, best first (ties: the lower label)."""
+    order = sorted(range(len(probs)), key=lambda label: (-probs[label], label))[:k]
+    return [(names[label], float(probs[label])) for label in order]
+
+
 def check_open(status: str, strokes: int) -> None:
     if status != "painting":
         raise Conflict(messages.PAINT_FINISHED)

@@ -83,8 +83,9 @@ async def start_painting(
     if len(info.image_shape) not in (2, 3) or not info.eligible_indices:
         raise Invalid(messages.PAINT_PACK_INVALID.format(name=name, pack=info.pack))
     event = await event_of_player(session, player)
-    if event is not None:
-        image_index = event_image(event.id, info.eligible_indices)
+    event_id = event.id if event is not None else None  # read now: the wait below expires what was loaded
+    if event_id is not None:
+        image_index = event_image(event_id, info.eligible_indices)
     elif image_index is None:
         image_index = random.choice(info.eligible_indices)
     elif image_index not in set(info.eligible_indices):
@@ -94,7 +95,7 @@ async def start_painting(
         image = await service.generate(job)
     record = PaintingRecord(
         player_id=player.id,
-        event_id=event.id if event is not None else None,
+        event_id=event_id,
         pack=info.pack,
         opponent=name,
         image_index=image_index,
@@ -304,7 +305,13 @@ async def painting_by_id(session: AsyncSession, painting_id: str) -> PaintingRec
 
 
 async def publish_to_room(session: AsyncSession, hub: EventHub, event_id: str) -> None:
-    """Wake the workshop's screens: a painter's answer changed the room's best edits."""
+    """Wake the workshop's paint screens (their own channel, so the event's other screens do not redraw): a
+    painter's answer may have changed the room's best edits."""
     event = await session.get(EventRecord, event_id)
     if event is not None:
-        hub.publish(event.code)
+        hub.publish(paint_channel(event.code))
+
+
+def paint_channel(code: str) -> str:
+    """The live hub's channel of an event's paint screens."""
+    return f"{code}:paint"

@@ -24,11 +24,11 @@ IMAGE = 0  # a test image fashion-cnn gets right (its label: Ankle boot)
 
 
 @cache
-def machine_linf() -> np.ndarray:
-    """The machine's smallest L∞ attack on IMAGE, as the model service computes it (seeded, so the same image)."""
+def machine_linf(index: int = IMAGE) -> np.ndarray:
+    """The machine's smallest L∞ attack on test image ``index``, as the model service computes it (seeded)."""
     images, labels = get_pack("fashion").load_split("test")
-    job = SmallestJob("fashion-cnn", IMAGE, "linf")
-    result = smallest_attack(load_opponent("fashion-cnn"), images[IMAGE], int(labels[IMAGE]), job, torch.device("cpu"))
+    job = SmallestJob("fashion-cnn", index, "linf")
+    result = smallest_attack(load_opponent("fashion-cnn"), images[index], int(labels[index]), job, torch.device("cpu"))
     assert result.found
     return result.adversarial
 
@@ -39,8 +39,10 @@ def start(client: TestClient, player: dict[str, str], **body: Any) -> dict[str, 
     return response.json()
 
 
-def stroke(client: TestClient, player: dict[str, str], painting: dict[str, Any], **body: Any) -> Any:
-    return client.post(painting["strokes_url"], headers=auth(player), json=body)
+def stroke(client: TestClient, player: dict[str, str] | None, painting: dict[str, Any], **body: Any) -> Any:
+    """One stroke, with the player's token (or, for None, the browser's cookie and its page's CSRF header)."""
+    headers = auth(player) if player is not None else {"X-CSRF-Token": body.pop("csrf")}
+    return client.post(painting["strokes_url"], headers=headers, json=body)
 
 
 def painted_pixels(client: TestClient, painting: dict[str, Any], kind: str = "painted") -> np.ndarray:
@@ -49,10 +51,12 @@ def painted_pixels(client: TestClient, painting: dict[str, Any], kind: str = "pa
     return from_png(response.content)
 
 
-def paint_the_machines_change(client: TestClient, player: dict[str, str], painting: dict[str, Any]) -> dict[str, Any]:
+def paint_the_machines_change(
+    client: TestClient, player: dict[str, str], painting: dict[str, Any], index: int = IMAGE
+) -> dict[str, Any]:
     """Brush strokes that rebuild the machine's smallest L∞ change (one stroke per grey-level step), until fooled."""
     clean = painted_pixels(client, painting, "clean")
-    delta = machine_linf().astype(int) - clean.astype(int)
+    delta = machine_linf(index).astype(int) - clean.astype(int)
     reply: dict[str, Any] = painting
     for amount in sorted(set(delta.flatten()) - {0}, key=abs):
         ys, xs = np.nonzero(delta == amount)
