@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from jinja2_fragments import render_block
 
@@ -24,19 +24,19 @@ SCREEN_TEMPLATE = "pages/paint_screen.html"
 SCREEN_BLOCKS = ("paint_progress", "paint_best")
 
 
+def start_context(player: Any, event: Any, image: int | None, error: str | None = None) -> dict[str, Any]:
+    return {"player": player, "event": event, "budgets": paint.DEFAULT_BUDGET, "image": image, "error": error}
+
+
 @router.get("/paint", name="paint_page")
-async def paint_page(request: Request, player: CookiePlayer, session: SessionDep) -> Response:
+async def paint_page(
+    request: Request, player: CookiePlayer, session: SessionDep, image: Annotated[int | None, Query(ge=0)] = None
+) -> Response:
+    """Choose a tool; ``?image=N`` paints test image N again (the result page links to it)."""
     if player is None:
         return see_other("/")
     event = await events.event_of_player(session, player)
-    context = {
-        "player": player,
-        "event": event,
-        "budgets": paint.DEFAULT_BUDGET,
-        "ranges": paint.BUDGET_RANGE,
-        "error": None,
-    }
-    return render(request, "pages/paint_start.html", context)
+    return render(request, "pages/paint_start.html", start_context(player, event, image))
 
 
 @router.post("/paint")
@@ -46,12 +46,13 @@ async def start_painting(
     session: SessionDep,
     service: ServiceDep,
     tool: Annotated[str, Form(max_length=10)] = "brush",
+    image_index: Annotated[int | None, Form(ge=0)] = None,
     csrf_token_field: CsrfField = None,
 ) -> Response:
     check_csrf(request, csrf_token_field)
     if player is None:
         return see_other("/")
-    record = await paint_rounds.start_painting(session, service, player=player, tool=tool)
+    record = await paint_rounds.start_painting(session, service, player=player, tool=tool, image_index=image_index)
     return see_other(f"/paint/{record.id}")
 
 
@@ -73,8 +74,7 @@ async def see_painted(
     try:
         record = await paint_rounds.serve_painted_round(session, player=player)
     except ArenaError as error:
-        context = {"player": player, "event": None, "budgets": paint.DEFAULT_BUDGET, "ranges": paint.BUDGET_RANGE}
-        context["error"] = error.message
+        context = start_context(player, None, None, error.message)
         return render(request, "pages/paint_start.html", context, status_code=error.status_code)
     return see_other(f"/play/rounds/{record.id}")
 
@@ -98,6 +98,7 @@ async def paint_board(
         "height": height,
         "scale": max(1, 280 // max(width, height)),
         "top3": paint.top_answers(info.class_names, list(record.model_probs)),
+        "again": f"/paint?image={record.image_index}" if record.event_id is None else "/paint",
     }
     return render(request, "pages/paint_board.html", context)
 
