@@ -21,6 +21,7 @@ from app.ml.service.contracts import ModelService
 from app.stats import painted
 
 router = APIRouter(prefix="/api/v1", tags=["paint"])
+PAINT_PREFIX = "/api/v1/paint"
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "Missing or invalid player token"},
@@ -81,9 +82,7 @@ def top3(names: tuple[str, ...], probs: list[float]) -> list[Guess]:
     return [Guess(label=name, probability=round(p, 6)) for name, p in paint.top_answers(names, probs)]
 
 
-def painting_out(
-    request: Request, service: ModelService, record: PaintingRecord, machine: dict[str, Any] | None = None
-) -> PaintingOut:
+def painting_out(service: ModelService, record: PaintingRecord, machine: dict[str, Any] | None = None) -> PaintingOut:
     names = class_names(service, record)
     change = paint.Change(record.pixels, record.l2, record.linf)
     finished = record.status != "painting"
@@ -101,9 +100,10 @@ def painting_out(
         l2=round(record.l2, 6),
         linf=round(record.linf, 6),
         points=record.points,
-        clean_url=str(request.url_for("painting_image", painting_id=record.id, kind="clean")),
-        painted_url=str(request.url_for("painting_image", painting_id=record.id, kind="painted")),
-        strokes_url=str(request.url_for("paint_stroke", painting_id=record.id)),
+        # Paths, not url_for: url_for walks every route of the app, 2 ms of a stroke's reply (benchmarks/paint_load.py).
+        clean_url=f"{PAINT_PREFIX}/{record.id}/clean.png",
+        painted_url=f"{PAINT_PREFIX}/{record.id}/painted.png",
+        strokes_url=f"{PAINT_PREFIX}/{record.id}/strokes",
         machine=machine,
         comparison=paint.comparison(record.tool, change, machine) if finished and record.status == "fooled" else None,
     )
@@ -124,7 +124,7 @@ async def start_painting(
         image_index=choice.image_index,
         opponent=choice.opponent,
     )
-    return painting_out(request, service, record)
+    return painting_out(service, record)
 
 
 @router.get("/paint/{painting_id}", response_model=PaintingOut, responses={k: ERRORS[k] for k in (401, 404, 503)})
@@ -137,7 +137,7 @@ async def show_painting(
     machine = None
     if record.status == "fooled":
         machine = paint_rounds.best_as_dict(await paint_rounds.machine_best(session, service, record))
-    return painting_out(request, service, record, machine)
+    return painting_out(service, record, machine)
 
 
 @router.post(
@@ -162,7 +162,7 @@ async def paint_stroke(
     )
     if outcome.event_id is not None:
         await paint_rounds.publish_to_room(session, hub, outcome.event_id)
-    return painting_out(request, service, outcome.record)
+    return painting_out(service, outcome.record)
 
 
 @router.post(
@@ -172,7 +172,7 @@ async def give_up(
     request: Request, painting_id: str, player: ApiPlayer, session: SessionDep, service: ServiceDep
 ) -> PaintingOut:
     record = await paint_rounds.give_up(session, player=player, painting_id=painting_id)
-    return painting_out(request, service, record)
+    return painting_out(service, record)
 
 
 @router.get("/paint/{painting_id}/{kind}.png", name="painting_image", responses={404: ERRORS[404]})

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from app import messages
 from app.db.session import connection_released
@@ -103,7 +104,6 @@ async def start_painting(
         tool=tool,
         budget=budget,
         status="painting",
-        revision=0,
         strokes=[],
         answers=[],
         model_label=image.clean_label,
@@ -139,47 +139,36 @@ async def add_stroke(
     record = await painting_of(session, player=player, painting_id=painting_id)
     paint.check_open(record.status, len(record.strokes))
     clean = from_png(record.clean_png)
-    painted = paint.replay(clean, record.tool, record.budget, record.strokes)
+    painted = from_png(record.painted_png)  # made here from the accepted strokes (paint.replay gives the same)
     accepted = paint.parse_stroke(stroke, tool=record.tool, shape=clean.shape)
     painted = paint.apply_stroke(clean, painted, accepted, record.budget)
     change = paint.measure(clean, painted)
     info = service.opponent_info(record.opponent)
-    revision, strokes, answers = record.revision, list(record.strokes), list(record.answers)
+    # The session keeps its connection through this short wait (a forward pass, batched): giving it back would cost
+    # a rollback and two reloads per stroke, a third of a stroke's time on SQLite (benchmarks/paint_load.py).
     job = ClassifyJob(record.opponent, painted, top_k=len(info.class_names), client=player.id)
-    async with connection_released(session, record, player):
-        result = await painter_service(service).classify(job)
+    result = await painter_service(service).classify(job)
     probs = [0.0] * len(info.class_names)
     for label, probability in zip(result.labels, result.probabilities, strict=True):
         probs[label] = probability
     fooled = result.label != record.true_label
-    strokes.append(accepted.as_json())
-    answers.append({"stroke": len(strokes), "label": result.label, "probabilities": [round(p, 6) for p in probs]})
-    values: dict[str, Any] = {
-        "revision": revision + 1,
-        "strokes": strokes,
-        "answers": answers,
-        "model_label": result.label,
-        "model_probs": probs,
-        "pixels": change.pixels,
-        "l2": change.l2,
-        "linf": change.linf,
-        "painted_png": to_png(painted),
-    }
+    record.strokes = [*record.strokes, accepted.as_json()]
+    answer = {"stroke": len(record.strokes), "label": result.label, "probabilities": [round(p, 6) for p in probs]}
+    record.answers = [*record.answers, answer]
+    record.model_label, record.model_probs = result.label, probs
+    record.pixels, record.l2, record.linf = change.pixels, change.l2, change.linf
+    record.painted_png = to_png(painted)
     if fooled:
-        values.update(status="fooled", finished_at=datetime.now(UTC), points=paint.points(change, fooled=True))
-    done = await session.execute(
-        update(PaintingRecord)
-        .where(PaintingRecord.id == record.id, PaintingRecord.revision == revision, PaintingRecord.status == "painting")
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(done, "rowcount", 1) != 1:
+        record.status, record.finished_at = "fooled", datetime.now(UTC)
+        record.points = paint.points(change, fooled=True)
+        player.score += record.points
+    try:
+        # PaintingRecord.revision is the mapper's version counter: the UPDATE only lands on the revision this
+        # stroke was applied to, so a stroke of the same painting answered meanwhile makes this one a 409.
+        await session.commit()
+    except StaleDataError:
         await session.rollback()
-        raise Conflict(messages.PAINT_FINISHED)
-    if fooled:
-        player.score += int(values["points"])
-    await session.commit()
-    await session.refresh(record)
+        raise Conflict(messages.PAINT_FINISHED) from None
     top = tuple(zip(result.labels[:3], result.probabilities[:3], strict=True))
     return StrokeOutcome(record=record, label=result.label, top=top, change=change, event_id=record.event_id)
 

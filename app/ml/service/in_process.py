@@ -10,8 +10,10 @@ resolves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +51,13 @@ def resolve_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
         raise ServiceUnavailable("ARENA_DEVICE=cuda but no CUDA device is available; use auto or cpu")
     return torch.device(requested)
+
+
+def lowest_priority() -> None:
+    """Make the calling thread the CPU's last choice (Linux: a thread's nice value is its own), so that a search of a
+    few seconds yields to the event loop and the model worker that answer players (benchmarks/paint_load.py)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def worker_threads(requested: int) -> int:
@@ -263,6 +272,7 @@ class InProcessModelService:
 
     def _search(self, model: Any, clean: np.ndarray, truth: int, job: SmallestJob) -> SmallestResult:
         torch.set_num_threads(1)
+        lowest_priority()
         return search_smallest(model, clean, truth, job, self.device)
 
     async def health(self) -> dict[str, Any]:
