@@ -21,6 +21,7 @@ from app.api.events import router as api_events_router
 from app.api.explain import router as api_explain_router
 from app.api.limits import DownloadSlots, Limits, RateLimited, RateLimiter, rate_limit
 from app.api.openapi import with_truthful_errors
+from app.api.paint import router as api_paint_router
 from app.api.policy import router as api_policy_router
 from app.api.routes import router as api_router
 from app.api.stats import router as api_stats_router
@@ -43,6 +44,7 @@ from app.web.health import router as health_router
 from app.web.lab import router as web_lab_router
 from app.web.limits import rate_limited_reply
 from app.web.natural import router as web_natural_router
+from app.web.paint import router as web_paint_router
 from app.web.policy import router as web_policy_router
 from app.web.routes import render
 from app.web.routes import router as web_router
@@ -192,5 +194,7 @@ def create_app(
     app.include_router(web_text_router)  # text rounds (issue #18)
     app.include_router(api_policy_router)  # the policy lab and pick the moments (issue 19)
     app.include_router(web_policy_router)
+    app.include_router(api_paint_router)
+    app.include_router(web_paint_router)
     with_truthful_errors(app)
     return app

@@ -84,3 +84,23 @@ EVENT_MODE_INVALID = "The game is 'images' or 'policy' (pick the moments, played
 EVENT_POLICY_ONLY = "This event plays pick the moments, not images: open Pick the moments."
 EVENT_IMAGES_ONLY = "This event plays images, not pick the moments."
 POLICY_LAB_INVALID = "The lab's attack is one of {attacks}, its budget 0 to 1 and its seed 0 to 2147483647."
+
+# Fool it by hand (issue #21, app/game/paint.py)
+PAINT_NOT_FOUND = "No such painting (or not yours)."
+PAINT_FINISHED = "This painting is finished: start a new one."
+PAINT_STROKE_INVALID = (
+    "A stroke is a tool ('brush' or 'pencil'), 1 to {most} points [x, y] inside the image and, for the brush, an "
+    "amount of -255 to 255 grey levels (not 0), or for the pencil a value of 0 to 255."
+)
+PAINT_WRONG_TOOL = "This painting uses the {tool}: send {tool} strokes."
+PAINT_OVER_BUDGET = (
+    "That stroke would change {pixels} pixels; the pencil may change at most {budget}. Paint some back to the "
+    "original first, or start again."
+)
+PAINT_TOOL_INVALID = (
+    "The tool is 'brush' (lighten or darken within a budget of 1 to 64 grey levels) or 'pencil' (set single "
+    "pixels, a budget of 1 to 100 pixels)."
+)
+PAINT_IMAGE_INVALID = "That image is not one the opponent gets right; leave the image out to be given one."
+PAINT_PACK_INVALID = "Painting works on image packs; opponent {name!r} plays on {pack!r}."
+PAINT_NONE_TO_SEE = "No painted image of someone else is ready to show yet."

@@ -23,7 +23,19 @@ pytest_plugins = ["tests.imagenet"]
 
 POSTGRES_URL = os.environ.get("ARENA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SKIP_POSTGRES = os.environ.get("ARENA_TEST_SKIP_POSTGRES") == "1" and os.environ.get("CI") != "true"
-TABLES = ("policy_rounds", "text_validations", "text_edits", "stock_images", "answers", "rounds", "shared_rounds", "players", "events")
+TABLES = (
+    "paintings",
+    "smallest_attacks",
+    "policy_rounds",
+    "text_validations",
+    "text_edits",
+    "stock_images",
+    "answers",
+    "rounds",
+    "shared_rounds",
+    "players",
+    "events",
+)
 
 
 @pytest.hookimpl(trylast=True)

@@ -283,6 +283,8 @@ class TextValidationRecord(Base):
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     choice: Mapped[int | None] = mapped_column(Integer, nullable=True)
     agrees: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # the choice is the original's category
+
+
 class PolicyRoundRecord(Base):
     """One pick-the-moments round (issue 19, app/game/policy.py): a seeded CartPole episode in which the player may
     attack at most ``max_attacked_steps`` steps with ``budget``, against the strategically-timed heuristic with the
@@ -292,6 +294,14 @@ class PolicyRoundRecord(Base):
 
     __tablename__ = "policy_rounds"
     __table_args__ = (Index("uq_policy_rounds_pending_player_id", "pending_player_id", unique=True),)
+
+
+class PaintingRecord(Base):
+    """An image a person edited to fool the opponent (issue #21, app/game/paint.py): the clean test image, every
+    stroke as sent, the opponent's answer after each accepted stroke, and the final pixels. ``tool`` is brush (an
+    L∞ budget of ``budget`` grey levels) or pencil (an L0 budget of ``budget`` pixels)."""
+
+    __tablename__ = "paintings"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     player_id: Mapped[str] = mapped_column(ForeignKey("players.id", ondelete="CASCADE"), index=True)
@@ -311,3 +321,49 @@ class PolicyRoundRecord(Base):
     player_return: Mapped[int | None] = mapped_column(Integer, nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(8), nullable=True)  # win, tie or loss against the heuristic
     points: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    pack: Mapped[str] = mapped_column(String(40))
+    opponent: Mapped[str] = mapped_column(String(60))
+    image_index: Mapped[int] = mapped_column(Integer)
+    true_label: Mapped[int] = mapped_column(Integer)
+    tool: Mapped[str] = mapped_column(String(8))  # brush (linf) or pencil (l0)
+    budget: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(12), default="painting")  # painting, fooled, gave_up
+    revision: Mapped[int] = mapped_column(
+        Integer, default=0
+    )  # strokes accepted: a stroke is stored only on top of its own
+    strokes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    answers: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    model_label: Mapped[int] = mapped_column(Integer)
+    model_probs: Mapped[list[float]] = mapped_column(JSON)
+    clean_probs: Mapped[list[float]] = mapped_column(JSON)
+    pixels: Mapped[int] = mapped_column(Integer, default=0)
+    l2: Mapped[float] = mapped_column(Float, default=0.0)
+    linf: Mapped[float] = mapped_column(Float, default=0.0)
+    points: Mapped[int] = mapped_column(Integer, default=0)
+    clean_png: Mapped[bytes] = mapped_column(LargeBinary)
+    painted_png: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SmallestAttackRecord(Base):
+    """The machine's smallest successful attack on one test image in one norm (app/ml/measure/smallest.py), stored
+    once so that every painter of the image is compared with the same attack."""
+
+    __tablename__ = "smallest_attacks"
+    __table_args__ = (
+        UniqueConstraint("opponent", "image_index", "norm", name="uq_smallest_attacks_opponent_image_index_norm"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    opponent: Mapped[str] = mapped_column(String(60))
+    image_index: Mapped[int] = mapped_column(Integer)
+    norm: Mapped[str] = mapped_column(String(8))
+    attack: Mapped[str] = mapped_column(String(40))
+    found: Mapped[bool] = mapped_column(Boolean)
+    pixels: Mapped[int] = mapped_column(Integer)
+    l2: Mapped[float] = mapped_column(Float)
+    linf: Mapped[float] = mapped_column(Float)
+    label: Mapped[int] = mapped_column(Integer)
+    elapsed_ms: Mapped[float] = mapped_column(Float)
+    adversarial_png: Mapped[bytes] = mapped_column(LargeBinary)
+    made_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())

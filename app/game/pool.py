@@ -35,6 +35,13 @@ from app.config import Settings
 from app.errors import ArenaError, ServiceUnavailable
 from app.game.catalogue import attack_entry
 from app.game.plan import RoundPlan, default_plan, new_job, round_budget, staircase_for, with_fresh_image
+from app.ml.service.classify_contracts import (
+    ClassifyJob,
+    ClassifyResult,
+    SmallestJob,
+    SmallestResult,
+    painter_service,
+)
 from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, ModelService, OpponentInfo
 from app.ml.service.episode_contracts import EpisodeJob, EpisodeResult, EpisodeService
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
@@ -154,11 +161,19 @@ class ReadyRoundPool:
 
     async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
         return await self.inner.text_opponents()
+
     async def run_episode(self, job: EpisodeJob) -> EpisodeResult:
         """Episodes (app/game/policy.py) are never made ahead: straight to the model service, if it runs them."""
         if not isinstance(self.inner, EpisodeService):
             raise ServiceUnavailable(messages.POLICY_UNSUPPORTED)
         return await self.inner.run_episode(job)
+
+    async def classify(self, job: ClassifyJob) -> ClassifyResult:
+        """Painters' answers (issue #21) are never made ahead: straight to the service behind the pool."""
+        return await painter_service(self.inner).classify(job)
+
+    async def smallest_attack(self, job: SmallestJob) -> SmallestResult:
+        return await painter_service(self.inner).smallest_attack(job)
 
     async def health(self) -> dict[str, Any]:
         health = dict(await self.inner.health())

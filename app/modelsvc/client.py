@@ -20,13 +20,23 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from app.background import stop_task
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.messages import SERVICE_BUSY, SERVICE_DOWN
+from app.ml.service.classify_contracts import (
+    ClassifyJob,
+    ClassifyResult,
+    SmallestJob,
+    SmallestResult,
+    classify_job_to_wire,
+    classify_result_from_wire,
+    smallest_job_to_wire,
+    smallest_result_from_wire,
+)
 from app.ml.service.contracts import (
     AttackCatalog,
     ImageJob,
@@ -44,11 +54,13 @@ from app.ml.service.text_contracts import (
     TextJob,
     TextOpponentInfo,
     TextResult,
-    classify_result_from_wire,
     classify_to_wire,
     text_job_to_wire,
     text_opponents_from_wire,
     text_result_from_wire,
+)
+from app.ml.service.text_contracts import (
+    classify_result_from_wire as text_classify_result_from_wire,
 )
 from app.ml.service.text_edit_contracts import (
     TextSimilarityJob,
@@ -61,6 +73,7 @@ from app.ml.service.wire import WireError
 logger = logging.getLogger(__name__)
 
 STARTING, UP, DOWN, RECOVERING = "starting", "up", "down", "recovering"
+Decoded = TypeVar("Decoded")
 
 
 class RemoteModelService:
@@ -220,7 +233,9 @@ class RemoteModelService:
 
     async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult:
         body = classify_to_wire(opponent, texts, client)
-        result: TextClassifyResult = await self._text_call("POST", "/v1/text/classify", body, classify_result_from_wire)
+        result: TextClassifyResult = await self._text_call(
+            "POST", "/v1/text/classify", body, text_classify_result_from_wire
+        )
         return result
 
     async def text_similarity(self, original: str, edited: str, client: str = "") -> TextSimilarityResult:
@@ -240,7 +255,9 @@ class RemoteModelService:
     async def run_episode(self, job: EpisodeJob) -> EpisodeResult:
         """POST /v1/episodes: one CartPole episode (issue #19). Errors map as for text; 501 (a backend without
         episodes) is ServiceUnavailable too."""
-        result: EpisodeResult = await self._text_call("POST", "/v1/episodes", episode_job_to_wire(job), episode_result_from_wire)
+        result: EpisodeResult = await self._text_call(
+            "POST", "/v1/episodes", episode_job_to_wire(job), episode_result_from_wire
+        )
         return result
 
     async def _text_call(
@@ -272,6 +289,46 @@ class RemoteModelService:
             raise busy
         self._failed(f"the model service at {self.url} answered {path} with {response.status_code} {code}: {detail}")
         raise ServiceUnavailable(detail if response.status_code in (422, 501) and detail else SERVICE_DOWN)
+
+    async def classify(self, job: ClassifyJob) -> ClassifyResult:
+        """POST /v1/classify: a painter's answer (batched on the server). A 422 is the job's fault: ValueError."""
+        data = await self._call("/v1/classify", classify_job_to_wire(job))
+        return self._decoded(classify_result_from_wire, data)
+
+    async def smallest_attack(self, job: SmallestJob) -> SmallestResult:
+        """POST /v1/smallest: the machine's smallest attack on one image (computed once on the server)."""
+        data = await self._call("/v1/smallest", smallest_job_to_wire(job))
+        return self._decoded(smallest_result_from_wire, data)
+
+    async def _call(self, path: str, body: dict[str, Any]) -> Any:
+        client = self._client
+        if client is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        try:
+            response = await client.post(path, json=body, timeout=self._generate_timeout)
+        except httpx.PoolTimeout:
+            raise ServiceBusy(SERVICE_BUSY) from None
+        except httpx.TransportError as error:  # timeouts included
+            self._failed(f"{path} at {self.url} failed: {error!r}")
+            raise ServiceUnavailable(SERVICE_DOWN) from None
+        if response.status_code == 200:
+            return response.json()
+        code, detail = _error_detail(response)
+        if response.status_code == 422:
+            raise ValueError(detail)
+        if response.status_code == 503 and code == "busy":
+            busy = ServiceBusy(SERVICE_BUSY)
+            busy.retry_after_s = _retry_after(response, busy.retry_after_s)
+            raise busy
+        self._failed(f"the model service at {self.url} answered {path} with {response.status_code} {code}: {detail}")
+        raise ServiceUnavailable(SERVICE_DOWN)
+
+    def _decoded(self, decode: Callable[[Any], Decoded], data: Any) -> Decoded:
+        try:
+            return decode(data)
+        except (WireError, ValueError) as error:
+            self._failed(f"the model service at {self.url} sent a reply that does not decode: {error}")
+            raise ServiceUnavailable(SERVICE_DOWN) from None
 
     async def health(self) -> dict[str, Any]:
         await self._probe()

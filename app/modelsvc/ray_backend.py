@@ -43,6 +43,7 @@ from app.config import Settings, get_settings
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.messages import SERVICE_DOWN
 from app.ml.service.admission import AdmissionBudget
+from app.ml.service.classify_contracts import ClassifyJob, ClassifyResult, SmallestJob, SmallestResult
 from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, OpponentInfo
 from app.ml.service.cost import job_units
 from app.ml.service.episode_contracts import EpisodeJob, EpisodeResult
@@ -164,9 +165,18 @@ class ReplicaModelService:
 
     async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
         return await self._replica.inner.text_opponents()
+
     async def run_episode(self, job: EpisodeJob) -> EpisodeResult:
         """Not batched: the replica's in-process service runs it in its bounded, per-client episode lane."""
         return await self._replica.inner.run_episode(job)
+
+    async def classify(self, job: ClassifyJob) -> ClassifyResult:
+        """Painters' answers go through the replica's in-process scheduler (batched, fair per client), not Serve's
+        batcher: one forward pass each, so Serve's batching would add its wait for nothing."""
+        return await self._replica.inner.classify(job)  # type: ignore[attr-defined, no-any-return]
+
+    async def smallest_attack(self, job: SmallestJob) -> SmallestResult:
+        return await self._replica.inner.smallest_attack(job)  # type: ignore[attr-defined, no-any-return]
 
     async def health(self) -> dict[str, Any]:
         return await self._replica.health()

@@ -32,6 +32,10 @@ The bodies are the contracts of app/ml/service/contracts.py in their wire form (
   POST /v1/episodes          body: one EpisodeJob (app/ml/service/episode_contracts.py). 200 EpisodeResult; 422, 503
                              as above (503 busy also when the client already has an episode in the lane); 501
                              {"error": "unsupported"} when the backend runs no episodes. Deterministic from the job.
+  POST /v1/classify          body: one ClassifyJob (app/ml/service/classify_contracts.py). 200 ClassifyResult (the
+                             opponent's top-k on painted pixels, batched with everyone's jobs); 422, 503, 501 as above.
+  POST /v1/smallest          body: one SmallestJob. 200 SmallestResult (the machine's smallest successful attack on one
+                             test image, computed once per image and norm); 422, 503, 501 as above.
 
 One job per request: the backend batches concurrent requests (same opponent, attack and parameters) exactly as it
 does in-process, with the same bounded queue. A client keeps connections alive and sends requests concurrently.
@@ -51,15 +55,23 @@ from fastapi.responses import JSONResponse
 
 from app.config import get_settings
 from app.errors import ServiceBusy, ServiceUnavailable
+from app.ml.service.classify_contracts import (
+    classify_job_from_wire,
+    classify_result_to_wire,
+    smallest_job_from_wire,
+    smallest_result_to_wire,
+)
 from app.ml.service.contracts import ModelService, catalog_to_wire, info_to_wire, job_from_wire, result_to_wire
 from app.ml.service.episode_contracts import episode_job_from_wire, episode_result_to_wire
 from app.ml.service.explain_contracts import explain_job_from_wire, explain_result_to_wire
 from app.ml.service.text_contracts import (
     classify_from_wire,
-    classify_result_to_wire,
     text_job_from_wire,
     text_opponents_to_wire,
     text_result_to_wire,
+)
+from app.ml.service.text_contracts import (
+    classify_result_to_wire as text_classify_result_to_wire,
 )
 from app.ml.service.text_edit_contracts import similarity_job_from_wire, similarity_result_to_wire
 from app.ml.service.wire import WireError
@@ -181,12 +193,13 @@ def create_server_app(service: ModelService, *, backend: str = "inprocess") -> F
         return await text_reply(service, backend, "text", job)
 
     @app.post("/v1/text/classify")
-    async def classify(request: Request) -> JSONResponse:
+    async def classify_text(request: Request) -> JSONResponse:
         try:
             opponent, texts, client = classify_from_wire(await request.json())
         except (WireError, ValueError) as error:
             return error_reply(422, "invalid", f"not a classify request: {error}")
         return await text_reply(service, backend, "classify_text", opponent, texts, client)
+
     @app.post("/v1/episodes")
     async def episodes(request: Request) -> JSONResponse:
         try:
@@ -201,6 +214,44 @@ def create_server_app(service: ModelService, *, backend: str = "inprocess") -> F
         except (ServiceBusy, ServiceUnavailable) as error:
             return service_error_reply(error)
         return JSONResponse(episode_result_to_wire(episode))
+
+    @app.post("/v1/classify")
+    async def classify(request: Request) -> JSONResponse:
+        try:
+            job = classify_job_from_wire(await request.json())
+        except (WireError, ValueError) as error:
+            return error_reply(422, "invalid", f"not a ClassifyJob: {error}")
+        if job.opponent not in service.opponent_names():
+            return not_loaded(job.opponent)
+        classifier = getattr(service, "classify", None)
+        if classifier is None:
+            return error_reply(501, "unsupported", f"the {backend} backend does not classify painted images")
+        try:
+            result = await classifier(job)
+        except ValueError as error:
+            return error_reply(422, "invalid", str(error))
+        except (ServiceBusy, ServiceUnavailable) as error:
+            return service_error_reply(error)
+        return JSONResponse(classify_result_to_wire(result))
+
+    @app.post("/v1/smallest")
+    async def smallest(request: Request) -> JSONResponse:
+        try:
+            job = smallest_job_from_wire(await request.json())
+        except (WireError, ValueError) as error:
+            return error_reply(422, "invalid", f"not a SmallestJob: {error}")
+        if job.opponent not in service.opponent_names():
+            return not_loaded(job.opponent)
+        search = getattr(service, "smallest_attack", None)
+        if search is None:
+            return error_reply(501, "unsupported", f"the {backend} backend does not search for smallest attacks")
+        try:
+            result = await search(job)
+        except ValueError as error:
+            return error_reply(422, "invalid", str(error))
+        except (ServiceBusy, ServiceUnavailable) as error:
+            return service_error_reply(error)
+        return JSONResponse(smallest_result_to_wire(result))
 
     return app
 
@@ -219,7 +270,7 @@ async def text_reply(service: ModelService, backend: str, operation: str, *args:
         result = await call(*args)
     except (ServiceBusy, ServiceUnavailable) as error:
         return service_error_reply(error)
-    wire = text_result_to_wire(result) if operation == "text" else classify_result_to_wire(result)
+    wire = text_result_to_wire(result) if operation == "text" else text_classify_result_to_wire(result)
     return JSONResponse(wire)
 
 

@@ -10,8 +10,10 @@ resolves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,10 +30,12 @@ from app.messages import SERVICE_DOWN
 from app.ml.attacks import describe_attacks, get_attack
 from app.ml.defenses.outcome import defense_outcomes
 from app.ml.measure.explain import explain as explain_round
+from app.ml.measure.smallest import smallest_attack as search_smallest
 from app.ml.opponents import eligibility
 from app.ml.opponents.registry import OpponentCorrupt, OpponentMissing, load_opponent
 from app.ml.packs import get_pack
 from app.ml.service.admission import DEFAULT_GLOBAL_UNITS, DEFAULT_PER_CLIENT_UNITS, AdmissionBudget
+from app.ml.service.classify_contracts import ClassifyJob, ClassifyResult, SmallestJob, SmallestResult, top_k
 from app.ml.service.conditions import shown_candidate
 from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, OpponentInfo, freeze_catalog
 from app.ml.service.episode_contracts import EpisodeJob, EpisodeResult
@@ -56,6 +60,13 @@ def resolve_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
         raise ServiceUnavailable("ARENA_DEVICE=cuda but no CUDA device is available; use auto or cpu")
     return torch.device(requested)
+
+
+def lowest_priority() -> None:
+    """Make the calling thread the CPU's last choice (Linux: a thread's nice value is its own), so that a search of a
+    few seconds yields to the event loop and the model worker that answer players (benchmarks/paint_load.py)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def worker_threads(requested: int) -> int:
@@ -117,6 +128,10 @@ class InProcessModelService:
         self._similarity: SimilarityBatcher | None = None
         self._episodes: EpisodeLane | None = None
         self._episode_runner: EpisodeRunner | None = None
+        # The machine's smallest attacks (issue #21): on a thread of their own, so that a search of a few seconds never
+        # holds up the painters' answers on the model worker; one future per (opponent, image, norm), kept.
+        self._search_executor: ThreadPoolExecutor | None = None
+        self._smallest: dict[tuple[str, int, str, int], asyncio.Future[SmallestResult]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -133,6 +148,7 @@ class InProcessModelService:
             queue_size=self._queue_size,
             timeout_s=self.timeout_s,
             admission=self.admission,
+            compute_classify=self._classify_on_worker,
         )
         self._scheduler.start()
         # Text rounds (issue #18): their own fair lane, the same worker thread; models load on first use.
@@ -162,6 +178,9 @@ class InProcessModelService:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+        if self._search_executor is not None:
+            self._search_executor.shutdown(wait=True, cancel_futures=True)
+            self._search_executor = None
 
     def _load_all(self) -> None:
         torch.set_num_threads(worker_threads(self._torch_threads))
@@ -284,6 +303,7 @@ class InProcessModelService:
     async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
         """The text opponents whose checkpoints and cards are here (read from the cards: nothing is loaded)."""
         return self._text_worker.infos() if self._text_worker is not None else ()
+
     async def run_episode(self, job: EpisodeJob) -> EpisodeResult:
         """One CartPole episode (issue #19; app/ml/service/episode_runner.py) on the worker thread that holds the
         models, through the bounded lane that takes turns between clients (app/ml/service/episode_lane.py)."""
@@ -296,6 +316,44 @@ class InProcessModelService:
         if self._executor is None or self._episode_runner is None:
             raise ServiceUnavailable(SERVICE_DOWN)
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._episode_runner.run, job)
+
+    async def classify(self, job: ClassifyJob) -> ClassifyResult:
+        """The opponent's top-k on pixels a player painted: batched with everyone's jobs through the scheduler."""
+        if self._scheduler is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        job.validate()
+        info = self.opponent_info(job.opponent)
+        if tuple(job.image.shape) != info.image_shape:
+            raise ValueError(f"the image is shaped {job.image.shape}; {job.opponent} takes {info.image_shape}")
+        return await self._scheduler.classify(job)
+
+    async def smallest_attack(self, job: SmallestJob) -> SmallestResult:
+        """The machine's smallest successful attack on one test image (app/ml/measure/smallest.py), computed once per
+        (opponent, image, norm, seed) on the search thread; concurrent askers share the computation."""
+        job.validate()
+        opponent = self._opponents.get(job.opponent)
+        if opponent is None or self._executor is None:
+            raise ServiceUnavailable(SERVICE_DOWN if opponent else f"opponent {job.opponent!r} is not loaded")
+        if job.image_index >= len(opponent.labels):
+            raise ValueError(f"image_index {job.image_index} is past the {len(opponent.labels)} test images")
+        key = (job.opponent, job.image_index, job.norm, job.seed)
+        future = self._smallest.get(key)
+        if future is None or (future.done() and future.exception() is not None):
+            if self._search_executor is None:
+                self._search_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smallest-attack")
+            clean, truth = opponent.images[job.image_index], int(opponent.labels[job.image_index])
+            future = asyncio.ensure_future(
+                asyncio.get_running_loop().run_in_executor(
+                    self._search_executor, self._search, opponent.model, clean, truth, job
+                )
+            )
+            self._smallest[key] = future
+        return await asyncio.shield(future)
+
+    def _search(self, model: Any, clean: np.ndarray, truth: int, job: SmallestJob) -> SmallestResult:
+        torch.set_num_threads(1)
+        lowest_priority()
+        return search_smallest(model, clean, truth, job, self.device)
 
     async def health(self) -> dict[str, Any]:
         scheduler = self._scheduler
@@ -323,6 +381,22 @@ class InProcessModelService:
         self.batches_run += 1
         self.jobs_run += len(jobs)
         return results
+
+    async def _classify_on_worker(self, jobs: list[ClassifyJob]) -> list[ClassifyResult]:
+        if self._executor is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        results = await asyncio.get_running_loop().run_in_executor(self._executor, self._classify, jobs)
+        self.batches_run += 1
+        self.jobs_run += len(jobs)
+        return results
+
+    def _classify(self, jobs: list[ClassifyJob]) -> list[ClassifyResult]:
+        """Runs on the worker thread: one forward pass for a batch of painted images of one opponent."""
+        model = self._opponents[jobs[0].opponent].model
+        with torch.inference_mode():
+            probs = torch.softmax(model(to_tensor(np.stack([job.image for job in jobs]), self.device)), dim=1)
+        rows = probs.cpu().numpy()
+        return [top_k(rows[i], job.top_k) for i, job in enumerate(jobs)]
 
     async def _explain_on_worker(self, job: ExplainJob) -> ExplainResult:
         if self._executor is None:

@@ -15,6 +15,9 @@
   shared when the same one is being computed, else queued in a small lane of their own (one per client) that the
   worker serves when no image job waits, or once every ``EXPLAIN_EVERY`` batches while they do: explanations can
   neither bypass the bound nor starve rounds.
+* Painters' answers (ClassifyJob, app/ml/service/classify_contracts.py) share the image queue, its admission and its
+  turns between clients: they are batched by opponent into one forward pass (``compute_classify``), beside image
+  jobs, at CLASSIFY_UNITS each.
 
 Plain asyncio, no torch: the compute steps are handed in, so the policy is tested with fakes.
 """
@@ -33,6 +36,7 @@ from app.background import stop_task
 from app.errors import ServiceBusy, ServiceUnavailable
 from app.messages import SERVICE_BUSY, SERVICE_DOWN
 from app.ml.service.admission import SERVER_CLIENT, AdmissionBudget, Ticket
+from app.ml.service.classify_contracts import CLASSIFY_UNITS, ClassifyJob, ClassifyResult
 from app.ml.service.contracts import ImageJob, ImageResult
 from app.ml.service.cost import DEFAULT_ROUND_UNITS, job_units
 from app.ml.service.explain_cache import DEFAULT_CACHE_SIZE, ExplainCache, explain_key
@@ -43,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 ComputeBatch = Callable[[list[ImageJob]], Awaitable[list[ImageResult]]]
 ComputeExplanation = Callable[[ExplainJob], Awaitable[ExplainResult]]
+ComputeClassify = Callable[[list[ClassifyJob]], Awaitable[list[ClassifyResult]]]
 Job = TypeVar("Job")
 Result = TypeVar("Result")
 
@@ -89,8 +94,10 @@ class Scheduler:
         admission: AdmissionBudget | None = None,
         explain_queue_size: int = EXPLAIN_QUEUE_SIZE,
         explain_cache_size: int = DEFAULT_CACHE_SIZE,
+        compute_classify: ComputeClassify | None = None,
     ) -> None:
         self._compute_batch = compute_batch
+        self._compute_classify = compute_classify
         self._compute_explanation = compute_explanation
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
@@ -144,6 +151,19 @@ class Scheduler:
         self._images.put_nowait(job.client, pending)
         pending.future.add_done_callback(lambda _: self._release_unless_started(pending))
         return await self._await(pending)
+
+    async def classify(self, job: ClassifyJob) -> ClassifyResult:
+        """A painter's answer: queued with the image jobs (same bound, admission and turns), batched by opponent."""
+        if not self.running or self._compute_classify is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        if self._images.full():
+            raise ServiceBusy(SERVICE_BUSY)
+        ticket = self.admission.admit(job.client, CLASSIFY_UNITS)
+        future = asyncio.get_running_loop().create_future()
+        pending: Pending[ImageJob, ImageResult] = Pending(job, future, ticket, units=CLASSIFY_UNITS)  # type: ignore[arg-type]
+        self._images.put_nowait(job.client, pending)
+        pending.future.add_done_callback(lambda _: self._release_unless_started(pending))
+        return await self._await(pending)  # type: ignore[return-value]
 
     async def explain(self, job: ExplainJob) -> ExplainResult:
         if not self.running:
@@ -210,7 +230,7 @@ class Scheduler:
             groups: dict[tuple[Any, ...], list[Pending[ImageJob, ImageResult]]] = defaultdict(list)
             for pending in batch:
                 groups[pending.job.batch_key].append(pending)
-            for group in sorted(groups.values(), key=lambda group: job_units(group[0].job)):
+            for group in sorted(groups.values(), key=lambda group: group[0].units):
                 await self._run_group(group)
             if len({pending.job.client for pending in batch}) > 1:  # its clients will be back: remember them
                 self._contended_at = asyncio.get_running_loop().time()
@@ -270,7 +290,11 @@ class Scheduler:
         for pending in live:
             pending.started = True
         try:
-            results = await self._compute_batch([pending.job for pending in live])
+            jobs: list[Any] = [pending.job for pending in live]
+            if isinstance(jobs[0], ClassifyJob) and self._compute_classify is not None:
+                results: list[Any] = await self._compute_classify(jobs)
+            else:
+                results = await self._compute_batch(jobs)
         except Exception as exc:  # one bad batch must not kill the collector
             logger.exception("model worker failed on a batch of %d", len(live))
             self.last_error = f"{type(exc).__name__}: {exc}"
