@@ -96,6 +96,9 @@ class AttackedImage:
     l2: Mapped[float | None] = mapped_column(Float, nullable=True)
     queries: Mapped[int | None] = mapped_column(Integer, nullable=True)
     query_budget: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Iterative attacks that count their gradient steps (PGD): the steps this image took; fewer than the attack's
+    # ``steps`` when it stopped early because the shown image already fooled the opponent (issue 15).
+    steps_run: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # Transfer rounds: the model the attack was crafted on (the opponent only answers the finished image).
     surrogate: Mapped[str | None] = mapped_column(String(60), nullable=True)
     # adversarial, clean, noise, flipped or transfer (science mode's controls); plain play is adversarial.

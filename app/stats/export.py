@@ -56,6 +56,7 @@ ANSWER_COLUMNS: tuple[str, ...] = (
     "shown_ms",
     "timing_flagged",
     "defense_verdict",
+    "steps_run",
 )
 
 
@@ -122,6 +123,7 @@ async def iter_answer_rows(
                 "shown_ms": answer.shown_ms,
                 "timing_flagged": answer.timing_flagged,
                 "defense_verdict": record.defense_verdict,
+                "steps_run": record.steps_run,
             }
         if len(rows) < page_size:
             return

@@ -47,7 +47,9 @@ def draw_event_round(
     source: rounds.ImageSource, settings: EventSettings, phase: Phase
 ) -> tuple[rounds.RoundPlan, float]:
     """The plan and L∞ budget of one own-pace round of the event in ``phase``: condition and budget drawn."""
-    plan = rounds.RoundPlan(opponent=phase.opponent, attack=phase.attack, steps=settings.steps)
+    plan = rounds.RoundPlan(
+        opponent=phase.opponent, attack=phase.attack, steps=settings.steps, early_stop=settings.early_stop
+    )
     plan = rounds.condition_plan(source, plan, settings.conditions)
     return plan, secrets.choice(settings.eps_levels())
 

@@ -48,6 +48,7 @@ class EventSettings(BaseModel):
     time_limit_s: int | None = None
     round_seconds: int = 20  # countdown of a together image
     steps: int = 20  # PGD iterations
+    early_stop: bool = True  # PGD stops per image once the shown image fools (app/ml/attacks/shown_stop.py)
     # science mode: condition → weight (app/game/conditions.py); None is plain play (every round adversarial)
     conditions: dict[str, float] | None = None
     flash_ms: int | None = None  # flash mode: the image shows this long, then a mask, then the choices

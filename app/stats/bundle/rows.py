@@ -76,6 +76,8 @@ ROUND_COLUMNS: dict[str, str] = {
     "l2": "L2 size of the shown change, pixel units (empty where not recorded).",
     "queries": "Model queries a black-box attack used (empty for white-box attacks).",
     "query_budget": "Model queries a black-box attack was allowed.",
+    "steps_run": "Gradient steps the attack took on this image (PGD): fewer than attack_params' steps when it "
+    "stopped early because the shown image already fooled the model; empty for attacks that count no steps.",
     "flash_ms": "Flash mode: how long the image was meant to be on screen before the mask; empty: shown until "
     "answered.",
     "defense_verdict": "Defended opponents: what the defense did to the shown image (rejected by its detector, "
@@ -182,6 +184,7 @@ def round_row(
         "l2": None if record.l2 is None else float(record.l2),
         "queries": record.queries,
         "query_budget": record.query_budget,
+        "steps_run": record.steps_run,
         "flash_ms": record.flash_ms,
         "defense_verdict": record.defense_verdict,
         "certified_radius": record.certified_radius,
