@@ -57,6 +57,7 @@ __all__ = [
     "round_budget",
     "staircase_for",
     "start_round",
+    "store_pending",
     "timing_flag",
 ]
 
@@ -223,6 +224,12 @@ async def start_round(
         **plan_columns(plan, attack, budget),
         **columns,
     )
+    return await store_pending(session, player=player, record=record)
+
+
+async def store_pending(session: AsyncSession, *, player: PlayerRecord, record: RoundRecord) -> RoundRecord:
+    """Store ``record`` as the player's one pending round; when another request stored theirs first (the unique
+    pending_player_id decides), roll back and hand back the winner's round."""
     session.add(record)
     try:
         await session.flush()

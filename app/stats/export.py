@@ -57,6 +57,7 @@ ANSWER_COLUMNS: tuple[str, ...] = (
     "timing_flagged",
     "defense_verdict",
     "steps_run",
+    "item_id",
 )
 
 
@@ -124,6 +125,7 @@ async def iter_answer_rows(
                 "timing_flagged": answer.timing_flagged,
                 "defense_verdict": record.defense_verdict,
                 "steps_run": record.steps_run,
+                "item_id": record.item_id,
             }
         if len(rows) < page_size:
             return

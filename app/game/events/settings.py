@@ -22,6 +22,9 @@ MAX_EXPECTED_PLAYERS = 1000
 DEFAULT_EPS = 4 / 255
 
 Style = Literal["own_pace", "together"]
+# fresh: every round a new image (each stock image served once); fixed: every player sees the same set of images,
+# each once, in their own random order (the psychophysics design; app/game/events/fixed_set.py)
+ImageMode = Literal["fresh", "fixed"]
 
 
 def grey(eps: float) -> int:
@@ -55,13 +58,21 @@ class EventSettings(BaseModel):
     guess_share: float = 0.0  # share of own-pace rounds that ask for the machine's answer (guess the machine)
     # players the host expects: an own-pace event with a round limit prepares rounds × this many images (stock)
     expected_players: int = 0
+    image_mode: ImageMode = "fresh"
+
+    @property
+    def fixed_set(self) -> bool:
+        return self.image_mode == "fixed"
 
     @property
     def stock_target(self) -> int:
         """How many images the event prepares ahead (app/game/events/prepare.py): one per round each expected
-        player will play; none for together rooms (one image serves the room) or events limited by time."""
+        player will play; for a fixed set, its ``rounds`` images once, whoever plays; none for together rooms (one
+        image serves the room) or events limited by time."""
         if self.style != "own_pace" or self.rounds is None:
             return 0
+        if self.fixed_set:
+            return self.rounds
         return self.rounds * self.expected_players
 
     def to_json(self) -> dict[str, Any]:
@@ -171,6 +182,7 @@ class EventForm(BaseModel):
     guess_share: float = 0.0
     conditions: dict[str, float] | None = None
     expected_players: int = 0
+    image_mode: ImageMode = "fresh"
 
     @model_validator(mode="before")
     @classmethod
@@ -290,6 +302,16 @@ class EventForm(BaseModel):
             else bounded(raw, 0, MAX_EXPECTED_PLAYERS, message=messages.EVENT_EXPECTED_PLAYERS_INVALID, integer=True)
         )
 
+    @field_validator("image_mode", mode="before")
+    @classmethod
+    def fresh_or_a_fixed_set(cls, raw: object, info: ValidationInfo) -> object:
+        mode = "fresh" if raw in (None, "") else raw
+        if mode not in ("fresh", "fixed"):
+            raise Invalid(messages.EVENT_IMAGE_MODE_INVALID)
+        if mode == "fixed" and (info.data["style"] != "own_pace" or info.data["rounds"] is None):
+            raise Invalid(messages.EVENT_IMAGE_MODE_INVALID)
+        return mode
+
     def settings(self) -> EventSettings:
         return EventSettings(
             phases=self.phases,
@@ -303,6 +325,7 @@ class EventForm(BaseModel):
             flash_ms=self.flash_ms,
             guess_share=self.guess_share,
             expected_players=self.expected_players,
+            image_mode=self.image_mode,
         )
 
 
@@ -311,6 +334,6 @@ def validate_settings(raw: Mapping[str, Any], *, catalog: Catalog) -> tuple[str,
 
     ``raw`` keys: name, pack, phases ([{opponent, attack}]), eps (fixed) or eps_min/eps_max, style, rounds,
     time_limit_s, round_seconds, conditions (a science-mode mix, "adversarial=0.7,clean=0.1,..." or a mapping),
-    expected_players (how many players to prepare images for)."""
+    expected_players (how many players to prepare images for), image_mode (fresh, or fixed: one set for all)."""
     form = EventForm.model_validate(raw, context={"catalog": catalog})
     return form.name, form.pack, form.settings()

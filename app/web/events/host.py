@@ -37,6 +37,7 @@ DEFAULT_FORM = {
     "conditions": "",
     "flash_ms": "",
     "expected_players": "",
+    "image_mode": "fresh",
 }
 
 
@@ -83,6 +84,7 @@ def settings_from_form(form: dict[str, str]) -> dict[str, Any]:
         "conditions": form["conditions"].strip() or None,
         "flash_ms": form["flash_ms"].strip() or None,
         "expected_players": form["expected_players"].strip() or None,
+        "image_mode": form["image_mode"] or None,
     }
 
 
@@ -113,6 +115,7 @@ async def host_create(
     conditions: FormText = "",
     flash_ms: FormText = "",
     expected_players: FormText = "",
+    image_mode: FormText = "fresh",
     csrf_token_field: CsrfField = None,
 ) -> Response:
     check_csrf(request, csrf_token_field)
@@ -132,6 +135,7 @@ async def host_create(
         "conditions": conditions,
         "flash_ms": flash_ms,
         "expected_players": expected_players,
+        "image_mode": image_mode,
     }
     try:
         event_name, event_pack, settings = events.validate_settings(settings_from_form(form), catalog=catalog)
