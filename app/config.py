@@ -90,6 +90,11 @@ class Settings(BaseSettings):
         "adversarial=0.6,clean=0.1,noise=0.1,flipped=0.1,transfer=0.1 (app/game/conditions.py).",
     )
     attack_steps: int = Field(20, ge=1, le=1000, description="Iterations of the round attack (PGD steps).")
+    attack_early_stop: bool = Field(
+        True,
+        description="Round attacks that allow it (PGD) stop per image at the first step whose shown image (rounded "
+        "to grey levels) fools the opponent; the round stores the steps it took. false: every step, always.",
+    )
 
     # 200 players asking at once on 2 saturated cores exhausted 10 + 20 connections with a 10 s wait (one 503 in
     # 4,000 rounds, benchmarks/RESULTS.md); 20 + 30 with 30 s stays well under PostgreSQL's default 100.

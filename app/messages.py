@@ -44,6 +44,11 @@ EVENT_STYLE_INVALID = "The round style is 'own_pace' or 'together'."
 EVENT_ROUND_SECONDS_INVALID = "A together round lasts 5 to 120 seconds."
 EVENT_LAST_PHASE = "This is already the last phase."
 EVENT_NOT_TOGETHER = "Only 'together' events have shared images."
+EVENT_IMAGE_MODE_INVALID = (
+    "Images are fresh (each player gets new ones) or fixed (every player sees the same set, in their own order); "
+    "a fixed set needs own-pace play and a number of rounds: that many images make the set."
+)
+EVENT_ITEMS_PREPARING = "The event's images are still being prepared; trying again in a moment."
 EVENT_ROUNDS_DONE = "You have played all the rounds of this event. Watch the big screen!"
 EVENT_ALL_SHARED_DONE = "All the images of this event have been shown."
 EVENT_WAIT_NEXT_IMAGE = "Wait for the host to show the next image."

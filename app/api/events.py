@@ -10,12 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from app.api.schemas import (
+    AgreementOut,
     EpsStats,
     EventCreate,
     EventCreated,
     EventPlayer,
     EventState,
     EventStats,
+    ItemAgreementOut,
     PhaseOut,
     Problem,
     ProportionOut,
@@ -25,8 +27,8 @@ from app.db.tables import EventRecord
 from app.deps import CatalogDep, HostToken, HubDep, ServiceDep, SessionDep
 from app.game import disclosure, events, text
 from app.game.difficulty import eps_as_grey_levels
+from app.stats import agreement, export
 from app.stats import events as event_stats
-from app.stats import export
 from app.stats.events import Proportion
 from app.stats.text import pack_class_names
 from app.web.room import join_link
@@ -83,6 +85,7 @@ async def event_state(session: AsyncSession, event: EventRecord) -> EventState:
         players=await events.player_count(session, event),
         prepared_images=stock.made,
         images_to_prepare=stock.target,
+        image_mode=settings.image_mode,
         shared_round=None
         if shared is None
         else SharedRoundOut(
@@ -176,6 +179,30 @@ async def get_stats(code: str, session: SessionDep) -> EventStats:
             )
             for row in by_eps
         ],
+        agreement=await fixed_set_agreement(session, event),
+    )
+
+
+async def fixed_set_agreement(session: AsyncSession, event: EventRecord) -> AgreementOut | None:
+    if not events.event_settings(event).fixed_set:
+        return None
+    found = await agreement.event_agreement(session, event.id)
+    return AgreementOut(
+        items=[
+            ItemAgreementOut(
+                item_id=item.item_id,
+                true_label=item.true_label,
+                human=proportion_out(item.accuracy),
+                modal_answer=item.modal_answer,
+                modal_share=item.modal_share,
+                pairwise_agreement=item.pairwise,
+            )
+            for item in found.items
+        ],
+        pairwise_agreement=found.pairwise,
+        pairwise_agreement_ci95=found.pairwise_ci95,
+        fleiss_kappa=found.kappa,
+        fleiss_kappa_ci95=found.kappa_ci95,
     )
 
 

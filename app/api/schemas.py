@@ -233,6 +233,12 @@ class EventCreate(BaseModel):
     mode: Literal["images", "policy"] = Field(
         "images", description="images, or policy: pick the moments on the CartPole agent (own pace only)"
     )
+    image_mode: str | None = Field(
+        None,
+        max_length=10,
+        description="fresh (the default): every round a new image; fixed: every player sees the same `rounds` "
+        "images, each once, in their own random order (own pace with a round limit)",
+    )
 
 
 class EventCreated(BaseModel):
@@ -271,7 +277,10 @@ class EventState(BaseModel):
     players: int
     shared_round: SharedRoundOut | None
     prepared_images: int = Field(description="Images of the event's stock made so far (served or not)")
-    images_to_prepare: int = Field(description="The event's stock: rounds × expected players (0: none)")
+    images_to_prepare: int = Field(
+        description="The event's stock: rounds × expected players, or a fixed set's rounds images (0: none)"
+    )
+    image_mode: str = Field("fresh", description="fresh, or fixed: every player sees the same set of images")
 
 
 class ProportionOut(BaseModel):
@@ -288,6 +297,25 @@ class EpsStats(BaseModel):
     model: ProportionOut
 
 
+class ItemAgreementOut(BaseModel):
+    item_id: int = Field(description="The item of the event's fixed set (as item_id in the exports)")
+    true_label: int
+    human: ProportionOut = Field(description="People who named the truth on this item, with its Wilson interval")
+    modal_answer: int = Field(description="The answer most people gave")
+    modal_share: float
+    pairwise_agreement: float | None = Field(description="Share of agreeing pairs of people; null under two answers")
+
+
+class AgreementOut(BaseModel):
+    """Agreement between people per image of a fixed set (app/stats/agreement.py)."""
+
+    items: list[ItemAgreementOut]
+    pairwise_agreement: float | None
+    pairwise_agreement_ci95: tuple[float, float] | None = Field(description="Percentile bootstrap over items")
+    fleiss_kappa: float | None = Field(description="Agreement beyond chance (Fleiss 1971); null when undefined")
+    fleiss_kappa_ci95: tuple[float, float] | None = Field(description="Percentile bootstrap over items")
+
+
 class EventStats(BaseModel):
     code: str
     status: str
@@ -297,6 +325,7 @@ class EventStats(BaseModel):
     model: ProportionOut
     beat_machine: int
     by_eps: list[EpsStats]
+    agreement: AgreementOut | None = Field(None, description="Fixed-set events: agreement between people per image")
 
 
 class EventPlayer(BaseModel):

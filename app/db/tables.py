@@ -97,6 +97,9 @@ class AttackedImage:
     l2: Mapped[float | None] = mapped_column(Float, nullable=True)
     queries: Mapped[int | None] = mapped_column(Integer, nullable=True)
     query_budget: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Iterative attacks that count their gradient steps (PGD): the steps this image took; fewer than the attack's
+    # ``steps`` when it stopped early because the shown image already fooled the opponent (issue 15).
+    steps_run: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # Transfer rounds: the model the attack was crafted on (the opponent only answers the finished image).
     surrogate: Mapped[str | None] = mapped_column(String(60), nullable=True)
     # adversarial, clean, noise, flipped or transfer (science mode's controls); plain play is adversarial.
@@ -154,6 +157,9 @@ class StockImageRecord(AttackedImage, Base):
     )
     made_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # An item of its event's fixed set (issue 15): shown to every player of that event once, never claimed, so
+    # ``claimed_at`` stays empty and a fresh round with the same key never takes it.
+    fixed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
 
 
 class PlayerRecord(Base):
@@ -186,6 +192,8 @@ class RoundRecord(AttackedImage, Base):
     __table_args__ = (
         UniqueConstraint("player_id", "shared_round_id", name="uq_rounds_player_id_shared_round_id"),
         Index("uq_rounds_pending_player_id", "pending_player_id", unique=True),
+        # A fixed-set event shows each of its items to a player once (NULL outside fixed sets: never collides).
+        Index("uq_rounds_player_id_item_id", "player_id", "item_id", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -205,6 +213,9 @@ class RoundRecord(AttackedImage, Base):
     # The player's id while this plain-play or own-pace round waits for its answer, then NULL (NULLs never collide
     # in the unique index). Together copies leave it NULL: the room's clock, not the player, opens those.
     pending_player_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Fixed-set events: the item (a stock image of the event's set, stock_images.id) this round shows; every player
+    # of the event sees the same items, each once, in their own order. NULL for fresh images.
+    item_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     player: Mapped[PlayerRecord] = relationship(back_populates="rounds")
     answer: Mapped[AnswerRecord | None] = relationship(back_populates="round", uselist=False)

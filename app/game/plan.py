@@ -49,6 +49,8 @@ class RoundPlan:
     surrogate: str | None = None  # transfer rounds: the model the attack is crafted on
     # parameters that replace the round defaults: a defended opponent's card names its adaptive attack's
     overrides: tuple[tuple[str, Any], ...] = ()
+    # PGD stops per image once the shown (rounded) image fools the opponent (ARENA_ATTACK_EARLY_STOP, issue 15)
+    early_stop: bool = False
 
     def with_condition(self, condition: str, surrogate: str | None = None) -> RoundPlan:
         """The plan under a science-mode condition. A transfer round swaps the attack for the transfer attack,
@@ -56,14 +58,17 @@ class RoundPlan:
         attack = "transfer" if condition == "transfer" else self.attack
         if condition == "transfer":
             return RoundPlan(self.opponent, attack, self.steps, condition, surrogate)
-        return RoundPlan(self.opponent, attack, self.steps, condition, self.surrogate, self.overrides)
+        return dataclasses.replace(self, attack=attack, condition=condition)
 
     def attack_params(self) -> dict[str, Any]:
         # PGD's iterations and random start are the game's choice; other attacks get the bounded round budgets.
         if self.overrides:
             return dict(self.overrides)
         if self.attack == "pgd":
-            return {"steps": self.steps, "random_start": True}
+            # Early stopping judges the attack's own image: a control condition shows something else, so its PGD
+            # runs every step (the flipped image is the attack's change negated, the noise and clean ones none).
+            stop = self.early_stop and self.condition == "adversarial"
+            return {"steps": self.steps, "random_start": True, **({"stop_on_shown": True} if stop else {})}
         if self.attack == "transfer":
             return {"steps": self.steps, **({"surrogate": self.surrogate} if self.surrogate else {})}
         return dict(ROUND_ATTACK_PARAMS.get(self.attack, {}))
@@ -71,7 +76,12 @@ class RoundPlan:
 
 def default_plan(settings: Settings) -> RoundPlan:
     """The plan of a round nobody chose anything for: ARENA_OPPONENT, ARENA_ATTACK and ARENA_ATTACK_STEPS."""
-    return RoundPlan(opponent=settings.opponent, attack=settings.attack, steps=settings.attack_steps)
+    return RoundPlan(
+        opponent=settings.opponent,
+        attack=settings.attack,
+        steps=settings.attack_steps,
+        early_stop=settings.attack_early_stop,
+    )
 
 
 TASKS = ("classify", "guess_machine")
@@ -122,7 +132,9 @@ def choose_plan(
     surrogate = transfer_surrogate(source, name) if chosen == "transfer" else None
     if chosen == "transfer" and surrogate is None:
         raise Invalid(messages.ROUND_NO_SURROGATE.format(opponent=name))
-    plan = RoundPlan(opponent=name, attack=chosen, steps=default.steps, surrogate=surrogate)
+    plan = RoundPlan(
+        opponent=name, attack=chosen, steps=default.steps, surrogate=surrogate, early_stop=default.early_stop
+    )
     return condition_plan(source, plan, mix)
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "round_budget",
     "staircase_for",
     "start_round",
+    "store_pending",
     "timing_flag",
 ]
 
@@ -100,6 +101,7 @@ def image_columns(image: ImageResult) -> dict[str, Any]:
         "l2": image.l2,
         "queries": image.queries,
         "query_budget": image.query_budget,
+        "steps_run": image.steps,
         "image_index": image.image_index,
         "seed": image.seed,
         "defense_verdict": image.defense_verdict,
@@ -109,8 +111,17 @@ def image_columns(image: ImageResult) -> dict[str, Any]:
     }
 
 
+def attack_spent(image: ImageResult) -> tuple[int | None, int | None]:
+    """What the attack spent on the image and was allowed: model queries for a black-box attack, else gradient steps
+    for an iterative one that may stop early (PGD with ``stop_on_shown``); (None, None) when it counts neither."""
+    if image.queries is not None:
+        return image.queries, image.query_budget
+    return image.steps, image.step_budget
+
+
 class ReplyPacing:
-    """How long each black-box attack takes at its full query budget, learnt per opponent, attack and parameters, so
+    """How long each attack that may stop early takes at its full budget (a black-box attack's queries, or the
+    gradient steps of PGD stopping once the shown image fools), learnt per opponent, attack and parameters, so
     that a round whose attack stopped early can be handed back no sooner than one whose attack did not: the median
     time of the last few rounds that spent the budget; until there is one, a straight line through the recent
     rounds' (queries, time), which counts the attack's set-up once instead of in every query."""
@@ -122,23 +133,24 @@ class ReplyPacing:
 
     def reply_s(self, job: ImageJob, image: ImageResult, elapsed_s: float) -> float:
         """How long the reply to this job should take, given that the model service took ``elapsed_s``."""
-        if image.made_ahead or image.queries is None or not image.query_budget:
-            # made ahead: no attack time to hide; white-box: the attack runs its fixed steps whatever happens
+        spent, budget = attack_spent(image)
+        if image.made_ahead or spent is None or not budget:
+            # made ahead: no attack time to hide; an attack that runs its fixed steps whatever happens: none either
             return elapsed_s
         key = (job.opponent, job.attack, job.params)
         held = self._full_budget_s.setdefault(key, deque(maxlen=self.remembered))
         recent = self._recent.setdefault(key, deque(maxlen=self.remembered))
-        if image.queries >= image.query_budget:
+        if spent >= budget:
             held.append(elapsed_s)
             return elapsed_s
-        recent.append((image.queries, elapsed_s))
+        recent.append((spent, elapsed_s))
         if held:
             return max(elapsed_s, statistics.median(held))
         if len({queries for queries, _ in recent}) >= 2:
             slope, intercept = statistics.linear_regression(*zip(*recent, strict=True))
-            return max(elapsed_s, intercept + slope * image.query_budget)
-        # one round seen: its time per query times the whole budget
-        return elapsed_s / max(image.queries, 1) * image.query_budget
+            return max(elapsed_s, intercept + slope * budget)
+        # one round seen: its time per query (or step) times the whole budget
+        return elapsed_s / max(spent, 1) * budget
 
 
 PACING = ReplyPacing()
@@ -213,6 +225,12 @@ async def start_round(
         **plan_columns(plan, attack, budget),
         **columns,
     )
+    return await store_pending(session, player=player, record=record)
+
+
+async def store_pending(session: AsyncSession, *, player: PlayerRecord, record: RoundRecord) -> RoundRecord:
+    """Store ``record`` as the player's one pending round; when another request stored theirs first (the unique
+    pending_player_id decides), roll back and hand back the winner's round."""
     session.add(record)
     try:
         await session.flush()

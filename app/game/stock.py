@@ -40,9 +40,14 @@ def stock_key(job: ImageJob) -> str:
     return hashlib.sha256(json.dumps(described, default=str).encode()).hexdigest()
 
 
-def stocked_image(job: ImageJob, columns: dict[str, Any], *, event_id: str | None = None) -> StockImageRecord:
-    """A stock row for ``job``'s result; ``columns`` are every AttackedImage column of the round it will become."""
-    return StockImageRecord(stock_key=stock_key(job), event_id=event_id, made_at=datetime.now(UTC), **columns)
+def stocked_image(
+    job: ImageJob, columns: dict[str, Any], *, event_id: str | None = None, fixed: bool = False
+) -> StockImageRecord:
+    """A stock row for ``job``'s result; ``columns`` are every AttackedImage column of the round it will become.
+    ``fixed``: an item of the event's fixed set, shown to each of its players and never claimed."""
+    return StockImageRecord(
+        stock_key=stock_key(job), event_id=event_id, made_at=datetime.now(UTC), fixed=fixed, **columns
+    )
 
 
 async def claim(session: AsyncSession, job: ImageJob) -> dict[str, Any] | None:
@@ -50,7 +55,11 @@ async def claim(session: AsyncSession, job: ImageJob) -> dict[str, Any] | None:
     transaction; None when there is none (or, on PostgreSQL, when every one is being claimed right now)."""
     oldest_unclaimed = (
         select(StockImageRecord.id)
-        .where(StockImageRecord.stock_key == stock_key(job), StockImageRecord.claimed_at.is_(None))
+        .where(
+            StockImageRecord.stock_key == stock_key(job),
+            StockImageRecord.claimed_at.is_(None),
+            StockImageRecord.fixed.is_(False),
+        )
         .order_by(StockImageRecord.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -77,7 +86,9 @@ async def made_for_event(session: AsyncSession, event_id: str) -> int:
 async def unclaimed(session: AsyncSession, job: ImageJob) -> int:
     count = await session.scalar(
         select(func.count(StockImageRecord.id)).where(
-            StockImageRecord.stock_key == stock_key(job), StockImageRecord.claimed_at.is_(None)
+            StockImageRecord.stock_key == stock_key(job),
+            StockImageRecord.claimed_at.is_(None),
+            StockImageRecord.fixed.is_(False),
         )
     )
     return int(count or 0)

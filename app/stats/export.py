@@ -59,6 +59,8 @@ ANSWER_COLUMNS: tuple[str, ...] = (
     "kind",  # text rounds (issue #18): kind text, the definition as written and as the person read it
     "original_text",
     "shown_text",
+    "steps_run",
+    "item_id",
 )
 
 
@@ -128,6 +130,8 @@ async def iter_answer_rows(
                 "kind": record.kind,
                 "original_text": record.original_text,
                 "shown_text": record.shown_text,
+                "steps_run": record.steps_run,
+                "item_id": record.item_id,
             }
         if len(rows) < page_size:
             return

@@ -138,3 +138,56 @@ async def test_a_round_made_ahead_comes_back_at_once_fooled_or_not(monkeypatch: 
     for queries in (40, BUDGET):
         waited, _ = await reply_seconds(monkeypatch, queries, source=MadeAhead(FakeClock(), queries))
         assert waited == 0.0
+
+
+class StepAttack(QueryAttack):
+    """PGD stopping early on the shown image: white-box, so no queries, but ``queries`` gradient steps of 20, each
+    SECONDS_PER_QUERY long; fooled when it stopped before the last step."""
+
+    async def generate(self, job: ImageJob) -> ImageResult:
+        result = await super().generate(job)
+        fooled = self.queries < 20
+        probs = tuple(1.0 if label == (1 if fooled else 0) else 0.0 for label in range(10))
+        return dataclasses.replace(
+            result,
+            adversarial_label=1 if fooled else 0,
+            adversarial_probs=probs,
+            queries=None,
+            query_budget=None,
+            steps=self.queries,
+            step_budget=20,
+        )
+
+
+async def step_round(clock: FakeClock, steps: int) -> tuple[float, bool, int | None]:
+    started = clock.now
+    record = await rounds.start_round(
+        NoDatabase(),  # type: ignore[arg-type]
+        player=PlayerRecord(id="timed", level=0),
+        source=StepAttack(clock, steps, overhead_s=0.25),  # type: ignore[arg-type]
+        plan=rounds.RoundPlan(opponent="fashion-cnn", attack="pgd", early_stop=True),
+    )
+    return clock.now - started, record.model_label != record.true_label, record.steps_run
+
+
+async def test_a_white_box_round_that_stopped_early_waits_for_the_full_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Early stopping (issue 15) must not bring the timing tell back: fewer steps, the same reply time."""
+    monkeypatch.setattr(rounds, "PACING", rounds.ReplyPacing())
+    clock = FakeClock()
+    monkeypatch.setattr(rounds, "monotonic", clock.monotonic)
+    monkeypatch.setattr(rounds, "sleep", clock.sleep)
+    full = [await step_round(clock, 20) for _ in range(2)]
+    assert full == [(0.25 + 20 * SECONDS_PER_QUERY, False, 20)] * 2
+    for steps in (0, 3, 19):
+        waited, fooled, stored = await step_round(clock, steps)
+        assert fooled and stored == steps
+        assert waited == full[0][0], (steps, waited)
+
+
+async def test_fixed_step_pgd_rounds_are_not_padded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PGD without early stopping always spends its steps (steps == step_budget): nothing to hide, no wait added."""
+    monkeypatch.setattr(rounds, "PACING", rounds.ReplyPacing())
+    clock = FakeClock()
+    monkeypatch.setattr(rounds, "monotonic", clock.monotonic)
+    monkeypatch.setattr(rounds, "sleep", clock.sleep)
+    assert await step_round(clock, 20) == (0.25 + 20 * SECONDS_PER_QUERY, False, 20)

@@ -13,6 +13,7 @@ from app.db.tables import AnswerRecord, EventRecord, PlayerRecord, RoundRecord, 
 from app.errors import ArenaError, Conflict
 from app.game import rounds, text
 from app.game.events.clock import utcnow
+from app.game.events.fixed_set import start_fixed_round
 from app.game.events.joining import check_player_active
 from app.game.events.lifecycle import current_phase, require_running, status_of
 from app.game.events.prepare import draw_event_round
@@ -89,6 +90,8 @@ async def next_round(
             phase=event.phase,
             release_connection=release_connection,
         )
+    if settings.fixed_set:  # the next item of the set everyone sees: no model call, no connection to release
+        return await start_fixed_round(session, player=player, event=event, settings=settings)
     plan, eps = draw_event_round(source, settings, current_phase(event))
     record = await rounds.start_round(
         session,

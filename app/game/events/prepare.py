@@ -1,8 +1,9 @@
 """Preparing an event: its stock of attacked images (app/game/stock.py), made before and while it runs, so that
 its players' rounds are claimed from the database instead of waiting for the model.
 
-An event prepares ``settings.stock_target`` images (rounds × expected players). Each is drawn as an own-pace round
-is (``draw_event_round``): the phases in turn, the condition from the event's mix, the budget from its levels. The
+An event prepares ``settings.stock_target`` images (rounds × expected players; a fixed set: its rounds images, once).
+Each is drawn as an own-pace round is (``draw_event_round``): the phases in turn, the condition from the event's
+mix, the budget from its levels (a fixed set takes the levels in turn, each as often as the others). The
 background maker works only while the model service has no player's job waiting (``until_idle``), a few images at
 a time; ``arena prepare`` runs the same steps from the command line. A round whose settings find no stock is made
 on demand as before.
@@ -48,7 +49,9 @@ def draw_event_round(
     source: rounds.ImageSource, settings: EventSettings, phase: Phase
 ) -> tuple[rounds.RoundPlan, float]:
     """The plan and L∞ budget of one own-pace round of the event in ``phase``: condition and budget drawn."""
-    plan = rounds.RoundPlan(opponent=phase.opponent, attack=phase.attack, steps=settings.steps)
+    plan = rounds.RoundPlan(
+        opponent=phase.opponent, attack=phase.attack, steps=settings.steps, early_stop=settings.early_stop
+    )
     plan = rounds.condition_plan(source, plan, settings.conditions)
     return plan, secrets.choice(settings.eps_levels())
 
@@ -84,6 +87,9 @@ async def prepare_some(database: Database, source: rounds.ImageSource, event: Ev
     made = []
     for number in range(before.made, before.made + count):
         plan, eps = draw_event_round(source, settings, settings.phases[number % len(settings.phases)])
+        if settings.fixed_set:  # every budget as often as the others in the set everyone sees (balanced design)
+            levels = settings.eps_levels()
+            eps = levels[(number // len(settings.phases)) % len(levels)]
         info = source.opponent_info(plan.opponent)
         attack = rounds.attack_entry(source, plan.attack)
         budget = rounds.round_budget(attack["norm"], eps, info)
@@ -94,7 +100,7 @@ async def prepare_some(database: Database, source: rounds.ImageSource, event: Ev
     async with database.sessionmaker() as session:
         for (job, columns), image in zip(made, images, strict=True):
             columns = {**columns, **rounds.image_columns(image), "flash_ms": None}
-            session.add(stock.stocked_image(job, columns, event_id=event.id))
+            session.add(stock.stocked_image(job, columns, event_id=event.id, fixed=settings.fixed_set))
         await session.commit()
     return StockProgress(made=before.made + count, target=before.target)
 

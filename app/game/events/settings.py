@@ -24,6 +24,9 @@ DEFAULT_EPS = 4 / 255
 Style = Literal["own_pace", "together"]
 # What the room plays: images (classify the attacked image) or the policy game (pick the moments, issue 19, own pace).
 Mode = Literal["images", "policy"]
+# fresh: every round a new image (each stock image served once); fixed: every player sees the same set of images,
+# each once, in their own random order (the psychophysics design; app/game/events/fixed_set.py)
+ImageMode = Literal["fresh", "fixed"]
 
 
 def grey(eps: float) -> int:
@@ -50,6 +53,7 @@ class EventSettings(BaseModel):
     time_limit_s: int | None = None
     round_seconds: int = 20  # countdown of a together image
     steps: int = 20  # PGD iterations
+    early_stop: bool = True  # PGD stops per image once the shown image fools (app/ml/attacks/shown_stop.py)
     # science mode: condition → weight (app/game/conditions.py); None is plain play (every round adversarial)
     conditions: dict[str, float] | None = None
     flash_ms: int | None = None  # flash mode: the image shows this long, then a mask, then the choices
@@ -57,13 +61,21 @@ class EventSettings(BaseModel):
     # players the host expects: an own-pace event with a round limit prepares rounds × this many images (stock)
     expected_players: int = 0
     mode: Mode = "images"
+    image_mode: ImageMode = "fresh"
+
+    @property
+    def fixed_set(self) -> bool:
+        return self.image_mode == "fixed"
 
     @property
     def stock_target(self) -> int:
         """How many images the event prepares ahead (app/game/events/prepare.py): one per round each expected
-        player will play; none for together rooms (one image serves the room) or events limited by time."""
+        player will play; for a fixed set, its ``rounds`` images once, whoever plays; none for together rooms (one
+        image serves the room) or events limited by time."""
         if self.style != "own_pace" or self.rounds is None or self.mode != "images":
             return 0
+        if self.fixed_set:
+            return self.rounds
         return self.rounds * self.expected_players
 
     def to_json(self) -> dict[str, Any]:
@@ -174,6 +186,7 @@ class EventForm(BaseModel):
     conditions: dict[str, float] | None = None
     expected_players: int = 0
     mode: Mode = "images"
+    image_mode: ImageMode = "fresh"
 
     @model_validator(mode="before")
     @classmethod
@@ -301,6 +314,16 @@ class EventForm(BaseModel):
             raise Invalid(messages.EVENT_MODE_INVALID)
         return raw
 
+    @field_validator("image_mode", mode="before")
+    @classmethod
+    def fresh_or_a_fixed_set(cls, raw: object, info: ValidationInfo) -> object:
+        mode = "fresh" if raw in (None, "") else raw
+        if mode not in ("fresh", "fixed"):
+            raise Invalid(messages.EVENT_IMAGE_MODE_INVALID)
+        if mode == "fixed" and (info.data["style"] != "own_pace" or info.data["rounds"] is None):
+            raise Invalid(messages.EVENT_IMAGE_MODE_INVALID)
+        return mode
+
     def settings(self) -> EventSettings:
         return EventSettings(
             phases=self.phases,
@@ -315,6 +338,7 @@ class EventForm(BaseModel):
             guess_share=self.guess_share,
             expected_players=self.expected_players,
             mode=self.mode,
+            image_mode=self.image_mode,
         )
 
 
@@ -323,6 +347,7 @@ def validate_settings(raw: Mapping[str, Any], *, catalog: Catalog) -> tuple[str,
 
     ``raw`` keys: name, pack, phases ([{opponent, attack}]), eps (fixed) or eps_min/eps_max, style, rounds,
     time_limit_s, round_seconds, conditions (a science-mode mix, "adversarial=0.7,clean=0.1,..." or a mapping),
-    expected_players (how many players to prepare images for), mode (images, or policy: pick the moments)."""
+    expected_players (how many players to prepare images for), mode (images, or policy: pick the moments),
+    image_mode (fresh, or fixed: one set for all)."""
     form = EventForm.model_validate(raw, context={"catalog": catalog})
     return form.name, form.pack, form.settings()

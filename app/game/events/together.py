@@ -92,7 +92,9 @@ async def open_shared_round(
             round_seconds=settings.round_seconds,
         )
     info = source.opponent_info(phase.opponent)
-    plan = rounds.RoundPlan(opponent=phase.opponent, attack=phase.attack, steps=settings.steps)
+    plan = rounds.RoundPlan(
+        opponent=phase.opponent, attack=phase.attack, steps=settings.steps, early_stop=settings.early_stop
+    )
     plan = rounds.condition_plan(source, plan, settings.conditions)  # one condition for the whole room's image
     levels = settings.eps_levels()
     eps = levels[event.shared_rounds % len(levels)]  # cycle through the budgets so each gets its share

@@ -40,7 +40,8 @@ class AttackResult:
     """What an attack produced, per sample. ``success`` is measured on ``adversarial``, never assumed.
 
     ``linf``/``l2`` are the perturbation sizes actually used (pixel units); ``queries`` counts model calls per
-    sample for attacks that budget them (black-box), and is None for gradient attacks.
+    sample for attacks that budget them (black-box), and is None for gradient attacks; ``steps`` counts the gradient
+    steps per sample for iterative attacks that report them (PGD: fewer than its ``steps`` where it stopped early).
 
     ``logits`` and ``success`` cost one more forward pass of the model on ``adversarial``. It runs on first
     access, not inside the attack: the model service shows a rounded copy of the image and reads the model's
@@ -48,7 +49,7 @@ class AttackResult:
     (a tenth of PGD-10's time against its floor; see benchmarks/RESULTS.md).
     """
 
-    __slots__ = ("adversarial", "linf", "l2", "queries", "_measure", "_logits", "_success")
+    __slots__ = ("adversarial", "linf", "l2", "queries", "steps", "_measure", "_logits", "_success")
 
     def __init__(
         self,
@@ -57,11 +58,13 @@ class AttackResult:
         l2: Tensor,
         measure: Callable[[Tensor], tuple[Tensor, Tensor]],
         queries: Tensor | None = None,
+        steps: Tensor | None = None,
     ) -> None:
         self.adversarial = adversarial
         self.linf = linf
         self.l2 = l2
         self.queries = queries
+        self.steps = steps
         self._measure = measure
         self._logits: Tensor | None = None
         self._success: Tensor | None = None
@@ -84,10 +87,12 @@ class AttackResult:
 
 @dataclass(frozen=True)
 class RunOutput:
-    """What :meth:`Attack.run` may return instead of a bare tensor: the candidates plus per-sample query counts."""
+    """What :meth:`Attack.run` may return instead of a bare tensor: the candidates plus per-sample query counts
+    (black-box attacks) or gradient steps (iterative attacks that report them)."""
 
     adversarial: Tensor
     queries: Tensor | None = None
+    steps: Tensor | None = None
 
 
 class Attack(ABC):
@@ -195,7 +200,8 @@ class Attack(ABC):
                     high = (x + eps_b).clamp_(max=hi_bound)
                     with torch.enable_grad():
                         out = self.run(model, AttackBatch(x, y, eps_b, low, high, generator, target))
-                    candidate, queries = (out.adversarial, out.queries) if isinstance(out, RunOutput) else (out, None)
+                    output = out if isinstance(out, RunOutput) else RunOutput(out)
+                    candidate, queries = output.adversarial, output.queries
                     with torch.no_grad():
                         if self.norm == "l2":
                             adversarial = project_l2(candidate.detach(), x, eps_b, model.bounds)
@@ -208,6 +214,7 @@ class Attack(ABC):
                             l2=delta.norm(dim=1),
                             measure=_success_measure(model, y, target),
                             queries=None if queries is None else queries.detach().to(torch.int64),
+                            steps=None if output.steps is None else output.steps.detach().to(torch.int64),
                         )
         finally:
             for p, flag in zip(params, required_grad, strict=True):

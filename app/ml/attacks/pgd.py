@@ -12,9 +12,10 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from app.ml.attacks.base import Attack, AttackParams
+from app.ml.attacks.base import Attack, AttackParams, RunOutput
 from app.ml.attacks.common import PGDStepSize, RandomStart, pgd_step_size, uniform_start
 from app.ml.attacks.inputs import AttackBatch
+from app.ml.attacks.shown_stop import run_stop_on_shown
 from app.ml.model import ArenaModel
 
 
@@ -29,14 +30,24 @@ class PGDParams(AttackParams):
             "gradients for the images still unfooled only. The fooled image is returned as it was when it fooled."
         ),
     )
+    stop_on_shown: bool = Field(
+        False,
+        description=(
+            "Early stopping on the image as shown: at every step the image rounded to whole grey levels within the "
+            "budget (what a PNG holds and a player sees) is what the model judges and what the gradient is taken "
+            "at; an image whose shown version fools leaves the batch, and that shown version is returned."
+        ),
+    )
 
 
 class PGD(Attack, name="pgd", params=PGDParams, targeted=True):
-    def run(self, model: ArenaModel, batch: AttackBatch) -> Tensor:
+    def run(self, model: ArenaModel, batch: AttackBatch) -> RunOutput:
         steps = self.params.steps
         goal, low, high, target = batch.goal, batch.low, batch.high, batch.target
         step = pgd_step_size(batch.eps, steps, self.params.step_size)
         adv = uniform_start(batch) if self.params.random_start else batch.images.clone()
+        if self.params.stop_on_shown:
+            return run_stop_on_shown(model, batch, adv, step, steps)
         if self.params.early_stop:
             return self._run_early_stop(model, adv, goal, step, low, high, targeted=target is not None)
         # The loop body is the whole per-step overhead beyond the model's forward+backward, so it only does
@@ -53,7 +64,7 @@ class PGD(Attack, name="pgd", params=PGDParams, targeted=True):
             else:
                 adv.add_(grad.sign_(), alpha=step)
             adv.clamp_(low, high)
-        return adv
+        return RunOutput(adv, steps=torch.full((adv.shape[0],), steps, dtype=torch.int64, device=adv.device))
 
     def _run_early_stop(
         self,
@@ -65,7 +76,7 @@ class PGD(Attack, name="pgd", params=PGDParams, targeted=True):
         high: Tensor,
         *,
         targeted: bool,
-    ) -> Tensor:
+    ) -> RunOutput:
         """PGD on an active set: each step's forward both takes the gradient and says which images are fooled
         already; those leave the batch before the backward pass and keep the image that fooled the model.
 
@@ -75,14 +86,16 @@ class PGD(Attack, name="pgd", params=PGDParams, targeted=True):
         success on the returned images).
         """
         active = torch.arange(adv.shape[0], device=adv.device)
+        steps_run = torch.full((adv.shape[0],), self.params.steps, dtype=torch.int64, device=adv.device)
         labels = goal
-        for _ in range(self.params.steps):
+        for number in range(self.params.steps):
             x = adv.index_select(0, active).requires_grad_(True)
             logits = model(x)
             predicted = logits.detach().argmax(1)
             # Untargeted, ``labels`` are the true classes (fooled: any other); targeted, the targets (fooled: hit).
             done = predicted == labels if targeted else predicted != labels
             left = ~done
+            steps_run[active[done]] = number
             if not bool(left.any()):
                 break
             loss = F.cross_entropy(logits[left], labels[left], reduction="sum")
@@ -98,4 +111,4 @@ class PGD(Attack, name="pgd", params=PGDParams, targeted=True):
             moved = torch.minimum(torch.maximum(moved, low.index_select(0, keep)), high.index_select(0, keep))
             adv.index_copy_(0, keep, moved)
             active, labels = keep, labels[left]
-        return adv
+        return RunOutput(adv, steps=steps_run)

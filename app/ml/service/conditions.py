@@ -19,11 +19,12 @@ def shown_candidate(
     labels: torch.Tensor,
     eps: torch.Tensor,
     generators: list[torch.Generator],
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The float image a round shows under its condition (app/game/conditions.py), and the attack's queries.
-    Every random draw comes from the job's own seeded generator, so a stored round regenerates exactly."""
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """The float image a round shows under its condition (app/game/conditions.py), the attack's queries and its
+    gradient steps (None where it counts none). Every random draw comes from the job's own seeded generator, so a
+    stored round regenerates exactly."""
     if condition == "clean":
-        return clean, None
+        return clean, None, None
     if condition == "noise":  # random change with the attack's norm and budget, not aimed at anything
         draw = uniform_noise(clean, generators)
         radius = eps.view(-1, *([1] * (clean.ndim - 1)))
@@ -36,7 +37,7 @@ def shown_candidate(
                 scale = radius / delta.flatten(1).norm(dim=1).clamp_min(1e-12).view_as(radius)
                 candidate = (clean + delta * scale).clamp(*model.bounds)
                 delta = candidate - clean
-            return project_l2(candidate, clean, radius, model.bounds), None
+            return project_l2(candidate, clean, radius, model.bounds), None, None
         if attack.norm == "l0":  # as many random pixels as the attack may change, set to random values
             pixels = int(getattr(attack.params, "pixels", 1))
             noisy = clean.clone()
@@ -45,9 +46,9 @@ def shown_candidate(
                 where = torch.randperm(flat.numel(), generator=generator, device=generator.device)[:pixels]
                 values = torch.rand(pixels, generator=generator, device=generator.device)
                 flat[where.to(flat.device)] = values.to(flat.device)
-            return noisy, None
-        return (clean + torch.sign(draw) * radius).clamp(*model.bounds), None
+            return noisy, None, None
+        return (clean + torch.sign(draw) * radius).clamp(*model.bounds), None, None
     result = attack(model, clean, labels, eps, generator=generators)
     if condition == "flipped":  # Elsayed et al.'s control: the same change, pointing the other way
-        return (2 * clean - result.adversarial).clamp(*model.bounds), result.queries
-    return result.adversarial, result.queries
+        return (2 * clean - result.adversarial).clamp(*model.bounds), result.queries, result.steps
+    return result.adversarial, result.queries, result.steps

@@ -78,6 +78,10 @@ class ImageResult:
     certified_radius: float | None = None
     # Set by the ready-round pool on a result it made ahead of time: its reply took no attack time, fooled or not.
     made_ahead: bool = False
+    # Iterative attacks that count their gradient steps (PGD): the steps this image took and the attack's limit;
+    # fewer than the limit when it stopped early, once the shown image fooled (issue 15). None for other attacks.
+    steps: int | None = None
+    step_budget: int | None = None
 
     @property
     def fooled(self) -> bool:

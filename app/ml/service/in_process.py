@@ -429,7 +429,7 @@ class InProcessModelService:
         eps_tensor = torch.tensor(eps, dtype=torch.float32, device=self.device)
         generators = [torch.Generator(device=self.device).manual_seed(job.seed) for job in jobs]
         attack = get_attack(first.attack, **dict(first.params))
-        candidate, queries_used = shown_candidate(
+        candidate, queries_used, steps_used = shown_candidate(
             first.condition, attack, opponent.model, clean, labels, eps_tensor, generators
         )
         shown = quantize_within_budget(clean_pixels, candidate, eps, attack.norm)
@@ -443,6 +443,8 @@ class InProcessModelService:
         l2 = np.sqrt((change**2).sum(1))
         queries = None if queries_used is None else queries_used.cpu().numpy()
         budget = getattr(attack.params, "max_queries", None) if queries is not None else None
+        steps = None if steps_used is None else steps_used.cpu().numpy()
+        step_budget = getattr(attack.params, "steps", None) if steps is not None else None
         logger.debug("batch of %d took %.1f ms", len(jobs), (time.perf_counter() - started) * 1000)
         return [
             ImageResult(
@@ -457,6 +459,8 @@ class InProcessModelService:
                 l2=float(l2[i]),
                 queries=None if queries is None else int(queries[i]),
                 query_budget=None if budget is None else int(budget),
+                steps=None if steps is None else int(steps[i]),
+                step_budget=None if step_budget is None else int(step_budget),
                 image_index=int(job.image_index),
                 seed=int(job.seed),
                 defense_verdict=None if outcomes is None else outcomes[i].verdict,

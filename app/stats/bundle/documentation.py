@@ -60,6 +60,11 @@ def definitions() -> dict[str, str]:
         "undefined resamples dropped.",
         "model_accuracy": "The model on the same answered rounds as the people (a together image counts once per "
         "person who answered it).",
+        "item_set": "Fixed-set events (rows with an item_id): the event made its set of images once and showed every "
+        "person each item once, in an order of their own (a hash of event, person and item); the items' budgets "
+        "take the event's levels in turn. Answers to one item are answers to the same stored pixels, so agreement "
+        "between people can be computed per item (the server's app/stats/agreement.py: per-item accuracy, pairwise "
+        "agreement and Fleiss' kappa with a percentile-bootstrap interval over items).",
         "independence_caveat": "Wilson intervals treat every answer as an independent trial. Answers by the same "
         "person are not independent, and the model's answers to the copies of one together image are identical, "
         "so these intervals are narrower than a clustered analysis (by player_id, by shared_image) would give; "
@@ -95,7 +100,9 @@ answering, people see the truth, the model's answer and the perturbation, so lat
 have seen earlier reveals (learning effects are possible). Budgets follow a per-person 1-up/1-down staircase in
 plain play, or the host's settings in events. Guess-the-machine rounds (not in this bundle) ask instead which of
 two labels the machine gave: always the truth and one wrong label (the machine's answer when it was fooled, its
-runner-up when it was not), so the pair offered does not give away whether the machine was fooled.
+runner-up when it was not), so the pair offered does not give away whether the machine was fooled. In a
+fixed-set event (rows with an `item_id`) every person saw the same set of images, each once, in their own random
+order; elsewhere every round is a fresh image.
 
 ## To whom
 Whoever played: visitors of the game and participants of workshop events. People chose a nickname; nothing else

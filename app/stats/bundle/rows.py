@@ -21,6 +21,9 @@ ANSWER_COLUMNS: dict[str, str] = {
     "round_id": "The round answered; joins rounds.csv.",
     "shared_image": "Id of the together image when everyone in an event saw the same image at once; empty otherwise.",
     "event": "Join code of the workshop event; empty for play outside events.",
+    "item_id": "Fixed-set events: the item (image) of the event's set; every person of the event saw the same items, "
+    "each once, in their own random order, so rows with the same item_id are answers to the very same pixels. "
+    "Empty for fresh images.",
     "pack": "Data pack (dataset) of the image.",
     "opponent": "The classifier the person played against.",
     "attack": "Attack that made the shown image (paper name, e.g. pgd, fgsm).",
@@ -57,6 +60,7 @@ ROUND_COLUMNS: dict[str, str] = {
     "event": "Join code of the workshop event; empty outside events.",
     "phase": "Phase of the event (0-based); empty outside events.",
     "shared_image": "Id of the together image this round is a copy of; empty otherwise.",
+    "item_id": "Fixed-set events: the item of the event's set this round showed (see answers.csv); empty otherwise.",
     "pack": "Data pack (dataset).",
     "image_index": "Index of the image in the pack's test split.",
     "opponent": "The classifier attacked and answering.",
@@ -80,6 +84,8 @@ ROUND_COLUMNS: dict[str, str] = {
     "l2": "L2 size of the shown change, pixel units (empty where not recorded).",
     "queries": "Model queries a black-box attack used (empty for white-box attacks).",
     "query_budget": "Model queries a black-box attack was allowed.",
+    "steps_run": "Gradient steps the attack took on this image (PGD): fewer than attack_params' steps when it "
+    "stopped early because the shown image already fooled the model; empty for attacks that count no steps.",
     "flash_ms": "Flash mode: how long the image was meant to be on screen before the mask; empty: shown until "
     "answered.",
     "defense_verdict": "Defended opponents: what the defense did to the shown image (rejected by its detector, "
@@ -133,6 +139,7 @@ def answer_row(
         "round_id": trial.round_id,
         "shared_image": trial.shared_image,
         "event": trial.event,
+        "item_id": record.item_id,
         "pack": trial.pack,
         "opponent": trial.opponent,
         "attack": trial.attack,
@@ -174,6 +181,7 @@ def round_row(
         "event": trial.event,
         "phase": record.phase,
         "shared_image": record.shared_round_id,
+        "item_id": record.item_id,
         "pack": record.pack,
         "image_index": record.image_index,
         "opponent": record.opponent,
@@ -196,6 +204,7 @@ def round_row(
         "l2": None if record.l2 is None else float(record.l2),
         "queries": record.queries,
         "query_budget": record.query_budget,
+        "steps_run": record.steps_run,
         "flash_ms": record.flash_ms,
         "defense_verdict": record.defense_verdict,
         "certified_radius": record.certified_radius,

@@ -38,6 +38,7 @@ DEFAULT_FORM = {
     "flash_ms": "",
     "expected_players": "",
     "mode": "images",
+    "image_mode": "fresh",
 }
 
 
@@ -85,6 +86,7 @@ def settings_from_form(form: dict[str, str]) -> dict[str, Any]:
         "flash_ms": form["flash_ms"].strip() or None,
         "expected_players": form["expected_players"].strip() or None,
         "mode": form.get("mode") or "images",
+        "image_mode": form["image_mode"] or None,
     }
 
 
@@ -116,6 +118,7 @@ async def host_create(
     flash_ms: FormText = "",
     expected_players: FormText = "",
     mode: FormText = "images",
+    image_mode: FormText = "fresh",
     csrf_token_field: CsrfField = None,
 ) -> Response:
     check_csrf(request, csrf_token_field)
@@ -136,6 +139,7 @@ async def host_create(
         "flash_ms": flash_ms,
         "expected_players": expected_players,
         "mode": mode,
+        "image_mode": image_mode,
     }
     try:
         event_name, event_pack, settings = events.validate_settings(settings_from_form(form), catalog=catalog)

@@ -39,7 +39,7 @@ def test_registry_lists_the_attacks() -> None:
 
 def test_pgd_defaults() -> None:
     params = get_attack("pgd").params.model_dump()
-    assert params == {"steps": 20, "step_size": None, "random_start": True, "early_stop": False}
+    assert params == {"steps": 20, "step_size": None, "random_start": True, "early_stop": False, "stop_on_shown": False}
 
 
 def test_pgd20_at_eps_0_1_leaves_at_most_10_percent_accuracy(model: ArenaModel, test_images: Batch) -> None:
