@@ -17,8 +17,8 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.tables import AnswerRecord, RoundRecord
-from app.game.disclosure import settled
+from app.db.tables import AnswerRecord, SharedRoundRecord
+from app.game.disclosure import reveal_cutoff
 
 CACHE_ENTRIES = 128  # a page's numbers, a chart's bytes: a few hundred kB at most each
 STATE_ATTRIBUTE = "stats_cache"
@@ -28,22 +28,33 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class AnswersMark:
-    """What the counted answers are now: how many count (settled ones), the newest one's time and the largest id."""
+    """What the counted answers are now: how many answers there are, the newest one's time and the largest id, and
+    how many together images have revealed and the latest reveal (revealing lets a together image's answers
+    count without a new answer)."""
 
-    count: int
+    answers: int
     newest: datetime | None
     largest_id: str | None
+    revealed: int
+    last_reveal: datetime | None
 
 
 async def answers_mark(session: AsyncSession) -> AnswersMark:
-    """One aggregate over the answers that count (app/game/disclosure.settled), cheap beside loading them."""
-    query = (
-        select(func.count(AnswerRecord.id), func.max(AnswerRecord.created_at), func.max(AnswerRecord.id))
-        .join(RoundRecord, RoundRecord.id == AnswerRecord.round_id)
-        .where(settled())
+    """Two aggregates, cheap beside loading the trials: one over the answers table alone (its count, and its
+    indexed time and id), one over the together images whose reveal has passed (app/game/disclosure.revealed)."""
+    answers = select(func.count(AnswerRecord.id), func.max(AnswerRecord.created_at), func.max(AnswerRecord.id))
+    count, newest, largest = (await session.execute(answers)).one()
+    shown = select(func.count(SharedRoundRecord.id), func.max(SharedRoundRecord.closes_at)).where(
+        SharedRoundRecord.closes_at <= reveal_cutoff()
     )
-    count, newest, largest = (await session.execute(query)).one()
-    return AnswersMark(count=int(count or 0), newest=newest, largest_id=largest)
+    revealed, last_reveal = (await session.execute(shown)).one()
+    return AnswersMark(
+        answers=int(count or 0),
+        newest=newest,
+        largest_id=largest,
+        revealed=int(revealed or 0),
+        last_reveal=last_reveal,
+    )
 
 
 class StatsCache:

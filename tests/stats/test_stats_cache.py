@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, update
 
+from app.db.session import sync_url
+from app.db.tables import SharedRoundRecord
 from app.main import create_app
 from app.stats import science
 from app.stats.cache import StatsCache, cache_for
@@ -52,6 +56,24 @@ def test_a_hit_does_not_recompute_and_a_new_answer_invalidates(
     play(client, new_player(client))  # a new answer changes the key
     after = api_stats(client, group_by="")
     assert len(computed) == 3 and after["groups"][0]["n"] == counts["counted"] + 1
+
+
+def test_a_together_image_that_reveals_invalidates_without_a_new_answer(
+    client: TestClient, computed: list[tuple[str, ...]]
+) -> None:
+    url = client.app.state.settings.database_url
+    counts = seed_science_data(url)
+    cache_for(client.app.state).results.clear()
+    assert api_stats(client, group_by="")["groups"][0]["n"] == counts["counted"] and len(computed) == 1
+    engine = create_engine(sync_url(url))
+    with engine.begin() as conn:  # the image still counting down reveals: its four answers count now
+        conn.execute(
+            update(SharedRoundRecord)
+            .where(SharedRoundRecord.closes_at > datetime.now(UTC))
+            .values(closes_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
+    engine.dispose()
+    assert api_stats(client, group_by="")["groups"][0]["n"] == counts["counted"] + 4 and len(computed) == 2
 
 
 def test_the_page_and_the_chart_are_cached_until_a_new_answer(
