@@ -8,7 +8,7 @@ import re
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, BeforeValidator, Field
 
 from app import messages
@@ -18,6 +18,7 @@ from app.deps import SessionDep
 from app.errors import Invalid
 from app.game import events
 from app.stats import science
+from app.stats.cache import answers_mark, cache_for
 from app.stats.consistency import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from app.stats.trials import EPS_BUCKET_DOC, StatsFilter, load_trials
 
@@ -79,7 +80,8 @@ def bootstrap_info() -> BootstrapOut:
     return BootstrapOut(
         resamples=BOOTSTRAP_RESAMPLES,
         seed=BOOTSTRAP_SEED,
-        generator="Python random.Random(seed), fresh for each interval",
+        generator="Python random.Random(seed), fresh for each interval; getrandbits(32*m) per resample of m, "
+        "word u draws item (u*m) >> 32",
         interval="percentile, 2.5th and 97.5th, linear interpolation; undefined resamples dropped",
     )
 
@@ -110,6 +112,7 @@ Day = Annotated[date | None, BeforeValidator(calendar_day)]
     ),
 )
 async def get_stats(
+    request: Request,
     session: SessionDep,
     event: Annotated[str | None, Query(max_length=20, description="Only this event (its join code)")] = None,
     pack: Text = None,
@@ -135,8 +138,15 @@ async def get_stats(
     filters = StatsFilter(
         event_id=event_id, pack=pack, opponent=opponent, attack=attack, condition=condition, since=since, until=until
     )
-    trials = await load_trials(session, filters)
-    groups = await asyncio.to_thread(science.group_stats, trials, keys)  # the bootstrap is CPU work
+
+    async def compute() -> list[GroupOut]:
+        trials = await load_trials(session, filters)
+        groups = await asyncio.to_thread(science.group_stats, trials, keys)  # the bootstrap is CPU work
+        return [GroupOut.model_validate(group.as_dict()) for group in groups]
+
+    # Cached until a new answer counts (app/stats/cache.py); the key holds everything the table depends on.
+    key = ("api", filters, keys, await answers_mark(session))
+    groups = await cache_for(request.app.state).get_or_compute(key, compute)
     return StatsOut(
         group_by=list(keys),
         filters={
@@ -150,7 +160,7 @@ async def get_stats(
         },
         eps_buckets=EPS_BUCKET_DOC,
         bootstrap=bootstrap_info(),
-        groups=[GroupOut.model_validate(group.as_dict()) for group in groups],
+        groups=list(groups),
     )
 
 

@@ -44,12 +44,16 @@ async def why_truth_hidden(session: AsyncSession, record: RoundRecord, answered:
     return None
 
 
+def reveal_cutoff(now: datetime | None = None) -> datetime:
+    """A together image has revealed when its closes_at is at or before this (reveals_at(closes_at) <= now, written
+    so the database can compare the stored column)."""
+    return (now or utcnow()) - timedelta(seconds=ANSWER_GRACE_S)
+
+
 def settled(now: datetime | None = None) -> ColumnElement[bool]:
     """The rule as a condition on RoundRecord (join it): the round is not a copy of a together image that has not
     revealed yet, so its answer may be counted in anything shown to others."""
-    # reveals_at(closes_at) > now, written so the database can compare the stored column
-    cutoff = (now or utcnow()) - timedelta(seconds=ANSWER_GRACE_S)
-    unrevealed = select(SharedRoundRecord.id).where(SharedRoundRecord.closes_at > cutoff)
+    unrevealed = select(SharedRoundRecord.id).where(SharedRoundRecord.closes_at > reveal_cutoff(now))
     return or_(RoundRecord.shared_round_id.is_(None), RoundRecord.shared_round_id.not_in(unrevealed))
 
 

@@ -1,9 +1,12 @@
-"""Proportions and their confidence intervals."""
+"""Proportions and their confidence intervals, and the random draws of every bootstrap interval."""
 
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
+
+import numpy as np
 
 Z_95 = 1.959963984540054  # the 97.5th percentile of the standard normal
 
@@ -49,3 +52,34 @@ class Proportion:
     def as_dict(self) -> dict[str, object]:
         low, high = self.interval
         return {"correct": self.successes, "n": self.n, "accuracy": self.value, "ci95": [low, high]}
+
+
+# -- the bootstrap's draws -----------------------------------------------------------------------------------------
+# Every bootstrap here draws its resamples from Python's random.Random(seed) through getrandbits, a stream that a
+# standard-library script (the research bundle's recompute.py) reproduces word for word, and maps each 32-bit word
+# to an index with integer arithmetic only, so numpy (here) and plain Python (there) draw the very same resamples.
+
+WORD_BITS = 32
+
+
+def resample_words(rng: random.Random, size: int, resamples: int) -> np.ndarray:
+    """(resamples, size) uint32 words: row r is one ``rng.getrandbits(32 * size)`` call, its lowest 32 bits first
+    (the r-th such call on ``rng``)."""
+    if size <= 0 or resamples <= 0:
+        return np.zeros((max(resamples, 0), max(size, 0)), dtype=np.uint32)
+    width = 4 * size
+    raw = b"".join(rng.getrandbits(WORD_BITS * size).to_bytes(width, "little") for _ in range(resamples))
+    return np.frombuffer(raw, dtype="<u4").reshape(resamples, size)
+
+
+def word_indices(words: np.ndarray, size: int) -> np.ndarray:
+    """Each word u picks item floor(u * size / 2**32) of ``size`` items (multiply and shift: integers only; its bias
+    is below size / 2**32, nothing at the sizes counted here)."""
+    if size >= 1 << WORD_BITS:
+        raise ValueError(f"at most 2**32 - 1 items, got {size}")
+    return (words.astype(np.uint64) * np.uint64(size)) >> np.uint64(WORD_BITS)
+
+
+def below_index(count: int, size: int) -> int:
+    """The word bound of the first ``count`` items: word_indices(u) < count exactly when u < this."""
+    return -(-(count << WORD_BITS) // size)

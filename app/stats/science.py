@@ -33,16 +33,19 @@ app/stats/consistency.py; this module groups trials and counts them:
   - *people vs people*: as Geirhos et al. do for human observers, kappa for every pair of people over the together
     images both answered (``shared_image``), then the mean over the pairs where it is defined.
 
-* **Kappa intervals**: percentile bootstrap over trials, :data:`BOOTSTRAP_RESAMPLES` resamples drawn with Python's
+* **Kappa intervals**: percentile bootstrap, :data:`BOOTSTRAP_RESAMPLES` resamples drawn from Python's
   ``random.Random(BOOTSTRAP_SEED)`` (a fresh generator for each interval, so a figure does not depend on what else
-  was computed). People vs model: each resample draws n trials with replacement (``rng.choices`` over the trials'
-  four agreement cells, weighted by their counts). People vs people: each resample draws the group's together
-  images with replacement (``rng.choices`` over the images sorted by id) and recomputes every pair's kappa and
-  their mean. Resamples where kappa is undefined are dropped. The interval is the 2.5th and 97.5th percentile with
-  linear interpolation between order statistics (numpy's default), None when fewer than 2 resamples are defined.
-  Each person vs model: each resample draws the people's kappas with replacement (``rng.choices`` over the people
-  ordered by their smallest answer id, which the research bundle keeps while it renames people) and takes their
-  mean; pairs of people are taken in that order too.
+  was computed). A resample of m items is one ``rng.getrandbits(32 * m)`` call read as m 32-bit words, lowest
+  first; word u draws item ``(u * m) >> 32`` (integers only, so numpy here and plain Python in the bundle's
+  recompute.py draw the very same resamples; app/stats/intervals.py). People vs model: each resample draws n trials
+  with replacement, the trials standing in the order of their agreement cells (both right, person only, model only,
+  both wrong). People vs people: each resample draws the group's together images with replacement (sorted by id)
+  and recomputes every pair's kappa and their mean. Each person vs model: each resample draws the people's kappas
+  with replacement (the people ordered by their smallest answer id, which the research bundle keeps while it
+  renames people) and takes their mean; pairs of people are taken in that order too. Means over resampled kappas
+  and over pairs are running sums, left to right. Resamples where kappa is undefined are dropped. The interval is
+  the 2.5th and 97.5th percentile with linear interpolation between order statistics (numpy's default), None when
+  fewer than 2 resamples are defined.
 """
 
 from __future__ import annotations

@@ -130,11 +130,36 @@ def filtered(query: Select[Any], filters: StatsFilter) -> Select[Any]:
     return query
 
 
+TRIAL_COLUMNS = (
+    AnswerRecord.id,
+    AnswerRecord.created_at,
+    AnswerRecord.player_id,
+    RoundRecord.id,
+    RoundRecord.shared_round_id,
+    EventRecord.code,
+    RoundRecord.pack,
+    RoundRecord.opponent,
+    RoundRecord.attack,
+    RoundRecord.norm,
+    RoundRecord.condition,
+    RoundRecord.eps,
+    RoundRecord.true_label,
+    AnswerRecord.choice,
+    RoundRecord.model_label,
+    AnswerRecord.correct,
+    AnswerRecord.model_correct,
+    AnswerRecord.response_ms,
+    AnswerRecord.shown_ms,
+    AnswerRecord.timing_flagged,
+)
+
+
 async def load_trials(session: AsyncSession, filters: StatsFilter | None = None) -> list[Trial]:
-    """Every countable trial matching the filters, oldest answer first."""
+    """Every countable trial matching the filters, oldest answer first. Only the columns a trial holds are read
+    (plain rows, not records: no images, no identity map), since the whole table may be asked for."""
     filters = filters or StatsFilter()
     query = (
-        select(AnswerRecord, RoundRecord, EventRecord.code)
+        select(*TRIAL_COLUMNS)
         .join(RoundRecord, RoundRecord.id == AnswerRecord.round_id)
         .outerjoin(EventRecord, EventRecord.id == RoundRecord.event_id)
         .where(settled())
@@ -144,28 +169,49 @@ async def load_trials(session: AsyncSession, filters: StatsFilter | None = None)
     rows = (await session.execute(query)).all()
     return [
         Trial(
-            answer_id=answer.id,
-            answered_at=answer.created_at if answer.created_at.tzinfo else answer.created_at.replace(tzinfo=UTC),
-            player_id=answer.player_id,
-            round_id=record.id,
-            shared_image=record.shared_round_id,
+            answer_id=answer_id,
+            answered_at=answered_at if answered_at.tzinfo else answered_at.replace(tzinfo=UTC),
+            player_id=player_id,
+            round_id=round_id,
+            shared_image=shared_image,
             event=code,
-            pack=record.pack,
-            opponent=record.opponent,
-            attack=record.attack,
-            norm=record.norm,
-            condition=record.condition,
-            eps=float(record.eps),
-            true_label=record.true_label,
-            human_answer=answer.choice,
-            model_answer=record.model_label,
-            human_correct=bool(answer.correct),
-            model_correct=bool(answer.model_correct),
-            response_ms=answer.response_ms,
-            shown_ms=answer.shown_ms,
-            timing_flagged=answer.timing_flagged,
+            pack=pack,
+            opponent=opponent,
+            attack=attack,
+            norm=norm,
+            condition=condition,
+            eps=float(eps),
+            true_label=true_label,
+            human_answer=choice,
+            model_answer=model_label,
+            human_correct=bool(correct),
+            model_correct=bool(model_correct),
+            response_ms=response_ms,
+            shown_ms=shown_ms,
+            timing_flagged=timing_flagged,
         )
-        for answer, record, code in rows
+        for (
+            answer_id,
+            answered_at,
+            player_id,
+            round_id,
+            shared_image,
+            code,
+            pack,
+            opponent,
+            attack,
+            norm,
+            condition,
+            eps,
+            true_label,
+            choice,
+            model_label,
+            correct,
+            model_correct,
+            response_ms,
+            shown_ms,
+            timing_flagged,
+        ) in rows
     ]
 
 

@@ -1,6 +1,7 @@
 """The stats page (/stats): accuracy-vs-budget curves for people and the model with 95% Wilson bands, the table of
 groups with error consistency, and confusion matrices, filtered by a plain GET form (works without JavaScript).
-The chart is served as PNG and SVG with the same filters. Numbers come from app.stats.science."""
+The chart is served as PNG and SVG with the same filters. Numbers come from app.stats.science, computed in a worker
+thread (never on the event loop) and kept in app.stats.cache until a new answer counts."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from app.errors import ArenaError, Invalid, NotFound
 from app.game import events
 from app.ml.service.contracts import ModelService
 from app.stats import science
+from app.stats.cache import answers_mark, cache_for
 from app.stats.consistency import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from app.stats.plots import science as science_plots
 from app.stats.plots.figure import CHART_FORMATS
@@ -116,6 +118,30 @@ def class_names_by_pack(service: ModelService, trials: list[Trial]) -> dict[str,
     return out
 
 
+@dataclass(frozen=True)
+class PageNumbers:
+    """What the page shows for one selection of trials (cached as a whole)."""
+
+    groups: list[science.GroupStats]
+    overall: science.GroupStats | None
+    confusions: list[dict[str, Any]]
+    trials: int
+
+
+def page_numbers(trials: list[Trial], names: dict[str, tuple[str, ...]]) -> PageNumbers:
+    """The CPU work of the page (bootstrap intervals, confusion matrices): run in a worker thread."""
+    groups = science.group_stats(trials, science.DEFAULT_GROUP_BY)
+    overall = science.group_stats(trials, ())
+    matrices = science.confusion_matrices(trials, {pack: len(n) for pack, n in names.items()})
+    confusions = [
+        {"pack": pack, "classes": names[pack], "human": matrices.human[pack], "model": matrices.model[pack]}
+        for pack in sorted(matrices.human)
+    ]
+    return PageNumbers(
+        groups=groups, overall=overall[0] if overall else None, confusions=confusions, trials=len(trials)
+    )
+
+
 @router.get("/stats", name="stats_page")
 async def stats_page(
     request: Request,
@@ -136,30 +162,29 @@ async def stats_page(
         context = {**base, "filters": raw, "error": error.message, "query": "", "groups": [], "overall": None}
         context.update({"confusions": [], "trials": 0})
         return render(request, "pages/stats.html", context, status_code=error.status_code)
-    trials = await load_trials(session, filters.selection)
-    groups = await asyncio.to_thread(science.group_stats, trials, science.DEFAULT_GROUP_BY)
-    overall = await asyncio.to_thread(science.group_stats, trials, ())
-    names = class_names_by_pack(service, trials)
-    matrices = science.confusion_matrices(trials, {pack: len(n) for pack, n in names.items()})
-    confusions = [
-        {"pack": pack, "classes": names[pack], "human": matrices.human[pack], "model": matrices.model[pack]}
-        for pack in sorted(matrices.human)
-    ]
+
+    async def compute() -> PageNumbers:
+        trials = await load_trials(session, filters.selection)
+        return await asyncio.to_thread(page_numbers, trials, class_names_by_pack(service, trials))
+
+    key = ("page", filters.selection, await answers_mark(session))
+    numbers = await cache_for(request.app.state).get_or_compute(key, compute)
     context = {
         **base,
         "filters": filters.raw,
         "error": None,
         "query": filters.query,
-        "groups": groups,
-        "overall": overall[0] if overall else None,
-        "confusions": confusions,
-        "trials": len(trials),
+        "groups": numbers.groups,
+        "overall": numbers.overall,
+        "confusions": numbers.confusions,
+        "trials": numbers.trials,
     }
     return render(request, "pages/stats.html", context)
 
 
 @router.get("/stats/chart.{fmt}", name="stats_chart")
 async def stats_chart(
+    request: Request,
     session: SessionDep,
     fmt: str,
     raw: FilterForm,
@@ -168,10 +193,20 @@ async def stats_chart(
     if fmt not in CHART_FORMATS:
         raise NotFound(messages.CHART_UNKNOWN)
     filters = await page_filters(session, raw)
-    trials = await load_trials(session, filters.selection)
-    groups = science.group_stats(trials, science.DEFAULT_GROUP_BY, resamples=0)  # no kappa intervals needed
     scope = ", ".join(f"{k} {v}" for k, v in filters.raw.items() if v)
     title = "People (solid) vs model (dashed), 95% Wilson bands" + (f" — {scope}" if scope else "")
-    data = await asyncio.to_thread(science_plots.accuracy_vs_eps_chart, groups, fmt, title=title)
+
+    async def compute() -> bytes:
+        trials = await load_trials(session, filters.selection)
+        return await asyncio.to_thread(chart_bytes, trials, fmt, title)
+
+    key = ("chart", fmt, title, filters.selection, await answers_mark(session))
+    data = await cache_for(request.app.state).get_or_compute(key, compute)
     headers = {"Content-Disposition": f'inline; filename="accuracy-vs-eps.{fmt}"', "Cache-Control": "no-store"}
     return Response(data, media_type=CHART_FORMATS[fmt], headers=headers)
+
+
+def chart_bytes(trials: list[Trial], fmt: str, title: str) -> bytes:
+    """Groups without kappa intervals (the chart shows none) and the figure: run in a worker thread."""
+    groups = science.group_stats(trials, science.DEFAULT_GROUP_BY, resamples=0)
+    return science_plots.accuracy_vs_eps_chart(groups, fmt, title=title)

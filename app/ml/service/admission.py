@@ -74,5 +74,9 @@ class AdmissionBudget:
         """How many clients have jobs admitted and not yet done."""
         return len(self._jobs_by_client)
 
+    def holds_other_than(self, client: str) -> bool:
+        """Whether anyone but ``client`` has a job admitted and not done."""
+        return any(name != client for name in self._jobs_by_client)
+
     def units_of(self, client: str) -> float:
         return self._by_client.get(client, 0.0)

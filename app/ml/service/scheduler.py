@@ -9,6 +9,11 @@
   such a client waits, the worker holds off for up to ``FAIR_HOLD_OFF_S`` (the others' next rounds arrive within
   it) and then serves it anyway. A lone client's jobs are taken first come, first served, in batches as large as
   before.
+* Dear jobs wait for a quiet room: a job costing more than ``DEAR_UNITS`` (fifteen default rounds; a black-box attack
+  against Defense-GAN, ~1,500 units, holds the worker for seconds and cannot be interrupted) is refused at once
+  (ServiceBusy) while anyone else has had work in within ``DEAR_QUIET_S``; in a quiet room it runs at once.
+  Fair turns alone do not protect a room whose players think between rounds: the worker idles in those pauses and
+  a dear job served in one blocks every round asked for during it (benchmarks/flood_http.py).
 * Abandoned work is dropped: a job whose caller has gone (its future cancelled: timed out or disconnected) is skipped
   before it runs, and a group whose callers have all gone is not started.
 * Explanations: answered from a bounded LRU when the same round was explained before (app/ml/service/explain_cache.py),
@@ -62,6 +67,13 @@ FAIR_HOLD_OFF_S = 0.1
 # just ended). Without a memory, the moment after a batch (the honest players' rounds answered, their next ones not
 # yet in) looks like a lone client's queue, and the dear job would go first every time.
 CONTENTION_MEMORY_S = 1.0
+# A job dearer than this many units is refused while anyone else (players, or the pool refilling after them) asked
+# for anything within DEAR_QUIET_S seconds (longer than a player takes to look at an image and answer): fifteen
+# default rounds, about 1.2 s of the reference CPU's worker alone. Every round attack against the other opponents
+# costs less (HopSkipJump-500: 173 on fashion-cnn, 210 on fashion-jpeg; CW-100 on fashion-defgan: 218); black-box
+# attacks against fashion-defgan cost more (Square-500: 954, HopSkipJump-500: 1,541).
+DEAR_UNITS = 15 * DEFAULT_ROUND_UNITS
+DEAR_QUIET_S = 5.0
 
 
 @dataclass
@@ -95,6 +107,7 @@ class Scheduler:
         explain_queue_size: int = EXPLAIN_QUEUE_SIZE,
         explain_cache_size: int = DEFAULT_CACHE_SIZE,
         compute_classify: ComputeClassify | None = None,
+        dear_quiet_s: float = DEAR_QUIET_S,
     ) -> None:
         self._compute_batch = compute_batch
         self._compute_classify = compute_classify
@@ -112,6 +125,9 @@ class Scheduler:
         self._explaining: dict[Hashable, Pending[ExplainJob, ExplainResult]] = {}
         self._collector: asyncio.Task[None] | None = None
         self._contended_at = float("-inf")
+        self.dear_quiet_s = dear_quiet_s
+        self._asked_at: dict[str, float] = {}  # players' last image requests within dear_quiet_s
+        self.dear_refused = 0
         self.jobs_dropped = 0
         self.last_error: str | None = None
 
@@ -145,6 +161,10 @@ class Scheduler:
         if self._images.full():
             raise ServiceBusy(SERVICE_BUSY)
         units = job_units(job)
+        if units > DEAR_UNITS and self._others_playing(job.client):
+            self.dear_refused += 1
+            raise ServiceBusy(SERVICE_BUSY)
+        self._asked_at[job.client] = asyncio.get_running_loop().time()
         ticket = self.admission.admit(job.client, units)
         future = asyncio.get_running_loop().create_future()
         pending: Pending[ImageJob, ImageResult] = Pending(job, future, ticket, units=units)
@@ -164,6 +184,14 @@ class Scheduler:
         self._images.put_nowait(job.client, pending)
         pending.future.add_done_callback(lambda _: self._release_unless_started(pending))
         return await self._await(pending)  # type: ignore[return-value]
+
+    def _others_playing(self, client: str) -> bool:
+        """Whether anyone but ``client`` asked for an image within ``dear_quiet_s`` or still has one admitted. The
+        server's own jobs count: the ready-round pool refills after players took its rounds, so it stands for them."""
+        cutoff = asyncio.get_running_loop().time() - self.dear_quiet_s
+        for name in [name for name, at in self._asked_at.items() if at < cutoff]:
+            del self._asked_at[name]
+        return any(name != client for name in self._asked_at) or self.admission.holds_other_than(client)
 
     async def explain(self, job: ExplainJob) -> ExplainResult:
         if not self.running:

@@ -51,13 +51,13 @@ def definitions() -> dict[str, str]:
         "vs the model. error_consistency_model_by_person: kappa of each person vs the model over their own "
         "trials, mean over people (Geirhos et al.'s observer-by-observer form). error_consistency_people: mean "
         "over pairs of people of kappa on the together images both answered.",
-        "kappa_interval": f"Percentile bootstrap, {BOOTSTRAP_RESAMPLES} resamples with Python "
-        f"random.Random({BOOTSTRAP_SEED}) (fresh per interval): people vs model resample trials "
-        "(rng.choices over the four agreement cells weighted by their counts); by person: resample the people's "
-        "kappas (rng.choices over people ordered by their smallest answer_id), mean; people vs people resample "
-        "together images (rng.choices over the images sorted by id; pairs of people in the order above). 2.5th "
-        "and 97.5th percentiles, linear interpolation; "
-        "undefined resamples dropped.",
+        "kappa_interval": f"Percentile bootstrap, {BOOTSTRAP_RESAMPLES} resamples from Python "
+        f"random.Random({BOOTSTRAP_SEED}) (fresh per interval). A resample of m items is one getrandbits(32*m) call "
+        "read as m 32-bit words, lowest first; word u draws item (u*m) >> 32. People vs model resample trials (in "
+        "the order both right, person only, model only, both wrong); by person: resample the people's kappas "
+        "(people ordered by their smallest answer_id), running-sum mean; people vs people resample together images "
+        "(sorted by id; pairs of people in the order above, running-sum mean). 2.5th and 97.5th percentiles, "
+        "linear interpolation; undefined resamples dropped.",
         "model_accuracy": "The model on the same answered rounds as the people (a together image counts once per "
         "person who answered it).",
         "item_set": "Fixed-set events (rows with an item_id): the event made its set of images once and showed every "

@@ -18,10 +18,12 @@ Definitions (also in metadata.json):
   People vs model: every answer is a trial (pooled over people). Each person vs model: kappa of every person
   against the model over their own trials, then the mean over people where it is defined. People vs people: kappa
   of every pair of people over the together images both answered, then the mean over pairs where it is defined.
-* kappa intervals: percentile bootstrap (2.5th, 97.5th, linear interpolation), 1000 resamples drawn with
-  random.Random(2020), a fresh generator for each interval; people vs model resample trials, each person vs model
-  resamples the people's kappas, people vs people resample together images. Resamples where kappa is undefined
-  are dropped. People are taken in the order of their smallest answer_id.
+* kappa intervals: percentile bootstrap (2.5th, 97.5th, linear interpolation), 1000 resamples, a fresh
+  random.Random(2020) for each interval. A resample of m items is one rng.getrandbits(32 * m) call read as m 32-bit
+  words, lowest first; word u draws item (u * m) >> 32. People vs model resample trials (standing in the order both
+  right, person only, model only, both wrong), each person vs model resamples the people's kappas and sums them
+  left to right, people vs people resample together images (sorted by id). Resamples where kappa is undefined are
+  dropped. People are taken in the order of their smallest answer_id.
 
 This is a second implementation of the server's app/stats/science.py, written from the definitions above; the
 project's tests check that both give the same numbers on the same data.
@@ -34,7 +36,9 @@ import csv
 import json
 import math
 import random
+import struct
 import sys
+from bisect import bisect_left
 from collections import defaultdict
 from itertools import accumulate
 from pathlib import Path
@@ -108,6 +112,19 @@ def interval(values):
     return [percentile(ordered, 0.025), percentile(ordered, 0.975)]
 
 
+def resample_words(rng, m):
+    """One resample's m draws: m 32-bit words of one getrandbits call, lowest first (word u draws (u * m) >> 32)."""
+    return struct.unpack(f"<{m}I", rng.getrandbits(32 * m).to_bytes(4 * m, "little"))
+
+
+def running_sum(values):
+    """Left to right, one addition at a time (the server's order; the built-in sum may compensate)."""
+    total = 0.0
+    for value in values:
+        total += value
+    return total
+
+
 def people_vs_model(rows):
     cells = [0, 0, 0, 0]  # both right, person only, model only, both wrong
     for row in rows:
@@ -116,11 +133,14 @@ def people_vs_model(rows):
     ci = None
     if value is not None:
         rng = random.Random(SEED)
-        cum = list(accumulate(cells))
+        n = len(rows)
+        # Trials stand in cell order; (u * n) >> 32 < c exactly when u < ceil(c * 2**32 / n).
+        bounds = [-(-(c << 32) // n) for c in accumulate(cells[:3])]
         draws = []
         for _ in range(RESAMPLES):
-            draw = rng.choices((0, 1, 2, 3), cum_weights=cum, k=len(rows))
-            k = kappa(draw.count(0), draw.count(1), draw.count(2), draw.count(3))
+            words = sorted(resample_words(rng, n))
+            below = [bisect_left(words, bound) for bound in bounds]
+            k = kappa(below[0], below[1] - below[0], below[2] - below[1], n - below[2])
             if k is not None:
                 draws.append(k)
         ci = interval(draws)
@@ -151,10 +171,10 @@ def each_person_vs_model(rows):
     if not kappas:
         return {"kappa": None, "ci": None, "trials": len(rows), "people": 0}
     rng = random.Random(SEED)
+    m = len(kappas)
     means = []
     for _ in range(RESAMPLES):
-        draw = rng.choices(kappas, k=len(kappas))
-        means.append(sum(draw) / len(draw))
+        means.append(running_sum(kappas[(u * m) >> 32] for u in resample_words(rng, m)) / m)
     return {"kappa": sum(kappas) / len(kappas), "ci": interval(means), "trials": len(rows), "people": len(kappas)}
 
 
@@ -180,7 +200,7 @@ def mean_pair_kappa(people, images, right, weights):
                 values.append(k)
     if not values:
         return None, 0
-    return sum(values) / len(values), len(values)
+    return running_sum(values) / len(values), len(values)
 
 
 def people_vs_people(rows):
@@ -197,8 +217,8 @@ def people_vs_people(rows):
     draws = []
     for _ in range(RESAMPLES):
         weights = dict.fromkeys(images, 0)
-        for j in rng.choices(range(len(images)), k=len(images)):
-            weights[images[j]] += 1
+        for u in resample_words(rng, len(images)):
+            weights[images[(u * len(images)) >> 32]] += 1
         k, _ = mean_pair_kappa(people, images, right, weights)
         if k is not None:
             draws.append(k)

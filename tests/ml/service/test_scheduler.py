@@ -15,8 +15,9 @@ import pytest
 from app.errors import ServiceBusy
 from app.ml.service.admission import AdmissionBudget
 from app.ml.service.contracts import ImageJob, ImageResult
+from app.ml.service.cost import job_units
 from app.ml.service.explain_contracts import ExplainJob
-from app.ml.service.scheduler import EXPLAIN_EVERY, Scheduler
+from app.ml.service.scheduler import DEAR_UNITS, EXPLAIN_EVERY, Scheduler
 
 pytestmark = pytest.mark.anyio
 PGD = ImageJob.freeze_params({"steps": 20})
@@ -278,3 +279,49 @@ async def test_a_dear_job_does_not_jump_in_between_the_rounds_of_players_at_play
         await asyncio.gather(*(player(s, f"p{k}") for k in range(4)), dear)
     served_at = next(n for n, batch in enumerate(worker.batches) if batch[0].client == "greedy")
     assert served_at >= 6, f"the dear job waited for its turns, not for the first gap: batch {served_at}"
+
+
+def defgan_job(client: str, seed: int = 0) -> ImageJob:
+    """HopSkipJump-500 against Defense-GAN: ~1,540 units, far over DEAR_UNITS."""
+    return ImageJob("fashion-defgan", "hopskipjump", HSJ, image_index=seed, eps=1.0, seed=seed, client=client)
+
+
+async def test_a_dear_job_is_refused_while_others_play_and_runs_in_a_quiet_room() -> None:
+    worker = FakeWorker()
+    worker.release()
+    budget = AdmissionBudget()  # the defaults: the dear job alone is within them
+    async with running(worker, admission=budget, dear_quiet_s=3600.0) as s:
+        assert job_units(defgan_job("x")) > DEAR_UNITS >= job_units(image_job("x", attack="hopskipjump"))
+        await s.generate(defgan_job("lone"))  # nobody else asked for anything: it runs
+        await s.generate(defgan_job("lone", seed=1))  # its own earlier requests do not count against it
+        await s.generate(image_job("honest", seed=2))  # a player at play
+        with pytest.raises(ServiceBusy):
+            await s.generate(defgan_job("lone", seed=3))
+        with pytest.raises(ServiceBusy):
+            await s.generate(defgan_job("greedy", seed=4))
+        await s.generate(image_job("greedy", seed=5, attack="hopskipjump"))  # 173 units: not dear, admitted
+        assert s.dear_refused == 2 and budget.in_flight == 0
+    assert [batch[0].client for batch in worker.batches] == ["lone", "lone", "honest", "greedy"]
+
+
+async def test_the_room_turns_quiet_once_nobody_asked_within_the_window() -> None:
+    worker = FakeWorker()
+    worker.release()
+    async with running(worker, admission=AdmissionBudget(), dear_quiet_s=0.05) as s:
+        await s.generate(image_job("honest"))
+        with pytest.raises(ServiceBusy):
+            await s.generate(defgan_job("greedy"))
+        await asyncio.sleep(0.1)  # past the window: the honest player has not asked again
+        await s.generate(defgan_job("greedy", seed=1))
+
+
+async def test_a_dear_job_is_refused_while_another_clients_job_is_admitted() -> None:
+    worker = FakeWorker()
+    budget = AdmissionBudget()
+    async with running(worker, admission=budget, dear_quiet_s=0.0) as s:
+        blocker = await hold_the_worker(s, worker)  # asked long ago as far as the window goes, but still running
+        with pytest.raises(ServiceBusy):
+            await s.generate(defgan_job("greedy"))
+        worker.release()
+        await blocker
+        await s.generate(defgan_job("greedy", seed=1))
