@@ -33,7 +33,8 @@ def test_committed_cards_are_shown_with_n_and_commands(client: TestClient) -> No
         for row in entry["rows"]:
             assert f'data-row="{row["id"]}"' in text
             assert row["command"] in text
-            assert row["n"] >= 1000
+            # Only a standard AutoAttack row may run on fewer images (CPU time), and then it says on which.
+            assert row["n"] >= 1000 or f"On the first {row['n']} test images (n = {row['n']};" in text
     squeezed = json.loads((MODELS_DIR / "fashion-squeezed.json").read_text())
     assert f"{100 * squeezed['detector']['test_fpr']:.1f}%" in text
     certified = json.loads((MODELS_DIR / "fashion-certified.json").read_text())["certified"]
@@ -101,3 +102,38 @@ def test_defense_gan_is_offered_to_players(client: TestClient) -> None:
     assert defgan["attacks"], "some attack can be played against it"
     web_join(client, "chooser")
     assert 'value="fashion-defgan"' in client.get("/play").text
+
+
+def test_the_standard_autoattack_row_is_shown_and_named_exactly(client: TestClient, models_dir_override: Path) -> None:
+    card = json.loads((MODELS_DIR / "fashion-robust.json").read_text())
+    row = {
+        "role": "strongest",
+        "attack": "autoattack",
+        "label": "AutoAttack (standard)",
+        "params": {"version": "standard"},
+        "eps": 0.1,
+        "n": 200,
+        "accuracy": 0.5,
+        "success_rate": 0.4,
+        "time_s": 1.0,
+        "implementation": "torchattacks 3.5.1 AutoAttack(version='standard'): APGD (ce, 10 iterations, 1 restart)",
+        "attacked_view": "the deployed model itself",
+        "strongest_by": "RobustBench's convention",
+        "differs_from_reference": "iterations here: APGD 10",
+        "subset": "first 200 test images",
+        "clean_accuracy": 0.875,
+        "command": "arena defense-eval --opponent fashion-robust --row autoattack-0.1",
+    }
+    card["defense_lab"]["rows"]["autoattack-0.1"] = row
+    card["defense_lab"]["rows"]["apgd-0.1"]["label"] = "APGD-CE + APGD-DLR, 1 restart each, worst case per image"
+    (models_dir_override / "fashion-robust.json").write_text(json.dumps(card))
+    text = client.get("/lab/defenses").text
+    section = text[text.index('id="lab-fashion-robust"') :]
+    section = section[: section.index("</section>")]
+    assert 'data-row="autoattack-0.1" data-role="strongest"' in section
+    assert "<td>AutoAttack (standard) <small" in section
+    assert "<td>APGD-CE + APGD-DLR, 1 restart each, worst case per image <small" in section
+    assert 'data-implementation="autoattack-0.1"' in section
+    assert "On the first 200 test images (n = 200; clean accuracy 87.5%)" in section
+    assert "iterations here: APGD 10" in section
+    assert "<strong>50.0%</strong>" in section

@@ -104,11 +104,13 @@ def render_defense_lines(card: dict[str, Any]) -> list[str]:
         ]
         for row_id, r in lab["rows"].items():
             lines.append(
-                f"| {row_id} | {r['role']} | {r['attack']} | {_params(r['params'])} | {r['eps']:g} | {r['n']} | "
+                f"| {row_id} | {r['role']} | {r.get('label', r['attack'])} | {_params(r['params'])} | {r['eps']:g} | "
+                f"{r['n']} | "
                 f"{_pct(r['accuracy'])} | {_pct(r['success_rate'])} | {_pct(r.get('detected_of_fooled'))} | "
                 f"{_pct(r.get('evaded'))} | {r['time_s']:.0f} |"
             )
         lines.append("")
+        lines += _implementation_lines(lab["rows"])
         proved = [(row_id, r) for row_id, r in lab["rows"].items() if "certified_accuracy" in r]
         if proved:
             lines += [
@@ -195,3 +197,20 @@ def _defense_gan_lines(card: dict[str, Any]) -> list[str]:
             f"{e['heldout_mean_sq_error']:.2f} | {e['elapsed_s']:.0f} |"
         )
     return [*lines, ""]
+
+
+def _implementation_lines(rows: dict[str, Any]) -> list[str]:
+    """What the rows that are not registry attacks ran, exactly (and, for a row on its own images, which)."""
+    lines = []
+    for row_id, r in rows.items():
+        if "implementation" not in r:
+            continue
+        text = f"- {row_id}: {r['implementation']}"
+        if "attacked_view" in r:
+            text += f". Attacked: {r['attacked_view']}"
+        if "subset" in r:
+            text += f". On the {r['subset']} (n = {r['n']}; clean accuracy {_pct(r['clean_accuracy'])})"
+        if "strongest_by" in r:
+            text += f". Strongest by {r['strongest_by']}; difference from the reference: {r['differs_from_reference']}"
+        lines.append(text + ".")
+    return [*lines, ""] if lines else []
