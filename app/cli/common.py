@@ -14,7 +14,7 @@ from app.config import get_settings
 
 # Options several commands share, spelled once so their help reads the same everywhere.
 Device = Annotated[Literal["cpu", "cuda"], typer.Option(help="Where torch runs.")]
-# 0 means what ARENA_TORCH_THREADS's 0 means (app/ml/service/in_process.py: worker_threads), so the default follows
+# 0 means what ARENA_TORCH_THREADS's 0 means (app/ml/service/worker_device.py: worker_threads), so the default follows
 # the machine the command runs on.
 Threads = Annotated[int, typer.Option(min=0, help="torch CPU threads; 0: all cores but one (at least 1).")]
 ThreadsOrTorchDefault = Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's).")]
@@ -24,7 +24,7 @@ RandomStartsSeed = Annotated[int, typer.Option(help="Seed of the per-image rando
 
 def machine_threads(requested: int) -> int:
     """--threads as torch is given it: ``requested``, or for 0 every core but one (at least 1)."""
-    from app.ml.service.in_process import worker_threads  # loads torch; called only by commands that use it
+    from app.ml.service.worker_device import worker_threads  # loads torch; called only by commands that use it
 
     return worker_threads(requested)
 

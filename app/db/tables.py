@@ -306,6 +306,25 @@ class PolicyRoundRecord(Base):
     __tablename__ = "policy_rounds"
     __table_args__ = (Index("uq_policy_rounds_pending_player_id", "pending_player_id", unique=True),)
 
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    player_id: Mapped[str] = mapped_column(ForeignKey("players.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[str | None] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
+    agent: Mapped[str] = mapped_column(String(60))
+    seed: Mapped[int] = mapped_column(BigInteger)
+    budget: Mapped[float] = mapped_column(Float)
+    max_attacked_steps: Mapped[int] = mapped_column(Integer)
+    threshold: Mapped[float] = mapped_column(Float)
+    clean_return: Mapped[int] = mapped_column(Integer)
+    heuristic_return: Mapped[int] = mapped_column(Integer)
+    heuristic_steps: Mapped[list[int]] = mapped_column(JSON)
+    pending_player_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    played_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    picks: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    player_return: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(8), nullable=True)  # win, tie or loss against the heuristic
+    points: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
 
 class PaintingRecord(Base):
     """An image a person edited to fool the opponent (issue #21, app/game/paint.py): the clean test image, every

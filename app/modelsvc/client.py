@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -69,11 +69,11 @@ from app.ml.service.text_edit_contracts import (
     similarity_result_from_wire,
 )
 from app.ml.service.wire import WireError
+from app.modelsvc.replies import InvalidAs, error_detail, request, retry_after
 
 logger = logging.getLogger(__name__)
 
 STARTING, UP, DOWN, RECOVERING = "starting", "up", "down", "recovering"
-Decoded = TypeVar("Decoded")
 
 
 class RemoteModelService:
@@ -188,52 +188,32 @@ class RemoteModelService:
             if self.state == DOWN:
                 self._wake.set()  # it is back: let the monitor confirm and refresh the catalogue
             return result
-        detail = _error_detail(response)
+        detail = error_detail(response)
         if response.status_code == 503 and detail[0] == "busy":
             busy = ServiceBusy(SERVICE_BUSY)
-            busy.retry_after_s = _retry_after(response, busy.retry_after_s)
+            busy.retry_after_s = retry_after(response, busy.retry_after_s)
             raise busy
         self._failed(f"the model service at {self.url} answered {response.status_code} {detail[0]}: {detail[1]}")
         unavailable = ServiceUnavailable(SERVICE_DOWN)
         if response.status_code == 503:
-            unavailable.retry_after_s = _retry_after(response, unavailable.retry_after_s)
+            unavailable.retry_after_s = retry_after(response, unavailable.retry_after_s)
         raise unavailable
 
     async def explain(self, job: ExplainJob) -> ExplainResult:
         """POST /v1/explain: one round's explanation (not batched). Errors map as in generate()."""
-        client = self._client
-        if client is None:
-            raise ServiceUnavailable(SERVICE_DOWN)
-        try:
-            response = await client.post("/v1/explain", json=explain_job_to_wire(job), timeout=self._generate_timeout)
-        except httpx.PoolTimeout:
-            raise ServiceBusy(SERVICE_BUSY) from None
-        except httpx.TransportError as error:  # timeouts included
-            self._failed(f"explain at {self.url} failed: {error!r}")
-            raise ServiceUnavailable(SERVICE_DOWN) from None
-        if response.status_code == 200:
-            try:
-                return explain_result_from_wire(response.json())
-            except (WireError, ValueError) as error:
-                self._failed(f"the model service at {self.url} sent an explanation that does not decode: {error}")
-                raise ServiceUnavailable(SERVICE_DOWN) from None
-        code, detail = _error_detail(response)
-        if response.status_code == 503 and code == "busy":
-            busy = ServiceBusy(SERVICE_BUSY)
-            busy.retry_after_s = _retry_after(response, busy.retry_after_s)
-            raise busy
-        self._failed(f"the model service at {self.url} answered explain with {response.status_code} {code}: {detail}")
-        raise ServiceUnavailable(SERVICE_DOWN)
+        body = explain_job_to_wire(job)
+        result: ExplainResult = await self._request("POST", "/v1/explain", body, explain_result_from_wire, "down")
+        return result
 
     # -- text rounds (POST /v1/text, POST /v1/text/classify, GET /v1/text/opponents) -------------------------------
 
     async def text(self, job: TextJob) -> TextResult:
-        result: TextResult = await self._text_call("POST", "/v1/text", text_job_to_wire(job), text_result_from_wire)
+        result: TextResult = await self._request("POST", "/v1/text", text_job_to_wire(job), text_result_from_wire)
         return result
 
     async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult:
         body = classify_to_wire(opponent, texts, client)
-        result: TextClassifyResult = await self._text_call(
+        result: TextClassifyResult = await self._request(
             "POST", "/v1/text/classify", body, text_classify_result_from_wire
         )
         return result
@@ -242,93 +222,59 @@ class RemoteModelService:
         """POST /v1/text/similarity: an edit's sentence similarity to its original (the editor's op)."""
         body = similarity_job_to_wire(TextSimilarityJob(original, edited, client))
         decode = similarity_result_from_wire
-        result: TextSimilarityResult = await self._text_call("POST", "/v1/text/similarity", body, decode)
+        result: TextSimilarityResult = await self._request("POST", "/v1/text/similarity", body, decode)
         return result
 
     async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
         cached = self._text_infos.get(self._instance or "")
         if cached is None:  # fetched once per model service instance
-            cached = await self._text_call("GET", "/v1/text/opponents", None, text_opponents_from_wire)
+            cached = await self._request("GET", "/v1/text/opponents", None, text_opponents_from_wire)
             self._text_infos = {self._instance or "": cached}
         return cached
 
     async def run_episode(self, job: EpisodeJob) -> EpisodeResult:
         """POST /v1/episodes: one CartPole episode (issue #19). Errors map as for text; 501 (a backend without
         episodes) is ServiceUnavailable too."""
-        result: EpisodeResult = await self._text_call(
+        result: EpisodeResult = await self._request(
             "POST", "/v1/episodes", episode_job_to_wire(job), episode_result_from_wire
         )
         return result
 
-    async def _text_call(
-        self, method: str, path: str, body: dict[str, Any] | None, decode: Callable[[Any], Any]
-    ) -> Any:
-        """One text request; errors map as in generate(), a 501 (a backend without text) to ServiceUnavailable."""
-        client = self._client
-        if client is None:
-            raise ServiceUnavailable(SERVICE_DOWN)
-        try:
-            response = await client.request(method, path, json=body, timeout=self._generate_timeout)
-        except httpx.PoolTimeout:
-            raise ServiceBusy(SERVICE_BUSY) from None
-        except httpx.TransportError as error:  # timeouts included
-            self._failed(f"{path} at {self.url} failed: {error!r}")
-            raise ServiceUnavailable(SERVICE_DOWN) from None
-        code, detail = _error_detail(response) if response.status_code != 200 else ("", "")
-        if response.status_code == 200:
-            try:
-                return decode(response.json())
-            except (WireError, ValueError) as error:
-                self._failed(
-                    f"the model service at {self.url} answered {path} with a body that does not decode: {error}"
-                )
-                raise ServiceUnavailable(SERVICE_DOWN) from None
-        if response.status_code == 503 and code == "busy":
-            busy = ServiceBusy(SERVICE_BUSY)
-            busy.retry_after_s = _retry_after(response, busy.retry_after_s)
-            raise busy
-        self._failed(f"the model service at {self.url} answered {path} with {response.status_code} {code}: {detail}")
-        raise ServiceUnavailable(detail if response.status_code in (422, 501) and detail else SERVICE_DOWN)
-
     async def classify(self, job: ClassifyJob) -> ClassifyResult:
         """POST /v1/classify: a painter's answer (batched on the server). A 422 is the job's fault: ValueError."""
-        data = await self._call("/v1/classify", classify_job_to_wire(job))
-        return self._decoded(classify_result_from_wire, data)
+        body = classify_job_to_wire(job)
+        result: ClassifyResult = await self._request(
+            "POST", "/v1/classify", body, classify_result_from_wire, "value_error"
+        )
+        return result
 
     async def smallest_attack(self, job: SmallestJob) -> SmallestResult:
         """POST /v1/smallest: the machine's smallest attack on one image (computed once on the server)."""
-        data = await self._call("/v1/smallest", smallest_job_to_wire(job))
-        return self._decoded(smallest_result_from_wire, data)
+        body = smallest_job_to_wire(job)
+        result: SmallestResult = await self._request(
+            "POST", "/v1/smallest", body, smallest_result_from_wire, "value_error"
+        )
+        return result
 
-    async def _call(self, path: str, body: dict[str, Any]) -> Any:
-        client = self._client
-        if client is None:
-            raise ServiceUnavailable(SERVICE_DOWN)
-        try:
-            response = await client.post(path, json=body, timeout=self._generate_timeout)
-        except httpx.PoolTimeout:
-            raise ServiceBusy(SERVICE_BUSY) from None
-        except httpx.TransportError as error:  # timeouts included
-            self._failed(f"{path} at {self.url} failed: {error!r}")
-            raise ServiceUnavailable(SERVICE_DOWN) from None
-        if response.status_code == 200:
-            return response.json()
-        code, detail = _error_detail(response)
-        if response.status_code == 422:
-            raise ValueError(detail)
-        if response.status_code == 503 and code == "busy":
-            busy = ServiceBusy(SERVICE_BUSY)
-            busy.retry_after_s = _retry_after(response, busy.retry_after_s)
-            raise busy
-        self._failed(f"the model service at {self.url} answered {path} with {response.status_code} {code}: {detail}")
-        raise ServiceUnavailable(SERVICE_DOWN)
-
-    def _decoded(self, decode: Callable[[Any], Decoded], data: Any) -> Decoded:
-        try:
-            return decode(data)
-        except (WireError, ValueError) as error:
-            self._failed(f"the model service at {self.url} sent a reply that does not decode: {error}")
-            raise ServiceUnavailable(SERVICE_DOWN) from None
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        decode: Callable[[Any], Any],
+        invalid_as: InvalidAs = "detail",
+    ) -> Any:
+        return await request(
+            self._client,
+            method,
+            path,
+            body,
+            decode,
+            timeout=self._generate_timeout,
+            failed=self._failed,
+            url=self.url,
+            invalid_as=invalid_as,
+        )
 
     async def health(self) -> dict[str, Any]:
         await self._probe()
@@ -431,18 +377,3 @@ class RemoteModelService:
                 await self._probe_and_sync()
             except Exception:  # the monitor must outlive any surprise, or recovery would stop
                 logger.exception("model service monitor: unexpected error")
-
-
-def _error_detail(response: httpx.Response) -> tuple[str, str]:
-    try:
-        body = response.json()
-        return str(body.get("error", "error")), str(body.get("detail", ""))
-    except (ValueError, AttributeError):
-        return "error", response.text[:200]
-
-
-def _retry_after(response: httpx.Response, default: int) -> int:
-    try:
-        return max(1, min(60, int(response.headers.get("Retry-After", default))))
-    except ValueError:
-        return default

@@ -10,10 +10,7 @@ resolves.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +27,6 @@ from app.messages import SERVICE_DOWN
 from app.ml.attacks import describe_attacks, get_attack
 from app.ml.defenses.outcome import defense_outcomes
 from app.ml.measure.explain import explain as explain_round
-from app.ml.measure.smallest import smallest_attack as search_smallest
 from app.ml.opponents import eligibility
 from app.ml.opponents.registry import OpponentCorrupt, OpponentMissing, load_opponent
 from app.ml.packs import get_pack
@@ -43,39 +39,15 @@ from app.ml.service.episode_lane import EpisodeLane
 from app.ml.service.episode_runner import EpisodeRunner
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 from app.ml.service.scheduler import Scheduler
+from app.ml.service.smallest_search import SmallestSearches
 from app.ml.service.tensors import quantize_within_budget, to_tensor
-from app.ml.service.text_contracts import TextClassifyResult, TextJob, TextOpponentInfo, TextResult, check_classify
-from app.ml.service.text_edit_contracts import TextSimilarityJob, TextSimilarityResult
-from app.ml.service.text_lane import TextLane
-from app.ml.service.text_similarity import SimilarityBatcher
+from app.ml.service.text_contracts import TextClassifyResult, TextJob, TextOpponentInfo, TextResult
+from app.ml.service.text_edit_contracts import TextSimilarityResult
+from app.ml.service.text_ops import TextOps
+from app.ml.service.worker_device import resolve_device, worker_threads
 from app.ml.text.opponents import TEXT_OPPONENTS
-from app.ml.text.service import TextWorker
 
 logger = logging.getLogger(__name__)
-
-
-def resolve_device(requested: str) -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ServiceUnavailable("ARENA_DEVICE=cuda but no CUDA device is available; use auto or cpu")
-    return torch.device(requested)
-
-
-def lowest_priority() -> None:
-    """Make the calling thread the CPU's last choice (Linux: a thread's nice value is its own), so that a search of a
-    few seconds yields to the event loop and the model worker that answer players (benchmarks/paint_load.py)."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-
-
-def worker_threads(requested: int) -> int:
-    """torch threads for the model worker. 0 means every core but one: the event loop needs a core of its own, and
-    on the 2-core reference machine one torch thread gave lower single-player latency than two with the same batched
-    throughput (benchmarks/RESULTS.md, round creation)."""
-    if requested > 0:
-        return requested
-    return max(1, (os.cpu_count() or 2) - 1)
 
 
 @dataclass
@@ -107,8 +79,7 @@ class InProcessModelService:
     ) -> None:
         self._opponent_names = tuple(opponents)
         self._text_names = tuple(text_opponents)
-        self._text_worker: TextWorker | None = None
-        self._text_lane: TextLane | None = None
+        self._text_ops: TextOps | None = None
         self._requested_device = device
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000.0
@@ -125,13 +96,9 @@ class InProcessModelService:
         self.batches_run = 0
         self.jobs_run = 0
         self._attack_catalog: AttackCatalog | None = None
-        self._similarity: SimilarityBatcher | None = None
         self._episodes: EpisodeLane | None = None
         self._episode_runner: EpisodeRunner | None = None
-        # The machine's smallest attacks (issue #21): on a thread of their own, so that a search of a few seconds never
-        # holds up the painters' answers on the model worker; one future per (opponent, image, norm), kept.
-        self._search_executor: ThreadPoolExecutor | None = None
-        self._smallest: dict[tuple[str, int, str, int], asyncio.Future[SmallestResult]] = {}
+        self._smallest: SmallestSearches | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -151,36 +118,32 @@ class InProcessModelService:
             compute_classify=self._classify_on_worker,
         )
         self._scheduler.start()
-        # Text rounds (issue #18): their own fair lane, the same worker thread; models load on first use.
-        self._text_worker = TextWorker(self._text_names, self._models_dir)
-        self._text_lane = TextLane(
-            self._texts_on_worker,
-            self._classify_on_worker,
+        self._text_ops = TextOps(
+            self._executor,
+            self._text_names,
+            self._models_dir,
             max_batch=self.max_batch,
             max_wait_s=self.max_wait_s,
             queue_size=self._queue_size,
             timeout_s=self.timeout_s,
             admission=self.admission,
         )
-        self._text_lane.start()
+        self._text_ops.start()
+        self._smallest = SmallestSearches(self.device)
         models_dir = Path(self._models_dir) if self._models_dir is not None else get_settings().models_dir
         self._episodes = EpisodeLane(self._episode_on_worker, timeout_s=self.timeout_s)
         self._episode_runner = EpisodeRunner(models_dir)
 
     async def stop(self) -> None:
-        if self._similarity is not None:
-            self._similarity.stop()
-            self._similarity = None
-        if self._text_lane is not None:
-            await self._text_lane.stop()
+        if self._text_ops is not None:
+            await self._text_ops.stop()
         if self._scheduler is not None:
             await self._scheduler.stop()
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
-        if self._search_executor is not None:
-            self._search_executor.shutdown(wait=True, cancel_futures=True)
-            self._search_executor = None
+        if self._smallest is not None:
+            self._smallest.stop()
 
     def _load_all(self) -> None:
         torch.set_num_threads(worker_threads(self._torch_threads))
@@ -274,35 +237,21 @@ class InProcessModelService:
         return await self._scheduler.explain(job)
 
     async def text_similarity(self, original: str, edited: str, client: str = "") -> TextSimilarityResult:
-        """MiniLM cosine of an edit to its original and the attacks' floor (app/ml/service/text_similarity.py):
-        batched with every player's edits on the worker thread that holds the encoder."""
-        if self._executor is None:
-            raise ServiceUnavailable(SERVICE_DOWN)
-        if self._similarity is None:
-            self._similarity = SimilarityBatcher(self._executor, max_wait_s=self.max_wait_s, timeout_s=self.timeout_s)
-        return await self._similarity.similarity(TextSimilarityJob(original, edited, client))
+        return await self._texts().text_similarity(original, edited, client)
 
     async def text(self, job: TextJob) -> TextResult:
-        """One text round (app/ml/text/service.py), queued in the text lane (app/ml/service/text_lane.py)."""
-        if self._text_lane is None:
-            raise ServiceUnavailable(SERVICE_DOWN)
-        job.validate()
-        if self._text_worker is not None:
-            self._text_worker.check(job.opponent)  # an opponent that is not here is refused before it queues
-        return await self._text_lane.text(job)
+        return await self._texts().text(job)
 
     async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult:
-        """A text opponent's probabilities for each text, in the order of the result's labels (no attack)."""
-        if self._text_lane is None:
-            raise ServiceUnavailable(SERVICE_DOWN)
-        texts = check_classify(opponent, texts)
-        if self._text_worker is not None:
-            self._text_worker.check(opponent)
-        return await self._text_lane.classify(opponent, texts, client)
+        return await self._texts().classify_text(opponent, texts, client)
 
     async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
-        """The text opponents whose checkpoints and cards are here (read from the cards: nothing is loaded)."""
-        return self._text_worker.infos() if self._text_worker is not None else ()
+        return self._text_ops.text_opponents() if self._text_ops is not None else ()
+
+    def _texts(self) -> TextOps:
+        if self._text_ops is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        return self._text_ops
 
     async def run_episode(self, job: EpisodeJob) -> EpisodeResult:
         """One CartPole episode (issue #19; app/ml/service/episode_runner.py) on the worker thread that holds the
@@ -336,24 +285,10 @@ class InProcessModelService:
             raise ServiceUnavailable(SERVICE_DOWN if opponent else f"opponent {job.opponent!r} is not loaded")
         if job.image_index >= len(opponent.labels):
             raise ValueError(f"image_index {job.image_index} is past the {len(opponent.labels)} test images")
-        key = (job.opponent, job.image_index, job.norm, job.seed)
-        future = self._smallest.get(key)
-        if future is None or (future.done() and future.exception() is not None):
-            if self._search_executor is None:
-                self._search_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smallest-attack")
-            clean, truth = opponent.images[job.image_index], int(opponent.labels[job.image_index])
-            future = asyncio.ensure_future(
-                asyncio.get_running_loop().run_in_executor(
-                    self._search_executor, self._search, opponent.model, clean, truth, job
-                )
-            )
-            self._smallest[key] = future
-        return await asyncio.shield(future)
-
-    def _search(self, model: Any, clean: np.ndarray, truth: int, job: SmallestJob) -> SmallestResult:
-        torch.set_num_threads(1)
-        lowest_priority()
-        return search_smallest(model, clean, truth, job, self.device)
+        if self._smallest is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        clean, truth = opponent.images[job.image_index], int(opponent.labels[job.image_index])
+        return await self._smallest.find(opponent.model, clean, truth, job)
 
     async def health(self) -> dict[str, Any]:
         scheduler = self._scheduler
@@ -403,18 +338,6 @@ class InProcessModelService:
             raise ServiceUnavailable(SERVICE_DOWN)
         model = self._opponents[job.opponent].model
         return await asyncio.get_running_loop().run_in_executor(self._executor, explain_round, model, job)
-
-    async def _texts_on_worker(self, jobs: list[TextJob]) -> list[TextResult]:
-        worker = self._text_worker
-        if self._executor is None or worker is None:
-            raise ServiceUnavailable(SERVICE_DOWN)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, worker.run, jobs)
-
-    async def _classify_on_worker(self, opponent: str, batches: list[list[str]]) -> list[TextClassifyResult]:
-        worker = self._text_worker
-        if self._executor is None or worker is None:
-            raise ServiceUnavailable(SERVICE_DOWN)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, worker.classify, opponent, batches)
 
     def _compute(self, jobs: list[ImageJob]) -> list[ImageResult]:
         """Runs on the worker thread: attack a batch of compatible jobs and read the opponent's answers."""
