@@ -208,6 +208,11 @@ class Settings(BaseSettings):
     natural_dir: Path | None = Field(
         None, description="Extra photos for /natural rounds: <dir>/<ImageNet class name>/<photo>.jpg|png|webp."
     )
+    text_opponents: str = Field(
+        "definitions-tfidf,definitions-minilm",
+        description="Text opponents the model service plays text rounds with, comma-separated, the default first; "
+        "each loads on its first text round.",
+    )
 
     @model_validator(mode="before")
     @classmethod

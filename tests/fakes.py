@@ -7,7 +7,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from app.errors import ServiceUnavailable
 from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, OpponentInfo, freeze_catalog
+from app.ml.service.text_contracts import TextClassifyResult, TextJob, TextOpponentInfo, TextResult
 
 PGD_ONLY = freeze_catalog([{"name": "pgd", "norm": "linf", "threat_model": "white-box", "params": []}])
 
@@ -26,8 +28,13 @@ class FakeModelService:
         *,
         catalog: AttackCatalog = PGD_ONLY,
         waits: Callable[[ImageJob], bool] = lambda job: True,
+        text_answer: Callable[[TextJob], TextResult] | None = None,
+        text_infos: tuple[TextOpponentInfo, ...] = (),
     ) -> None:
         self.info = info
+        self.text_answer = text_answer
+        self.text_infos = text_infos
+        self.text_jobs: list[TextJob] = []
         self.answer = answer
         self.catalog = catalog
         self.waits = waits
@@ -69,3 +76,22 @@ class FakeModelService:
             return self.answer(job)
         finally:
             self.running.remove(job)
+
+    # Text rounds: answered by ``text_answer`` (tests of the text game); without one, the service has no text.
+    async def text(self, job: TextJob) -> TextResult:
+        if self.text_answer is None:
+            raise ServiceUnavailable("this fake model service plays no text rounds")
+        if self.fail is not None:
+            raise self.fail
+        self.text_jobs.append(job)
+        await asyncio.sleep(0)
+        return self.text_answer(job)
+
+    async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult:
+        if not self.text_infos:
+            raise ServiceUnavailable("this fake model service plays no text rounds")
+        labels = self.text_infos[0].class_names
+        return TextClassifyResult([[1.0 / len(labels)] * len(labels) for _ in texts], labels)
+
+    async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
+        return self.text_infos

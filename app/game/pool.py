@@ -38,6 +38,7 @@ from app.game.plan import RoundPlan, default_plan, new_job, round_budget, stairc
 from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, ModelService, OpponentInfo
 from app.ml.service.episode_contracts import EpisodeJob, EpisodeResult, EpisodeService
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
+from app.ml.service.text_contracts import TextClassifyResult, TextJob, TextOpponentInfo, TextResult
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +146,16 @@ class ReadyRoundPool:
         if not isinstance(self.inner, EpisodeService):
             raise ServiceUnavailable(messages.POLICY_UNSUPPORTED)
         return await self.inner.run_episode(job)
+
+    # Text rounds are not pooled: straight to the service's text lane.
+    async def text(self, job: TextJob) -> TextResult:
+        return await self.inner.text(job)
+
+    async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult:
+        return await self.inner.classify_text(opponent, texts, client)
+
+    async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
+        return await self.inner.text_opponents()
 
     async def health(self) -> dict[str, Any]:
         health = dict(await self.inner.health())

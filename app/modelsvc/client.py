@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -38,6 +39,17 @@ from app.ml.service.contracts import (
 )
 from app.ml.service.episode_contracts import EpisodeJob, EpisodeResult, episode_job_to_wire, episode_result_from_wire
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult, explain_job_to_wire, explain_result_from_wire
+from app.ml.service.text_contracts import (
+    TextClassifyResult,
+    TextJob,
+    TextOpponentInfo,
+    TextResult,
+    classify_result_from_wire,
+    classify_to_wire,
+    text_job_to_wire,
+    text_opponents_from_wire,
+    text_result_from_wire,
+)
 from app.ml.service.wire import WireError
 
 logger = logging.getLogger(__name__)
@@ -74,6 +86,7 @@ class RemoteModelService:
         self._attacks: AttackCatalog | None = None
         self._instance: str | None = None
         self._remote_health: dict[str, Any] = {}
+        self._text_infos: dict[str, tuple[TextOpponentInfo, ...]] = {}
         self.state = STARTING
         self._state_since = time.monotonic()
         self.last_error: str | None = None
@@ -194,31 +207,59 @@ class RemoteModelService:
         raise ServiceUnavailable(SERVICE_DOWN)
 
     async def run_episode(self, job: EpisodeJob) -> EpisodeResult:
-        """POST /v1/episodes: one CartPole episode (issue #19). Errors map as in explain(); 501 (a backend without
-        episodes) is ServiceUnavailable too."""
+        """POST /v1/episodes: one CartPole episode (issue #19); errors map as for text, a 501 (a backend without
+        episodes) to ServiceUnavailable."""
+        body = episode_job_to_wire(job)
+        result: EpisodeResult = await self._text_call("POST", "/v1/episodes", body, episode_result_from_wire)
+        return result
+
+    # -- text rounds (POST /v1/text, POST /v1/text/classify, GET /v1/text/opponents) -------------------------------
+
+    async def text(self, job: TextJob) -> TextResult:
+        result: TextResult = await self._text_call("POST", "/v1/text", text_job_to_wire(job), text_result_from_wire)
+        return result
+
+    async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult:
+        body = classify_to_wire(opponent, texts, client)
+        result: TextClassifyResult = await self._text_call("POST", "/v1/text/classify", body, classify_result_from_wire)
+        return result
+
+    async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
+        cached = self._text_infos.get(self._instance or "")
+        if cached is None:  # fetched once per model service instance
+            cached = await self._text_call("GET", "/v1/text/opponents", None, text_opponents_from_wire)
+            self._text_infos = {self._instance or "": cached}
+        return cached
+
+    async def _text_call(
+        self, method: str, path: str, body: dict[str, Any] | None, decode: Callable[[Any], Any]
+    ) -> Any:
+        """One text request; errors map as in generate(), a 501 (a backend without text) to ServiceUnavailable."""
         client = self._client
         if client is None:
             raise ServiceUnavailable(SERVICE_DOWN)
         try:
-            response = await client.post("/v1/episodes", json=episode_job_to_wire(job), timeout=self._generate_timeout)
+            response = await client.request(method, path, json=body, timeout=self._generate_timeout)
         except httpx.PoolTimeout:
             raise ServiceBusy(SERVICE_BUSY) from None
         except httpx.TransportError as error:  # timeouts included
-            self._failed(f"episode at {self.url} failed: {error!r}")
+            self._failed(f"{path} at {self.url} failed: {error!r}")
             raise ServiceUnavailable(SERVICE_DOWN) from None
+        code, detail = _error_detail(response) if response.status_code != 200 else ("", "")
         if response.status_code == 200:
             try:
-                return episode_result_from_wire(response.json())
+                return decode(response.json())
             except (WireError, ValueError) as error:
-                self._failed(f"the model service at {self.url} sent an episode that does not decode: {error}")
+                self._failed(
+                    f"the model service at {self.url} answered {path} with a body that does not decode: {error}"
+                )
                 raise ServiceUnavailable(SERVICE_DOWN) from None
-        code, detail = _error_detail(response)
         if response.status_code == 503 and code == "busy":
             busy = ServiceBusy(SERVICE_BUSY)
             busy.retry_after_s = _retry_after(response, busy.retry_after_s)
             raise busy
-        self._failed(f"the model service at {self.url} answered episodes with {response.status_code} {code}: {detail}")
-        raise ServiceUnavailable(SERVICE_DOWN)
+        self._failed(f"the model service at {self.url} answered {path} with {response.status_code} {code}: {detail}")
+        raise ServiceUnavailable(detail if response.status_code in (422, 501) and detail else SERVICE_DOWN)
 
     async def health(self) -> dict[str, Any]:
         await self._probe()

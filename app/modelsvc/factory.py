@@ -32,4 +32,5 @@ def default_model_service(settings: Settings) -> ModelService:
         per_client_units=settings.service_player_units,
         models_dir=settings.models_dir,
         data_dir=settings.data_dir,
+        text_opponents=[name.strip() for name in settings.text_opponents.split(",") if name.strip()],
     )

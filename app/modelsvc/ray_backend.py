@@ -47,6 +47,7 @@ from app.ml.service.contracts import AttackCatalog, ImageJob, ImageResult, Oppon
 from app.ml.service.cost import job_units
 from app.ml.service.episode_contracts import EpisodeJob, EpisodeResult
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
+from app.ml.service.text_contracts import TextClassifyResult, TextJob, TextOpponentInfo, TextResult
 from app.modelsvc.factory import default_model_service
 from app.modelsvc.server import create_server_app
 
@@ -150,6 +151,17 @@ class ReplicaModelService:
     async def run_episode(self, job: EpisodeJob) -> EpisodeResult:
         """Not batched: the replica's in-process service runs it in its bounded, per-client episode lane."""
         return await self._replica.inner.run_episode(job)
+
+    # Text rounds and classifications: not through the Serve batcher, straight to the replica's in-process service,
+    # whose own text lane batches them (app/ml/service/text_lane.py).
+    async def text(self, job: TextJob) -> TextResult:
+        return await self._replica.inner.text(job)
+
+    async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult:
+        return await self._replica.inner.classify_text(opponent, texts, client)
+
+    async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
+        return await self._replica.inner.text_opponents()
 
     async def health(self) -> dict[str, Any]:
         return await self._replica.health()

@@ -25,6 +25,12 @@ The bodies are the contracts of app/ml/service/contracts.py in their wire form (
                              as above (503 busy also when the client already has an episode in the lane); 501
                              {"error": "unsupported"} when the backend runs no episodes. Deterministic from the job.
 
+  POST /v1/text              body: one TextJob (app/ml/service/text_contracts.py). 200 TextResult; 422 (not a TextJob,
+                             or the text opponent is not loaded), 503 as above; 501 when the backend has no text
+                             opponents.
+  POST /v1/text/classify     body: {"opponent", "texts": [..], "client"}. 200 TextClassifyResult; 422, 501, 503.
+  GET  /v1/text/opponents    200 {"opponents": [TextOpponentInfo, ...]} (empty without text opponents)
+
 One job per request: the backend batches concurrent requests (same opponent, attack and parameters) exactly as it
 does in-process, with the same bounded queue. A client keeps connections alive and sends requests concurrently.
 """
@@ -46,6 +52,13 @@ from app.errors import ServiceBusy, ServiceUnavailable
 from app.ml.service.contracts import ModelService, catalog_to_wire, info_to_wire, job_from_wire, result_to_wire
 from app.ml.service.episode_contracts import episode_job_from_wire, episode_result_to_wire
 from app.ml.service.explain_contracts import explain_job_from_wire, explain_result_to_wire
+from app.ml.service.text_contracts import (
+    classify_from_wire,
+    classify_result_to_wire,
+    text_job_from_wire,
+    text_opponents_to_wire,
+    text_result_to_wire,
+)
 from app.ml.service.wire import WireError
 from app.modelsvc.factory import default_model_service
 
@@ -151,7 +164,46 @@ def create_server_app(service: ModelService, *, backend: str = "inprocess") -> F
             return service_error_reply(error)
         return JSONResponse(episode_result_to_wire(episode))
 
+    @app.get("/v1/text/opponents")
+    async def text_opponents() -> JSONResponse:
+        listing = getattr(service, "text_opponents", None)
+        return JSONResponse(text_opponents_to_wire(await listing() if listing is not None else ()))
+
+    @app.post("/v1/text")
+    async def text(request: Request) -> JSONResponse:
+        try:
+            job = text_job_from_wire(await request.json())
+        except (WireError, ValueError) as error:
+            return error_reply(422, "invalid", f"not a TextJob: {error}")
+        return await text_reply(service, backend, "text", job)
+
+    @app.post("/v1/text/classify")
+    async def classify(request: Request) -> JSONResponse:
+        try:
+            opponent, texts, client = classify_from_wire(await request.json())
+        except (WireError, ValueError) as error:
+            return error_reply(422, "invalid", f"not a classify request: {error}")
+        return await text_reply(service, backend, "classify_text", opponent, texts, client)
+
     return app
+
+
+async def text_reply(service: ModelService, backend: str, operation: str, *args: Any) -> JSONResponse:
+    """Run one text operation of ``service``: 501 when the backend has none, 422 for an opponent it has not."""
+    call = getattr(service, operation, None)
+    listing = getattr(service, "text_opponents", None)
+    names = {info.name for info in await listing()} if listing is not None else set()
+    if call is None or not names:
+        return error_reply(501, "unsupported", f"the {backend} backend does not play text rounds")
+    opponent = args[0].opponent if operation == "text" else args[0]
+    if opponent not in names:
+        return error_reply(422, "invalid", f"text opponent {opponent!r} is not loaded in the model service")
+    try:
+        result = await call(*args)
+    except (ServiceBusy, ServiceUnavailable) as error:
+        return service_error_reply(error)
+    wire = text_result_to_wire(result) if operation == "text" else classify_result_to_wire(result)
+    return JSONResponse(wire)
 
 
 def build_backend(backend: str) -> ModelService:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
+from app.ml.service.text_contracts import TextClassifyResult, TextJob, TextOpponentInfo, TextResult
 from app.ml.service.wire import WireError, encode_value, from_wire, to_wire
 
 
@@ -147,6 +148,19 @@ class ModelService(Protocol):
         ...
 
     async def health(self) -> dict[str, Any]: ...
+
+    # Text rounds (issue #18; contracts in app/ml/service/text_contracts.py, worker in app/ml/text/service.py).
+    async def text(self, job: TextJob) -> TextResult:
+        """One text round: a definition shown clean, attacked or with random synonym swaps, and the answer."""
+        ...
+
+    async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult:
+        """A text opponent's probabilities for each of ``texts`` (no attack): the fool-the-machine editor."""
+        ...
+
+    async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
+        """The text opponents this service can play, the default first (empty when it has none)."""
+        ...
 
 
 # -- wire form (app/modelsvc; the codec is app/ml/service/wire.py) ---------------------------------------------

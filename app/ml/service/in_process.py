@@ -40,6 +40,10 @@ from app.ml.service.episode_runner import EpisodeRunner
 from app.ml.service.explain_contracts import ExplainJob, ExplainResult
 from app.ml.service.scheduler import Scheduler
 from app.ml.service.tensors import quantize_within_budget, to_tensor
+from app.ml.service.text_contracts import TextClassifyResult, TextJob, TextOpponentInfo, TextResult, check_classify
+from app.ml.service.text_lane import TextLane
+from app.ml.text.opponents import TEXT_OPPONENTS
+from app.ml.text.service import TextWorker
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +90,12 @@ class InProcessModelService:
         data_dir: Any = None,
         global_units: float = DEFAULT_GLOBAL_UNITS,
         per_client_units: float = DEFAULT_PER_CLIENT_UNITS,
+        text_opponents: Sequence[str] = tuple(TEXT_OPPONENTS),
     ) -> None:
         self._opponent_names = tuple(opponents)
+        self._text_names = tuple(text_opponents)
+        self._text_worker: TextWorker | None = None
+        self._text_lane: TextLane | None = None
         self._requested_device = device
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000.0
@@ -128,7 +136,22 @@ class InProcessModelService:
         self._episodes = EpisodeLane(self._episode_on_worker, timeout_s=self.timeout_s)
         self._episode_runner = EpisodeRunner(models_dir)
 
+        # Text rounds (issue #18): their own fair lane, the same worker thread; models load on first use.
+        self._text_worker = TextWorker(self._text_names, self._models_dir)
+        self._text_lane = TextLane(
+            self._texts_on_worker,
+            self._classify_on_worker,
+            max_batch=self.max_batch,
+            max_wait_s=self.max_wait_s,
+            queue_size=self._queue_size,
+            timeout_s=self.timeout_s,
+            admission=self.admission,
+        )
+        self._text_lane.start()
+
     async def stop(self) -> None:
+        if self._text_lane is not None:
+            await self._text_lane.stop()
         if self._scheduler is not None:
             await self._scheduler.stop()
         if self._executor is not None:
@@ -239,6 +262,28 @@ class InProcessModelService:
             raise ServiceUnavailable(SERVICE_DOWN)
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._episode_runner.run, job)
 
+    async def text(self, job: TextJob) -> TextResult:
+        """One text round (app/ml/text/service.py), queued in the text lane (app/ml/service/text_lane.py)."""
+        if self._text_lane is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        job.validate()
+        if self._text_worker is not None:
+            self._text_worker.check(job.opponent)  # an opponent that is not here is refused before it queues
+        return await self._text_lane.text(job)
+
+    async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult:
+        """A text opponent's probabilities for each text, in the order of the result's labels (no attack)."""
+        if self._text_lane is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        texts = check_classify(opponent, texts)
+        if self._text_worker is not None:
+            self._text_worker.check(opponent)
+        return await self._text_lane.classify(opponent, texts, client)
+
+    async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
+        """The text opponents whose checkpoints and cards are here (read from the cards: nothing is loaded)."""
+        return self._text_worker.infos() if self._text_worker is not None else ()
+
     async def health(self) -> dict[str, Any]:
         scheduler = self._scheduler
         return {
@@ -271,6 +316,18 @@ class InProcessModelService:
             raise ServiceUnavailable(SERVICE_DOWN)
         model = self._opponents[job.opponent].model
         return await asyncio.get_running_loop().run_in_executor(self._executor, explain_round, model, job)
+
+    async def _texts_on_worker(self, jobs: list[TextJob]) -> list[TextResult]:
+        worker = self._text_worker
+        if self._executor is None or worker is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, worker.run, jobs)
+
+    async def _classify_on_worker(self, opponent: str, batches: list[list[str]]) -> list[TextClassifyResult]:
+        worker = self._text_worker
+        if self._executor is None or worker is None:
+            raise ServiceUnavailable(SERVICE_DOWN)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, worker.classify, opponent, batches)
 
     def _compute(self, jobs: list[ImageJob]) -> list[ImageResult]:
         """Runs on the worker thread: attack a batch of compatible jobs and read the opponent's answers."""
