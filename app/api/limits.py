@@ -46,8 +46,8 @@ LIMITED_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/play/rounds/{round_id}/explain"): "explanations",
     ("GET", "/play/rounds/{round_id}/explain/{kind}.{fmt}"): "explanations",
     # the policy lab and pick the moments (issue 19): each runs CartPole episodes on the model worker
-    ("GET", "/api/v1/policy/episodes"): "rounds",
-    ("GET", "/lab/policy"): "rounds",
+    ("GET", "/api/v1/policy/episodes"): "episodes",
+    ("GET", "/lab/policy"): "episodes",
     ("POST", "/api/v1/policy/rounds"): "rounds",
     ("POST", "/lab/policy/rounds"): "rounds",
 }

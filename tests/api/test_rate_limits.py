@@ -86,3 +86,12 @@ def test_inside_a_page_the_same_htmx_request_is_sent_again_after_the_wait(limite
     assert_limited(fragment)
     wait = fragment.headers["Retry-After"]
     assert f'hx-post="/join" hx-trigger="load delay:{wait}s"' in fragment.text and "<html" not in fragment.text
+
+
+def test_the_policy_labs_episodes_are_limited_apart_from_rounds(limited: TestClient) -> None:
+    player = new_player(limited, "scrubber")
+    query = {"attack": "timed", "budget": 0.1, "seed": 5, "attacked_steps": 1}
+    for _ in range(2):
+        assert limited.get("/api/v1/policy/episodes", params=query, headers=auth(player)).status_code == 200
+    assert_limited(limited.get("/api/v1/policy/episodes", params=query, headers=auth(player)))
+    assert limited.post("/api/v1/policy/rounds", headers=auth(player), json={}).status_code == 201, "its own kind"
