@@ -337,20 +337,6 @@ class PaintingRecord(Base):
     player_id: Mapped[str] = mapped_column(ForeignKey("players.id", ondelete="CASCADE"), index=True)
     event_id: Mapped[str | None] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
-    agent: Mapped[str] = mapped_column(String(60))
-    seed: Mapped[int] = mapped_column(BigInteger)
-    budget: Mapped[float] = mapped_column(Float)
-    max_attacked_steps: Mapped[int] = mapped_column(Integer)
-    threshold: Mapped[float] = mapped_column(Float)
-    clean_return: Mapped[int] = mapped_column(Integer)
-    heuristic_return: Mapped[int] = mapped_column(Integer)
-    heuristic_steps: Mapped[list[int]] = mapped_column(JSON)
-    pending_player_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    played_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
-    picks: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
-    player_return: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    outcome: Mapped[str | None] = mapped_column(String(8), nullable=True)  # win, tie or loss against the heuristic
-    points: Mapped[int | None] = mapped_column(Integer, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     pack: Mapped[str] = mapped_column(String(40))
     opponent: Mapped[str] = mapped_column(String(60))
@@ -359,9 +345,9 @@ class PaintingRecord(Base):
     tool: Mapped[str] = mapped_column(String(8))  # brush (linf) or pencil (l0)
     budget: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12), default="painting")  # painting, fooled, gave_up
-    revision: Mapped[int] = mapped_column(
-        Integer, default=0
-    )  # strokes accepted: a stroke is stored only on top of its own
+    # The mapper's version counter: an UPDATE lands only on the revision it read (app/game/paint_rounds.add_stroke).
+    revision: Mapped[int] = mapped_column(Integer)
+    __mapper_args__ = {"version_id_col": revision}
     strokes: Mapped[list[Any]] = mapped_column(JSON, default=list)
     answers: Mapped[list[Any]] = mapped_column(JSON, default=list)
     model_label: Mapped[int] = mapped_column(Integer)

@@ -178,7 +178,7 @@ def test_leaderboard_tally_and_csv_export(client: TestClient) -> None:
         "answer_id", "answered_at", "player_id", "nickname", "round_id", "pack", "model", "attack", "eps",
         "true_label", "human_answer", "model_answer", "model_confidence", "human_correct", "model_correct",
         "response_ms", "event", "phase", "shared_image", "condition", "norm", "queries", "flash_ms", "shown_ms",
-        "timing_flagged", "defense_verdict", "kind", "original_text", "shown_text",
+        "timing_flagged", "defense_verdict", "kind", "original_text", "shown_text", "steps_run", "item_id",
     ]  # fmt: skip
     assert {(r["event"], r["phase"], r["shared_image"]) for r in rows} == {("", "", "")}, "no event: empty cells"
     assert {r["model"] for r in rows} == {"fashion-cnn"} and {r["attack"] for r in rows} == {"pgd"}
