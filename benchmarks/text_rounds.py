@@ -37,7 +37,8 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 async def run(rounds: int, budget: float) -> tuple[dict[str, float], dict[tuple[str, str, str], list[float]], dict]:
-    service = InProcessModelService(opponents=["fashion-mlp"], device="cpu", torch_threads=1)
+    # A long timeout: the cold start (WordNet pack, checkpoints, MiniLM) can pass the default 30 s on a loaded host.
+    service = InProcessModelService(opponents=["fashion-mlp"], device="cpu", torch_threads=1, timeout_s=300)
     await service.start()
     cold: dict[str, float] = {}
     times: dict[tuple[str, str, str], list[float]] = {(o, a, c): [] for o in OPPONENTS for a, c in KINDS}
