@@ -3,6 +3,8 @@ same reveal rule. Thin routes: parse, call the game, shape the reply."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from fastapi import APIRouter, Query, Request
 
 from app import messages
@@ -27,7 +29,12 @@ from app.stats.text import text_table
 router = APIRouter(prefix="/api/v1", tags=["text"])
 
 
-@router.get("/text/opponents", response_model=list[TextOpponentOut], responses={503: ERRORS[503]})
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The API's documented error replies (app/api/routes.py ERRORS) for these status codes."""
+    return {code: cast(dict[str, Any], ERRORS[code]) for code in codes}
+
+
+@router.get("/text/opponents", response_model=list[TextOpponentOut], responses=errors(503))
 async def text_opponents(service: ServiceDep) -> list[TextOpponentOut]:
     """The text opponents the model service plays, the default first (empty when it has none)."""
     infos = await Catalogue(service).text_opponents()
@@ -48,7 +55,7 @@ async def text_opponents(service: ServiceDep) -> list[TextOpponentOut]:
     "/text/rounds",
     status_code=201,
     response_model=TextRoundCreated,
-    responses={k: ERRORS[k] for k in (401, 409, 422, 503)},
+    responses=errors(401, 409, 422, 503),
 )
 async def create_text_round(
     request: Request,
@@ -118,7 +125,7 @@ def text_answer_out(view: text_play.TextView, player: PlayerRecord, score: int) 
     "/text/rounds/{round_id}/answer",
     name="answer_text_round_api",
     response_model=TextAnswerOut | AnswerLocked,
-    responses={k: ERRORS[k] for k in (401, 404, 409, 422, 503)},
+    responses=errors(401, 404, 409, 422, 503),
 )
 async def answer_text_round(
     request: Request,
@@ -149,7 +156,7 @@ async def answer_text_round(
     "/text/rounds/{round_id}",
     name="get_text_round",
     response_model=TextAnswerOut,
-    responses={k: ERRORS[k] for k in (401, 404, 409, 503)},
+    responses=errors(401, 404, 409, 503),
 )
 async def get_text_round(round_id: str, player: ApiPlayer, session: SessionDep, service: ServiceDep) -> TextAnswerOut:
     """The reveal of an answered text round, to show it again; 409 while the reveal rule hides it."""
@@ -157,11 +164,11 @@ async def get_text_round(round_id: str, player: ApiPlayer, session: SessionDep, 
     return text_answer_out(view, player, await disclosure.shown_score(session, player))
 
 
-@router.get("/stats/text", response_model=list[TextStatsCell], responses={404: ERRORS[404]})
+@router.get("/stats/text", response_model=list[TextStatsCell], responses=errors(404))
 async def text_stats(
     session: SessionDep, event: str | None = Query(None, max_length=20, description="Only this event (join code)")
 ) -> list[TextStatsCell]:
     """People's and the machine's accuracy on text rounds by opponent, condition and budget (share of words), with
     95% Wilson intervals; settled answers only (a together text still counting down is not counted)."""
     event_id = None if event is None else (await events.event_by_code(session, event)).id
-    return [TextStatsCell(**cell.as_dict()) for cell in await text_table(session, event_id=event_id)]  # type: ignore[arg-type]
+    return [TextStatsCell.model_validate(cell.as_dict()) for cell in await text_table(session, event_id=event_id)]

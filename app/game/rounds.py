@@ -108,6 +108,13 @@ def image_columns(image: ImageResult) -> dict[str, Any]:
         "certified_radius": image.certified_radius,
         "clean_png": to_png(image.clean),
         "adversarial_png": to_png(image.adversarial),
+        # an image, not a text (text rounds: app/game/text.py text_columns)
+        "kind": "image",
+        "original_text": None,
+        "shown_text": None,
+        "changed_words": None,
+        "n_words": None,
+        "similarity": None,
     }
 
 

@@ -5,8 +5,8 @@ intervals, over the settled answers to text rounds only."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -86,12 +86,12 @@ async def text_table(session: AsyncSession, *, event_id: str | None = None) -> l
     )
     if event_id is not None:
         query = query.where(RoundRecord.event_id == event_id)
-    groups: dict[tuple[str, str, float], list[Sequence[object]]] = defaultdict(list)
+    groups: dict[tuple[str, str, float], list[Any]] = defaultdict(list)
     for row in (await session.execute(query)).all():
         groups[(row[0], row[1], round(float(row[2]), 4))].append(row)
     cells = []
     for (opponent, condition, budget), rows in sorted(groups.items()):
-        similarities = [float(r[6]) for r in rows if r[6] is not None]  # type: ignore[arg-type]
+        similarities = [float(r[6]) for r in rows if r[6] is not None]
         cells.append(
             TextCell(
                 opponent=opponent,
@@ -100,7 +100,7 @@ async def text_table(session: AsyncSession, *, event_id: str | None = None) -> l
                 n=len(rows),
                 human_correct=sum(bool(r[3]) for r in rows),
                 model_correct=sum(bool(r[4]) for r in rows),
-                words_changed=sum(float(r[5]) for r in rows) / len(rows),  # type: ignore[arg-type]
+                words_changed=sum(float(r[5]) for r in rows) / len(rows),
                 similarity=sum(similarities) / len(similarities) if similarities else None,
             )
         )

@@ -14,6 +14,8 @@ from jinja2_fragments.fastapi import Jinja2Blocks
 from app.config import PROJECT_ROOT
 from app.game.difficulty import eps_as_grey_levels
 from app.game.reveal import budget_text
+from app.game.text import is_text_pack
+from app.game.text_play import Piece, pieces
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 STATIC_DIR = PROJECT_ROOT / "static"
@@ -41,6 +43,15 @@ def round_budget(record: Any) -> str:
     return f"{text} grey levels per pixel" if (record.norm or "linf") == "linf" else text
 
 
+def event_budget(eps: float, pack: str) -> str:
+    """A budget as an event shows it: a share of the words for the text pack, grey levels for images."""
+    return f"{eps:.0%} of words" if is_text_pack(pack) else eps_as_grey_levels(eps)
+
+
+def text_pieces(value: str | None, changed: list[int] | None) -> tuple[Piece, ...]:
+    return pieces(value or "", set(changed or []))
+
+
 def build_templates() -> Jinja2Blocks:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
@@ -53,4 +64,7 @@ def build_templates() -> Jinja2Blocks:
     environment.filters["percent"] = percent
     environment.filters["grey_levels"] = eps_as_grey_levels
     environment.filters["budget"] = round_budget
+    # Text rounds (issue #18): a budget in the event's own units, and a text cut into (marked) words
+    environment.filters["event_budget"] = event_budget
+    environment.filters["text_pieces"] = text_pieces
     return Jinja2Blocks(env=environment)

@@ -18,7 +18,7 @@ TEXTS = ["a small domesticated animal that purrs", "a building where people live
 
 @pytest.mark.anyio
 async def test_the_client_plays_text_through_the_server() -> None:
-    service = InProcessModelService(opponents=["fashion-mlp"], device="cpu")
+    service = InProcessModelService(opponents=["fashion-mlp"], device="cpu", timeout_s=300)
     await service.start()  # the in-memory transport runs no lifespan: the test starts the service itself
     client = await started_client(Switch(service))  # type: ignore[arg-type]
     try:
@@ -58,7 +58,7 @@ async def test_the_ray_replica_classifies_through_its_in_process_service() -> No
     pytest.importorskip("ray", reason="the optional extra `ray` is not installed: pip install -e '.[ray]'")
     from app.modelsvc.ray_backend import ReplicaModelService
 
-    inner = InProcessModelService(opponents=["fashion-mlp"], device="cpu")
+    inner = InProcessModelService(opponents=["fashion-mlp"], device="cpu", timeout_s=300)
     await inner.start()
     replica = ReplicaModelService(SimpleNamespace(inner=inner, health=inner.health))  # type: ignore[arg-type]
     try:

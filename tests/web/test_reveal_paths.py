@@ -76,6 +76,7 @@ NO_ROUND_DATA = {
     ("POST", "/natural/r/{token}/answer"): "a natural-image round",
     ("GET", "/natural/r/{token}/{kind}.png"): "a natural-image round's image",
     ("GET", "/lab/defenses/{name}/curves.{fmt}"): "model cards' robustness curves",
+    ("GET", "/api/v1/text/opponents"): "the text opponents' cards",
 }
 
 
@@ -198,6 +199,12 @@ class Walk:
             ("/api/v1/stats", "/api/v1/stats", {}),
             ("/api/v1/stats", f"/api/v1/stats?event={code}", {}),
             ("/api/v1/stats/guess-machine", "/api/v1/stats/guess-machine", {}),
+            # text rounds (issue #18): asked about this image round they refuse it; their tables count settled only
+            ("/play/text", "/play/text", {}),
+            ("/play/text/rounds/{round_id}", f"/play/text/rounds/{rid}", {}),
+            ("/api/v1/text/rounds/{round_id}", f"/api/v1/text/rounds/{rid}", {}),
+            ("/api/v1/stats/text", "/api/v1/stats/text", {}),
+            ("/stats/text", "/stats/text", {}),
         ]
         for route, url, kwargs in gets:
             seen[url] = self.get(route, url, **kwargs).text
@@ -243,6 +250,18 @@ class Walk:
                 )
             ],
             "/api/v1/rounds": [self.client.post("/api/v1/rounds", headers={"X-CSRF-Token": csrf})],
+            "/play/text/rounds/{round_id}/answer": [
+                self.client.post(f"/play/text/rounds/{rid}/answer", data=again, headers=hx),
+            ],
+            "/play/text/rounds": [
+                self.client.post("/play/text/rounds", data={"csrf_token": csrf}, follow_redirects=False)
+            ],
+            "/api/v1/text/rounds/{round_id}/answer": [
+                self.client.post(
+                    f"/api/v1/text/rounds/{rid}/answer", json={"choice": "Coat"}, headers={"X-CSRF-Token": csrf}
+                )
+            ],
+            "/api/v1/text/rounds": [self.client.post("/api/v1/text/rounds", headers={"X-CSRF-Token": csrf})],
         }
         self.walked.update(("POST", route) for route in sent)
         return {f"{route}#{i}": reply for route, replies in sent.items() for i, reply in enumerate(replies)}

@@ -13,7 +13,7 @@ from app.game.events.together import open_shared_round
 
 
 async def apply_host_action(
-    session: AsyncSession, *, event: EventRecord, action: str, source: rounds.ImageSource
+    session: AsyncSession, *, event: EventRecord, action: str, source: rounds.RoundSource
 ) -> None:
     """The actions: start, resume, pause, lock, unlock, next-phase, next-image, end."""
     if action in ("start", "resume"):
@@ -34,7 +34,7 @@ async def apply_host_action(
         raise NotFound(messages.EVENT_ACTION_UNKNOWN)
 
 
-async def host_action(session: AsyncSession, *, event: EventRecord, action: str, source: rounds.ImageSource) -> None:
+async def host_action(session: AsyncSession, *, event: EventRecord, action: str, source: rounds.RoundSource) -> None:
     """Apply one host control and commit it; one the event's state refuses (409) is rolled back. The caller has
     checked the host token."""
     try:

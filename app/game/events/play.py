@@ -154,7 +154,7 @@ async def refused(session: AsyncSession, error: ArenaError, event: EventRecord, 
 
 
 async def ask_for_round(
-    session: AsyncSession, *, player: PlayerRecord, event: EventRecord, source: rounds.ImageSource
+    session: AsyncSession, *, player: PlayerRecord, event: EventRecord, source: rounds.RoundSource
 ) -> RoundRecord:
     """``next_round``, committed, with the connection released while the image is made."""
     try:
@@ -173,7 +173,7 @@ async def submit_answer(
     event: EventRecord,
     round_id: str,
     choice: str,
-    source: rounds.ImageSource,
+    source: rounds.RoundSource,
     shown_ms: float | None = None,
 ) -> None:
     """``answer_round`` for a player of ``event``, committed before this returns: the answer is on disk before the

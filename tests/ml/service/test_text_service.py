@@ -34,7 +34,7 @@ TFIDF = "definitions-tfidf"
 @pytest.mark.anyio
 async def test_classify_text_gives_the_opponents_own_probabilities(model_service: StartModelService) -> None:
     texts = ["a small domesticated animal that purrs", "a tool for cutting wood", "the capital city of a country"]
-    async with model_service("fashion-mlp") as service:
+    async with model_service("fashion-mlp", timeout_s=300) as service:  # the cold start: WordNet, MiniLM
         result = await service.classify_text(TFIDF, texts, client="p1")
         names = {info.name for info in await service.text_opponents()}
         with pytest.raises(ServiceUnavailable, match="not loaded"):
@@ -51,7 +51,7 @@ async def test_classify_text_gives_the_opponents_own_probabilities(model_service
 @pytest.mark.anyio
 async def test_text_rounds_show_what_their_condition_says(model_service: StartModelService) -> None:
     test = definitions_pack().test
-    async with model_service("fashion-mlp") as service:
+    async with model_service("fashion-mlp", timeout_s=300) as service:  # the cold start: WordNet, MiniLM
         clean = await service.text(TextJob(TFIDF, "textfooler", 0.25, seed=3, condition="clean", client="p1"))
         attacked = await service.text(TextJob(TFIDF, "deepwordbug", 0.25, seed=3, client="p1"))
         again = await service.text(TextJob(TFIDF, "deepwordbug", 0.25, seed=3, text_index=attacked.text_index))
