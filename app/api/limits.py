@@ -45,6 +45,14 @@ LIMITED_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/rounds/{round_id}/explain"): "explanations",
     ("GET", "/play/rounds/{round_id}/explain"): "explanations",
     ("GET", "/play/rounds/{round_id}/explain/{kind}.{fmt}"): "explanations",
+    # Fool the machine yourself (app/game/fool_text): new rounds ask the opponent about several texts, and each live
+    # check asks it and the sentence encoder once.
+    ("POST", "/fool/text/rounds"): "rounds",
+    ("POST", "/api/v1/fool/text/rounds"): "rounds",
+    ("POST", "/fool/text/{edit_id}/check"): "text_checks",
+    ("POST", "/fool/text/{edit_id}/submit"): "text_checks",
+    ("POST", "/api/v1/fool/text/rounds/{edit_id}/check"): "text_checks",
+    ("POST", "/api/v1/fool/text/rounds/{edit_id}/submit"): "text_checks",
 }
 # Kinds whose requests come before there is a player to count them against.
 NEW_ACCOUNT_KINDS = frozenset({"players", "events"})
