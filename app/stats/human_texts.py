@@ -97,6 +97,8 @@ async def iter_rows(open_session: SessionOpener, *, page_size: int = PAGE_SIZE) 
         if len(rows) < page_size:
             return
         last = rows[-1][0]
+        if last.submitted_at is None:  # the query keeps submitted rows only
+            return
         after = (last.submitted_at, last.id)
 
 

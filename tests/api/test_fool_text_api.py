@@ -116,3 +116,20 @@ def test_a_second_player_validates_it_and_the_export_has_everything(api: Any) ->
     assert table[0]["nickname"] == "'=writer"  # free text a spreadsheet would run is escaped, ids never
     assert json.loads(table[0]["validation_answers"])[0]["agrees"] is True and table[0]["validated"] == "true"
     assert api.get("/api/v1/exports/human-texts?format=xml").status_code == 422
+
+
+def test_live_checks_are_rate_limited_per_player(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(texts, "draw_indices", lambda n: [TOOTH])
+    client, service = fool_client(database_url, rate_limit_per_player="3/minute")
+    with client:
+        writer, other = auth(new_player(client, "writer")), auth(new_player(client, "other"))
+        edit_id = client.post("/api/v1/fool/text/rounds", headers=writer).json()["edit_id"]
+        url = f"/api/v1/fool/text/rounds/{edit_id}/check"
+        codes = [client.post(url, headers=writer, json={"edited": FOOLING}).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        asked = len(service.classified)
+        assert client.post(url, headers=writer, json={"edited": FOOLING}).status_code == 429
+        assert len(service.classified) == asked  # refused before any work
+        # the other player's budget is their own (their check of a round not theirs is a 404, not a 429)
+        assert client.post(url, headers=other, json={"edited": FOOLING}).status_code == 404
+    empty_tables(database_url)
