@@ -19,6 +19,8 @@ from app.api.cloak import router as api_cloak_router
 from app.api.docs import router as api_docs_router
 from app.api.events import router as api_events_router
 from app.api.explain import router as api_explain_router
+from app.api.fool_text import exports_router as api_human_texts_router
+from app.api.fool_text import router as api_fool_text_router
 from app.api.limits import DownloadSlots, Limits, RateLimited, RateLimiter, rate_limit
 from app.api.openapi import with_truthful_errors
 from app.api.paint import router as api_paint_router
@@ -40,6 +42,7 @@ from app.modelsvc.factory import default_model_service
 from app.web.cloak import router as web_cloak_router
 from app.web.events import router as web_events_router
 from app.web.explain import router as web_explain_router
+from app.web.fool_text import router as web_fool_text_router
 from app.web.health import router as health_router
 from app.web.lab import router as web_lab_router
 from app.web.limits import rate_limited_reply
@@ -196,5 +199,8 @@ def create_app(
     app.include_router(web_policy_router)
     app.include_router(api_paint_router)
     app.include_router(web_paint_router)
+    app.include_router(web_fool_text_router)
+    app.include_router(api_fool_text_router)
+    app.include_router(api_human_texts_router)
     with_truthful_errors(app)
     return app

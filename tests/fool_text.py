@@ -54,3 +54,20 @@ class TextEditingService(FakeModelService):
         self.measured.append((original, edited, client))
         result: TextSimilarityResult = await self.batcher.similarity(TextSimilarityJob(original, edited, client))
         return result
+
+
+TOOTH = 1  # test text 1: "small elevation on the grinding surface of a tooth", body part to TF-IDF
+FOOLING = "little elevation on the grinding surface of a tooth"  # TF-IDF: made object, 1 word of 9 changed
+HOLDING = "small elevation on the grinding face of a tooth"  # within the rules; TF-IDF still says body part
+
+
+def fool_client(database_url: str, **settings: object) -> Any:
+    """A started TestClient whose model service is :class:`TextEditingService`, and that service."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from tests.conftest import make_settings
+
+    service = TextEditingService()
+    client = TestClient(create_app(make_settings(database_url, **settings), model_service=service))
+    return client, service

@@ -50,6 +50,14 @@ LIMITED_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/lab/policy"): "episodes",
     ("POST", "/api/v1/policy/rounds"): "rounds",
     ("POST", "/lab/policy/rounds"): "rounds",
+    # Fool the machine yourself (app/game/fool_text): new rounds ask the opponent about several texts, and each live
+    # check asks it and the sentence encoder once.
+    ("POST", "/fool/text/rounds"): "rounds",
+    ("POST", "/api/v1/fool/text/rounds"): "rounds",
+    ("POST", "/fool/text/{edit_id}/check"): "text_checks",
+    ("POST", "/fool/text/{edit_id}/submit"): "text_checks",
+    ("POST", "/api/v1/fool/text/rounds/{edit_id}/check"): "text_checks",
+    ("POST", "/api/v1/fool/text/rounds/{edit_id}/submit"): "text_checks",
 }
 # Kinds whose requests come before there is a player to count them against.
 NEW_ACCOUNT_KINDS = frozenset({"players", "events"})
