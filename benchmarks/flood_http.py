@@ -71,6 +71,7 @@ class Phase:
     hostile: Hostile
     wall_s: float
     load: tuple[str, str]
+    timed_out: bool = False
 
 
 def load_average() -> str:
@@ -149,6 +150,7 @@ async def run_phase(base: str, name: str, flood_players: int, args: argparse.Nam
         started = time.perf_counter()
         players = asyncio.gather(*(honest_player(calm, k, args, honest, playing) for k in range(args.honest)))
         slots: list[asyncio.Task[None]] = []
+        timed_out = False
         try:
             async with asyncio.timeout(args.timeout):
                 if flooders:
@@ -158,21 +160,24 @@ async def run_phase(base: str, name: str, flood_players: int, args: argparse.Nam
                         for k in range(args.greedy)
                     ]
                 await players
+        except TimeoutError:  # reported as such; the honest rounds made so far still count
+            timed_out = True
         finally:
             players.cancel()
             for slot in slots:
                 slot.cancel()
             await asyncio.gather(players, *slots, return_exceptions=True)
         wall = time.perf_counter() - started
-    return Phase(name, honest, hostile, wall, (load_before, load_average()))
+    return Phase(name, honest, hostile, wall, (load_before, load_average()), timed_out)
 
 
 def row(phase: Phase) -> str:
     times = [s * 1000 for s in phase.honest.new_round_s]
     p50 = statistics.median(times) if times else float("nan")
+    name = phase.name + (" (timed out)" if phase.timed_out else "")
     hostile = ", ".join(f"{status}: {n}" for status, n in sorted(phase.hostile.statuses.items())) or "–"
     return (
-        f"| {phase.name} | {len(times)} | {p50:.0f} | {percentile(times, 0.95):.0f} | {max(times, default=0):.0f} | "
+        f"| {name} | {len(times)} | {p50:.0f} | {percentile(times, 0.95):.0f} | {max(times, default=0):.0f} | "
         f"{phase.honest.statuses['503']} | {phase.honest.statuses['429']} | {hostile} | {phase.hostile.rounds} | "
         f"{phase.wall_s:.1f} | {phase.load[0]} → {phase.load[1]} |"
     )
