@@ -178,9 +178,11 @@ def test_leaderboard_tally_and_csv_export(client: TestClient) -> None:
         "answer_id", "answered_at", "player_id", "nickname", "round_id", "pack", "model", "attack", "eps",
         "true_label", "human_answer", "model_answer", "model_confidence", "human_correct", "model_correct",
         "response_ms", "event", "phase", "shared_image", "condition", "norm", "queries", "flash_ms", "shown_ms",
-        "timing_flagged", "defense_verdict",
+        "timing_flagged", "defense_verdict", "steps_run", "item_id",
     ]  # fmt: skip
     assert {(r["event"], r["phase"], r["shared_image"]) for r in rows} == {("", "", "")}, "no event: empty cells"
+    assert {r["item_id"] for r in rows} == {""}, "fresh images: no item of a fixed set"
+    assert all(0 <= int(r["steps_run"]) <= 20 for r in rows), "PGD rounds say how many steps their image took"
     assert {r["model"] for r in rows} == {"fashion-cnn"} and {r["attack"] for r in rows} == {"pgd"}
     assert all(r["human_answer"] == "Coat" for r in rows)
     assert all(int(r["response_ms"]) >= 0 for r in rows)
