@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -147,6 +148,17 @@ class StockImageRecord(AttackedImage, Base):
     outlive restarts; ``claimed_at`` is set once, in the transaction of the round that shows the image."""
 
     __tablename__ = "stock_images"
+    # The claim's index (app/game/stock.claim): the unclaimed fresh images of a key, oldest first, so a claim reads
+    # one index entry instead of skipping every image of its key already served (benchmarks/RESULTS.md).
+    __table_args__ = (
+        Index(
+            "ix_stock_images_unclaimed",
+            "stock_key",
+            "id",
+            postgresql_where=text("claimed_at IS NULL AND NOT fixed"),
+            sqlite_where=text("claimed_at IS NULL AND NOT fixed"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     # sha256 of (opponent, attack, parameters, condition, budget): what makes two images interchangeable

@@ -167,4 +167,4 @@ async def event_agreement(session: AsyncSession, event_id: str) -> Agreement:
             settled(),
         )
     )
-    return agreement((int(item), int(choice), int(truth)) for item, choice, truth in rows.all())
+    return agreement((item, choice, truth) for item, choice, truth in rows.all() if item is not None)

@@ -181,6 +181,8 @@ def test_leaderboard_tally_and_csv_export(client: TestClient) -> None:
         "timing_flagged", "defense_verdict", "kind", "original_text", "shown_text", "steps_run", "item_id",
     ]  # fmt: skip
     assert {(r["event"], r["phase"], r["shared_image"]) for r in rows} == {("", "", "")}, "no event: empty cells"
+    assert {r["item_id"] for r in rows} == {""}, "fresh images: no item of a fixed set"
+    assert all(0 <= int(r["steps_run"]) <= 20 for r in rows), "PGD rounds say how many steps their image took"
     assert {r["model"] for r in rows} == {"fashion-cnn"} and {r["attack"] for r in rows} == {"pgd"}
     assert all(r["human_answer"] == "Coat" for r in rows)
     assert all(int(r["response_ms"]) >= 0 for r in rows)
