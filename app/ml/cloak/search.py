@@ -48,7 +48,7 @@ def phash_bits(pixels: np.ndarray) -> np.ndarray:
 
 
 def pdq_bits(pixels: np.ndarray) -> np.ndarray:
-    import pdqhash
+    import pdqhash  # type: ignore[import-untyped]
 
     bits, _quality = pdqhash.compute(np.ascontiguousarray(pixels))
     return np.asarray(bits, dtype=bool).reshape(-1)
