@@ -75,7 +75,7 @@ def main() -> None:
     outcomes = []
 
     def cloak() -> None:
-        outcomes.append(engine.cloak(photo, eps=EPS, steps=STEPS))
+        outcomes.append(engine.cloak(photo, eps=EPS, steps=STEPS, goal="untargeted", search=False))
 
     def transfer() -> None:
         engine.probabilities(photo, model=lite2)

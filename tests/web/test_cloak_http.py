@@ -149,7 +149,7 @@ def test_the_page_works_without_javascript(cloak_app: TestClient) -> None:
     reply = cloak_app.post(
         "/cloak",
         files={"file": ("me.jpg", jpeg(), "image/jpeg")},
-        data={"csrf_token": csrf(cloak_app), "strength": "subtle"},
+        data={"csrf_token": csrf(cloak_app), "strength": "subtle", "goal": "untargeted"},
     )
     assert reply.status_code == 200
     assert "Download the cloaked PNG" in reply.text and "Cloaked:" in reply.text

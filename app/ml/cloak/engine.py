@@ -246,6 +246,7 @@ class CloakEngine:
         goal: GoalKind | None = None,
         search: bool | None = None,
         checks: bool | None = None,
+        leave_out: str | None = None,  # a gallery photo the search must not count (the one being cloaked)
     ) -> CloakOutcome:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -263,6 +264,7 @@ class CloakEngine:
         search = away_from is None if search is None else search
         checks = search if checks is None else checks
         index = self.search_index() if search or checks else None
+        exclude = index.names.index(leave_out) if index is not None and leave_out is not None else None
         inside = aim.mask(model.num_classes, clean.device)
         bits = phash_bits(original) if search else None
         thresholds = index.thresholds if index is not None else {}
@@ -272,12 +274,18 @@ class CloakEngine:
         step = REL_STEP_SIZE * radius / steps
         generator = torch.Generator(device="cpu").manual_seed(seed)
 
+        decoy = None
+        if search and index is not None:
+            decoy = torch.from_numpy(index.decoy("embedding", clean_features[0].cpu().numpy())).to(clean.device)
+        pulls: list[Tensor] = []
+
         def judge(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
             views = self._eot_views(x, generator) if eot else [x]
             outputs = [logits_and_features(model, v) for v in views]
             logits = torch.cat([o[0] for o in outputs])
             features = torch.cat([o[1] for o in outputs])
             distance = cosine_distance(features, clean_features)
+            pulls[:] = [cosine_distance(features, decoy)] if decoy is not None else []
             agreement = hash_agreement(x, bits) if bits is not None else None
             return logits, aim.score(logits, inside, method), distance, agreement
 
@@ -303,7 +311,8 @@ class CloakEngine:
                 current = rank(score, distance, agreement, logits)
                 if current > best_rank:
                     best_rank, best = current, adv.detach().clone()
-                grad = step_direction(aim, logits, score, distance, agreement, adv, thresholds, bits)
+                pull = pulls[0] if pulls else None
+                grad = step_direction(aim, logits, score, distance, agreement, adv, thresholds, bits, pull)
                 adv = adv.detach()
                 adv.add_(grad.sign_(), alpha=step)
                 adv = torch.maximum(torch.minimum(adv, high), low)
@@ -323,8 +332,8 @@ class CloakEngine:
         if index is not None and search and not checks:
             after_features = describe(model, [cloaked])[1][0]
             matches = (
-                index.lookup("phash", phash_bits(cloaked), phash_bits(original)),
-                index.lookup("embedding", after_features, clean_features[0].cpu().numpy()),
+                index.lookup("phash", phash_bits(cloaked), phash_bits(original), exclude=exclude),
+                index.lookup("embedding", after_features, clean_features[0].cpu().numpy(), exclude=exclude),
             )
         attack_seconds = time.perf_counter() - started
         survival: tuple[CheckRow, ...] = ()
@@ -338,6 +347,7 @@ class CloakEngine:
                 goal_met=aim.met,
                 top1=lambda probs: self.top(probs, 1)[0],
                 index=index,
+                exclude=exclude,
             )
             matches = tuple(m for m in survival[0].matches if not index or not index.engines[m.engine].held_out)
             if reference.heldout_probs is not None:

@@ -79,9 +79,11 @@ def step_direction(
     adv: Tensor,
     thresholds: dict[str, Any],
     bits: np.ndarray | None,
+    pull: Tensor | None = None,
 ) -> Tensor:
     """The gradient the sign step follows: the classifier's goal plus, with search on, the embedding's
-    distance (same backward pass) and the soft hash's disagreement, each scaled to the same mean size."""
+    distance (same backward pass; minus the distance to a decoy photo when ``pull`` is given) and the soft
+    hash's disagreement, each scaled to the same mean size."""
     met = aim.met(logits[0].detach().cpu().numpy())
     objective = score.mean() * (MET_WEIGHT if met else 1.0)
     if agreement is None or bits is None:
@@ -89,7 +91,8 @@ def step_direction(
         return grad
     limit = float(thresholds["embedding"])
     far = float(distance[0].detach()) > MARGIN * limit
-    objective = objective + distance.mean() / limit * (MET_WEIGHT if far else 1.0)
+    away = distance - pull if pull is not None else distance  # away from the original, toward the decoy
+    objective = objective + away.mean() / limit * (MET_WEIGHT if far else 1.0)
     (grad_net,) = torch.autograd.grad(objective, adv)
     flipped = (1.0 - float(agreement.detach())) * len(bits) / 2
     (grad_hash,) = torch.autograd.grad(-agreement, adv)

@@ -85,6 +85,7 @@ def survival_table(
     index: SearchIndex | None,
     checks: tuple[tuple[str, Callable[[np.ndarray], np.ndarray]], ...] = CHECKS,
     engines: tuple[str, ...] = ENGINES,
+    exclude: int | None = None,
 ) -> tuple[CheckRow, ...]:
     rows = []
     for name, treat in checks:
@@ -92,7 +93,7 @@ def survival_table(
         matches: tuple[Match, ...] = ()
         if index is not None:
             matches = tuple(
-                index.lookup(engine, seen.descriptors[engine], reference.descriptors[engine])
+                index.lookup(engine, seen.descriptors[engine], reference.descriptors[engine], exclude=exclude)
                 for engine in engines
                 if engine in seen.descriptors and engine in index.engines
             )

@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         from app.ml.cloak.engine import CloakEngine  # the local model (torch) makes the transfer starting point
 
-        cloaked = CloakEngine().cloak(photo, eps=eps, steps=20, eot=True).cloaked
+        cloaked = CloakEngine().cloak(photo, eps=eps, steps=20, eot=True, search=False, checks=False).cloaked
         if args.attack == "transfer":
             result = transfer_attack(remote, photo, cloaked)
         else:

@@ -48,7 +48,7 @@ def phash_bits(pixels: np.ndarray) -> np.ndarray:
 
 
 def pdq_bits(pixels: np.ndarray) -> np.ndarray:
-    import pdqhash
+    import pdqhash  # type: ignore[import-untyped]
 
     bits, _quality = pdqhash.compute(np.ascontiguousarray(pixels))
     return np.asarray(bits, dtype=bool).reshape(-1)
@@ -181,6 +181,11 @@ class Match:
     def beaten(self) -> bool:
         return not self.found
 
+    @property
+    def past_threshold(self) -> bool:
+        """The engine's matcher alone reports no near-duplicate (a weaker win than ``beaten``)."""
+        return self.distance > self.threshold
+
 
 class SearchIndex:
     """Descriptors of every gallery entry (photo x {original, variants}) for each engine, and the thresholds."""
@@ -256,12 +261,18 @@ class SearchIndex:
                 out.append((self.names[photo], variant, self.names[other], float(distances[i])))
         return out
 
-    def lookup(self, engine: str, query: np.ndarray, reference: np.ndarray, k: int = TOP_K) -> Match:
+    def lookup(
+        self, engine: str, query: np.ndarray, reference: np.ndarray, k: int = TOP_K, exclude: int | None = None
+    ) -> Match:
         """Does a search for ``query`` find the photo whose descriptor is ``reference`` (e.g. the uploaded
-        original), in a gallery of every indexed entry plus that reference?"""
+        original), in a gallery of every indexed entry plus that reference? ``exclude``: a gallery photo number
+        left out (the photo being cloaked, when it is one of the gallery's own)."""
         e = self.engines[engine]
         distance = float(e.distances(query, reference[None, :])[0])
-        closer = int((e.distances(query, self.descriptors[engine]) < distance).sum())
+        distances = e.distances(query, self.descriptors[engine])
+        if exclude is not None:
+            distances = distances[self.photo_of != exclude]
+        closer = int((distances < distance).sum())
         return Match(engine, closer + 1, distance, float(self.thresholds[engine]), k)
 
     def lookup_entry(self, engine: str, query: np.ndarray, photo: int, k: int = TOP_K) -> Match:
@@ -271,3 +282,12 @@ class SearchIndex:
         own = distances[self.photo_of == photo].min()
         closer = int((distances[self.photo_of != photo] < own).sum())
         return Match(engine, closer + 1, float(own), float(self.thresholds[engine]), k)
+
+    def decoy(self, engine: str, descriptor: np.ndarray) -> np.ndarray:
+        """The descriptor of the gallery photo nearest to ``descriptor`` that is not that photo itself (farther
+        than the threshold): the cloak moves toward it, so that other photos outrank the original."""
+        rows = [self.originals[photo] for photo in sorted(self.originals)]
+        table = self.descriptors[engine][rows]
+        distances = self.engines[engine].distances(descriptor, table)
+        distances[distances <= self.thresholds[engine]] = np.inf
+        return np.asarray(table[int(np.argmin(distances))], dtype=np.float32)[None, :]

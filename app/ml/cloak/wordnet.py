@@ -153,7 +153,8 @@ class ImagenetTree:
         meet = min(set(up_a) & set(up_b), key=lambda o: (up_a[o][0] + up_b[o][0], o))
 
         def chain(up: dict[int, tuple[int, int | None]]) -> list[Synset]:
-            out, node = [], meet
+            out: list[Synset] = []
+            node: int | None = meet
             while node is not None:
                 out.append(self.synsets[node])
                 node = up[node][1]
