@@ -243,9 +243,9 @@ class PaintingRecord(Base):
     tool: Mapped[str] = mapped_column(String(8))  # brush (linf) or pencil (l0)
     budget: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12), default="painting")  # painting, fooled, gave_up
-    revision: Mapped[int] = mapped_column(
-        Integer, default=0
-    )  # strokes accepted: a stroke is stored only on top of its own
+    # The mapper's version counter: an UPDATE lands only on the revision it read (app/game/paint_rounds.add_stroke).
+    revision: Mapped[int] = mapped_column(Integer)
+    __mapper_args__ = {"version_id_col": revision}
     strokes: Mapped[list[Any]] = mapped_column(JSON, default=list)
     answers: Mapped[list[Any]] = mapped_column(JSON, default=list)
     model_label: Mapped[int] = mapped_column(Integer)
