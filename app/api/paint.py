@@ -219,17 +219,17 @@ async def stats_by_maker(session: SessionDep) -> dict[str, Any]:
     return await painted.by_maker(session)
 
 
-@router.get("/paint-export")
+@router.get("/paint-export", response_class=StreamingResponse)
 async def export_paintings(
     request: Request, format: Literal["json", "csv"] = "json", download: bool = False
 ) -> StreamingResponse:
     """Every painted image: strokes, the model's answers along the way, clean and painted PNGs (base64); ids as
-    stored. Streamed in keyset pages."""
+    stored. Streamed in keyset pages, in one of the few download slots the answer export uses (else 503)."""
     sessionmaker = request.app.state.database.sessionmaker
     body = painted.stream_paintings(sessionmaker, format, lambda pack: get_pack(pack).class_names)
     headers = {"Content-Disposition": f'attachment; filename="paintings.{format}"'} if download else {}
     media = "text/csv; charset=utf-8" if format == "csv" else "application/json"
-    return StreamingResponse(body, media_type=media, headers=headers)
+    return request.app.state.downloads.stream(body, media_type=media, headers=headers)
 
 
 class SeenRound(BaseModel):
@@ -237,7 +237,7 @@ class SeenRound(BaseModel):
     play_url: str
 
 
-@router.post("/paint/see", status_code=201, response_model=SeenRound, responses={k: ERRORS[k] for k in (401, 404)})
+@router.post("/paint-rounds", status_code=201, response_model=SeenRound, responses={k: ERRORS[k] for k in (401, 404)})
 async def see_painted(request: Request, player: ApiPlayer, session: SessionDep) -> SeenRound:
     """ "Can you still see it?": a round showing someone else's painted image; answer it like any round."""
     record = await paint_rounds.serve_painted_round(session, player=player)

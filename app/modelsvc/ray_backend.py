@@ -173,10 +173,10 @@ class ReplicaModelService:
     async def classify(self, job: ClassifyJob) -> ClassifyResult:
         """Painters' answers go through the replica's in-process scheduler (batched, fair per client), not Serve's
         batcher: one forward pass each, so Serve's batching would add its wait for nothing."""
-        return await self._replica.inner.classify(job)  # type: ignore[attr-defined, no-any-return]
+        return await self._replica.inner.classify(job)
 
     async def smallest_attack(self, job: SmallestJob) -> SmallestResult:
-        return await self._replica.inner.smallest_attack(job)  # type: ignore[attr-defined, no-any-return]
+        return await self._replica.inner.smallest_attack(job)
 
     async def health(self) -> dict[str, Any]:
         return await self._replica.health()

@@ -17,6 +17,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import AnswerRecord, PaintingRecord, PlayerRecord, RoundRecord
+from app.game.disclosure import settled
 from app.game.paint_rounds import HUMAN_ATTACK
 from app.stats.export import FORMULA_PREFIXES, PAGE_SIZE, SessionOpener, iso_utc
 from app.stats.intervals import Proportion
@@ -106,7 +107,7 @@ async def by_maker(session: AsyncSession) -> dict[str, Any]:
             AnswerRecord.model_correct,
         )
         .join(AnswerRecord, AnswerRecord.round_id == RoundRecord.id)
-        .where(RoundRecord.condition == "adversarial", RoundRecord.task == "classify")
+        .where(RoundRecord.condition == "adversarial", RoundRecord.task == "classify", settled())
     )
     rows = (await session.execute(query)).all()
     people = {True: set(), False: set()}  # type: dict[bool, set[str]]

@@ -16,8 +16,9 @@ from app.errors import ArenaError
 from app.game import events, paint, paint_rounds
 from app.stats import painted
 from app.web.routes import render, see_other
+from app.web.shown_score import SHOWN_SCORE
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=SHOWN_SCORE)  # the header's score, as the reveal rule shows it
 
 CsrfField = Annotated[str | None, Form(alias="csrf_token")]
 SCREEN_TEMPLATE = "pages/paint_screen.html"

@@ -134,7 +134,7 @@ def test_fooling_the_opponent_wins_scores_the_change_and_compares_with_the_machi
     assert board[0]["nickname"] == "painter" and board[0]["fooled"] == 1 and board[0]["points"] == won["points"]
 
     # Someone else now gets the painted image as a round, and the stats count it as made by a person.
-    seen = client.post("/api/v1/paint/see", headers=auth(other))
+    seen = client.post("/api/v1/paint-rounds", headers=auth(other))
     assert seen.status_code == 201, seen.text
     round_id = seen.json()["round_id"]
     image = client.get(f"/rounds/{round_id}/adversarial.png")
@@ -145,7 +145,7 @@ def test_fooling_the_opponent_wins_scores_the_change_and_compares_with_the_machi
     person = stats["maker"]["person"]
     assert person["people"]["n"] == 1 and person["people"]["correct"] == 1 and person["machine"]["correct"] == 0
     assert person["people"]["ci95"][0] < 1.0 == person["people"]["ci95"][1]
-    assert client.post("/api/v1/paint/see", headers=auth(player)).status_code == 404  # never one's own painting
+    assert client.post("/api/v1/paint-rounds", headers=auth(player)).status_code == 404  # never one's own painting
 
 
 def test_the_dataset_export_carries_strokes_answers_and_pixels(client: TestClient) -> None:

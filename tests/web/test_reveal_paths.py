@@ -77,6 +77,17 @@ NO_ROUND_DATA = {
     ("GET", "/natural/r/{token}/{kind}.png"): "a natural-image round's image",
     ("GET", "/lab/defenses/{name}/curves.{fmt}"): "model cards' robustness curves",
     ("GET", "/api/v1/text/opponents"): "the text opponents' cards",
+    # Fool it by hand (issue #21): paintings are not rounds; the pages and lists that count answers are walked.
+    ("POST", "/paint"): "starts a painting: redirects to its board",
+    ("GET", "/paint/{painting_id}"): "the player's own painting (a clean test image and their edits)",
+    ("POST", "/paint/see"): "redirects to a round whose page is walked",
+    ("POST", "/api/v1/paint"): "starts a painting",
+    ("GET", "/api/v1/paint/{painting_id}"): "the player's own painting",
+    ("POST", "/api/v1/paint/{painting_id}/strokes"): "the opponent's answer on the player's own painting",
+    ("POST", "/api/v1/paint/{painting_id}/give-up"): "ends the player's own painting",
+    ("GET", "/api/v1/paint/{painting_id}/{kind}.png"): "a painting's images",
+    ("POST", "/api/v1/paint-rounds"): "replies with a round id only",
+    ("GET", "/events/{code}/paint-stream"): "the room's paintings, as the paint screen walked",
 }
 
 
@@ -205,6 +216,12 @@ class Walk:
             ("/api/v1/text/rounds/{round_id}", f"/api/v1/text/rounds/{rid}", {}),
             ("/api/v1/stats/text", "/api/v1/stats/text", {}),
             ("/stats/text", "/stats/text", {}),
+            ("/paint", "/paint", {}),
+            ("/paint/leaderboard", "/paint/leaderboard", {}),
+            ("/events/{code}/paint-screen", f"/events/{code}/paint-screen", {}),
+            ("/api/v1/paint-leaderboard", "/api/v1/paint-leaderboard", {}),
+            ("/api/v1/stats/painted", "/api/v1/stats/painted", {}),
+            ("/api/v1/paint-export", "/api/v1/paint-export", {}),
         ]
         for route, url, kwargs in gets:
             seen[url] = self.get(route, url, **kwargs).text

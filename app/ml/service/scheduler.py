@@ -180,10 +180,10 @@ class Scheduler:
             raise ServiceBusy(SERVICE_BUSY)
         ticket = self.admission.admit(job.client, CLASSIFY_UNITS)
         future = asyncio.get_running_loop().create_future()
-        pending: Pending[ImageJob, ImageResult] = Pending(job, future, ticket, units=CLASSIFY_UNITS)  # type: ignore[arg-type]
-        self._images.put_nowait(job.client, pending)
+        pending: Pending[ClassifyJob, ClassifyResult] = Pending(job, future, ticket, units=CLASSIFY_UNITS)
+        self._images.put_nowait(job.client, pending)  # type: ignore[arg-type]  # one queue: _run_group tells them apart
         pending.future.add_done_callback(lambda _: self._release_unless_started(pending))
-        return await self._await(pending)  # type: ignore[return-value]
+        return await self._await(pending)
 
     def _others_playing(self, client: str) -> bool:
         """Whether anyone but ``client`` asked for an image within ``dear_quiet_s`` or still has one admitted. The
