@@ -75,4 +75,4 @@ def test_a_short_autoattack_run_states_its_n_and_keeps_the_lab_header(repo_model
     assert lab["rows"][AUTOATTACK_ROW_ID]["command"] == command
     markdown = (tmp_path / "fashion-squeezed.md").read_text()
     assert "| autoattack-0.1 | strongest | AutoAttack (standard) |" in markdown
-    assert "On the first 8 test images (n = 8;" in markdown
+    assert "on the first 8 test images (n = 8;" in markdown
