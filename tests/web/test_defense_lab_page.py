@@ -138,3 +138,15 @@ def test_the_standard_autoattack_row_is_shown_and_named_exactly(client: TestClie
     assert "Measured 2026-12-03 on the first 200 test images (n = 200; clean accuracy 87.5%)" in section
     assert "iterations here: APGD 10" in section
     assert "<strong>50.0%</strong>" in section
+
+
+def test_committed_defended_cards_show_their_autoattack_row(client: TestClient) -> None:
+    text = client.get("/lab/defenses").text
+    for entry in load_lab(MODELS_DIR):
+        if entry["card"] is None or entry["opponent"].name == "fashion-cnn":
+            continue
+        name = entry["opponent"].name
+        section = text[text.index(f'id="lab-{name}"') :]
+        section = section[: section.index("</section>")]
+        assert 'data-row="autoattack-0.1" data-role="strongest"' in section, name
+        assert "<td>AutoAttack (standard) <small" in section, name
