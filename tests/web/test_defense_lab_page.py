@@ -34,7 +34,7 @@ def test_committed_cards_are_shown_with_n_and_commands(client: TestClient) -> No
             assert f'data-row="{row["id"]}"' in text
             assert row["command"] in text
             # Only a standard AutoAttack row may run on fewer images (CPU time), and then it says on which.
-            assert row["n"] >= 1000 or f"On the first {row['n']} test images (n = {row['n']};" in text
+            assert row["n"] >= 1000 or f"on the first {row['n']} test images (n = {row['n']};" in text
     squeezed = json.loads((MODELS_DIR / "fashion-squeezed.json").read_text())
     assert f"{100 * squeezed['detector']['test_fpr']:.1f}%" in text
     certified = json.loads((MODELS_DIR / "fashion-certified.json").read_text())["certified"]
@@ -121,6 +121,7 @@ def test_the_standard_autoattack_row_is_shown_and_named_exactly(client: TestClie
         "strongest_by": "RobustBench's convention",
         "differs_from_reference": "iterations here: APGD 10",
         "subset": "first 200 test images",
+        "measured": "2026-12-03",
         "clean_accuracy": 0.875,
         "command": "arena defense-eval --opponent fashion-robust --row autoattack-0.1",
     }
@@ -134,6 +135,18 @@ def test_the_standard_autoattack_row_is_shown_and_named_exactly(client: TestClie
     assert "<td>AutoAttack (standard) <small" in section
     assert "<td>APGD-CE + APGD-DLR, 1 restart each, worst case per image <small" in section
     assert 'data-implementation="autoattack-0.1"' in section
-    assert "On the first 200 test images (n = 200; clean accuracy 87.5%)" in section
+    assert "Measured 2026-12-03 on the first 200 test images (n = 200; clean accuracy 87.5%)" in section
     assert "iterations here: APGD 10" in section
     assert "<strong>50.0%</strong>" in section
+
+
+def test_committed_defended_cards_show_their_autoattack_row(client: TestClient) -> None:
+    text = client.get("/lab/defenses").text
+    for entry in load_lab(MODELS_DIR):
+        if entry["card"] is None or entry["opponent"].name == "fashion-cnn":
+            continue
+        name = entry["opponent"].name
+        section = text[text.index(f'id="lab-{name}"') :]
+        section = section[: section.index("</section>")]
+        assert 'data-row="autoattack-0.1" data-role="strongest"' in section, name
+        assert "<td>AutoAttack (standard) <small" in section, name

@@ -82,15 +82,20 @@ def autoattack_note(model: ArenaModel, eps: float, seed: int) -> dict[str, Any]:
     import torchattacks
 
     components = autoattack_components(build_autoattack(model, eps, seed))
-    if isinstance(model, InputDefense):
+    if isinstance(model, InputDefense) and attack_view(model) is model:
+        view = (
+            "the deployed defense itself, transform included: its transform is differentiable, so the attack "
+            "follows its real gradient (as the adaptive rows do)"
+        )
+    elif isinstance(model, InputDefense):
         view = (
             "BPDA view of the defense (its transform forward, the identity backward; the view the adaptive rows "
             "differentiate through), so Square and every success check see the deployed defense"
         )
-        if model.has_detector:
-            view += "; the detector is not in the loss, detected/evaded count its flags afterwards"
     else:
         view = "the deployed model itself (it is differentiable end to end)"
+    if isinstance(model, InputDefense) and model.has_detector:
+        view += "; the detector is not in the loss, detected/evaded count its flags afterwards"
     return {
         "implementation": f"torchattacks {torchattacks.__version__} AutoAttack(version='standard', norm='Linf', "
         f"eps={eps:g}, seed={seed}): {describe(components)}; each attack runs on the images the ones before it "

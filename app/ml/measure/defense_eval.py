@@ -317,7 +317,8 @@ def _merge(
             lab = card.get("defense_lab") or {"rows": {}}
             lab["rows"].update(measured)
             lab["rows"] = {k: _relabel(LAB_PLANS[name][k], lab["rows"][k]) for k in LAB_PLANS[name] if k in lab["rows"]}
-            if n < MIN_N and "n" in lab:  # a short AutoAttack row: the lab's own images and figures stay as they are
+            # AutoAttack rows alone keep the lab's header (date, images, clean accuracy): they carry their own.
+            if "n" in lab and all(LAB_PLANS[name][k][1] == AUTOATTACK for k in measured):
                 card["defense_lab"] = lab
                 cards.write_card(card, models_dir, name)
                 return

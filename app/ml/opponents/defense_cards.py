@@ -209,7 +209,8 @@ def _implementation_lines(rows: dict[str, Any]) -> list[str]:
         if "attacked_view" in r:
             text += f". Attacked: {r['attacked_view']}"
         if "subset" in r:
-            text += f". On the {r['subset']} (n = {r['n']}; clean accuracy {_pct(r['clean_accuracy'])})"
+            text += f". Measured {r['measured']} on the {r['subset']} (n = {r['n']}; clean accuracy "
+            text += f"{_pct(r['clean_accuracy'])})"
         if "strongest_by" in r:
             text += f". Strongest by {r['strongest_by']}; difference from the reference: {r['differs_from_reference']}"
         lines.append(text + ".")
