@@ -79,7 +79,7 @@ async def test_stopped_service_is_unavailable_and_reports_it(model_service: Star
 
 
 def test_worker_threads_leave_a_core_to_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.ml.service import in_process as service_module
+    from app.ml.service import worker_device as service_module
 
     assert service_module.worker_threads(3) == 3
     monkeypatch.setattr(service_module.os, "cpu_count", lambda: 2)
