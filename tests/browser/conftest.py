@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -55,17 +56,20 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         # PGD-20 image take ~6 s instead of ~0.05 s (measured 2026-11-25), and the browser tests time out.
         ARENA_TORCH_THREADS="1",
     )
+    argv = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    # Seconds with the committed models/*.eligible.json; where one is stale the server asks that opponent about all
+    # test images instead (all of them: ~110 s on 2 cores), and the test should say so, not time out.
+    with serving(argv, env, log_path, f"http://127.0.0.1:{port}") as base:
+        yield base
+
+
+@contextmanager
+def serving(argv: list[str], env: dict[str, str], log_path: Path, base: str, cwd: Path | None = None) -> Iterator[str]:
+    """Start a server process, wait until its /healthz answers 200 (failing the test with its log if it exits or takes
+    more than 300 s), yield its base URL, and end it (terminate, then kill) whatever the test did."""
     with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
     try:
-        # Seconds with the committed models/*.eligible.json; where one is stale the server asks that opponent about
-        # all test images instead (all of them: ~110 s on 2 cores), and the test should say so, not time out.
         deadline = time.monotonic() + 300
         while True:
             if server.poll() is not None:

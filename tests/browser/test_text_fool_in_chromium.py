@@ -7,15 +7,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import ARTIFACTS, free_port
+from tests.browser.conftest import ARTIFACTS, free_port, serving
 from tests.fool_text import FOOLING
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,36 +33,9 @@ def fool_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         PYTHONPATH=str(ROOT),
     )
     subprocess.run([sys.executable, "-m", "app.cli", "db", "upgrade"], env=env, check=True, cwd=ROOT)
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "tests.browser.fool_text_server", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"server exited with {server.returncode}:\n{log_path.read_text()}", pytrace=False)
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server did not become healthy:\n{log_path.read_text()}", pytrace=False)
-            time.sleep(0.25)
+    argv = [sys.executable, "-m", "tests.browser.fool_text_server", str(port)]
+    with serving(argv, env, log_path, f"http://127.0.0.1:{port}", cwd=ROOT) as base:
         yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def join(page: Page, base: str, nickname: str) -> None:
