@@ -176,7 +176,8 @@ def summary(samples: dict[str, list[Sample]]) -> str:
         lines.append(
             f"| {name} | {len(rows)} | {statistics.median(r.wall_ms for r in rows):.1f} | "
             f"{statistics.median(r.cpu_ms for r in rows):.1f} | {statistics.mean(r.statements for r in rows):g} | "
-            f"{statistics.mean(r.commits for r in rows):g} | {statistics.mean(r.checkouts for r in rows):g} | {by_kind} |"
+            f"{statistics.mean(r.commits for r in rows):g} | {statistics.mean(r.checkouts for r in rows):g} | "
+            f"{by_kind} |"
         )
     return "\n".join(lines)
 
