@@ -77,7 +77,8 @@ async def profile(strokes: int, top: int) -> None:
     print(f"# paint_profile: {strokes} strokes of one painter, in process, SQLite")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end")
     print(
-        f"per stroke: p50 {1000 * percentile(walls, 50):.1f} ms, mean {1000 * sum(walls) / len(walls):.1f} ms, p95 {1000 * percentile(walls, 95):.1f} ms"
+        f"per stroke: p50 {1000 * percentile(walls, 50):.1f} ms, mean {1000 * sum(walls) / len(walls):.1f} ms, "
+        f"p95 {1000 * percentile(walls, 95):.1f} ms"
     )
     print(f"process CPU per stroke (every thread, the profiler's overhead included): {1000 * cpu_s / strokes:.1f} ms")
     per = {kind: round(n / strokes, 2) for kind, n in statements.most_common()}
