@@ -218,4 +218,7 @@
   if (status !== "painting") {
     fetch(root.dataset.resultUrl, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(finish);
   }
+  // The script is deferred: a quick Tab (or a test) can focus the canvas before the focus listener above exists.
+  if (document.activeElement === canvas) { cursor.shown = true; draw(); tellCursor(); }
+  root.dataset.ready = "true";
 })();

@@ -52,6 +52,8 @@ def open_board(page: Page, base: str, *, image: int | None = IMAGE, tool: str = 
     page.get_by_role("button", name="Start painting").click()
     expect(page).to_have_url(re.compile(r"/paint/[0-9a-f]{32}$"))
     expect(page.locator("#paint-top3 li")).to_have_count(3)
+    # paint.js is deferred; its handlers exist once it marks the board ready
+    expect(page.locator("#paint")).to_have_attribute("data-ready", "true")
 
 
 def centre(page: Page, x: int, y: int) -> tuple[float, float]:
@@ -156,8 +158,20 @@ def test_painting_with_the_keyboard(live_server: str, browser: Browser) -> None:
     page = context.new_page()
     try:
         join(page, live_server, "Keys")
-        open_board(page, live_server, tool="pencil")
+
+        # A slow phone: the canvas takes focus before the deferred script has run. The script is held back until
+        # the canvas has focus, then let through.
+        held: list[Any] = []
+        page.route(re.compile(r"/static/paint\.js"), lambda route: held.append(route))
+        page.goto(live_server + f"/paint?image={IMAGE}")
+        page.locator("input[name=tool][value=pencil]").check()
+        page.get_by_role("button", name="Start painting").click()
         page.locator("#paint-canvas").focus()
+        while not held:
+            page.wait_for_timeout(50)
+        assert page.locator("#paint").get_attribute("data-ready") is None
+        held[0].continue_()
+        expect(page.locator("#paint")).to_have_attribute("data-ready", "true")
         expect(page.locator("#paint-cursor")).to_have_text("Cursor at column 15, row 15")
         page.keyboard.press("ArrowLeft")
         page.keyboard.press("ArrowUp")
@@ -193,6 +207,7 @@ def test_a_workshop_paints_and_the_big_screen_shows_the_best_edit_live(live_serv
         expect(phone.get_by_text("everyone in the room paints the same image")).to_be_visible()
         phone.get_by_role("button", name="Start painting").click()
         expect(phone).to_have_url(re.compile(r"/paint/[0-9a-f]{32}$"))
+        expect(phone.locator("#paint")).to_have_attribute("data-ready", "true")
         # The room's image is the event's; paint the machine's change on that one.
         index = httpx.get(f"{live_server}/api/v1/paint-export").json()[-1]["image_index"]
         cdp = phone_context.new_cdp_session(phone)
