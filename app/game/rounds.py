@@ -58,6 +58,7 @@ __all__ = [
     "round_budget",
     "staircase_for",
     "start_round",
+    "start_stocked_round",
     "store_pending",
     "timing_flag",
 ]
@@ -214,25 +215,49 @@ async def start_round(
         async with connection_released(session, player) if release_connection else nullcontext():
             image = await generate_evenly(source, job)
         columns = image_columns(image)
+    columns = {**columns, **plan_columns(plan, attack, budget), "pack": info.pack, "flash_ms": flash_ms}
+    record = _pending_record(player, columns, level=level, event_id=event_id, phase=phase, task=task)
+    return await store_pending(session, player=player, record=record)
+
+
+async def start_stocked_round(
+    session: AsyncSession,
+    *,
+    player: PlayerRecord,
+    source: ImageSource,
+    image: dict[str, Any],
+    event_id: str,
+    phase: int,
+    flash_ms: int | None = None,
+    task: str = "classify",
+) -> RoundRecord:
+    """Store the player's pending round showing ``image``, every AttackedImage column of a stock image already
+    claimed in this transaction (app/game/stock.claim_for_event): how it was made (opponent, attack, condition,
+    budget) is the image's. The pending-round race is ``start_round``'s: the loser's claim is rolled back."""
+    level = staircase_for(source.opponent_info(image["opponent"])).clamp(player.level)
+    columns = {**image, "flash_ms": flash_ms}
+    record = _pending_record(player, columns, level=level, event_id=event_id, phase=phase, task=task)
+    return await store_pending(session, player=player, record=record)
+
+
+def _pending_record(
+    player: PlayerRecord, columns: dict[str, Any], *, level: int, event_id: str | None, phase: int | None, task: str
+) -> RoundRecord:
     foil = None
     if task == "guess_machine":
         foil = pick_foil(columns["true_label"], columns["model_label"], columns["model_probs"])
-    record = RoundRecord(
+    return RoundRecord(
         id=new_round_id(),
         player_id=player.id,
         event_id=event_id,
         phase=phase,
         created_at=datetime.now(UTC),
-        pack=info.pack,
         level=level,
-        flash_ms=flash_ms,
         task=task,
         foil=foil,
         pending_player_id=player.id,
-        **plan_columns(plan, attack, budget),
         **columns,
     )
-    return await store_pending(session, player=player, record=record)
 
 
 async def store_pending(session: AsyncSession, *, player: PlayerRecord, record: RoundRecord) -> RoundRecord:

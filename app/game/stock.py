@@ -8,6 +8,12 @@ LOCKED) RETURNING``: on PostgreSQL concurrent claims skip each other's locked ro
 so the same statement is atomic there (it ignores FOR UPDATE). The claim is part of the round's transaction: a round
 that fails rolls its claim back, so no image is lost, and a committed claim is never handed out again (fresh mode).
 
+A round of a prepared event claims more broadly (``claim_for_event``): the oldest unclaimed image of its event among
+every key its phase may draw (each condition of the mix at each budget level). The stock was drawn by the event's own
+rules, so the image served follows the design the event asked for; the round takes its condition and budget from the
+image. Claiming by the exact key a round had drawn left players waiting for the model while other keys of the same
+event still held images (benchmarks/RESULTS.md, "Prepared rounds: where the time goes").
+
 The stock sits in front of the in-memory ready-round pool (app/game/pool.py) rather than replacing it: the pool
 learns plain play's demand as it goes and keeps a few results for seconds, which needs no preparation; the stock
 holds what an event will need, counted beforehand, for as long as it takes. A key with no stock falls through to
@@ -18,10 +24,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ScalarSelect, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import StockImageRecord, attacked_image_columns
@@ -50,6 +57,27 @@ def stocked_image(
     )
 
 
+async def claim_for_event(session: AsyncSession, event_id: str, keys: Collection[str]) -> dict[str, Any] | None:
+    """Every AttackedImage column of the oldest unclaimed fresh image prepared for the event under one of ``keys``,
+    claimed in the session's transaction; None when there is none (or, on PostgreSQL, every one is being claimed)."""
+    if not keys:
+        return None
+    oldest_unclaimed = (
+        select(StockImageRecord.id)
+        .where(
+            StockImageRecord.event_id == event_id,
+            StockImageRecord.claimed_at.is_(None),
+            StockImageRecord.fixed.is_(False),
+            StockImageRecord.stock_key.in_(sorted(keys)),
+        )
+        .order_by(StockImageRecord.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return await _claimed_columns(session, oldest_unclaimed)
+
+
 async def claim(session: AsyncSession, job: ImageJob) -> dict[str, Any] | None:
     """The image columns of an unclaimed stock image with ``job``'s key, claimed in the session's
     transaction; None when there is none (or, on PostgreSQL, when every one is being claimed right now)."""
@@ -65,16 +93,22 @@ async def claim(session: AsyncSession, job: ImageJob) -> dict[str, Any] | None:
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
+    columns = await _claimed_columns(session, oldest_unclaimed)
+    if columns is None:
+        return None
+    return {name: value for name, value in columns.items() if name not in SET_BY_THE_ROUND}
+
+
+async def _claimed_columns(session: AsyncSession, chosen_id: ScalarSelect[int]) -> dict[str, Any] | None:
+    """Claim the image ``chosen_id`` selects, in one statement, and hand back its columns."""
     claimed = await session.scalar(
         update(StockImageRecord)
-        .where(StockImageRecord.id == oldest_unclaimed, StockImageRecord.claimed_at.is_(None))
+        .where(StockImageRecord.id == chosen_id, StockImageRecord.claimed_at.is_(None))
         .values(claimed_at=datetime.now(UTC))
         .returning(StockImageRecord)
         .execution_options(synchronize_session=False)
     )
-    if claimed is None:
-        return None
-    return {name: value for name, value in attacked_image_columns(claimed).items() if name not in SET_BY_THE_ROUND}
+    return None if claimed is None else attacked_image_columns(claimed)
 
 
 async def made_for_event(session: AsyncSession, event_id: str) -> int:

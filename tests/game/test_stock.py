@@ -11,9 +11,10 @@ import pytest
 
 from app.db.session import Database, open_database
 from app.db.tables import AttackedImage
-from app.game import rounds, stock
+from app.game import events, rounds, stock
 from app.game.plan import new_job
 from app.ml.service.contracts import ImageJob, ImageResult
+from tests.game.events.records import settings
 from tests.game.test_rounds import PLAN, KnownImages
 
 pytestmark = pytest.mark.anyio
@@ -110,3 +111,48 @@ async def test_the_stock_survives_a_restart(database_url: str) -> None:
         assert await claim_and_commit(after, job) == 0
     finally:
         await after.dispose()
+
+
+async def an_event(database: Database) -> str:
+    async with database.sessionmaker() as session:
+        event, _token = await events.create_event(session, name="W", pack="fashion", settings=settings(rounds=1))
+    return event.id
+
+
+async def claim_for_event_and_commit(database: Database, event_id: str, keys: list[str]) -> int | None:
+    async with database.sessionmaker() as session:
+        claimed = await stock.claim_for_event(session, event_id, keys)
+        await session.commit()
+    return None if claimed is None else int(claimed["seed"])
+
+
+async def test_concurrent_event_claims_serve_each_of_the_events_images_once_under_any_of_its_keys(
+    database_url: str,
+) -> None:
+    database = open_database(database_url)
+    job = a_job()
+    other_budget, not_asked = dataclasses.replace(job, eps=12 / 255), dataclasses.replace(job, eps=16 / 255)
+    keys = [stock.stock_key(job), stock.stock_key(other_budget)]
+    try:
+        event_id, other_event_id = await an_event(database), await an_event(database)
+        async with database.sessionmaker() as session:
+            for seed in range(STOCKED):
+                stocked_job = job if seed % 2 else other_budget
+                session.add(stock.stocked_image(stocked_job, await image_for(stocked_job, seed), event_id=event_id))
+            for seed in range(100, 103):  # the other event's, and a key the round does not ask for
+                session.add(stock.stocked_image(job, await image_for(job, seed), event_id=other_event_id))
+                session.add(stock.stocked_image(not_asked, await image_for(not_asked, seed + 10), event_id=event_id))
+            await session.commit()
+        claims = await asyncio.gather(
+            *(claim_for_event_and_commit(database, event_id, keys) for _ in range(STOCKED + 10))
+        )
+        served = [seed for seed in claims if seed is not None]
+        assert len(served) == len(set(served)), "no image served twice"
+        while (seed := await claim_for_event_and_commit(database, event_id, keys)) is not None:
+            served.append(seed)  # PostgreSQL may have skipped some being claimed
+        assert sorted(served) == list(range(STOCKED)), "each of the event's images under its keys once, none lost"
+        assert await unclaimed(database, not_asked) == 3
+        assert await unclaimed(database, job) == 3, "the other event's images are left"
+        assert await claim_for_event_and_commit(database, event_id, []) is None
+    finally:
+        await database.dispose()

@@ -11,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import messages
 from app.db.tables import AnswerRecord, EventRecord, PlayerRecord, RoundRecord, SharedRoundRecord
 from app.errors import ArenaError, Conflict
-from app.game import rounds, text
+from app.game import rounds, stock, text
 from app.game.events.clock import utcnow
 from app.game.events.fixed_set import start_fixed_round
 from app.game.events.joining import check_player_active
 from app.game.events.lifecycle import current_phase, require_running, status_of
-from app.game.events.prepare import draw_event_round
+from app.game.events.prepare import draw_event_round, phase_stock_keys
 from app.game.events.settings import event_settings
 from app.game.events.together import (
     copy_for_player,
@@ -92,7 +92,21 @@ async def next_round(
         )
     if settings.fixed_set:  # the next item of the set everyone sees: no model call, no connection to release
         return await start_fixed_round(session, player=player, event=event, settings=settings)
-    plan, eps = draw_event_round(source, settings, current_phase(event))
+    phase = current_phase(event)
+    task = rounds.draw_task(settings.guess_share)
+    image = await stock.claim_for_event(session, event.id, phase_stock_keys(source, settings, phase))
+    if image is not None:  # prepared: any of the phase's images, its condition and budget with it
+        return await rounds.start_stocked_round(
+            session,
+            player=player,
+            source=source,
+            image=image,
+            event_id=event.id,
+            phase=event.phase,
+            flash_ms=settings.flash_ms,
+            task=task,
+        )
+    plan, eps = draw_event_round(source, settings, phase)
     record = await rounds.start_round(
         session,
         player=player,
@@ -103,7 +117,7 @@ async def next_round(
         phase=event.phase,
         release_connection=release_connection,
         flash_ms=settings.flash_ms,
-        task=rounds.draw_task(settings.guess_share),
+        task=task,
         stocked=True,
     )
     if release_connection:

@@ -5,8 +5,12 @@ An event prepares ``settings.stock_target`` images (rounds × expected players; 
 Each is drawn as an own-pace round is (``draw_event_round``): the phases in turn, the condition from the event's
 mix, the budget from its levels (a fixed set takes the levels in turn, each as often as the others). The
 background maker works only while the model service has no player's job waiting (``until_idle``), a few images at
-a time; ``arena prepare`` runs the same steps from the command line. A round whose settings find no stock is made
-on demand as before.
+a time; ``arena prepare`` runs the same steps from the command line.
+
+A player's round claims the oldest unclaimed image of the event among every key its phase may draw
+(``phase_stock_keys``) and takes its condition and budget from the image: the images were drawn by the event's rules,
+so the rounds still follow its mix and levels (events draw budgets from their levels, not from a player's staircase,
+so no exact step is needed). A round that finds no stock is made on demand as before.
 """
 
 from __future__ import annotations
@@ -54,6 +58,23 @@ def draw_event_round(
     )
     plan = rounds.condition_plan(source, plan, settings.conditions)
     return plan, secrets.choice(settings.eps_levels())
+
+
+def phase_stock_keys(source: rounds.ImageSource, settings: EventSettings, phase: Phase) -> list[str]:
+    """The stock keys an own-pace round of the event in ``phase`` may be served from: each condition the mix can
+    draw, at each of the event's budget levels."""
+    base = rounds.RoundPlan(
+        opponent=phase.opponent, attack=phase.attack, steps=settings.steps, early_stop=settings.early_stop
+    )
+    info = source.opponent_info(phase.opponent)
+    drawable = [name for name, weight in (settings.conditions or {"adversarial": 1.0}).items() if weight > 0]
+    keys = []
+    for condition in drawable:
+        plan = rounds.condition_plan(source, base, {condition: 1.0})
+        norm = rounds.attack_entry(source, plan.attack)["norm"]
+        for eps in settings.eps_levels():
+            keys.append(stock.stock_key(rounds.new_job(plan, info, rounds.round_budget(norm, eps, info))))
+    return keys
 
 
 async def stock_progress(session: AsyncSession, event: EventRecord) -> StockProgress:

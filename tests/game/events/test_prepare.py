@@ -8,12 +8,12 @@ import contextlib
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.session import Database, open_database
 from app.db.tables import EventRecord, PlayerRecord, RoundRecord, StockImageRecord, attacked_image_columns
-from app.errors import Invalid
+from app.errors import Conflict, Invalid
 from app.game import events, rounds
 from app.game.events import prepare
 from app.game.plan import new_job
@@ -152,4 +152,82 @@ async def test_the_background_maker_waits_while_a_player_waits_for_the_model(dat
             with contextlib.suppress(asyncio.CancelledError):
                 await maker
         await pool.stop()
+        await database.dispose()
+
+
+async def prepared_and_started(
+    database: Database, *, players: int, **raw: object
+) -> tuple[EventRecord, list[PlayerRecord]]:
+    async with database.sessionmaker() as session:
+        event, _token = await events.create_event(session, name="W", pack="fashion", settings=settings(**raw))
+    await prepare.prepare_event(database, KnownImages(), event.code)
+    joined = []
+    async with database.sessionmaker() as session:
+        event = await events.event_by_code(session, event.code)
+        for number in range(players):
+            player, _ = await events.join(session, event=event, nickname=f"p{number}")
+            joined.append(player)
+        events.start(event)
+        await session.commit()
+    return event, joined
+
+
+async def play_all(database: Database, event: EventRecord, player: PlayerRecord, source: KnownImages) -> None:
+    async with database.sessionmaker() as session:
+        event, player = await reloaded(session, event, player)
+        while True:
+            try:
+                record = await events.ask_for_round(session, player=player, event=event, source=source)
+            except Conflict:
+                return  # the event's rounds are done
+            await events.submit_answer(
+                session, player=player, event=event, round_id=record.id, choice="Bag", source=source
+            )
+
+
+async def test_every_round_of_a_prepared_event_is_served_whichever_condition_and_budget_it_would_have_drawn(
+    database_url: str,
+) -> None:
+    """Five budget levels and two conditions: ten keys. Rounds that claimed only the key they drew missed the stock
+    while other keys still held images; a round now takes any image of its phase, with its condition and budget."""
+    database = open_database(database_url)
+    mix = {"adversarial": 0.5, "clean": 0.5}
+    try:
+        event, players = await prepared_and_started(
+            database, players=4, rounds=3, expected_players=4, eps_min=4 / 255, eps_max=12 / 255, conditions=mix
+        )
+        async with database.sessionmaker() as session:
+            stocked = {row.seed: attacked_image_columns(row) for row in await session.scalars(select(StockImageRecord))}
+        assert len(stocked) == 12
+        source = KnownImages()
+        for player in players:
+            await play_all(database, event, player, source)
+        assert source.jobs == [], "no round waited for the model"
+        async with database.sessionmaker() as session:
+            served = list(await session.scalars(select(RoundRecord)))
+            left = await session.scalar(select(func.count()).where(StockImageRecord.claimed_at.is_(None)))
+        assert len(served) == 12 and left == 0
+        assert sorted(record.seed for record in served) == sorted(stocked), "each image once"
+        for record in served:
+            assert attacked_image_columns(record) == stocked[record.seed], "condition and budget are the image's"
+    finally:
+        await database.dispose()
+
+
+async def test_a_round_claims_only_images_its_phase_and_the_events_mix_can_draw(database_url: str) -> None:
+    database = open_database(database_url)
+    try:
+        event, players = await prepared_and_started(database, players=1, rounds=2, expected_players=1, eps=8 / 255)
+        async with database.sessionmaker() as session:
+            event = await events.event_by_code(session, event.code)
+            # the host moves to a budget the stock was not made at: its images no longer fit the event's rules
+            event.settings = settings(rounds=2, expected_players=1, eps=16 / 255).to_json()
+            await session.commit()
+        source = KnownImages()
+        await play_all(database, event, players[0], source)
+        assert len(source.jobs) == 2 and {job.eps for job in source.jobs} == {16 / 255}, "made on demand"
+        async with database.sessionmaker() as session:
+            claimed = await session.scalar(select(func.count()).where(StockImageRecord.claimed_at.is_not(None)))
+        assert claimed == 0, "no image of the old budget was served"
+    finally:
         await database.dispose()
