@@ -12,6 +12,14 @@ async def round_by_id(session: AsyncSession, round_id: str) -> RoundRecord | Non
     return await session.get(RoundRecord, round_id)
 
 
+async def shown_png(session: AsyncSession, round_id: str) -> bytes | None:
+    """The PNG an image round shows its player, read alone (not the row with its original's PNG too); None when
+    there is no image round with that id."""
+    return await session.scalar(
+        select(RoundRecord.adversarial_png).where(RoundRecord.id == round_id, RoundRecord.kind != "text")
+    )
+
+
 async def round_answer(session: AsyncSession, round_id: str) -> AnswerRecord | None:
     """The round's one answer, if it has been answered."""
     return await session.scalar(select(AnswerRecord).where(AnswerRecord.round_id == round_id))

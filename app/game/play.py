@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import messages
 from app.config import Settings
-from app.db.queries import pending_round, round_answer, round_by_id
+from app.db.queries import pending_round, round_answer, round_by_id, shown_png
 from app.db.tables import AnswerRecord, EventRecord, PlayerRecord, RoundRecord
 from app.errors import Conflict, Invalid, NotFound
 from app.game import conditions, disclosure, events, players, rounds
@@ -204,11 +204,14 @@ async def round_image(session: AsyncSession, *, round_id: str, kind: str) -> byt
     whoever holds the id; the original and the perturbation only exist once the reveal rule shows the truth."""
     if kind not in IMAGE_KINDS:
         raise NotFound(messages.ROUND_NOT_FOUND)
+    if kind == "adversarial":  # every round page asks for it: its one column, not the whole row
+        shown = await shown_png(session, round_id)
+        if shown is None:  # no such round, or a text round, which has no image
+            raise NotFound(messages.ROUND_NOT_FOUND)
+        return shown
     record = await round_by_id(session, round_id)
-    if record is None or record.kind == "text":  # a text round has no image
+    if record is None or record.kind == "text":
         raise NotFound(messages.ROUND_NOT_FOUND)
-    if kind == "adversarial":
-        return record.adversarial_png
     hidden = await disclosure.why_truth_hidden(session, record, await round_answer(session, round_id))
     if hidden is not None:
         raise NotFound(hidden)

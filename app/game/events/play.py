@@ -47,6 +47,21 @@ async def rounds_played(session: AsyncSession, player: PlayerRecord) -> int:
     return int(await session.scalar(select(func.count(RoundRecord.id)).where(RoundRecord.player_id == player.id)) or 0)
 
 
+async def round_tally(session: AsyncSession, player: PlayerRecord) -> tuple[int, int]:
+    """How many rounds the player has, and how many of them wait for an answer, in one statement: a new round's
+    request needs both, and asks for the unanswered one itself only when there is one."""
+    rounds_of_player = RoundRecord.player_id == player.id
+    counted = select(func.count(RoundRecord.id), func.count(RoundRecord.id) - func.count(AnswerRecord.id))
+    played, unanswered = (
+        await session.execute(
+            counted.select_from(RoundRecord)
+            .outerjoin(AnswerRecord, AnswerRecord.round_id == RoundRecord.id)
+            .where(rounds_of_player)
+        )
+    ).one()
+    return int(played), int(unanswered)
+
+
 async def next_round(
     session: AsyncSession,
     *,
@@ -71,10 +86,10 @@ async def next_round(
         return copy
     if settings.mode == "policy":  # the room plays pick the moments (app/game/policy.py)
         raise Conflict(messages.EVENT_POLICY_ONLY)
-    pending = await open_round(session, player)
-    if pending is not None:
+    played, unanswered = await round_tally(session, player)
+    if unanswered and (pending := await open_round(session, player)) is not None:
         return pending
-    if settings.rounds is not None and await rounds_played(session, player) >= settings.rounds:
+    if settings.rounds is not None and played >= settings.rounds:
         raise Conflict(messages.EVENT_ROUNDS_DONE)
     if text.is_text_pack(event.pack):  # a text event (issue #18): a text round by the same rules
         phase = current_phase(event)
