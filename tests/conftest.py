@@ -24,6 +24,7 @@ pytest_plugins = ["tests.imagenet"]
 POSTGRES_URL = os.environ.get("ARENA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SKIP_POSTGRES = os.environ.get("ARENA_TEST_SKIP_POSTGRES") == "1" and os.environ.get("CI") != "true"
 TABLES = (
+    "paint_strokes",
     "paintings",
     "smallest_attacks",
     "policy_rounds",

@@ -11,7 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.schemas import Problem
-from app.db.tables import PaintingRecord
+from app.db.paint_tables import PaintingRecord
 from app.deps import ApiPlayer, HubDep, ServiceDep, SessionDep
 from app.errors import NotFound
 from app.game import paint, paint_rounds
@@ -95,7 +95,7 @@ def painting_out(service: ModelService, record: PaintingRecord, machine: dict[st
         true_label=names[record.true_label],
         model_label=names[record.model_label],
         top3=top3(names, list(record.model_probs)),
-        strokes=len(record.strokes),
+        strokes=record.stroke_count,
         pixels=record.pixels,
         l2=round(record.l2, 6),
         linf=round(record.linf, 6),

@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from app import messages
+from app.db.paint_tables import PaintingRecord, PaintStrokeRecord, SmallestAttackRecord
 from app.db.session import connection_released
-from app.db.tables import EventRecord, PaintingRecord, PlayerRecord, RoundRecord, SmallestAttackRecord
+from app.db.tables import EventRecord, PlayerRecord, RoundRecord
 from app.errors import Conflict, Invalid, NotFound
 from app.game import paint
 from app.game.events import event_of_player
@@ -104,8 +105,7 @@ async def start_painting(
         tool=tool,
         budget=budget,
         status="painting",
-        strokes=[],
-        answers=[],
+        stroke_count=0,
         model_label=image.clean_label,
         model_probs=list(image.adversarial_probs),
         clean_probs=list(image.adversarial_probs),
@@ -137,9 +137,9 @@ async def add_stroke(
     image and store stroke, answer and pixels. Won when the answer is no longer the true label. A stroke sent
     while another of the same painting was being answered is refused (409): strokes apply in one order."""
     record = await painting_of(session, player=player, painting_id=painting_id)
-    paint.check_open(record.status, len(record.strokes))
+    paint.check_open(record.status, record.stroke_count)
     clean = from_png(record.clean_png)
-    painted = from_png(record.painted_png)  # made here from the accepted strokes (paint.replay gives the same)
+    painted = from_png(record.painted_png)  # kept on the row: the accepted strokes are never replayed per stroke
     accepted = paint.parse_stroke(stroke, tool=record.tool, shape=clean.shape)
     painted = paint.apply_stroke(clean, painted, accepted, record.budget)
     change = paint.measure(clean, painted)
@@ -152,9 +152,15 @@ async def add_stroke(
     for label, probability in zip(result.labels, result.probabilities, strict=True):
         probs[label] = probability
     fooled = result.label != record.true_label
-    record.strokes = [*record.strokes, accepted.as_json()]
-    answer = {"stroke": len(record.strokes), "label": result.label, "probabilities": [round(p, 6) for p in probs]}
-    record.answers = [*record.answers, answer]
+    record.stroke_count += 1
+    stored = PaintStrokeRecord(
+        painting_id=record.id,
+        number=record.stroke_count,
+        stroke=accepted.as_json(),
+        label=result.label,
+        probabilities=[round(p, 6) for p in probs],
+    )
+    session.add(stored)
     record.model_label, record.model_probs = result.label, probs
     record.pixels, record.l2, record.linf = change.pixels, change.l2, change.linf
     record.painted_png = to_png(painted)
@@ -164,9 +170,10 @@ async def add_stroke(
         player.score += record.points
     try:
         # PaintingRecord.revision is the mapper's version counter: the UPDATE only lands on the revision this
-        # stroke was applied to, so a stroke of the same painting answered meanwhile makes this one a 409.
+        # stroke was applied to, so a stroke of the same painting answered meanwhile makes this one a 409. Where
+        # the INSERT is flushed first, the other stroke's row holds the same (painting, number) key instead.
         await session.commit()
-    except StaleDataError:
+    except (StaleDataError, IntegrityError):
         await session.rollback()
         raise Conflict(messages.PAINT_FINISHED) from None
     top = tuple(zip(result.labels[:3], result.probabilities[:3], strict=True))

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.tables import AnswerRecord, PaintingRecord, PlayerRecord, RoundRecord
+from app.db.paint_tables import PaintingRecord, PaintStrokeRecord
+from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
 from app.game.disclosure import settled
 from app.game.paint_rounds import HUMAN_ATTACK
 from app.stats.export import FORMULA_PREFIXES, PAGE_SIZE, SessionOpener, iso_utc
@@ -157,6 +158,26 @@ ID_COLUMNS = frozenset({"painting_id", "player_id", "event_id"})
 PAINT_FORMATS = ("json", "csv")
 
 
+async def strokes_of(
+    session: AsyncSession, painting_ids: Sequence[str]
+) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """Each painting's strokes and the opponent's answer after each, in the order they were applied: the dataset's
+    ``strokes`` and ``answers`` lists, one query for a whole page of paintings."""
+    found: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {key: ([], []) for key in painting_ids}
+    if not painting_ids:
+        return found
+    query = (
+        select(PaintStrokeRecord)
+        .where(PaintStrokeRecord.painting_id.in_(painting_ids))
+        .order_by(PaintStrokeRecord.painting_id, PaintStrokeRecord.number)
+    )
+    for row in await session.scalars(query):
+        strokes, answers = found[row.painting_id]
+        strokes.append(row.stroke)
+        answers.append({"stroke": row.number, "label": row.label, "probabilities": row.probabilities})
+    return found
+
+
 async def iter_paintings(
     open_session: SessionOpener, class_names_of: Any, *, page_size: int = PAGE_SIZE
 ) -> AsyncIterator[dict[str, Any]]:
@@ -177,7 +198,9 @@ async def iter_paintings(
             )
         async with open_session() as session:
             rows = (await session.execute(query)).all()
+            history = await strokes_of(session, [record.id for record, _nickname in rows])
         for record, nickname in rows:
+            strokes, answers = history[record.id]
             names: Sequence[str] = class_names_of(record.pack)
             yield {
                 "painting_id": record.id,
@@ -198,8 +221,8 @@ async def iter_paintings(
                 "l2": round(record.l2, 6),
                 "linf": round(record.linf, 6),
                 "points": record.points,
-                "strokes": record.strokes,
-                "answers": record.answers,
+                "strokes": strokes,
+                "answers": answers,
                 "clean_png_base64": base64.b64encode(record.clean_png).decode("ascii"),
                 "painted_png_base64": base64.b64encode(record.painted_png).decode("ascii"),
             }

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from app.db.paint_tables import PaintingRecord, PaintStrokeRecord
 from app.db.session import open_database
-from app.db.tables import PaintingRecord, PlayerRecord
+from app.db.tables import PlayerRecord
 from app.errors import Conflict
 from app.game import paint_rounds, players
 from app.images import to_png
@@ -50,7 +51,7 @@ async def test_one_of_two_simultaneous_strokes_is_refused(database_url: str) -> 
             session.add(
                 PaintingRecord(
                     id="p" * 32, player_id=player.id, pack="fashion", opponent="fashion-cnn", image_index=0,
-                    true_label=9, tool="brush", budget=32, status="painting", strokes=[], answers=[],
+                    true_label=9, tool="brush", budget=32, status="painting", stroke_count=0,
                     model_label=9, model_probs=[0.0] * 9 + [1.0], clean_probs=[0.0] * 9 + [1.0],
                     pixels=0, l2=0.0, linf=0.0, points=0, clean_png=clean, painted_png=clean,
                 )
@@ -80,6 +81,8 @@ async def test_one_of_two_simultaneous_strokes_is_refused(database_url: str) -> 
         assert sorted(outcomes) == ["refused", "stored"]
         async with database.sessionmaker() as session:
             record = await session.scalar(select(PaintingRecord))
-            assert record is not None and len(record.strokes) == 1 and len(record.answers) == 1
+            assert record is not None and record.stroke_count == 1
+            stored = list(await session.scalars(select(PaintStrokeRecord)))
+            assert [row.number for row in stored] == [1]
     finally:
         await database.dispose()
