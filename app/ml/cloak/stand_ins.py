@@ -125,18 +125,17 @@ def phash_coefficients(x: Tensor) -> Tensor:
     return (d @ small @ d.T).reshape(-1)
 
 
-def soft_phash(x: Tensor) -> Tensor:
-    """64 soft bits in (-1, 1): +1 where pHash's bit is set (coefficient above the median)."""
+def phash_margins(x: Tensor) -> Tensor:
+    """Each coefficient's signed distance to the median, in units of the mean distance: > 0 where pHash's bit is
+    set. The scale is held constant for the gradient, so that a step moves coefficients, not the yardstick."""
     c = phash_coefficients(x)
     centred = c - torch.quantile(c, 0.5)  # numpy's median: the mean of the two middle values
-    scale = centred.abs().mean().clamp_min(1e-6).detach()
-    return torch.tanh(centred / (scale * SOFTNESS))
+    return centred / centred.abs().mean().clamp_min(1e-6).detach()
 
 
-def hash_agreement(x: Tensor, bits: np.ndarray) -> Tensor:
-    """Mean agreement in [-1, 1] between the soft hash of ``x`` and the ±1 form of ``bits``; the attack lowers it."""
-    target = torch.from_numpy(np.where(bits, 1.0, -1.0)).to(x.device)
-    return (soft_phash(x) * target).mean().float()
+def soft_phash(x: Tensor) -> Tensor:
+    """64 soft bits in (-1, 1): +1 where pHash's bit is set (coefficient above the median)."""
+    return torch.tanh(phash_margins(x) / SOFTNESS)
 
 
 def logits_and_features(model: ArenaModel, x: Tensor) -> tuple[Tensor, Tensor]:

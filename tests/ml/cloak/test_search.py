@@ -120,3 +120,36 @@ def test_the_search_attack_keeps_the_budget_and_moves_the_embedding_past_its_thr
         assert np.abs(outcome.cloaked.astype(int) - photo.astype(int)).max() <= 2
     embedding = next(m for m in searched.search if m.engine == "embedding")
     assert embedding.past_threshold and embedding.distance > embedding.threshold
+
+
+def test_the_hash_decoy_is_another_photo_and_its_bits_to_flip_can_outrank_the_original(index: Any) -> None:
+    import torch
+
+    from app.ml.cloak.hash_attack import HashDecoy
+    from app.ml.cloak.stand_ins import to_tensor
+
+    for name in ("chelsea", "rocket"):
+        photo = next(p for p in gallery_photos() if p.name == name)
+        pixels = load_photo(photo, 224)
+        decoy = HashDecoy.choose(to_tensor(pixels, torch.device("cpu")), index, index.names.index(name))
+        differ = decoy.decoy != decoy.original
+        assert decoy.decoy_name != name and np.array_equal(decoy.original, phash_bits(pixels))
+        assert differ.sum() > index.thresholds["phash"]
+        assert not (decoy.flip & ~differ).any()  # only bits where the decoy differs
+        flips = int(decoy.flip.sum())
+        assert flips > index.thresholds["phash"] and flips > differ.sum() - flips  # then the decoy is nearer
+        # a copy with exactly those bits flipped is past the threshold and nearer the decoy than the original
+        copy = decoy.original ^ decoy.flip
+        assert decoy.verdict(copy).past_threshold
+        assert int((copy != decoy.decoy).sum()) < int((copy != decoy.original).sum())
+
+
+def test_the_default_cloak_beats_phash_where_the_hinge_reaches_the_decoy(engine: Any) -> None:
+    """scikit-image's rocket at 224 px, 4 grey levels, 10 steps: the copy is past pHash's threshold and other
+    photos outrank the original (before the decoy hinge, the original stayed the nearest entry on every photo)."""
+    photo = load_photo(next(p for p in gallery_photos() if p.name == "rocket"), 224)
+    outcome = engine.cloak(photo, eps=4 / 255, steps=10, leave_out="rocket", checks=False)
+    phash = next(m for m in outcome.search if m.engine == "phash")
+    assert phash.beaten and phash.rank > phash.k and phash.distance > phash.threshold, phash
+    assert phash.distance == int((phash_bits(outcome.cloaked) != phash_bits(photo)).sum())
+    assert np.abs(outcome.cloaked.astype(int) - photo.astype(int)).max() <= 4
