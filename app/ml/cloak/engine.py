@@ -10,10 +10,9 @@ is a full-size image whose every pixel stays within ``eps`` of the upload.
 - ``method="pgd"``: PGD-L∞ on the cross-entropy (Madry et al. 2018); ``method="cw"``: the same projected steps on
   the Carlini-Wagner margin loss.
 - ``search=True`` (the default unless ``away_from`` is given): the same steps also push the photo away from
-  itself in the two search engines of app/ml/cloak/search.py: EfficientNet-Lite0's feature space (cosine
-  distance, from the same forward pass as the logits) and pHash, through a differentiable stand-in (the DCT sign
-  with a soft sign, app/ml/cloak/stand_ins.py). Each objective's gradient is scaled to the same mean size before
-  the sign step, and an objective already met with margin gets a quarter of the weight.
+  itself in the two search engines of app/ml/cloak/search.py: Lite0's feature space (cosine distance, same
+  forward pass as the logits) and pHash (a hinge toward a decoy's hash, app/ml/cloak/hash_attack.py). Each
+  objective's gradient is scaled to the same mean size; one already met gets a quarter of the weight.
 - ``eot=True`` (expectation over transformation, Athalye et al. 2018) averages each step's gradient over the
   image as it is, JPEG re-encoded (straight-through gradient, BPDA), downscaled, and both.
 
@@ -37,9 +36,10 @@ from torch import Tensor
 from app.config import PROJECT_ROOT
 from app.images import amplified_perturbation
 from app.ml.cloak.goals import GOALS, MARGIN, Goal, GoalKind, Method, step_direction
+from app.ml.cloak.hash_attack import HashDecoy
 from app.ml.cloak.heldout import CheckRow, Measured, survival_table
 from app.ml.cloak.search import Engine, Match, SearchIndex, gallery_photos, hashes, load_photo, pdq_bits, phash_bits
-from app.ml.cloak.stand_ins import cosine_distance, describe, hash_agreement, logits_and_features, to_tensor
+from app.ml.cloak.stand_ins import cosine_distance, describe, logits_and_features, to_tensor
 from app.ml.cloak.transforms import downscale, jpeg_tensor, straight_through
 from app.ml.cloak.wordnet import Family, ImagenetTree, imagenet_tree
 from app.ml.model import ArenaModel
@@ -266,7 +266,6 @@ class CloakEngine:
         index = self.search_index() if search or checks else None
         exclude = index.names.index(leave_out) if index is not None and leave_out is not None else None
         inside = aim.mask(model.num_classes, clean.device)
-        bits = phash_bits(original) if search else None
         thresholds = index.thresholds if index is not None else {}
         radius = levels / 255.0
         low = (clean - radius).clamp_(0.0, 1.0)
@@ -277,7 +276,9 @@ class CloakEngine:
         decoy = None
         if search and index is not None:
             decoy = torch.from_numpy(index.decoy("embedding", clean_features[0].cpu().numpy())).to(clean.device)
-        pulls: list[Tensor] = []
+        hash_decoy = HashDecoy.choose(clean, index, exclude) if search and index is not None else None
+        pulls: list[Tensor | None] = []  # the distance to the embedding's decoy, of the iterate judged last
+        hashed: list[np.ndarray] = []  # the exact pHash of the iterate judged last
 
         def judge(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
             views = self._eot_views(x, generator) if eot else [x]
@@ -285,19 +286,18 @@ class CloakEngine:
             logits = torch.cat([o[0] for o in outputs])
             features = torch.cat([o[1] for o in outputs])
             distance = cosine_distance(features, clean_features)
-            pulls[:] = [cosine_distance(features, decoy)] if decoy is not None else []
-            agreement = hash_agreement(x, bits) if bits is not None else None
-            return logits, aim.score(logits, inside, method), distance, agreement
+            pulls[:] = [cosine_distance(features, decoy) if decoy is not None else None]
+            hash_loss, hashed[:] = hash_decoy.loss(x) if hash_decoy is not None else (None, [])
+            return logits, aim.score(logits, inside, method), distance, hash_loss
 
-        def rank(score: Tensor, distance: Tensor, agreement: Tensor | None, logits: Tensor) -> tuple[int, float]:
+        def rank(score: Tensor, distance: Tensor, logits: Tensor) -> tuple[int, float]:
             """(objectives met, their total) on the unchanged view: which iterate to deliver."""
             met = int(aim.met(logits[0].detach().cpu().numpy()))
             total = float(score[0].detach())
-            if search and bits is not None and agreement is not None:
-                flipped = (1.0 - float(agreement.detach())) * len(bits) / 2
+            if hash_decoy is not None and hashed:
                 embed = float(distance[0].detach()) / float(thresholds["embedding"])
-                met += int(embed > 1.0) + int(flipped > float(thresholds["phash"]))
-                total += min(embed, MARGIN) + min(flipped / max(float(thresholds["phash"]), 1.0), MARGIN)
+                hash_beaten, hash_progress = hash_decoy.standing(hashed[0])
+                met, total = met + int(embed > 1.0) + hash_beaten, total + min(embed, MARGIN) + hash_progress
             return met, total
 
         adv = clean.clone()
@@ -307,12 +307,12 @@ class CloakEngine:
                 if should_stop is not None and should_stop():
                     raise CloakCancelled("the cloak was cancelled")
                 adv.requires_grad_(True)
-                logits, score, distance, agreement = judge(adv)
-                current = rank(score, distance, agreement, logits)
+                logits, score, distance, hash_loss = judge(adv)
+                current = rank(score, distance, logits)
                 if current > best_rank:
                     best_rank, best = current, adv.detach().clone()
-                pull = pulls[0] if pulls else None
-                grad = step_direction(aim, logits, score, distance, agreement, adv, thresholds, bits, pull)
+                hash_met = hash_decoy is not None and hash_decoy.verdict(hashed[0]).beaten
+                grad = step_direction(aim, logits, score, distance, hash_loss, adv, thresholds, pulls[0], hash_met)
                 adv = adv.detach()
                 adv.add_(grad.sign_(), alpha=step)
                 adv = torch.maximum(torch.minimum(adv, high), low)
@@ -321,8 +321,8 @@ class CloakEngine:
                     top1 = int(probs.argmax())
                     progress(i + 1, steps, self.class_names[top1], float(probs[top1]))
         with torch.no_grad():  # the last iterate was never scored
-            last_logits, last_score, last_distance, last_agreement = judge(adv)
-            if rank(last_score, last_distance, last_agreement, last_logits) >= best_rank:
+            last_logits, last_score, last_distance, _ = judge(adv)
+            if rank(last_score, last_distance, last_logits) >= best_rank:
                 best = adv
 
         cloaked = self._quantise(original, best, levels)

@@ -75,18 +75,18 @@ def step_direction(
     logits: Tensor,
     score: Tensor,
     distance: Tensor,
-    agreement: Tensor | None,
+    hash_loss: Tensor | None,
     adv: Tensor,
     thresholds: dict[str, Any],
-    bits: np.ndarray | None,
     pull: Tensor | None = None,
+    hash_met: bool = False,
 ) -> Tensor:
     """The gradient the sign step follows: the classifier's goal plus, with search on, the embedding's
-    distance (same backward pass; minus the distance to a decoy photo when ``pull`` is given) and the soft
-    hash's disagreement, each scaled to the same mean size."""
+    distance (same backward pass; minus the distance to a decoy photo when ``pull`` is given) and minus the pHash
+    hinge toward its decoy (app/ml/cloak/hash_attack.py), each scaled to the same mean size."""
     met = aim.met(logits[0].detach().cpu().numpy())
     objective = score.mean() * (MET_WEIGHT if met else 1.0)
-    if agreement is None or bits is None:
+    if hash_loss is None:
         (grad,) = torch.autograd.grad(objective, adv)
         return grad
     limit = float(thresholds["embedding"])
@@ -94,9 +94,10 @@ def step_direction(
     away = distance - pull if pull is not None else distance  # away from the original, toward the decoy
     objective = objective + away.mean() / limit * (MET_WEIGHT if far else 1.0)
     (grad_net,) = torch.autograd.grad(objective, adv)
-    flipped = (1.0 - float(agreement.detach())) * len(bits) / 2
-    (grad_hash,) = torch.autograd.grad(-agreement, adv)
-    weight = MET_WEIGHT if flipped > float(thresholds["phash"]) + 4 else 1.0
+    if float(hash_loss.detach()) == 0.0:  # every bit already past the hinge's margin: no gradient to scale
+        return grad_net
+    (grad_hash,) = torch.autograd.grad(-hash_loss, adv)
+    weight = MET_WEIGHT if hash_met else 1.0
     scale_net = grad_net.abs().mean().clamp_min(1e-12)
     scale_hash = grad_hash.abs().mean().clamp_min(1e-12)
     return grad_net / scale_net + weight * grad_hash / scale_hash

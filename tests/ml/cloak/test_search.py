@@ -1,6 +1,6 @@
 """The reverse image search the cloak has to beat: over the gallery of offline photos and their everyday variants,
 each engine's threshold finds every variant of a photo and matches no other photo; the differentiable pHash
-stand-in agrees with imagehash; the default cloak keeps its grey-level budget while it attacks the classifier's
+stand-in is imagehash bit for bit; the default cloak keeps its grey-level budget while it attacks the classifier's
 family and both engines; the held-out checks are measured on the treated image."""
 
 from __future__ import annotations
@@ -38,15 +38,40 @@ def test_every_variant_is_found_and_no_other_photo_matches(index: Any, engine_na
     assert index.false_matches(engine_name) == []
 
 
-def test_the_soft_hash_agrees_with_imagehash() -> None:
+def test_the_soft_hash_is_imagehash_bit_for_bit_on_every_gallery_photo() -> None:
+    import torch
+    from PIL import Image
+
+    from app.ml.cloak.stand_ins import phash_pixels, soft_phash, to_tensor
+
+    photos = gallery_photos()
+    assert len(photos) >= 8
+    for photo in photos:
+        for side in (512, 224):
+            pixels = load_photo(photo, side)
+            pillow = np.asarray(Image.fromarray(pixels).convert("L").resize((32, 32), Image.Resampling.LANCZOS))
+            assert np.array_equal(phash_pixels(pixels), pillow), (photo.name, side)
+            soft = soft_phash(to_tensor(pixels, torch.device("cpu"))).numpy() > 0
+            assert np.array_equal(soft, phash_bits(pixels)), (photo.name, side)  # 64 of 64 bits
+
+
+@pytest.mark.parametrize(("size_in", "size_out"), [(451, 32), (224, 32), (33, 32), (16, 32)])
+def test_the_resize_weights_are_pillows_own(size_in: int, size_out: int) -> None:
+    from app.ml.cloak.stand_ins import lanczos_weights, pillow_lanczos_readback
+
+    ours = lanczos_weights(size_in, size_out)
+    assert np.abs(ours - pillow_lanczos_readback(size_in, size_out)).max() < 1e-6  # float32 readback
+    assert np.allclose(ours.sum(axis=1), 1.0)
+
+
+def test_the_soft_hash_has_a_gradient_through_the_roundings() -> None:
     import torch
 
     from app.ml.cloak.stand_ins import soft_phash, to_tensor
 
-    for photo in gallery_photos()[:8]:
-        pixels = load_photo(photo)
-        soft = soft_phash(to_tensor(pixels, torch.device("cpu"))).numpy() > 0
-        assert (soft == phash_bits(pixels)).sum() >= 60, photo.name  # of 64 bits
+    x = to_tensor(sample("coffee.png", (224, 160)), torch.device("cpu")).requires_grad_(True)
+    soft_phash(x).sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
 
 
 def test_the_default_cloak_leaves_the_family_within_its_budget_and_reports_every_check(engine: Any) -> None:
@@ -95,3 +120,36 @@ def test_the_search_attack_keeps_the_budget_and_moves_the_embedding_past_its_thr
         assert np.abs(outcome.cloaked.astype(int) - photo.astype(int)).max() <= 2
     embedding = next(m for m in searched.search if m.engine == "embedding")
     assert embedding.past_threshold and embedding.distance > embedding.threshold
+
+
+def test_the_hash_decoy_is_another_photo_and_its_bits_to_flip_can_outrank_the_original(index: Any) -> None:
+    import torch
+
+    from app.ml.cloak.hash_attack import HashDecoy
+    from app.ml.cloak.stand_ins import to_tensor
+
+    for name in ("chelsea", "rocket"):
+        photo = next(p for p in gallery_photos() if p.name == name)
+        pixels = load_photo(photo, 224)
+        decoy = HashDecoy.choose(to_tensor(pixels, torch.device("cpu")), index, index.names.index(name))
+        differ = decoy.decoy != decoy.original
+        assert decoy.decoy_name != name and np.array_equal(decoy.original, phash_bits(pixels))
+        assert differ.sum() > index.thresholds["phash"]
+        assert not (decoy.flip & ~differ).any()  # only bits where the decoy differs
+        flips = int(decoy.flip.sum())
+        assert flips > index.thresholds["phash"] and flips > differ.sum() - flips  # then the decoy is nearer
+        # a copy with exactly those bits flipped is past the threshold and nearer the decoy than the original
+        copy = decoy.original ^ decoy.flip
+        assert decoy.verdict(copy).past_threshold
+        assert int((copy != decoy.decoy).sum()) < int((copy != decoy.original).sum())
+
+
+def test_the_default_cloak_beats_phash_where_the_hinge_reaches_the_decoy(engine: Any) -> None:
+    """scikit-image's rocket at 224 px, 4 grey levels, 10 steps: the copy is past pHash's threshold and other
+    photos outrank the original (before the decoy hinge, the original stayed the nearest entry on every photo)."""
+    photo = load_photo(next(p for p in gallery_photos() if p.name == "rocket"), 224)
+    outcome = engine.cloak(photo, eps=4 / 255, steps=10, leave_out="rocket", checks=False)
+    phash = next(m for m in outcome.search if m.engine == "phash")
+    assert phash.beaten and phash.rank > phash.k and phash.distance > phash.threshold, phash
+    assert phash.distance == int((phash_bits(outcome.cloaked) != phash_bits(photo)).sum())
+    assert np.abs(outcome.cloaked.astype(int) - photo.astype(int)).max() <= 4
