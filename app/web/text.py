@@ -4,9 +4,9 @@ with the changed words marked. Thin routes over app/game/text_play.py; every mut
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.db.tables import PlayerRecord
@@ -16,6 +16,7 @@ from app.game.catalogue import Catalogue
 from app.ml.service.text_contracts import TEXT_ATTACKS
 from app.stats.text import text_table
 from app.web.routes import (
+    ChoiceField,
     CsrfField,
     FormText,
     countdown_context,
@@ -31,7 +32,6 @@ from app.web.shown_score import SHOWN_SCORE
 
 router = APIRouter(include_in_schema=False, dependencies=SHOWN_SCORE)
 
-ChoiceField = Annotated[str | None, Form(max_length=60)]
 ATTACK_WORDS = {
     "textfooler": "swaps words for WordNet synonyms, the ones that move the machine most (TextFooler)",
     "deepwordbug": "makes typos you read through: swapped, dropped or nearby-key letters (DeepWordBug)",
