@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, cast
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from app.api.reveals import answer_locked, reveal_fields
 from app.api.schemas import (
     AnswerIn,
     AnswerLocked,
     AnswerOut,
     AttackInfo,
-    Confidence,
     LeaderboardEntry,
     OpponentOut,
     PlayerCreate,
@@ -43,6 +43,11 @@ ERRORS = {
 }
 
 
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error replies (ERRORS) for these status codes, for a route's ``responses``."""
+    return {code: cast(dict[str, Any], ERRORS[code]) for code in codes}
+
+
 def image_urls(request: Request, round_id: str) -> dict[str, str]:
     return {kind: str(request.url_for("round_image", round_id=round_id, kind=kind)) for kind in play.IMAGE_KINDS}
 
@@ -66,7 +71,7 @@ async def create_player(body: PlayerCreate, session: SessionDep, hub: HubDep) ->
     return PlayerCreated(player_id=player.id, nickname=player.nickname, token=token, event_code=event.code)
 
 
-@router.post("/rounds", status_code=201, response_model=RoundCreated, responses={k: ERRORS[k] for k in (401, 422, 503)})
+@router.post("/rounds", status_code=201, response_model=RoundCreated, responses=errors(401, 422, 503))
 async def create_round(
     request: Request,
     player: ApiPlayer,
@@ -100,19 +105,7 @@ def answer_out(request: Request, view: play.RoundView, player: PlayerRecord, sco
     answer, reveal = view.revealed()
     urls = image_urls(request, record.id)
     return AnswerOut(
-        round_id=record.id,
-        correct=reveal.correct,
-        choice=reveal.player_label,
-        true_label=reveal.true_label,
-        model_label=reveal.model_label,
-        model_confidence=reveal.model_confidence,
-        model_correct=reveal.model_correct,
-        model_top3=[Confidence(label=label, probability=p) for label, p in reveal.top3],
-        clean_model_label=reveal.clean_label,
-        beat_machine=reveal.beat_machine,
-        points=reveal.points,
-        score=score,
-        streak=player.streak,
+        **reveal_fields(reveal, score=score, streak=player.streak),
         eps=reveal.eps,
         eps_text=reveal.eps_text,
         response_ms=reveal.response_ms,
@@ -143,7 +136,7 @@ def answer_out(request: Request, view: play.RoundView, player: PlayerRecord, sco
 @router.post(
     "/rounds/{round_id}/answer",
     response_model=AnswerOut | AnswerLocked,
-    responses={k: ERRORS[k] for k in (401, 404, 409, 422)},
+    responses=errors(401, 404, 409, 422),
 )
 async def answer_round(
     request: Request,
@@ -160,17 +153,13 @@ async def answer_round(
     )
     if view.event_code is not None:
         hub.publish(view.event_code)  # the event's screens update
-    if view.truth_hidden_until is not None and view.answer is not None:
-        return AnswerLocked(
-            round_id=view.record.id,
-            choice=view.class_names[view.answer.choice],
-            reveal_at=view.truth_hidden_until.isoformat(),
-            reveal_url=str(request.url_for("get_answered_round", round_id=view.record.id)),
-        )
+    locked = answer_locked(request, view, "get_answered_round")
+    if locked is not None:
+        return locked
     return answer_out(request, view, player, await disclosure.shown_score(session, player))
 
 
-@router.get("/rounds/{round_id}", response_model=AnswerOut, responses={k: ERRORS[k] for k in (401, 404, 409)})
+@router.get("/rounds/{round_id}", response_model=AnswerOut, responses=errors(401, 404, 409))
 async def get_answered_round(
     request: Request, round_id: str, player: ApiPlayer, session: SessionDep, service: ServiceDep
 ) -> AnswerOut:

@@ -66,7 +66,10 @@ class Confidence(BaseModel):
     probability: float
 
 
-class AnswerOut(BaseModel):
+class RevealOut(BaseModel):
+    """What every reveal says, image or text: the player's answer, the truth, the machine's answer, the points.
+    Only its subclasses are sent; the OpenAPI schema lists each with these fields first."""
+
     round_id: str
     correct: bool
     choice: str
@@ -80,6 +83,9 @@ class AnswerOut(BaseModel):
     points: int
     score: int
     streak: int
+
+
+class AnswerOut(RevealOut):
     eps: float
     eps_text: str
     response_ms: int

@@ -3,13 +3,12 @@ same reveal rule. Thin routes: parse, call the game, shape the reply."""
 
 from __future__ import annotations
 
-from typing import Any, cast
-
 from fastapi import APIRouter, Query, Request
 
 from app import messages
-from app.api.routes import ERRORS
-from app.api.schemas import AnswerLocked, Confidence
+from app.api.reveals import answer_locked, reveal_fields
+from app.api.routes import errors
+from app.api.schemas import AnswerLocked
 from app.api.text_schemas import (
     ChangedWord,
     TextAnswerIn,
@@ -27,11 +26,6 @@ from app.game.catalogue import Catalogue
 from app.stats.text import text_table
 
 router = APIRouter(prefix="/api/v1", tags=["text"])
-
-
-def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """The API's documented error replies (app/api/routes.py ERRORS) for these status codes."""
-    return {code: cast(dict[str, Any], ERRORS[code]) for code in codes}
 
 
 @router.get("/text/opponents", response_model=list[TextOpponentOut], responses=errors(503))
@@ -92,19 +86,7 @@ def text_answer_out(view: text_play.TextView, player: PlayerRecord, score: int) 
     shown = [p.text for p in reveal.shown if p.changed]
     positions = sorted(record.changed_words or [])
     return TextAnswerOut(
-        round_id=record.id,
-        correct=reveal.correct,
-        choice=reveal.player_label,
-        true_label=reveal.true_label,
-        model_label=reveal.model_label,
-        model_confidence=reveal.model_confidence,
-        model_correct=reveal.model_correct,
-        model_top3=[Confidence(label=label, probability=p) for label, p in reveal.top3],
-        clean_model_label=reveal.clean_label,
-        beat_machine=reveal.beat_machine,
-        points=reveal.points,
-        score=score,
-        streak=player.streak,
+        **reveal_fields(reveal, score=score, streak=player.streak),
         original_text=record.original_text or "",
         shown_text=record.shown_text or "",
         changed_words=[
@@ -142,13 +124,9 @@ async def answer_text_round(
     )
     if view.event_code is not None:
         hub.publish(view.event_code)
-    if view.truth_hidden_until is not None and view.answer is not None:
-        return AnswerLocked(
-            round_id=view.record.id,
-            choice=view.class_names[view.answer.choice],
-            reveal_at=view.truth_hidden_until.isoformat(),
-            reveal_url=str(request.url_for("get_text_round", round_id=view.record.id)),
-        )
+    locked = answer_locked(request, view, "get_text_round")
+    if locked is not None:
+        return locked
     return text_answer_out(view, player, await disclosure.shown_score(session, player))
 
 

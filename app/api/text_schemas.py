@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.schemas import Confidence
+from app.api.schemas import RevealOut
 
 
 class TextRoundCreate(BaseModel):
@@ -45,20 +45,7 @@ class ChangedWord(BaseModel):
     shown: str
 
 
-class TextAnswerOut(BaseModel):
-    round_id: str
-    correct: bool
-    choice: str
-    true_label: str
-    model_label: str
-    model_confidence: float
-    model_correct: bool
-    model_top3: list[Confidence]
-    clean_model_label: str
-    beat_machine: bool
-    points: int
-    score: int
-    streak: int
+class TextAnswerOut(RevealOut):
     original_text: str
     shown_text: str
     changed_words: list[ChangedWord]

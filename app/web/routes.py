@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -11,10 +12,10 @@ from fastapi.responses import RedirectResponse, Response
 from app import messages
 from app.config import Settings
 from app.db.queries import latest_unanswered_round
-from app.db.tables import PlayerRecord
+from app.db.tables import AnswerRecord, PlayerRecord
 from app.deps import CookiePlayer, HxRequest, ServiceDep, SessionDep, SettingsDep, check_csrf, csrf_token
 from app.errors import ArenaError, Unauthorized
-from app.game import disclosure, events, play
+from app.game import disclosure, events, play, text
 from app.game.catalogue import Catalogue
 from app.game.scoring import BEAT_MACHINE_BONUS, CORRECT_POINTS, STREAK_BONUS, STREAK_BONUS_FROM
 from app.stats.leaderboard import leaderboard, tally
@@ -106,6 +107,65 @@ def require_player(player: PlayerRecord | None) -> PlayerRecord:
     return player
 
 
+def round_url(request: Request, round_id: str, *, is_text: bool) -> str:
+    """The page of a round: image and text rounds have their own."""
+    return str(request.url_for("show_text_round" if is_text else "show_round", round_id=round_id))
+
+
+async def play_elsewhere(request: Request, session: SessionDep, player: PlayerRecord) -> Response | None:
+    """Where a play page sends a player instead of offering a new round: an event's player to the event's page (it
+    plays by the event's rules), anyone else with an unanswered round, image or text, to that round."""
+    if player.event_id is not None:
+        return await to_event(request, session, player)
+    latest = await latest_unanswered_round(session, player.id)
+    if latest is not None:
+        return see_other(round_url(request, latest.id, is_text=text.is_text(latest)))
+    return None
+
+
+class AnsweredView(Protocol):
+    """What app.game.play.RoundView and app.game.text_play.TextView both hold about the player's answer."""
+
+    @property
+    def class_names(self) -> tuple[str, ...]: ...
+    @property
+    def answer(self) -> AnswerRecord | None: ...
+    @property
+    def reveal(self) -> object | None: ...
+    @property
+    def truth_hidden_until(self) -> datetime | None: ...
+
+
+def countdown_context(view: AnsweredView | None) -> dict[str, Any]:
+    """An answer the reveal rule still hides (a room's countdown): the label the player locked in, and when the
+    truth shows."""
+    locked = view is not None and view.answer is not None and view.reveal is None
+    return {
+        "locked_label": view.class_names[view.answer.choice] if locked and view and view.answer else None,
+        "reveals_at": view.truth_hidden_until.isoformat() if view and view.truth_hidden_until else None,
+    }
+
+
+async def reply_to_answer(
+    request: Request,
+    session: SessionDep,
+    player: PlayerRecord,
+    *,
+    event_code: str | None,
+    stage: dict[str, Any] | None,
+    template: str,
+    page_url: str,
+) -> Response:
+    """After an answer is committed: the event's screens hear of it; with htmx (``stage`` given) the stage
+    fragment with the header score that counts this answer's points, without it a redirect to the round's page."""
+    if event_code is not None:
+        request.app.state.hub.publish(event_code)
+    if stage is None:
+        return see_other(page_url)
+    stage["score_shown"] = await disclosure.shown_score(session, player)
+    return render(request, template, stage, block="stage")
+
+
 def chooser_context(request: Request, catalogue: Catalogue, settings: Settings) -> dict[str, Any]:
     """The opponents and attacks a player may pick, and what they picked last (kept in the session cookie)."""
     return {
@@ -133,12 +193,9 @@ async def play_page(
 ) -> Response:
     if player is None:
         return see_other("/")
-    if player.event_id is not None:  # an event's player plays by the event's rules, on its page
-        return await to_event(request, session, player)
-    latest = await latest_unanswered_round(session, player.id)
-    if latest is not None:
-        page = "show_text_round" if latest.kind == "text" else "show_round"
-        return see_other(str(request.url_for(page, round_id=latest.id)))
+    elsewhere = await play_elsewhere(request, session, player)
+    if elsewhere is not None:
+        return elsewhere
     context = {"player": player, "round": None, "reveal": None, "threshold": None, "choices": []}
     context.update(chooser_context(request, Catalogue(service), settings))
     return render(request, "pages/play.html", context)
@@ -185,27 +242,25 @@ async def new_round(
             session, catalogue, player=player, choice=choice, settings=settings, accepted=remember
         )
     except play.RoundIsText as text_round:  # the player's pending round is a text round
-        return see_other(str(request.url_for("show_text_round", round_id=text_round.round_id)))
+        return see_other(round_url(request, text_round.round_id, is_text=True))
     if hx:
         return render(
             request, "pages/play.html", round_context(request, player, view, catalogue, settings), block="stage"
         )
-    return see_other(str(request.url_for("show_round", round_id=view.record.id)))
+    return see_other(round_url(request, view.record.id, is_text=False))
 
 
 def round_context(
     request: Request, player: PlayerRecord, view: play.RoundView, catalogue: Catalogue, settings: Settings
 ) -> dict[str, Any]:
-    locked = view.answer is not None and view.reveal is None  # answered, but the reveal rule still hides it
     context = {
         "player": player,
         "round": view.record,
         "reveal": view.reveal,
-        "locked_label": view.class_names[view.answer.choice] if locked and view.answer is not None else None,
-        "reveals_at": view.truth_hidden_until.isoformat() if view.truth_hidden_until is not None else None,
         "threshold": view.threshold,
         "choices": view.choices,
     }
+    context.update(countdown_context(view))
     context.update(chooser_context(request, catalogue, settings))
     return context
 
@@ -225,7 +280,7 @@ async def show_round(
     try:
         view = await play.show_round(session, catalogue, player=player, round_id=round_id)
     except play.RoundIsText as text_round:
-        return see_other(str(request.url_for("show_text_round", round_id=text_round.round_id)))
+        return see_other(round_url(request, text_round.round_id, is_text=True))
     return render(request, "pages/play.html", round_context(request, player, view, catalogue, settings))
 
 
@@ -246,13 +301,11 @@ async def answer(
     catalogue = Catalogue(service)
     # committed before the reveal is sent
     view = await play.answer(session, catalogue, player=player, round_id=round_id, choice=choice, with_threshold=hx)
-    if view.event_code is not None:
-        request.app.state.hub.publish(view.event_code)
-    if hx:
-        context = round_context(request, player, view, catalogue, settings)
-        context["score_shown"] = await disclosure.shown_score(session, player)  # this answer's points included
-        return render(request, "pages/play.html", context, block="stage")
-    return see_other(str(request.url_for("show_round", round_id=round_id)))
+    stage = round_context(request, player, view, catalogue, settings) if hx else None
+    page_url = round_url(request, round_id, is_text=False)
+    return await reply_to_answer(
+        request, session, player, event_code=view.event_code, stage=stage, template="pages/play.html", page_url=page_url
+    )
 
 
 @router.get("/leaderboard")

@@ -4,24 +4,34 @@ with the changed words marked. Thin routes over app/game/text_play.py; every mut
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.db.queries import latest_unanswered_round
 from app.db.tables import PlayerRecord
 from app.deps import CookiePlayer, HxRequest, ServiceDep, SessionDep, SettingsDep, check_csrf
-from app.game import disclosure, text, text_play
+from app.game import text, text_play
 from app.game.catalogue import Catalogue
 from app.ml.service.text_contracts import TEXT_ATTACKS
 from app.stats.text import text_table
-from app.web.routes import CsrfField, FormText, render, require_player, see_other, to_event
+from app.web.routes import (
+    ChoiceField,
+    CsrfField,
+    FormText,
+    countdown_context,
+    play_elsewhere,
+    render,
+    reply_to_answer,
+    require_player,
+    round_url,
+    see_other,
+    to_event,
+)
 from app.web.shown_score import SHOWN_SCORE
 
 router = APIRouter(include_in_schema=False, dependencies=SHOWN_SCORE)
 
-ChoiceField = Annotated[str | None, Form(max_length=60)]
 ATTACK_WORDS = {
     "textfooler": "swaps words for WordNet synonyms, the ones that move the machine most (TextFooler)",
     "deepwordbug": "makes typos you read through: swapped, dropped or nearby-key letters (DeepWordBug)",
@@ -41,15 +51,13 @@ async def chooser(request: Request, catalogue: Catalogue) -> dict[str, Any]:
 async def stage_context(
     request: Request, player: PlayerRecord, view: text_play.TextView | None, catalogue: Catalogue
 ) -> dict[str, Any]:
-    locked = view is not None and view.answer is not None and view.reveal is None
     context: dict[str, Any] = {
         "player": player,
         "round": view.record if view else None,
         "reveal": view.reveal if view else None,
         "choices": view.choices if view else [],
-        "locked_label": view.class_names[view.answer.choice] if locked and view and view.answer else None,
-        "reveals_at": view.truth_hidden_until.isoformat() if view and view.truth_hidden_until else None,
     }
+    context.update(countdown_context(view))
     context.update(await chooser(request, catalogue))
     return context
 
@@ -58,18 +66,11 @@ async def stage_context(
 async def text_page(request: Request, player: CookiePlayer, session: SessionDep, service: ServiceDep) -> Response:
     if player is None:
         return see_other("/")
-    if player.event_id is not None:
-        return await to_event(request, session, player)
-    latest = await latest_unanswered_round(session, player.id)
-    if latest is not None:
-        return see_other(round_url(request, latest.id, text.is_text(latest)))
+    elsewhere = await play_elsewhere(request, session, player)
+    if elsewhere is not None:
+        return elsewhere
     context = await stage_context(request, player, None, Catalogue(service))
     return render(request, "pages/text_play.html", context)
-
-
-def round_url(request: Request, round_id: str, is_text: bool) -> str:
-    name = "show_text_round" if is_text else "show_round"
-    return str(request.url_for(name, round_id=round_id))
 
 
 @router.post("/play/text/rounds")
@@ -99,12 +100,12 @@ async def new_text_round(
     if opponent is not None:
         request.session["text_opponent"], request.session["text_attack"] = chosen_opponent, chosen_attack
     if not text.is_text(record):  # an image round still waits for its answer
-        return see_other(round_url(request, record.id, False))
+        return see_other(round_url(request, record.id, is_text=False))
     if hx:
         view = await text_play.text_view(session, catalogue, record=record)
         context = await stage_context(request, player, view, catalogue)
         return render(request, "pages/text_play.html", context, block="stage")
-    return see_other(round_url(request, record.id, True))
+    return see_other(round_url(request, record.id, is_text=True))
 
 
 @router.get("/play/text/rounds/{round_id}", name="show_text_round")
@@ -133,13 +134,17 @@ async def answer_text_round(
     player = require_player(player)
     catalogue = Catalogue(service)
     view = await text_play.answer_text(session, catalogue, player=player, round_id=round_id, choice=choice)
-    if view.event_code is not None:
-        request.app.state.hub.publish(view.event_code)
-    if hx:
-        context = await stage_context(request, player, view, catalogue)
-        context["score_shown"] = await disclosure.shown_score(session, player)
-        return render(request, "pages/text_play.html", context, block="stage")
-    return see_other(round_url(request, round_id, True))
+    stage = await stage_context(request, player, view, catalogue) if hx else None
+    page_url = round_url(request, round_id, is_text=True)
+    return await reply_to_answer(
+        request,
+        session,
+        player,
+        event_code=view.event_code,
+        stage=stage,
+        template="pages/text_play.html",
+        page_url=page_url,
+    )
 
 
 @router.get("/stats/text", name="text_stats_page")
