@@ -128,6 +128,16 @@ class Settings(BaseSettings):
         description="Most new players and events created from one client address (nobody has a player yet): room "
         "for a whole workshop joining through one NAT address within a minute.",
     )
+    rate_limit_strokes_per_address: str = Field(
+        "50/second;6000/minute",
+        description="Most paint strokes (each one asks the opponent about the painted image) from one client "
+        "address: a room of 50 painters behind one NAT address, each stroking about twice a second.",
+    )
+    rate_limit_strokes_per_player: str = Field(
+        "5/second;150/minute",
+        description="Most paint strokes from one player: a painter strokes at most a few times a second, so a "
+        "burst of 5 in a second and about 2 a second over a minute; the other limits hold every other kind.",
+    )
     export_downloads: int = Field(
         8,
         ge=1,
@@ -241,7 +251,13 @@ class Settings(BaseSettings):
             values.setdefault(field, os.environ[old])
         return values
 
-    @field_validator("rate_limit_per_address", "rate_limit_per_player", "rate_limit_new_players")
+    @field_validator(
+        "rate_limit_per_address",
+        "rate_limit_per_player",
+        "rate_limit_new_players",
+        "rate_limit_strokes_per_address",
+        "rate_limit_strokes_per_player",
+    )
     @classmethod
     def _known_rate_notation(cls, value: str) -> str:
         parse_many(value)  # a typo is refused at start-up, not on the first request it would limit

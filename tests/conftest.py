@@ -116,6 +116,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "rate_limit_per_address": "100000/minute",
         "rate_limit_per_player": "100000/minute",
         "rate_limit_new_players": "100000/minute",
+        "rate_limit_strokes_per_address": "100000/minute",
+        "rate_limit_strokes_per_player": "100000/minute",
         # Nor in the background for events: tests prepare an event's stock when they mean to (tests/game/events).
         "stock_interval_s": 0,
     }

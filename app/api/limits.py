@@ -28,6 +28,7 @@ from app import messages
 from app.config import Settings
 from app.errors import ArenaError
 
+STROKES = "strokes"
 # (method, route path) -> the kind of work it starts. Paths are the routes' templates, so ids never matter.
 LIMITED_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/players"): "players",
@@ -58,6 +59,13 @@ LIMITED_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/fool/text/{edit_id}/submit"): "text_checks",
     ("POST", "/api/v1/fool/text/rounds/{edit_id}/check"): "text_checks",
     ("POST", "/api/v1/fool/text/rounds/{edit_id}/submit"): "text_checks",
+    # Fool it by hand (app/game/paint_rounds): a new painting looks for an image the opponent gets right; each stroke
+    # asks the opponent about the painted image, so strokes have limits of their own (STROKES), sized for a painter's
+    # few strokes a second; giving up counts with new paintings, as the two alternate when a player cycles images.
+    ("POST", "/api/v1/paint"): "paintings",
+    ("POST", "/paint"): "paintings",
+    ("POST", "/api/v1/paint/{painting_id}/give-up"): "paintings",
+    ("POST", "/api/v1/paint/{painting_id}/strokes"): STROKES,
 }
 # Kinds whose requests come before there is a player to count them against.
 NEW_ACCOUNT_KINDS = frozenset({"players", "events"})
@@ -78,6 +86,8 @@ class Limits:
     per_address: list[RateLimitItem]
     per_player: list[RateLimitItem]
     new_players: list[RateLimitItem]
+    strokes_per_address: list[RateLimitItem]
+    strokes_per_player: list[RateLimitItem]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -85,7 +95,15 @@ class Limits:
             per_address=parse_many(settings.rate_limit_per_address),
             per_player=parse_many(settings.rate_limit_per_player),
             new_players=parse_many(settings.rate_limit_new_players),
+            strokes_per_address=parse_many(settings.rate_limit_strokes_per_address),
+            strokes_per_player=parse_many(settings.rate_limit_strokes_per_player),
         )
+
+    def of_kind(self, kind: str) -> tuple[list[RateLimitItem], list[RateLimitItem]]:
+        """The (per-address, per-player) limits of ``kind``."""
+        if kind == STROKES:
+            return self.strokes_per_address, self.strokes_per_player
+        return self.per_address, self.per_player
 
 
 class RateLimiter:
@@ -101,9 +119,10 @@ class RateLimiter:
         if kind in NEW_ACCOUNT_KINDS:
             counted += [(item, f"address:{address}") for item in self.limits.new_players]
         else:
-            counted += [(item, f"address:{address}") for item in self.limits.per_address]
+            per_address, per_player = self.limits.of_kind(kind)
+            counted += [(item, f"address:{address}") for item in per_address]
             if player is not None:
-                counted += [(item, f"player:{player}") for item in self.limits.per_player]
+                counted += [(item, f"player:{player}") for item in per_player]
         for item, who in counted:
             if not await self.strategy.hit(item, kind, who):
                 stats = await self.strategy.get_window_stats(item, kind, who)

@@ -53,6 +53,12 @@ def test_an_infinite_budget_in_the_host_form_is_explained_not_a_500(client: Test
         response = client.post("/host", data={**fields, "csrf_token": csrf_from(form.text)}, headers=HTML)
         assert response.status_code == 422, (low, high, response.status_code)
         assert messages.EVENT_EPS_INVALID in html.unescape(response.text)
+    # The form's time limit is in minutes, made seconds with int(): an infinite one overflowed there (a 500).
+    for minutes in ("inf", "-inf", "1e400", "Infinity"):
+        fields = {"name": "x", "opponent": "fashion-cnn", "attack": "pgd", "eps_min": "4", "time_minutes": minutes}
+        response = client.post("/host", data={**fields, "csrf_token": csrf_from(form.text)}, headers=HTML)
+        assert response.status_code == 422, (minutes, response.status_code)
+        assert messages.EVENT_LIMIT_INVALID in html.unescape(response.text)
 
 
 def test_a_non_ascii_csrf_token_is_refused_with_a_403(client: TestClient) -> None:

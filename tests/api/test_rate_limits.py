@@ -11,12 +11,14 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from tests.conftest import empty_tables, make_settings
-from tests.helpers import auth, new_player
+from tests.helpers import auth, csrf_from, new_player, web_join
 
 LIMITS = {
     "rate_limit_per_address": "6/minute",
     "rate_limit_per_player": "2/minute",
     "rate_limit_new_players": "3/minute",
+    "rate_limit_strokes_per_address": "7/minute",
+    "rate_limit_strokes_per_player": "4/minute",
 }
 
 
@@ -95,3 +97,33 @@ def test_the_policy_labs_episodes_are_limited_apart_from_rounds(limited: TestCli
         assert limited.get("/api/v1/policy/episodes", params=query, headers=auth(player)).status_code == 200
     assert_limited(limited.get("/api/v1/policy/episodes", params=query, headers=auth(player)))
     assert limited.post("/api/v1/policy/rounds", headers=auth(player), json={}).status_code == 201, "its own kind"
+
+
+def test_paint_strokes_have_their_own_limits_and_new_paintings_count_with_giving_up(limited: TestClient) -> None:
+    flooder, honest = new_player(limited, "scribbler"), new_player(limited, "painter")
+    painting = limited.post("/api/v1/paint", headers=auth(flooder), json={})
+    assert painting.status_code == 201, painting.text
+    strokes_url = painting.json()["strokes_url"]
+    stroke = {"tool": "brush", "points": [[3, 4]], "amount": 10}
+    for _ in range(4):  # more than the per-player limit of the other kinds: strokes are counted apart
+        assert limited.post(strokes_url, headers=auth(flooder), json=stroke).status_code == 200
+    over = limited.post(strokes_url, headers=auth(flooder), json=stroke)
+    assert_limited(over)
+    assert "try" in over.json()["detail"].lower()
+
+    honest_painting = limited.post("/api/v1/paint", headers=auth(honest), json={}).json()
+    # The address's 7 strokes a minute: the flooder's 5 requests count there, so 2 of these pass, then it holds.
+    replies = [limited.post(honest_painting["strokes_url"], headers=auth(honest), json=stroke) for _ in range(3)]
+    assert [reply.status_code for reply in replies] == [200, 200, 429]
+
+    give_up = f"/api/v1/paint/{painting.json()['painting_id']}/give-up"
+    assert limited.post(give_up, headers=auth(flooder)).status_code == 200
+    assert_limited(limited.post("/api/v1/paint", headers=auth(flooder), json={}))
+
+
+def test_new_paintings_from_the_paint_page_are_limited(limited: TestClient) -> None:
+    web_join(limited, "brushy")
+    token = csrf_from(limited.get("/paint").text)
+    for _ in range(2):
+        assert limited.post("/paint", data={"csrf_token": token}, follow_redirects=False).status_code == 303
+    assert_limited(limited.post("/paint", data={"csrf_token": token}, follow_redirects=False))

@@ -63,7 +63,7 @@ def minutes_to_seconds(raw: str) -> object:
         return ""
     try:
         return int(float(raw) * 60)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: "inf" or "1e400" minutes, which int() cannot hold
         return raw
 
 
