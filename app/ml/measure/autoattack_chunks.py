@@ -18,9 +18,11 @@ last bits) while the row still measures the deployed defense.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +31,10 @@ from torch import Tensor
 
 from app.ml.defenses.base import attack_view
 from app.ml.defenses.defense_gan import DefenseGAN
-from app.ml.measure.autoattack import build_autoattack
+from app.ml.measure.autoattack import AUTOATTACK, AUTOATTACK_LABEL, autoattack_note, build_autoattack
 from app.ml.model import ArenaModel
+
+logger = logging.getLogger(__name__)
 
 PARTIAL_SCHEMA = 1
 CLEAN_WRONG = "clean"  # what "broken_by" says of an image the model gets wrong before any attack
@@ -73,13 +77,22 @@ class ChunkPlan:
 
 
 def attack_chunk(
-    model: ArenaModel, images: Tensor, labels: Tensor, eps: float, seed: int, *, batched_view: bool
+    model: ArenaModel,
+    images: Tensor,
+    labels: Tensor,
+    eps: float,
+    seed: int,
+    *,
+    batched_view: bool,
+    square_queries: int | None = None,
 ) -> dict[str, Any]:
     """Standard AutoAttack on one chunk: per image clean correct, robust and the attack that broke it, plus the
-    number of images the attacked view classified (queries) and seconds."""
+    number of images the attacked view classified (queries) and seconds per component. ``square_queries`` cuts
+    Square's 5,000 queries (for timing only: the row always runs the standard ensemble)."""
     started = time.perf_counter()
     view = query_view(model, batched=batched_view)
     attack = build_autoattack(model, eps, seed, view)
+    component_s: dict[str, float] = {}
     queries = {"images": 0}
 
     def count(_module: torch.nn.Module, inputs: tuple[Tensor, ...]) -> None:
@@ -94,12 +107,16 @@ def attack_chunk(
         for sub in attack._autoattack.attacks:  # torchattacks keeps the ensemble here; no public accessor
             if len(left) == 0:
                 break
+            if square_queries is not None and type(sub).__name__ == "Square":
+                sub.n_queries = square_queries
+            began = time.perf_counter()
             adv = sub(images[left], labels[left])
             with torch.no_grad():  # the deployed model judges, whatever view the attack queried
                 still = (model(adv).argmax(1) == labels[left]).cpu()
             for i in left[~still].tolist():
                 broken_by[i] = type(sub).__name__
             left = left[still]
+            component_s[type(sub).__name__] = round(time.perf_counter() - began, 1)
     finally:
         hook.remove()
     return {
@@ -108,6 +125,7 @@ def attack_chunk(
         "broken_by": broken_by,
         "queries": queries["images"],
         "seconds": round(time.perf_counter() - started, 1),
+        "component_seconds": component_s,
     }
 
 
@@ -207,3 +225,30 @@ def chunked_note(model: ArenaModel, plan: ChunkPlan, n_planned: int, command: st
         "seeding": f"in chunks of {plan.chunk} images, each seeded with seed + its first test index (seed {plan.seed})",
         "resume": f"first {n_planned:,} test images planned; resumable with `{command}`",
     }
+
+
+def chunked_row(
+    model: ArenaModel,
+    partial: dict[str, Any],
+    plan: ChunkPlan,
+    *,
+    role: str,
+    params: dict[str, Any],
+    n_planned: int,
+    command: str,
+) -> dict[str, Any] | None:
+    """The card's AutoAttack row over the chunks done so far (None before the first), saying how far it got and
+    the command that resumes it."""
+    figures = row_figures(partial)
+    if figures["n"] == 0:
+        return None
+    row: dict[str, Any] = {"role": role, "attack": AUTOATTACK, "params": dict(params), "eps": plan.eps, **figures}
+    row["label"] = AUTOATTACK_LABEL
+    row.update(autoattack_note(model, plan.eps, plan.seed))
+    note = chunked_note(model, plan, n_planned, command)
+    row.update({k: note[k] for k in ("attacked_view", "seeding")})
+    row["subset"] = f"first {figures['n']:,} of {n_planned:,} test images ({note['resume']})"
+    row["measured"] = datetime.now(UTC).date().isoformat()
+    row["command"] = command
+    logger.info("%s AutoAttack over %d images: %s", plan.opponent, figures["n"], figures)
+    return row

@@ -30,7 +30,7 @@ from app.ml.attacks import get_attack
 from app.ml.defenses.base import InputDefense
 from app.ml.defenses.certified import CertifiedModel
 from app.ml.measure.autoattack import AUTOATTACK, AUTOATTACK_LABEL, autoattack_batch, autoattack_note
-from app.ml.measure.autoattack_chunks import ChunkPlan, chunked_note, partial_path, row_figures, run_chunks
+from app.ml.measure.autoattack_chunks import ChunkPlan, chunked_row, partial_path, run_chunks
 from app.ml.measure.evaluation import EVAL_BATCH, clean_predictions, per_image_generators, progress_bar
 from app.ml.model import ArenaModel
 from app.ml.opponents import cards
@@ -318,31 +318,18 @@ def _run_chunked(
     """The AutoAttack row in resumable chunks; the card's row is rewritten from the partial file after each."""
     if isinstance(model, InputDefense) and model.has_detector:
         raise ValueError(f"{name} has a detector; a chunked AutoAttack row does not count its flags (run it whole)")
-    role, attack_name, params, eps = LAB_PLANS[name][AUTOATTACK_ROW_ID]
-    n = len(labels)
+    role, _, params, eps = LAB_PLANS[name][AUTOATTACK_ROW_ID]
     plan = ChunkPlan(opponent=name, eps=eps, seed=seed, chunk=chunk, batched_view=True)
-    command = f"{lab_command(name, AUTOATTACK_ROW_ID)} --n {n} --chunk {chunk}"
+    command = f"{lab_command(name, AUTOATTACK_ROW_ID)} --n {len(labels)} --chunk {chunk}"
+    path = partial_path(models_dir, name)
 
     def write_row(partial: dict[str, Any]) -> None:
-        figures = row_figures(partial)
-        if figures["n"] == 0:
-            return
-        row: dict[str, Any] = {"role": role, "attack": attack_name, "params": dict(params), "eps": eps, **figures}
-        row["label"] = ATTACK_LABELS[attack_name]
-        row.update(autoattack_note(model, eps, seed))
-        note = chunked_note(model, plan, n, command)
-        row.update({k: note[k] for k in ("attacked_view", "seeding")})
-        row["subset"] = f"first {figures['n']:,} of {n:,} test images ({note['resume']})"
-        row["partial_results"] = partial_path(models_dir, name).name
-        row["measured"] = datetime.now(UTC).date().isoformat()
-        row["command"] = command
-        _merge(models_dir, name, {AUTOATTACK_ROW_ID: row}, n, seed, images, labels, model)
-        logger.info("%s %s: %s", name, AUTOATTACK_ROW_ID, figures)
+        row = chunked_row(model, partial, plan, role=role, params=params, n_planned=len(labels), command=command)
+        if row is not None:
+            row["partial_results"] = path.name
+            _merge(models_dir, name, {AUTOATTACK_ROW_ID: row}, len(labels), seed, images, labels, model)
 
-    partial = run_chunks(
-        model, images, labels, plan, partial_path(models_dir, name), after_chunk=write_row, max_chunks=max_chunks
-    )
-    write_row(partial)
+    write_row(run_chunks(model, images, labels, plan, path, after_chunk=write_row, max_chunks=max_chunks))
 
 
 def _merge(

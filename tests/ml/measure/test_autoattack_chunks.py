@@ -37,7 +37,7 @@ def tiny_images(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 def without_timing(partial: dict) -> dict:
     out = json.loads(json.dumps(partial))
     for c in out["chunks"]:
-        del c["seconds"]
+        del c["seconds"], c["component_seconds"]
     return out
 
 
@@ -97,3 +97,35 @@ def test_defense_gan_batched_view_classifies_as_the_deployed_model(repo_models_d
         batched, deployed = model.batched_straight_through()(images), model(images)
     assert torch.equal(batched.argmax(1), deployed.argmax(1))
     assert torch.allclose(batched, deployed, atol=1e-4)
+
+
+def test_defense_eval_chunk_writes_the_row_over_the_chunks_done_and_resumes(
+    repo_models_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from app.ml.measure.defense_eval import AUTOATTACK_ROW_ID, evaluate_defense
+
+    for name in ("fashion-jpeg", "fashion-cnn"):
+        for ext in ("json", "md", "safetensors"):
+            if (repo_models_dir / f"{name}.{ext}").exists():
+                shutil.copy(repo_models_dir / f"{name}.{ext}", tmp_path)
+    header = json.loads((tmp_path / "fashion-jpeg.json").read_text())["defense_lab"]
+    run = {"rows": [AUTOATTACK_ROW_ID], "n": 4, "chunk": 2, "models_dir": tmp_path, "progress": False}
+    with pytest.raises(ValueError, match="--chunk needs"):
+        evaluate_defense("fashion-jpeg", **{**run, "rows": ["pgd10-0.1"], "n": 1000})
+    card = evaluate_defense("fashion-jpeg", **run, max_chunks=1)
+    row = card["defense_lab"]["rows"][AUTOATTACK_ROW_ID]
+    command = "arena defense-eval --opponent fashion-jpeg --row autoattack-0.1 --n 4 --chunk 2"
+    assert row["n"] == 2 and row["command"] == command
+    assert row["subset"].startswith("first 2 of 4 test images") and f"resumable with `{command}`" in row["subset"]
+    assert card["defense_lab"]["n"] == header["n"]  # the lab's header is the other rows'
+    partial = json.loads((tmp_path / "fashion-jpeg.autoattack.json").read_text())
+    assert [c["start"] for c in partial["chunks"]] == [0]
+
+    card = evaluate_defense("fashion-jpeg", **run)
+    row = card["defense_lab"]["rows"][AUTOATTACK_ROW_ID]
+    partial = json.loads((tmp_path / "fashion-jpeg.autoattack.json").read_text())
+    assert [c["start"] for c in partial["chunks"]] == [0, 2]
+    assert row["n"] == 4 and row["accuracy"] == row_figures(partial)["accuracy"]
+    assert "on the first 4 of 4 test images" in (tmp_path / "fashion-jpeg.md").read_text()
