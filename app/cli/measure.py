@@ -145,6 +145,13 @@ def defense_eval(
     n: Annotated[int, typer.Option(help="First n test images (at least 1000).")] = 1000,
     seed: RandomDrawsSeed = 0,
     threads: ThreadsOrTorchDefault = None,
+    chunk: Annotated[
+        int | None,
+        typer.Option(
+            help="Run the AutoAttack row alone in chunks of this many images, resumably: each finished chunk is kept "
+            "in models/<opponent>.autoattack.json and the card's row covers the chunks done."
+        ),
+    ] = None,
 ) -> None:
     """The defense lab's rows (naive vs adaptive attacks, detection) for one opponent, written into its card."""
     # torch and the defenses take seconds to import; `arena --help` need not.
@@ -158,8 +165,8 @@ def defense_eval(
         KeyError,
         OpponentMissing,
         DataPackMissing,
-        interrupted="the rows measured so far are in the card",
+        interrupted="the rows measured so far are in the card (and a chunked row's finished chunks in its file)",
     ):
-        card = evaluate_defense(opponent, rows=row, n=n, seed=seed, threads=threads)
+        card = evaluate_defense(opponent, rows=row, n=n, seed=seed, threads=threads, chunk=chunk)
     for row_id, measured in card["defense_lab"]["rows"].items():
         typer.echo(f"{opponent} {row_id}: accuracy {measured['accuracy']:.1%} (n = {measured['n']})")

@@ -141,6 +141,7 @@ class DefenseGAN(InputDefense):
     """Classifies the projection of the input onto the generator's range (``transform``)."""
 
     _unrolled: bool = False
+    _batched: bool = False
 
     def __init__(
         self,
@@ -171,6 +172,9 @@ class DefenseGAN(InputDefense):
     def transform(self, x: Tensor) -> Tensor:
         if self._unrolled:
             return unrolled_projection(self.generator, x, self.projection)
+        if self._batched:
+            with torch.no_grad():
+                return unrolled_projection(self.generator, x, self.projection)
         projected, _ = self.reconstruct(x)
         return x * 0 + projected
 
@@ -179,6 +183,15 @@ class DefenseGAN(InputDefense):
         to players: it is slower and batched."""
         view = copy.copy(self)
         object.__setattr__(view, "_unrolled", True)
+        return view
+
+    def batched_straight_through(self) -> DefenseGAN:
+        """BPDA through the projection of all images at once (the unrolled descents, without recording them):
+        several times cheaper per query than the deployed per-image projection, and equal to it up to the last
+        bits, so an attack may query it as long as its results are checked on the deployed model."""
+        view = self.straight_through()
+        assert isinstance(view, DefenseGAN)  # straight_through() copies the model, class included
+        object.__setattr__(view, "_batched", True)
         return view
 
     def extra_repr(self) -> str:

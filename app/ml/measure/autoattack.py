@@ -28,12 +28,14 @@ AUTOATTACK_VERSION = "standard"
 REFERENCE_ITERATIONS = 100  # APGD-CE, APGD-T and FAB-T in fra31/auto-attack's version="standard"
 
 
-def build_autoattack(model: ArenaModel, eps: float, seed: int) -> Any:
-    """torchattacks' standard AutoAttack (L∞, ``eps``, ``seed``) on the view of ``model`` the lab attacks."""
+def build_autoattack(model: ArenaModel, eps: float, seed: int, view: ArenaModel | None = None) -> Any:
+    """torchattacks' standard AutoAttack (L∞, ``eps``, ``seed``) on ``view`` (default: the view of ``model`` the
+    lab attacks)."""
     import torchattacks  # optional (the `attacks` extra): only the AutoAttack and APGD rows need it
 
+    attacked = view if view is not None else attack_view(model)
     return torchattacks.AutoAttack(
-        attack_view(model), norm="Linf", eps=eps, version=AUTOATTACK_VERSION, n_classes=model.num_classes, seed=seed
+        attacked, norm="Linf", eps=eps, version=AUTOATTACK_VERSION, n_classes=model.num_classes, seed=seed
     )
 
 

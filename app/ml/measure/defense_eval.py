@@ -30,6 +30,7 @@ from app.ml.attacks import get_attack
 from app.ml.defenses.base import InputDefense
 from app.ml.defenses.certified import CertifiedModel
 from app.ml.measure.autoattack import AUTOATTACK, AUTOATTACK_LABEL, autoattack_batch, autoattack_note
+from app.ml.measure.autoattack_chunks import ChunkPlan, chunked_row, partial_path, run_chunks
 from app.ml.measure.evaluation import EVAL_BATCH, clean_predictions, per_image_generators, progress_bar
 from app.ml.model import ArenaModel
 from app.ml.opponents import cards
@@ -257,8 +258,13 @@ def evaluate_defense(
     data_dir: Path | None = None,
     progress: bool = True,
     threads: int | None = None,
+    chunk: int | None = None,
+    max_chunks: int | None = None,
 ) -> dict[str, Any]:
-    """Measure ``name``'s lab rows (all, or the ids in ``rows``) and merge them into its card's ``defense_lab``."""
+    """Measure ``name``'s lab rows (all, or the ids in ``rows``) and merge them into its card's ``defense_lab``.
+
+    With ``chunk``, the one AutoAttack row runs resumably ``chunk`` images at a time
+    (:mod:`app.ml.measure.autoattack_chunks`), its row rewritten from every chunk done after each one."""
     if name not in LAB_PLANS:
         raise ValueError(f"{name!r} has no defense-lab plan; choose one of: {', '.join(sorted(LAB_PLANS))}")
     plan = LAB_PLANS[name]
@@ -272,6 +278,8 @@ def evaluate_defense(
             f"n must be at least {MIN_N} (the lab reports no number on fewer images; only an AutoAttack row alone "
             f"may run on fewer, and its row then states its n), got {n}"
         )
+    if chunk is not None and (chunk < 1 or wanted != [AUTOATTACK_ROW_ID]):
+        raise ValueError(f"--chunk needs a positive size and the AutoAttack row alone (--row {AUTOATTACK_ROW_ID})")
     models_dir = Path(models_dir) if models_dir is not None else get_settings().models_dir
     old_threads = torch.get_num_threads()
     if threads is not None:
@@ -281,6 +289,9 @@ def evaluate_defense(
         if isinstance(model, CertifiedModel):
             ensure_certified_section(model, models_dir, data_dir, lab_command(name))
         images, labels = get_pack(opponent_spec(name).pack_name, data_dir).tensors("test", n=n)
+        if chunk is not None:
+            _run_chunked(model, name, images, labels, models_dir, seed=seed, chunk=chunk, max_chunks=max_chunks)
+            return cards.read_card(cards.card_path(models_dir, name))
         measured = {}
         for row_id in wanted:
             result = measure_row(model, plan[row_id], images, labels, seed=seed, progress=progress)
@@ -291,6 +302,34 @@ def evaluate_defense(
     finally:
         torch.set_num_threads(old_threads)
     return cards.read_card(cards.card_path(models_dir, name))
+
+
+def _run_chunked(
+    model: ArenaModel,
+    name: str,
+    images: Tensor,
+    labels: Tensor,
+    models_dir: Path,
+    *,
+    seed: int,
+    chunk: int,
+    max_chunks: int | None,
+) -> None:
+    """The AutoAttack row in resumable chunks; the card's row is rewritten from the partial file after each."""
+    if isinstance(model, InputDefense) and model.has_detector:
+        raise ValueError(f"{name} has a detector; a chunked AutoAttack row does not count its flags (run it whole)")
+    role, _, params, eps = LAB_PLANS[name][AUTOATTACK_ROW_ID]
+    plan = ChunkPlan(opponent=name, eps=eps, seed=seed, chunk=chunk, batched_view=True)
+    command = f"{lab_command(name, AUTOATTACK_ROW_ID)} --n {len(labels)} --chunk {chunk}"
+    path = partial_path(models_dir, name)
+
+    def write_row(partial: dict[str, Any]) -> None:
+        row = chunked_row(model, partial, plan, role=role, params=params, n_planned=len(labels), command=command)
+        if row is not None:
+            row["partial_results"] = path.name
+            _merge(models_dir, name, {AUTOATTACK_ROW_ID: row}, len(labels), seed, images, labels, model)
+
+    write_row(run_chunks(model, images, labels, plan, path, after_chunk=write_row, max_chunks=max_chunks))
 
 
 def _merge(
