@@ -2,7 +2,7 @@
 on the painting, so that a stroke inserts one row instead of rewriting the painting's whole history (issue #21)
 
 Revision ID: paint_strokes
-Revises: rounds_fast_items
+Revises: prepared_event_claim
 Create Date: 2026-12-04 01:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "paint_strokes"
-down_revision: str | None = "rounds_fast_items"
+down_revision: str | None = "prepared_event_claim"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
