@@ -7,6 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from app.api.limits import fair_share_key
 from app.api.schemas import (
     AnswerIn,
     AnswerLocked,
@@ -77,7 +78,14 @@ async def create_round(
 ) -> RoundCreated:
     choice = body or RoundCreate()
     wanted = play.RoundChoice(opponent=choice.opponent, attack=choice.attack, task=choice.task)
-    view = await play.new_round(session, Catalogue(service), player=player, choice=wanted, settings=settings)
+    view = await play.new_round(
+        session,
+        Catalogue(service),
+        player=player,
+        choice=wanted,
+        settings=settings,
+        client_key=fair_share_key(request),
+    )
     record = view.record
     return RoundCreated(
         round_id=record.id,

@@ -86,13 +86,15 @@ async def new_round(
     choice: RoundChoice,
     settings: Settings,
     accepted: Callable[[RoundChoice], None] | None = None,
+    client_key: str = "",
 ) -> RoundView:
     """The player's next round, stored and committed. An event's player gets the event's round (their unanswered
     one, a new one by its rules, or their copy of the room's image) and may choose nothing; anyone else gets the
     opponent, attack and task they chose, or the defaults, under a condition drawn from ARENA_CONDITION_MIX; a
     player whose round still waits for its answer gets that round back, whatever they chose.
     ``accepted`` hears of a choice once it has proved playable, before the image is made, so a refused choice is
-    never remembered while one that only met a busy model service is."""
+    never remembered while one that only met a busy model service is. ``client_key``: whose fair share of the model
+    worker the round takes (rounds.start_round)."""
     event = await events.event_of_player(session, player)
     if event is not None:
         if choice != RoundChoice():
@@ -110,7 +112,13 @@ async def new_round(
             accepted(choice)
         # Nothing written yet: the connection goes back to the pool while the image is attacked.
         record = await rounds.start_round(
-            session, player=player, source=catalogue, plan=plan, release_connection=True, task=task
+            session,
+            player=player,
+            source=catalogue,
+            plan=plan,
+            release_connection=True,
+            task=task,
+            client_key=client_key,
         )
     await session.commit()
     return await round_view(session, catalogue, player=player, record=record)
