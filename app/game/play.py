@@ -99,7 +99,9 @@ async def new_round(
     if event is not None:
         if choice != RoundChoice():
             raise Invalid(messages.ROUND_CHOICE_IN_EVENT)
-        record = await events.next_round(session, player=player, event=event, source=catalogue, release_connection=True)
+        record = await events.next_round(
+            session, player=player, event=event, source=catalogue, release_connection=True, client_key=client_key
+        )
     elif (pending := await pending_round(session, player.id)) is not None:
         record = pending
     else:

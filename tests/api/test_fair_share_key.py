@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import auth, new_player, web_join
+from tests.helpers import auth, join_event, new_event, new_player, start_event, web_join
 
 
 @pytest.fixture
@@ -41,3 +41,11 @@ def test_a_round_from_the_play_page_takes_its_addresss_share(client: TestClient,
     reply = client.post("/play/rounds", data={"csrf_token": token}, follow_redirects=False)
     assert reply.status_code in (200, 303), reply.text
     assert [job.share for job in asked] == ["address:testclient"]
+
+
+def test_an_event_players_new_image_takes_its_addresss_share(client: TestClient, asked: list[Any]) -> None:
+    event = new_event(client)
+    start_event(client, event)
+    player = join_event(client, event, "in-the-room")
+    assert client.post("/api/v1/rounds", headers=auth(player), json={}).status_code == 201
+    assert [(job.client, job.share) for job in asked] == [(player["player_id"], "address:testclient")]
