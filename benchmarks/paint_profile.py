@@ -104,6 +104,9 @@ def main() -> None:
             ARENA_DEVICE="cpu",
             ARENA_TORCH_THREADS=str(args.torch_threads),
             ARENA_OPPONENTS="fashion-cnn",
+            # strokes flat out, faster than the stroke rate limits let a person
+            ARENA_RATE_LIMIT_STROKES_PER_PLAYER="1000000/minute",
+            ARENA_RATE_LIMIT_STROKES_PER_ADDRESS="1000000/minute",
         )
         asyncio.run(profile(args.strokes, args.top))
 

@@ -146,8 +146,17 @@ async def rate_limit(request: Request) -> None:
     if kind is None:
         return
     limiter: RateLimiter = request.app.state.rate_limiter
-    address = request.client.host if request.client is not None else "unknown"
-    await limiter.check(kind, address=address, player=player_key(request))
+    await limiter.check(kind, address=client_address(request), player=player_key(request))
+
+
+def client_address(request: Request) -> str:
+    """The address the request came from, as the rate limits and the model worker's fair shares count it."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+def fair_share_key(request: Request) -> str:
+    """The game's client key for the model worker's fair share: one share per client address."""
+    return "address:" + client_address(request)
 
 
 class DownloadsBusy(ArenaError):

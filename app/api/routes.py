@@ -7,6 +7,7 @@ from typing import Any, Literal, cast
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from app.api.limits import fair_share_key
 from app.api.reveals import answer_locked, reveal_fields
 from app.api.schemas import (
     AnswerIn,
@@ -82,7 +83,14 @@ async def create_round(
 ) -> RoundCreated:
     choice = body or RoundCreate()
     wanted = play.RoundChoice(opponent=choice.opponent, attack=choice.attack, task=choice.task)
-    view = await play.new_round(session, Catalogue(service), player=player, choice=wanted, settings=settings)
+    view = await play.new_round(
+        session,
+        Catalogue(service),
+        player=player,
+        choice=wanted,
+        settings=settings,
+        client_key=fair_share_key(request),
+    )
     record = view.record
     return RoundCreated(
         round_id=record.id,

@@ -86,18 +86,22 @@ async def new_round(
     choice: RoundChoice,
     settings: Settings,
     accepted: Callable[[RoundChoice], None] | None = None,
+    client_key: str = "",
 ) -> RoundView:
     """The player's next round, stored and committed. An event's player gets the event's round (their unanswered
     one, a new one by its rules, or their copy of the room's image) and may choose nothing; anyone else gets the
     opponent, attack and task they chose, or the defaults, under a condition drawn from ARENA_CONDITION_MIX; a
     player whose round still waits for its answer gets that round back, whatever they chose.
     ``accepted`` hears of a choice once it has proved playable, before the image is made, so a refused choice is
-    never remembered while one that only met a busy model service is."""
+    never remembered while one that only met a busy model service is. ``client_key``: whose fair share of the model
+    worker the round takes (rounds.start_round)."""
     event = await events.event_of_player(session, player)
     if event is not None:
         if choice != RoundChoice():
             raise Invalid(messages.ROUND_CHOICE_IN_EVENT)
-        record = await events.next_round(session, player=player, event=event, source=catalogue, release_connection=True)
+        record = await events.next_round(
+            session, player=player, event=event, source=catalogue, release_connection=True, client_key=client_key
+        )
     elif (pending := await pending_round(session, player.id)) is not None:
         record = pending
     else:
@@ -110,7 +114,13 @@ async def new_round(
             accepted(choice)
         # Nothing written yet: the connection goes back to the pool while the image is attacked.
         record = await rounds.start_round(
-            session, player=player, source=catalogue, plan=plan, release_connection=True, task=task
+            session,
+            player=player,
+            source=catalogue,
+            plan=plan,
+            release_connection=True,
+            task=task,
+            client_key=client_key,
         )
     await session.commit()
     return await round_view(session, catalogue, player=player, record=record)

@@ -191,6 +191,7 @@ async def start_round(
     flash_ms: int | None = None,
     task: str = "classify",
     stocked: bool = False,
+    client_key: str = "",
 ) -> RoundRecord:
     """Pick a test image the opponent gets right when clean, attack it at the player's level (or at the given
     L∞ eps, as events do; attacks in other norms get the matching budget), store the round as the player's one
@@ -199,7 +200,11 @@ async def start_round(
     made ahead of time with the same settings (app/game/stock.py), if there is one.
 
     ``release_connection=True`` promises that the session has written nothing yet in this transaction (a request
-    that only read the player): the connection then goes back to the pool while the attack runs."""
+    that only read the player): the connection then goes back to the pool while the attack runs.
+
+    ``client_key`` (opaque here: the routes pass the client's address) groups the players whose rounds share one
+    fair share of the model worker, so that one address that made many players gets one share; "" gives the player a
+    share of their own. Admission and the one-pending-round rule stay per player."""
     info = source.opponent_info(plan.opponent)
     attack = attack_entry(source, plan.attack)
     staircase = staircase_for(info)
@@ -207,8 +212,8 @@ async def start_round(
     if eps is None:
         eps = staircase.eps(level)
     budget = round_budget(attack["norm"], eps, info)
-    # The asking player's key: the model service schedules and budgets its compute per player (issue 16).
-    job = dataclasses.replace(new_job(plan, info, budget), client=player.id)
+    # The model service budgets its compute per player and takes turns per client key (issue 16).
+    job = dataclasses.replace(new_job(plan, info, budget), client=player.id, share=client_key)
     columns = await stock.claim(session, job) if stocked else None
     if columns is None:
         # A claim that found nothing wrote nothing: the connection may still be released.

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app import messages
+from app.api.limits import fair_share_key
 from app.config import Settings
 from app.db.queries import latest_unanswered_round
 from app.db.tables import AnswerRecord, PlayerRecord
@@ -239,7 +240,13 @@ async def new_round(
     catalogue = Catalogue(service)
     try:
         view = await play.new_round(
-            session, catalogue, player=player, choice=choice, settings=settings, accepted=remember
+            session,
+            catalogue,
+            player=player,
+            choice=choice,
+            settings=settings,
+            accepted=remember,
+            client_key=fair_share_key(request),
         )
     except play.RoundIsText as text_round:  # the player's pending round is a text round
         return see_other(round_url(request, text_round.round_id, is_text=True))

@@ -55,6 +55,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         # One torch thread: on a shared 2-core machine two OpenMP threads fighting other processes made one
         # PGD-20 image take ~6 s instead of ~0.05 s (measured 2026-11-25), and the browser tests time out.
         ARENA_TORCH_THREADS="1",
+        # The paint test's robot strokes as soon as the last answer is in, faster than a person and than the stroke
+        # limits allow; tests/api/test_rate_limits.py checks those limits.
+        ARENA_RATE_LIMIT_STROKES_PER_PLAYER="100000/minute",
     )
     argv = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     # Seconds with the committed models/*.eligible.json; where one is stale the server asks that opponent about all

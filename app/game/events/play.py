@@ -69,9 +69,11 @@ async def next_round(
     event: EventRecord,
     source: rounds.RoundSource,
     release_connection: bool = False,
+    client_key: str = "",
 ) -> RoundRecord:
     """The round an event player gets when they ask for one: their unanswered round again if there is one,
-    otherwise a new one by the event's rules (own pace) or their copy of the room's current image (together)."""
+    otherwise a new one by the event's rules (own pace) or their copy of the room's current image (together).
+    ``client_key``: whose fair share of the model worker a new image takes (rounds.start_round)."""
     check_player_active(player)
     now = utcnow()
     require_running(event, now)
@@ -134,6 +136,7 @@ async def next_round(
         flash_ms=settings.flash_ms,
         task=task,
         stocked=True,
+        client_key=client_key,
     )
     if release_connection:
         await session.refresh(event)  # releasing the connection expired the event
@@ -183,11 +186,18 @@ async def refused(session: AsyncSession, error: ArenaError, event: EventRecord, 
 
 
 async def ask_for_round(
-    session: AsyncSession, *, player: PlayerRecord, event: EventRecord, source: rounds.RoundSource
+    session: AsyncSession,
+    *,
+    player: PlayerRecord,
+    event: EventRecord,
+    source: rounds.RoundSource,
+    client_key: str = "",
 ) -> RoundRecord:
     """``next_round``, committed, with the connection released while the image is made."""
     try:
-        record = await next_round(session, player=player, event=event, source=source, release_connection=True)
+        record = await next_round(
+            session, player=player, event=event, source=source, release_connection=True, client_key=client_key
+        )
     except ArenaError as error:
         await refused(session, error, event, player)
         raise

@@ -41,6 +41,16 @@ class ImageJob:
     # only to the global budget. Not part of equality or the batch key: the same job from two players is the same job.
     client: str = field(default="", compare=False)
 
+    # Whose turns the job takes in the batcher (app/ml/service/fair_queue.py): an opaque key the caller chooses,
+    # shared by the clients that should share one fair share (the game's: one per client address, so that one
+    # address with many players gets one share). "" means the client's own. Admission stays per client.
+    share: str = field(default="", compare=False)
+
+    @property
+    def lane(self) -> str:
+        """The fair queue's lane of this job."""
+        return self.share or self.client
+
     @property
     def batch_key(self) -> tuple[str, str, tuple[tuple[str, Any], ...], str]:
         return (self.opponent, self.attack, self.params, self.condition)
@@ -184,6 +194,8 @@ def job_from_wire(data: Any) -> ImageJob:
         raise WireError("ImageJob.params must be a list of [name, value] pairs")
     if not isinstance(job.client, str):
         raise WireError("ImageJob.client must be a string")
+    if not isinstance(job.share, str):
+        raise WireError("ImageJob.share must be a string")
     return job
 
 

@@ -3,7 +3,8 @@
 * Admission (app/ml/service/admission.py): a job over its client's share of compute units, or over the global
   budget, is refused at once with ServiceBusy instead of queuing behind everyone.
 * Fair batching (app/ml/service/fair_queue.py): while more than one client has work in (or had, within
-  ``CONTENTION_MEMORY_S``), a batch is filled by deficit round-robin over clients, each turn worth one default
+  ``CONTENTION_MEMORY_S``), a batch is filled by deficit round-robin over clients (an image job's ``lane``: its
+  share key when the caller gave one, so that clients behind one key share its turns), each turn worth one default
   round's units (app/ml/service/cost.py), so a client of dear jobs is served once every so many turns of the others;
   then the batch is split into groups of compatible jobs (``ImageJob.batch_key``) that run cheapest first. When only
   such a client waits, the worker holds off for up to ``FAIR_HOLD_OFF_S`` (the others' next rounds arrive within
@@ -168,7 +169,7 @@ class Scheduler:
         ticket = self.admission.admit(job.client, units)
         future = asyncio.get_running_loop().create_future()
         pending: Pending[ImageJob, ImageResult] = Pending(job, future, ticket, units=units)
-        self._images.put_nowait(job.client, pending)
+        self._images.put_nowait(job.lane, pending)
         pending.future.add_done_callback(lambda _: self._release_unless_started(pending))
         return await self._await(pending)
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.limits import fair_share_key
 from app.db.tables import EventRecord, PlayerRecord, SharedRoundRecord
 from app.deps import CookiePlayer, HubDep, HxRequest, ServiceDep, SessionDep, check_csrf
 from app.errors import ArenaError
@@ -167,7 +168,10 @@ async def event_new_round(
     check_csrf(request, csrf_token_field)
     event = await events.event_by_code(session, code)
     player = events.player_in_event(player, event)
-    await attempt(request, events.ask_for_round(session, player=player, event=event, source=service))
+    asked = events.ask_for_round(
+        session, player=player, event=event, source=service, client_key=fair_share_key(request)
+    )
+    await attempt(request, asked)
     return await stage_reply(request, session, event, player, service, hx)
 
 

@@ -5,8 +5,10 @@ low-priority lane of their own."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -14,7 +16,7 @@ import pytest
 
 from app.errors import ServiceBusy
 from app.ml.service.admission import AdmissionBudget
-from app.ml.service.contracts import ImageJob, ImageResult
+from app.ml.service.contracts import ImageJob, ImageResult, job_from_wire, job_to_wire
 from app.ml.service.cost import job_units
 from app.ml.service.explain_contracts import ExplainJob
 from app.ml.service.scheduler import DEAR_UNITS, EXPLAIN_EVERY, Scheduler
@@ -325,3 +327,43 @@ async def test_a_dear_job_is_refused_while_another_clients_job_is_admitted() -> 
         worker.release()
         await blocker
         await s.generate(defgan_job("greedy", seed=1))
+
+
+async def test_players_behind_one_share_key_take_one_share_of_turns() -> None:
+    # Eight players from one address (one share key) each ask for a dear round; an honest player from another
+    # address asks for the same. Per player, the honest round would be the ninth lane in line, behind two batches of
+    # the flood; per share key, it takes turns with the address as a whole, so it is in the first batch.
+    worker = FakeWorker()
+    async with running(worker, max_batch=4) as s:
+        blocker = await hold_the_worker(s, worker)
+        flood = [
+            asyncio.create_task(s.generate(replace(image_job(f"sock{k}", seed=k, attack="hopskipjump"), share="A")))
+            for k in range(8)
+        ]
+        await settle()
+        honest_job = replace(image_job("honest", seed=100, attack="hopskipjump"), share="B")
+        honest = asyncio.create_task(s.generate(honest_job))
+        await settle()
+        worker.release()
+        await asyncio.gather(blocker, honest, *flood)
+    first_after_blocker = [job.client for job in worker.batches[1]]
+    served = [[job.client for job in batch] for batch in worker.batches[1:]]
+    assert "honest" in first_after_blocker, f"served first, not behind the flood: {served}"
+    assert sum(len(batch) for batch in worker.batches) == 10
+
+
+async def test_without_a_share_key_each_client_has_its_own_share() -> None:
+    worker = FakeWorker()
+    async with running(worker, max_batch=4) as s:
+        blocker = await hold_the_worker(s, worker)
+        jobs = [asyncio.create_task(s.generate(image_job(f"p{k}", seed=k))) for k in range(3)]
+        await settle()
+        worker.release()
+        await asyncio.gather(blocker, *jobs)
+    assert [job.lane for job in worker.batches[1]] == ["p0", "p1", "p2"]
+
+
+def test_the_share_key_travels_to_a_separate_model_service() -> None:
+    job = replace(image_job("p1"), share="address:10.0.0.7")
+    back = job_from_wire(json.loads(json.dumps(job_to_wire(job))))
+    assert (back.client, back.share, back.lane) == ("p1", "address:10.0.0.7", "address:10.0.0.7")
