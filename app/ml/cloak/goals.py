@@ -97,7 +97,9 @@ def step_direction(
     if float(hash_loss.detach()) == 0.0:  # every bit already past the hinge's margin: no gradient to scale
         return grad_net
     (grad_hash,) = torch.autograd.grad(-hash_loss, adv)
-    weight = MET_WEIGHT if hash_met else 1.0
+    # the classifier's goal comes first: until it is met, the hash (which a few grey levels rarely beat) must not
+    # take over the sign of most pixels, as its smooth gradient would at equal mean size
+    weight = MET_WEIGHT if hash_met or not met else 1.0
     scale_net = grad_net.abs().mean().clamp_min(1e-12)
     scale_hash = grad_hash.abs().mean().clamp_min(1e-12)
     return grad_net / scale_net + weight * grad_hash / scale_hash
