@@ -6,7 +6,7 @@ only the view the attack queries differs. Square's 5,000 queries can be cut with
 short (the report says so): Square costs one query per robust image per iteration, so its seconds scale with them.
 Also times one forward of the images through each view (the cost of one query).
 
-    OMP_NUM_THREADS=1 python benchmarks/autoattack_views.py --n 4 --square-queries 100
+    OMP_NUM_THREADS=1 python benchmarks/autoattack_views.py --n 4 --square-queries 100 --repeat 2
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--square-queries", type=int, default=100)
     parser.add_argument("--eps", type=float, default=0.1)
     parser.add_argument("--forwards", type=int, default=20, help="forwards of the images timed per view")
+    parser.add_argument("--repeat", type=int, default=1, help="alternate the two views this many times each")
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = load_opponent(args.opponent)
@@ -37,7 +38,7 @@ def main() -> None:
     images, labels = images[args.start :], labels[args.start :]
     print(f"{args.opponent}: images {args.start}..{args.start + args.n - 1}, Square queries {args.square_queries}")
     print(f"load average before: {os.getloadavg()}")
-    for batched in (True, False):
+    for batched in [False, True] * args.repeat:
         view = query_view(model, batched=batched)
         with torch.no_grad():
             t = time.perf_counter()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 
 from app.deps import get_settings_dep
 from app.web.defense_lab import LAB_OPPONENTS, NOT_BUILT, load_lab
@@ -34,7 +35,8 @@ def test_committed_cards_are_shown_with_n_and_commands(client: TestClient) -> No
             assert f'data-row="{row["id"]}"' in text
             assert row["command"] in text
             # Only a standard AutoAttack row may run on fewer images (CPU time), and then it says on which.
-            assert row["n"] >= 1000 or f"on the first {row['n']} test images (n = {row['n']};" in text
+            assert row["n"] >= 1000 or f"on the {escape(row['subset'])} (n = {row['n']};" in text
+            assert row["n"] >= 1000 or row["subset"].startswith(f"first {row['n']:,} ")
     squeezed = json.loads((MODELS_DIR / "fashion-squeezed.json").read_text())
     assert f"{100 * squeezed['detector']['test_fpr']:.1f}%" in text
     certified = json.loads((MODELS_DIR / "fashion-certified.json").read_text())["certified"]

@@ -79,8 +79,9 @@ def autoattack_batch(model: ArenaModel, images: Tensor, labels: Tensor, eps: flo
     return adv.detach()
 
 
-def autoattack_note(model: ArenaModel, eps: float, seed: int) -> dict[str, Any]:
-    """What the row ran, exactly: torchattacks' version, every component's settings, the view attacked."""
+def autoattack_note(model: ArenaModel, eps: float, seed: int, seed_label: str | None = None) -> dict[str, Any]:
+    """What the row ran, exactly: torchattacks' version, every component's settings, the view attacked
+    (``seed_label``: how the seed is given where it is not one number, as in a chunked run)."""
     import torchattacks
 
     components = autoattack_components(build_autoattack(model, eps, seed))
@@ -100,8 +101,8 @@ def autoattack_note(model: ArenaModel, eps: float, seed: int) -> dict[str, Any]:
         view += "; the detector is not in the loss, detected/evaded count its flags afterwards"
     return {
         "implementation": f"torchattacks {torchattacks.__version__} AutoAttack(version='standard', norm='Linf', "
-        f"eps={eps:g}, seed={seed}): {describe(components)}; each attack runs on the images the ones before it "
-        "left correct, an image is robust only if all fail",
+        f"eps={eps:g}, seed={seed_label or seed}): {describe(components)}; each attack runs on the images the ones "
+        "before it left correct, an image is robust only if all fail",
         "components": components,
         "attacked_view": view,
         "strongest_by": "RobustBench's convention: standard AutoAttack is the reported robust accuracy",

@@ -209,7 +209,7 @@ def row_figures(partial: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def chunked_note(model: ArenaModel, plan: ChunkPlan, n_planned: int, command: str) -> dict[str, str]:
+def chunked_note(model: ArenaModel, plan: ChunkPlan, command: str) -> dict[str, str]:
     """What a chunked row adds to (or says instead of) the AutoAttack note: its seeding, view and resumption."""
     batched = plan.batched_view and isinstance(model, DefenseGAN)
     view = (
@@ -223,7 +223,7 @@ def chunked_note(model: ArenaModel, plan: ChunkPlan, n_planned: int, command: st
     return {
         "attacked_view": view,
         "seeding": f"in chunks of {plan.chunk} images, each seeded with seed + its first test index (seed {plan.seed})",
-        "resume": f"first {n_planned:,} test images planned; resumable with `{command}`",
+        "resume": f"resumable with `{command}`",
     }
 
 
@@ -244,10 +244,10 @@ def chunked_row(
         return None
     row: dict[str, Any] = {"role": role, "attack": AUTOATTACK, "params": dict(params), "eps": plan.eps, **figures}
     row["label"] = AUTOATTACK_LABEL
-    row.update(autoattack_note(model, plan.eps, plan.seed))
-    note = chunked_note(model, plan, n_planned, command)
+    row.update(autoattack_note(model, plan.eps, plan.seed, f"{plan.seed} + each chunk's first test index"))
+    note = chunked_note(model, plan, command)
     row.update({k: note[k] for k in ("attacked_view", "seeding")})
-    row["subset"] = f"first {figures['n']:,} of {n_planned:,} test images ({note['resume']})"
+    row["subset"] = f"first {figures['n']:,} of {n_planned:,} test images, in chunks of {plan.chunk} ({note['resume']})"
     row["measured"] = datetime.now(UTC).date().isoformat()
     row["command"] = command
     logger.info("%s AutoAttack over %d images: %s", plan.opponent, figures["n"], figures)

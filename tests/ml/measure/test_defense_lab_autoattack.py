@@ -12,6 +12,7 @@ import torch
 
 from app.ml import load_opponent
 from app.ml.measure.autoattack import AUTOATTACK, AUTOATTACK_LABEL
+from app.ml.measure.autoattack_chunks import row_figures
 from app.ml.measure.defense_eval import (
     APGD,
     ATTACK_LABELS,
@@ -79,8 +80,9 @@ def test_a_short_autoattack_run_states_its_n_and_keeps_the_lab_header(repo_model
 
 
 # AutoAttack rows that ran on fewer than 1,000 images (one torch thread on 2 CPU cores shared with other work, by a
-# fixed deadline); each card states the n. `arena defense-eval --opponent NAME --row autoattack-0.1` completes one.
-SHORT_AUTOATTACK = {"fashion-magnet": 100, "fashion-defgan": 5}
+# fixed deadline); each card states the n. `arena defense-eval --opponent NAME --row autoattack-0.1` completes one;
+# fashion-defgan's runs in resumable chunks (its row's command resumes it), kept in its .autoattack.json file.
+SHORT_AUTOATTACK = {"fashion-magnet": 100, "fashion-defgan": 10}
 
 
 def test_every_defended_card_has_its_autoattack_row(repo_models_dir: Path) -> None:
@@ -89,10 +91,19 @@ def test_every_defended_card_has_its_autoattack_row(repo_models_dir: Path) -> No
         assert AUTOATTACK_ROW_ID in lab["rows"], f"run `arena defense-eval --opponent {name} --row {AUTOATTACK_ROW_ID}`"
         row = lab["rows"][AUTOATTACK_ROW_ID]
         assert row["attack"] == AUTOATTACK and row["eps"] == HEADLINE_EPS and row["label"] == AUTOATTACK_LABEL
-        assert row["subset"] == f"first {row['n']} test images"
         assert row["n"] >= SHORT_AUTOATTACK.get(name, MIN_N), f"{name}: AutoAttack on {row['n']} images only"
         assert row["accuracy"] <= row["clean_accuracy"]
-        assert row["command"] == f"arena defense-eval --opponent {name} --row {AUTOATTACK_ROW_ID}"
+        command = f"arena defense-eval --opponent {name} --row {AUTOATTACK_ROW_ID}"
+        if "partial_results" in row:  # a chunked run: the row is what its committed chunks give
+            partial = json.loads((repo_models_dir / row["partial_results"]).read_text())
+            figures = row_figures(partial)
+            assert {k: row[k] for k in figures} == figures
+            assert row["command"] == f"{command} --n {MIN_N} --chunk {partial['chunk']}"
+            assert row["subset"].startswith(f"first {row['n']:,} of {MIN_N:,} test images")
+            assert f"resumable with `{row['command']}`" in row["subset"]
+        else:
+            assert row["subset"] == f"first {row['n']} test images"
+            assert row["command"] == command
         markdown = (repo_models_dir / f"{name}.md").read_text()
         assert f"| {AUTOATTACK_ROW_ID} | strongest | {AUTOATTACK_LABEL} |" in markdown
         assert f"on the {row['subset']} (n = {row['n']};" in markdown
