@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -13,10 +12,10 @@ from app import messages
 from app.api.limits import fair_share_key
 from app.config import Settings
 from app.db.queries import latest_unanswered_round
-from app.db.tables import AnswerRecord, PlayerRecord
+from app.db.tables import PlayerRecord
 from app.deps import CookiePlayer, HxRequest, ServiceDep, SessionDep, SettingsDep, check_csrf, csrf_token
 from app.errors import ArenaError, Unauthorized
-from app.game import disclosure, events, play, text
+from app.game import disclosure, events, play, text, text_play
 from app.game.catalogue import Catalogue
 from app.game.scoring import BEAT_MACHINE_BONUS, CORRECT_POINTS, STREAK_BONUS, STREAK_BONUS_FROM
 from app.stats.leaderboard import leaderboard, tally
@@ -124,20 +123,7 @@ async def play_elsewhere(request: Request, session: SessionDep, player: PlayerRe
     return None
 
 
-class AnsweredView(Protocol):
-    """What app.game.play.RoundView and app.game.text_play.TextView both hold about the player's answer."""
-
-    @property
-    def class_names(self) -> tuple[str, ...]: ...
-    @property
-    def answer(self) -> AnswerRecord | None: ...
-    @property
-    def reveal(self) -> object | None: ...
-    @property
-    def truth_hidden_until(self) -> datetime | None: ...
-
-
-def countdown_context(view: AnsweredView | None) -> dict[str, Any]:
+def countdown_context(view: play.RoundView | text_play.TextView | None) -> dict[str, Any]:
     """An answer the reveal rule still hides (a room's countdown): the label the player locked in, and when the
     truth shows."""
     locked = view is not None and view.answer is not None and view.reveal is None
