@@ -72,3 +72,18 @@ def test_a_whole_own_pace_session_in_html(client: TestClient) -> None:
     assert f"/api/v1/events/{code}/answers.csv?download=1" in report.text
     board = client.get(f"/leaderboard?event={code}")
     assert "Ada" in board.text
+
+
+def test_a_phone_in_an_event_sees_the_event_not_the_whole_site(client: TestClient) -> None:
+    """A room on phones should not wander off to the lab: the join and play pages of an event show only the event."""
+    code = host_event_in_html(client)
+    site_links = ('href="/lab/transfer"', 'href="/cloak"', 'href="/host"', "answers.csv")
+    assert all(link in client.get("/join").text for link in site_links)  # the site's own join page keeps them
+    swap_cookies(client, [])
+    joining = client.get(f"/join/{code}")
+    assert not any(link in joining.text for link in site_links)
+    join_event_in_html(client, code, "Ada")
+    playing = client.get(f"/events/{code}/play")
+    assert playing.status_code == 200 and f'href="/events/{code}/play"' in playing.text
+    assert not any(link in playing.text for link in site_links)
+    assert "leave" in playing.text  # the way out stays
