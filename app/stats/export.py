@@ -7,18 +7,22 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, TypeVarTuple
 
-from sqlalchemy import select
+from sqlalchemy import Row, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.db.tables import AnswerRecord, EventRecord, PlayerRecord, RoundRecord
 from app.game.disclosure import settled
 
 PAGE_SIZE = 500
+Extra = TypeVar("Extra")
+Record = TypeVar("Record")  # the entity whose (moment, id) orders the pages
+Columns = TypeVarTuple("Columns")
 
 # Opens the short session one page is read in: a sessionmaker, or ``one_session`` for a caller holding one.
 SessionOpener = Callable[[], AbstractAsyncContextManager[AsyncSession]]
@@ -27,6 +31,36 @@ SessionOpener = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 def one_session(session: AsyncSession) -> SessionOpener:
     """Every page through the caller's own session: for `arena export`, the database's one reader."""
     return lambda: nullcontext(session)
+
+
+async def keyset_pages(
+    open_session: SessionOpener,
+    query: Select[Record, *Columns],
+    moment: InstrumentedAttribute[Any],
+    ident: InstrumentedAttribute[str],
+    *,
+    page_size: int,
+    with_page: Callable[[AsyncSession, Sequence[Row[Record, *Columns]]], Awaitable[Extra]] | None = None,
+) -> AsyncIterator[tuple[Sequence[Row[Record, *Columns]], Extra | None]]:
+    """Pages of ``query`` ordered by (``moment``, ``ident``) of its first entity, each read in a short session of its
+    own (a slow downloader holds no connection between pages). Keyset, not OFFSET: rows added while a download runs
+    neither repeat nor shift a page. ``with_page(session, rows)`` reads what a page needs besides its rows in the
+    same session (the strokes of its paintings, say) and comes back beside the rows."""
+    ordered = query.order_by(moment, ident).limit(page_size)
+    after: tuple[Any, str] | None = None
+    while True:
+        page = ordered
+        if after is not None:
+            page = ordered.where(or_(moment > after[0], and_(moment == after[0], ident > after[1])))
+        async with open_session() as session:
+            rows = (await session.execute(page)).all()
+            extra = await with_page(session, rows) if with_page is not None and rows else None
+        if rows:
+            yield rows, extra
+        if len(rows) < page_size:
+            return
+        last = rows[-1][0]
+        after = (getattr(last, moment.key), getattr(last, ident.key))
 
 
 ANSWER_COLUMNS: tuple[str, ...] = (
@@ -77,27 +111,17 @@ async def iter_answer_rows(
     """Yield export rows oldest first. ``class_names_of(pack)`` maps a pack name to its class names. With
     ``event_id`` only that event's answers; otherwise all of them, events included (the ``event`` column holds the
     join code, empty outside events)."""
-    after: tuple[datetime, str] | None = None
-    while True:
-        query = (
-            select(AnswerRecord, RoundRecord, PlayerRecord.nickname, EventRecord.code)
-            .join(RoundRecord, RoundRecord.id == AnswerRecord.round_id)
-            .join(PlayerRecord, PlayerRecord.id == AnswerRecord.player_id)
-            .outerjoin(EventRecord, EventRecord.id == RoundRecord.event_id)
-            .where(settled())
-            .order_by(AnswerRecord.created_at, AnswerRecord.id)
-            .limit(page_size)
-        )
-        if event_id is not None:
-            query = query.where(RoundRecord.event_id == event_id)
-        if after is not None:
-            moment, answer_id = after
-            query = query.where(
-                (AnswerRecord.created_at > moment)
-                | ((AnswerRecord.created_at == moment) & (AnswerRecord.id > answer_id))
-            )
-        async with open_session() as session:
-            rows = (await session.execute(query)).all()
+    query = (
+        select(AnswerRecord, RoundRecord, PlayerRecord.nickname, EventRecord.code)
+        .join(RoundRecord, RoundRecord.id == AnswerRecord.round_id)
+        .join(PlayerRecord, PlayerRecord.id == AnswerRecord.player_id)
+        .outerjoin(EventRecord, EventRecord.id == RoundRecord.event_id)
+        .where(settled())
+    )
+    if event_id is not None:
+        query = query.where(RoundRecord.event_id == event_id)
+    pages = keyset_pages(open_session, query, AnswerRecord.created_at, AnswerRecord.id, page_size=page_size)
+    async for rows, _ in pages:
         for answer, record, nickname, event_code in rows:
             names: Sequence[str] = class_names_of(record.pack)
             yield {
@@ -133,10 +157,6 @@ async def iter_answer_rows(
                 "steps_run": record.steps_run,
                 "item_id": record.item_id,
             }
-        if len(rows) < page_size:
-            return
-        last = rows[-1][0]
-        after = (last.created_at, last.id)
 
 
 def csv_header() -> str:

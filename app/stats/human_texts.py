@@ -11,15 +11,15 @@ import io
 import json
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import PlayerRecord, TextEditRecord, TextValidationRecord
 from app.game.fool_text.texts import CLASS_NAMES
 from app.game.fool_text.validation import is_validated
-from app.stats.export import PAGE_SIZE, SessionOpener, csv_cell, iso_utc
+from app.stats.export import PAGE_SIZE, SessionOpener, csv_cell, iso_utc, keyset_pages
 
 SUBMITTED = ("won", "lost")
 COLUMNS: tuple[str, ...] = (
@@ -63,43 +63,36 @@ def probabilities(values: Sequence[float] | None) -> dict[str, float] | None:
 
 async def iter_rows(open_session: SessionOpener, *, page_size: int = PAGE_SIZE) -> AsyncIterator[dict[str, Any]]:
     """Rows oldest submission first; ``validation_answers`` lists each reading (id, player, time, answer)."""
-    after: tuple[datetime, str] | None = None
-    while True:
-        query = (
-            select(TextEditRecord, PlayerRecord.nickname)
-            .join(PlayerRecord, PlayerRecord.id == TextEditRecord.player_id)
-            .where(TextEditRecord.status.in_(SUBMITTED), TextEditRecord.submitted_at.is_not(None))
-            .order_by(TextEditRecord.submitted_at, TextEditRecord.id)
-            .limit(page_size)
-        )
-        if after is not None:
-            moment, edit_id = after
-            query = query.where(
-                (TextEditRecord.submitted_at > moment)
-                | ((TextEditRecord.submitted_at == moment) & (TextEditRecord.id > edit_id))
-            )
-        async with open_session() as session:
-            rows = (await session.execute(query)).all()
-            readings: dict[str, list[TextValidationRecord]] = defaultdict(list)
-            if rows:
-                answered = await session.scalars(
-                    select(TextValidationRecord)
-                    .where(
-                        TextValidationRecord.edit_id.in_([record.id for record, _ in rows]),
-                        TextValidationRecord.choice.is_not(None),
-                    )
-                    .order_by(TextValidationRecord.answered_at, TextValidationRecord.id)
-                )
-                for reading in answered:
-                    readings[reading.edit_id].append(reading)
+    query = (
+        select(TextEditRecord, PlayerRecord.nickname)
+        .join(PlayerRecord, PlayerRecord.id == TextEditRecord.player_id)
+        .where(TextEditRecord.status.in_(SUBMITTED), TextEditRecord.submitted_at.is_not(None))
+    )
+    pages = keyset_pages(
+        open_session, query, TextEditRecord.submitted_at, TextEditRecord.id, page_size=page_size, with_page=readings_of
+    )
+    async for rows, readings in pages:
+        assert readings is not None  # with_page runs for every page that has rows
         for record, nickname in rows:
             yield row_of(record, nickname, readings[record.id])
-        if len(rows) < page_size:
-            return
-        last = rows[-1][0]
-        if last.submitted_at is None:  # the query keeps submitted rows only
-            return
-        after = (last.submitted_at, last.id)
+
+
+async def readings_of(
+    session: AsyncSession, rows: Sequence[Row[TextEditRecord, str]]
+) -> dict[str, list[TextValidationRecord]]:
+    """The answered readings of a page's edits, by edit id, oldest first."""
+    readings: dict[str, list[TextValidationRecord]] = defaultdict(list)
+    answered = await session.scalars(
+        select(TextValidationRecord)
+        .where(
+            TextValidationRecord.edit_id.in_([record.id for record, _ in rows]),
+            TextValidationRecord.choice.is_not(None),
+        )
+        .order_by(TextValidationRecord.answered_at, TextValidationRecord.id)
+    )
+    for reading in answered:
+        readings[reading.edit_id].append(reading)
+    return readings
 
 
 def row_of(record: TextEditRecord, nickname: str, readings: list[TextValidationRecord]) -> dict[str, Any]:

@@ -10,17 +10,16 @@ import io
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Row, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.paint_tables import PaintingRecord, PaintStrokeRecord
 from app.db.tables import AnswerRecord, PlayerRecord, RoundRecord
 from app.game.disclosure import settled
 from app.game.paint_rounds import HUMAN_ATTACK
-from app.stats.export import FORMULA_PREFIXES, PAGE_SIZE, SessionOpener, iso_utc
+from app.stats.export import FORMULA_PREFIXES, PAGE_SIZE, SessionOpener, iso_utc, keyset_pages
 from app.stats.intervals import Proportion
 
 
@@ -158,9 +157,11 @@ ID_COLUMNS = frozenset({"painting_id", "player_id", "event_id"})
 PAINT_FORMATS = ("json", "csv")
 
 
-async def strokes_of(
-    session: AsyncSession, painting_ids: Sequence[str]
-) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+# Each painting's strokes and the answers after each, by painting id.
+StrokeHistory = dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]
+
+
+async def strokes_of(session: AsyncSession, painting_ids: Sequence[str]) -> StrokeHistory:
     """Each painting's strokes and the opponent's answer after each, in the order they were applied: the dataset's
     ``strokes`` and ``answers`` lists, one query for a whole page of paintings."""
     found: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {key: ([], []) for key in painting_ids}
@@ -182,23 +183,17 @@ async def iter_paintings(
     open_session: SessionOpener, class_names_of: Any, *, page_size: int = PAGE_SIZE
 ) -> AsyncIterator[dict[str, Any]]:
     """Every painting, oldest first, one keyset page per short session."""
-    after: tuple[datetime, str] | None = None
-    while True:
-        query = (
-            select(PaintingRecord, PlayerRecord.nickname)
-            .join(PlayerRecord, PlayerRecord.id == PaintingRecord.player_id)
-            .order_by(PaintingRecord.created_at, PaintingRecord.id)
-            .limit(page_size)
-        )
-        if after is not None:
-            moment, last_id = after
-            query = query.where(
-                (PaintingRecord.created_at > moment)
-                | ((PaintingRecord.created_at == moment) & (PaintingRecord.id > last_id))
-            )
-        async with open_session() as session:
-            rows = (await session.execute(query)).all()
-            history = await strokes_of(session, [record.id for record, _nickname in rows])
+    query = select(PaintingRecord, PlayerRecord.nickname).join(
+        PlayerRecord, PlayerRecord.id == PaintingRecord.player_id
+    )
+
+    async def strokes_of_page(session: AsyncSession, rows: Sequence[Row[PaintingRecord, str]]) -> StrokeHistory:
+        return await strokes_of(session, [record.id for record, _nickname in rows])
+
+    moment, ident = PaintingRecord.created_at, PaintingRecord.id
+    pages = keyset_pages(open_session, query, moment, ident, page_size=page_size, with_page=strokes_of_page)
+    async for rows, history in pages:
+        assert history is not None  # with_page runs for every page that has rows
         for record, nickname in rows:
             strokes, answers = history[record.id]
             names: Sequence[str] = class_names_of(record.pack)
@@ -226,10 +221,6 @@ async def iter_paintings(
                 "clean_png_base64": base64.b64encode(record.clean_png).decode("ascii"),
                 "painted_png_base64": base64.b64encode(record.painted_png).decode("ascii"),
             }
-        if len(rows) < page_size:
-            return
-        last = rows[-1][0]
-        after = (last.created_at, last.id)
 
 
 def csv_value(column: str, value: Any) -> Any:

@@ -10,7 +10,6 @@ import json
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import EventRecord, PlayerRecord, PolicyRoundRecord
 from app.stats.answer_counts import count_true
-from app.stats.export import EXPORT_FORMATS, PAGE_SIZE, SessionOpener, csv_cell, iso_utc
+from app.stats.export import EXPORT_FORMATS, PAGE_SIZE, SessionOpener, csv_cell, iso_utc, keyset_pages
 from app.stats.intervals import Proportion
 
 BOOTSTRAP_RESAMPLES = 10_000
@@ -187,32 +186,18 @@ async def iter_policy_rows(
     open_session: SessionOpener, *, page_size: int = PAGE_SIZE, event_id: str | None = None
 ) -> AsyncIterator[dict[str, Any]]:
     """Played rounds, oldest first, keyset-paginated on (played_at, id); each page in a short session of its own."""
-    after: tuple[datetime | None, str] | None = None
-    while True:
-        query = (
-            select(PolicyRoundRecord, PlayerRecord.nickname, EventRecord.code)
-            .join(PlayerRecord, PlayerRecord.id == PolicyRoundRecord.player_id)
-            .outerjoin(EventRecord, EventRecord.id == PolicyRoundRecord.event_id)
-            .where(played())
-            .order_by(PolicyRoundRecord.played_at, PolicyRoundRecord.id)
-            .limit(page_size)
-        )
-        if event_id is not None:
-            query = query.where(PolicyRoundRecord.event_id == event_id)
-        if after is not None:
-            moment, round_id = after
-            query = query.where(
-                (PolicyRoundRecord.played_at > moment)
-                | ((PolicyRoundRecord.played_at == moment) & (PolicyRoundRecord.id > round_id))
-            )
-        async with open_session() as session:
-            rows = (await session.execute(query)).all()
+    query = (
+        select(PolicyRoundRecord, PlayerRecord.nickname, EventRecord.code)
+        .join(PlayerRecord, PlayerRecord.id == PolicyRoundRecord.player_id)
+        .outerjoin(EventRecord, EventRecord.id == PolicyRoundRecord.event_id)
+        .where(played())
+    )
+    if event_id is not None:
+        query = query.where(PolicyRoundRecord.event_id == event_id)
+    pages = keyset_pages(open_session, query, PolicyRoundRecord.played_at, PolicyRoundRecord.id, page_size=page_size)
+    async for rows, _ in pages:
         for record, nickname, code in rows:
             yield policy_row(record, nickname, code)
-        if len(rows) < page_size:
-            return
-        last = rows[-1][0]
-        after = (last.played_at, last.id)
 
 
 def policy_row(record: PolicyRoundRecord, nickname: str, event_code: str | None) -> dict[str, Any]:
