@@ -1,5 +1,6 @@
 """Classifications and natural-photo rounds wait for the cloak worker in a bounded line: one more than the bound
-answers 503 with Retry-After at once, and the others are served once the worker is free."""
+answers 503 with Retry-After at once, and the others are served once the worker is free (issue 16: they queued
+without a bound). Through the app factory, with a cloak service whose one worker is busy until the test frees it."""
 
 from __future__ import annotations
 
@@ -10,16 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from starlette.middleware.sessions import SessionMiddleware
+from fastapi import FastAPI
 
-from app.api.cloak import UploadQueue
-from app.api.cloak import router as api_cloak_router
-from app.db.session import open_database
-from app.errors import ArenaError
-from app.web.natural import router as web_natural_router
-from app.web.templating import build_templates
+from app.db import migrate
+from app.main import create_app
+from app.ml.service.contracts import ImageJob, ImageResult, OpponentInfo
+from tests.conftest import make_settings
+from tests.fakes import FakeModelService
 
 pytestmark = pytest.mark.anyio
 BOUND = 2
@@ -42,38 +40,43 @@ class SlowWorker:
         await self.free.wait()
         return "token"
 
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def no_rounds(job: ImageJob) -> ImageResult:
+    raise AssertionError("these tests ask the game's model service for nothing")
+
 
 def queued_app(tmp_path: Path, worker: SlowWorker) -> FastAPI:
-    app = FastAPI()
-    app.state.cloak = worker
-    app.state.upload_queue = UploadQueue(BOUND)
-    app.state.templates = build_templates()
-    app.state.database = open_database(f"sqlite:///{tmp_path / 'empty.db'}")  # the pages' header asks for one
-    app.add_middleware(SessionMiddleware, secret_key="test-secret-key-not-for-production")
-    app.include_router(api_cloak_router)
-    app.include_router(web_natural_router)
-
-    @app.exception_handler(ArenaError)
-    async def arena_error(_request: Request, error: ArenaError) -> JSONResponse:
-        headers = {"Retry-After": str(error.retry_after_s)} if hasattr(error, "retry_after_s") else {}
-        return JSONResponse({"detail": error.message}, status_code=error.status_code, headers=headers)
-
-    return app
+    url = f"sqlite:///{tmp_path / 'arena.db'}"
+    migrate.upgrade(url)
+    info = OpponentInfo("fashion-cnn", "fashion", tuple(f"class {i}" for i in range(10)), (0,), 0.05, 0.9)
+    settings = make_settings(url, cloak_queue_size=BOUND)
+    return create_app(settings, model_service=FakeModelService(info, no_rounds), cloak_service=worker)  # type: ignore[arg-type]
 
 
 async def line_up(requests: list[Any], worker: SlowWorker) -> list[httpx.Response]:
     """Start every request; once the extra one has been answered, free the worker for the rest."""
     tasks = [asyncio.create_task(request()) for request in requests]
-    done, _ = await asyncio.wait(tasks, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        done, _ = await asyncio.wait(tasks, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        worker.free.set()
+    replies = [await task for task in tasks]
     assert len(done) == 1, "only the request beyond the bound is answered while the worker is busy"
-    worker.free.set()
-    return [await task for task in tasks]
+    return replies
 
 
 async def test_classifications_beyond_the_bound_answer_503(tmp_path: Path) -> None:
     worker = SlowWorker()
-    transport = httpx.ASGITransport(app=queued_app(tmp_path, worker))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    app = queued_app(tmp_path, worker)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
 
         async def classify() -> httpx.Response:
             return await client.post("/api/v1/classify", files={"file": ("x.png", b"x", "image/png")})
@@ -87,8 +90,12 @@ async def test_classifications_beyond_the_bound_answer_503(tmp_path: Path) -> No
 
 async def test_natural_rounds_beyond_the_bound_answer_503(tmp_path: Path) -> None:
     worker = SlowWorker()
-    transport = httpx.ASGITransport(app=queued_app(tmp_path, worker))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    app = queued_app(tmp_path, worker)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
         page = await client.get("/natural")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert token is not None
