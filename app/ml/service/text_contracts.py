@@ -41,6 +41,14 @@ class TextJob:
     text_index: int = -1
     # Who asks (a player id, as ImageJob.client): the text lane takes turns between clients.
     client: str = field(default="", compare=False)
+    # Whose turns the job takes (as ImageJob.share): an opaque key the caller chooses, shared by the clients that
+    # should share one fair share (the game's: one per client address). "" means the client's own.
+    share: str = field(default="", compare=False)
+
+    @property
+    def lane(self) -> str:
+        """The fair queue's lane of this job."""
+        return self.share or self.client
 
     @property
     def batch_key(self) -> tuple[str, str, str]:
@@ -63,8 +71,8 @@ class TextJob:
                 raise ValueError(f"TextJob.{name} must be an integer")
         if self.text_index < -1:
             raise ValueError("TextJob.text_index must be -1 (any) or a test text's index")
-        if not isinstance(self.client, str):
-            raise ValueError("TextJob.client must be a string")
+        if not isinstance(self.client, str) or not isinstance(self.share, str):
+            raise ValueError("TextJob.client and TextJob.share must be strings")
 
 
 @dataclass(frozen=True)
