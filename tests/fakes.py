@@ -87,7 +87,9 @@ class FakeModelService:
         await asyncio.sleep(0)
         return self.text_answer(job)
 
-    async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult:
+    async def classify_text(
+        self, opponent: str, texts: list[str], client: str = "", share: str = ""
+    ) -> TextClassifyResult:
         if not self.text_infos:
             raise ServiceUnavailable("this fake model service plays no text rounds")
         labels = self.text_infos[0].class_names

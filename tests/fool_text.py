@@ -26,6 +26,7 @@ class TextEditingService(FakeModelService):
         self.opponents: dict[str, Any] = {}
         self.batcher: Any = None
         self.classified: list[tuple[str, tuple[str, ...], str]] = []
+        self.shares: list[str] = []  # each classification's share key, in order
         self.measured: list[tuple[str, str, str]] = []
 
     async def start(self) -> None:
@@ -44,8 +45,11 @@ class TextEditingService(FakeModelService):
             self.opponents[name] = load_text_opponent(name)
         return self.opponents[name]
 
-    async def classify_text(self, opponent: str, texts: Sequence[str], client: str = "") -> TextClassifyResult:
+    async def classify_text(
+        self, opponent: str, texts: Sequence[str], client: str = "", share: str = ""
+    ) -> TextClassifyResult:
         self.classified.append((opponent, tuple(texts), client))
+        self.shares.append(share)
         model = self.opponent(opponent)
         rows = await asyncio.get_running_loop().run_in_executor(self.worker, model.predict_proba, list(texts))
         return TextClassifyResult([[float(p) for p in row] for row in rows], tuple(model.class_names))

@@ -94,3 +94,11 @@ def play_round(client: TestClient, player: dict[str, str], choice: str = "Bag") 
     """Ask for a round and answer it with ``choice``: the round as created and the answer's reply."""
     round_ = new_round(client, player)
     return round_, answer(client, player, round_, choice)
+
+
+def from_address(client: TestClient, host: str) -> TestClient:
+    """Another test client of ``client``'s running app (its event loop, model service and database) whose requests
+    come from the address ``host``, with cookies of its own: a second machine in the room."""
+    other = TestClient(client.app, base_url=str(client.base_url), client=(host, 50000))
+    other.portal = client.portal
+    return other

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from app.api.limits import fair_share_key
 from app.api.openapi import problem_responses
 from app.deps import ApiPlayer, ServiceDep, SessionDep
 from app.stats import explain as explain_stats
@@ -81,7 +82,9 @@ class ExplainOut(BaseModel):
     ),
 )
 async def get_round_explanation(
-    round_id: str, player: ApiPlayer, session: SessionDep, service: ServiceDep
+    request: Request, round_id: str, player: ApiPlayer, session: SessionDep, service: ServiceDep
 ) -> dict[str, Any]:
-    record, result = await explain_stats.explain_round(session, service, player=player, round_id=round_id)
+    record, result = await explain_stats.explain_round(
+        session, service, player=player, round_id=round_id, client_key=fair_share_key(request)
+    )
     return explain_stats.explain_numbers(record, result, tuple(service.opponent_info(record.opponent).class_names))

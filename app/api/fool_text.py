@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from app.api.limits import fair_share_key
 from app.api.openapi import problem_responses
 from app.db.tables import TextEditRecord
 from app.deps import ApiPlayer, ServiceDep, SessionDep, SettingsDep
@@ -172,12 +173,22 @@ MODEL = {503: "Model service busy or down (or without text opponents); retry aft
     responses=problem_responses({**PLAYER, 422: "Unknown text opponent", **MODEL}),
 )
 async def start_round(
-    player: ApiPlayer, session: SessionDep, service: ServiceDep, settings: SettingsDep, body: FoolRoundIn | None = None
+    request: Request,
+    player: ApiPlayer,
+    session: SessionDep,
+    service: ServiceDep,
+    settings: SettingsDep,
+    body: FoolRoundIn | None = None,
 ) -> FoolRoundOut:
     """The player's open round, or a new one on a definition the opponent classifies correctly."""
     opponent = body.opponent if body is not None else None
     record = await edits.start_edit(
-        session, service, player=player, opponent=opponent, budget=settings.fool_text_budget
+        session,
+        service,
+        player=player,
+        opponent=opponent,
+        budget=settings.fool_text_budget,
+        client_key=fair_share_key(request),
     )
     return round_out(record)
 
@@ -200,11 +211,13 @@ EDIT_ERRORS = {**PLAYER, 404: "No such round (or not yours)", 409: "The round is
     responses=problem_responses({**EDIT_ERRORS, 422: "Not an edit (blank or too long)"}),
 )
 async def check_edit(
-    edit_id: str, body: EditIn, player: ApiPlayer, session: SessionDep, service: ServiceDep
+    request: Request, edit_id: str, body: EditIn, player: ApiPlayer, session: SessionDep, service: ServiceDep
 ) -> CheckOut:
     """The server's verdict on an edit, as the editor shows it live: the opponent's answer and top 3, words changed
     against the budget, similarity against the floor, the rules broken. Nothing is stored."""
-    _, verdict = await edits.check_edit(session, service, player=player, edit_id=edit_id, edited=body.edited)
+    _, verdict = await edits.check_edit(
+        session, service, player=player, edit_id=edit_id, edited=body.edited, client_key=fair_share_key(request)
+    )
     return check_out(verdict)
 
 
@@ -214,10 +227,12 @@ async def check_edit(
     responses=problem_responses({**EDIT_ERRORS, 422: "The edit breaks a rule (the round stays open)"}),
 )
 async def submit_edit(
-    edit_id: str, body: EditIn, player: ApiPlayer, session: SessionDep, service: ServiceDep
+    request: Request, edit_id: str, body: EditIn, player: ApiPlayer, session: SessionDep, service: ServiceDep
 ) -> SubmitOut:
     """Re-check everything and close the round: won when the opponent's answer changed within the rules."""
-    record, verdict = await edits.submit_edit(session, service, player=player, edit_id=edit_id, edited=body.edited)
+    record, verdict = await edits.submit_edit(
+        session, service, player=player, edit_id=edit_id, edited=body.edited, client_key=fair_share_key(request)
+    )
     return SubmitOut(round=round_out(record), check=check_out(verdict))
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.limits import fair_share_key
 from app.api.schemas import Problem
 from app.db.paint_tables import PaintingRecord
 from app.deps import ApiPlayer, HubDep, ServiceDep, SessionDep
@@ -123,6 +124,7 @@ async def start_painting(
         budget=choice.budget,
         image_index=choice.image_index,
         opponent=choice.opponent,
+        client_key=fair_share_key(request),
     )
     return painting_out(service, record)
 
@@ -158,7 +160,12 @@ async def paint_stroke(
     """One stroke, applied on the server within the budget; the reply is the opponent's answer on the painted
     pixels (top 3). ``status`` turns ``fooled`` when the answer is no longer the true label."""
     outcome = await paint_rounds.add_stroke(
-        session, service, player=player, painting_id=painting_id, stroke=stroke.model_dump(exclude_none=True)
+        session,
+        service,
+        player=player,
+        painting_id=painting_id,
+        stroke=stroke.model_dump(exclude_none=True),
+        client_key=fair_share_key(request),
     )
     if outcome.event_id is not None:
         await paint_rounds.publish_to_room(session, hub, outcome.event_id)

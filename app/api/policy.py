@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from app.api.limits import client_address, fair_share_key
 from app.api.openapi import problem_responses
 from app.db.tables import PolicyRoundRecord
 from app.deps import ApiPlayer, ServiceDep, SessionDep
@@ -73,8 +74,9 @@ async def get_episodes(
     """One seeded episode of the CartPole agent clean and under an attack, step by step, to replay in a browser.
     Deterministic: the same query gives the same states bit for bit."""
     choice = policy.check_lab_choice(attack, budget, seed, attacked_steps)
-    client = request.client.host if request.client is not None else ""
-    clean, attacked = await policy.lab_episodes(service, choice, client=f"lab:{client}")
+    clean, attacked = await policy.lab_episodes(
+        service, choice, client=f"lab:{client_address(request)}", share=fair_share_key(request)
+    )
     return LabOut(
         attack=attack, words=policy.ATTACK_WORDS[attack], clean=episode_out(clean), attacked=episode_out(attacked)
     )
@@ -114,8 +116,8 @@ class PolicyRoundOut(BaseModel):
     points: int | None = None
 
 
-async def round_out(service: Any, record: PolicyRoundRecord) -> PolicyRoundOut:
-    shown = await policy.round_episodes(service, record, client=record.player_id)
+async def round_out(service: Any, record: PolicyRoundRecord, share: str) -> PolicyRoundOut:
+    shown = await policy.round_episodes(service, record, client=record.player_id, share=share)
     return PolicyRoundOut(
         round_id=record.id,
         seed=record.seed,
@@ -135,14 +137,15 @@ async def round_out(service: Any, record: PolicyRoundRecord) -> PolicyRoundOut:
     "/policy/rounds", status_code=201, response_model=PolicyRoundOut, responses=problem_responses(PLAYER_ERRORS)
 )
 async def create_policy_round(
-    body: PolicyRoundIn, player: ApiPlayer, session: SessionDep, service: ServiceDep
+    request: Request, body: PolicyRoundIn, player: ApiPlayer, session: SessionDep, service: ServiceDep
 ) -> PolicyRoundOut:
     """A pick-the-moments round: a seeded episode (its clean run given) whose at most K steps you will attack to
     topple the pole sooner than the strategically-timed heuristic with the same K and budget. Your unplayed round,
     if you have one, comes back instead."""
     setting = policy.check_setting(body.budget, body.attacked_steps)
-    record = await policy.start_round(session, service, player=player, setting=setting)
-    return await round_out(service, record)
+    share = fair_share_key(request)
+    record = await policy.start_round(session, service, player=player, setting=setting, client_key=share)
+    return await round_out(service, record, share)
 
 
 @router.get(
@@ -151,10 +154,10 @@ async def create_policy_round(
     responses=problem_responses({**PLAYER_ERRORS, 403: "Another player's round", 404: "No such round"}),
 )
 async def get_policy_round(
-    round_id: str, player: ApiPlayer, session: SessionDep, service: ServiceDep
+    request: Request, round_id: str, player: ApiPlayer, session: SessionDep, service: ServiceDep
 ) -> PolicyRoundOut:
     record = await policy.player_round(session, player=player, round_id=round_id)
-    return await round_out(service, record)
+    return await round_out(service, record, fair_share_key(request))
 
 
 @router.post(
@@ -165,11 +168,14 @@ async def get_policy_round(
     ),
 )
 async def play_policy_round(
-    round_id: str, body: PicksIn, player: ApiPlayer, session: SessionDep, service: ServiceDep
+    request: Request, round_id: str, body: PicksIn, player: ApiPlayer, session: SessionDep, service: ServiceDep
 ) -> PolicyRoundOut:
     """Attack these steps: the server runs the episode with them and scores it against the heuristic, once."""
-    record = await policy.play_round(session, service, player=player, round_id=round_id, picks=body.steps)
-    return await round_out(service, record)
+    share = fair_share_key(request)
+    record = await policy.play_round(
+        session, service, player=player, round_id=round_id, picks=body.steps, client_key=share
+    )
+    return await round_out(service, record, share)
 
 
 class PolicyBoardEntry(BaseModel):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 
 from app import messages
+from app.api.limits import fair_share_key
 from app.api.reveals import answer_locked, reveal_fields
 from app.api.routes import errors
 from app.api.schemas import AnswerLocked
@@ -62,7 +63,13 @@ async def create_text_round(
     choice = body or TextRoundCreate()
     catalogue = Catalogue(service)
     record = await text_play.new_text_round(
-        session, catalogue, player=player, settings=settings, opponent=choice.opponent, attack=choice.attack
+        session,
+        catalogue,
+        player=player,
+        settings=settings,
+        opponent=choice.opponent,
+        attack=choice.attack,
+        client_key=fair_share_key(request),
     )
     if not text.is_text(record):  # the player's pending round is an image round: answer that first
         raise Conflict(messages.IMAGE_ROUND_PENDING)

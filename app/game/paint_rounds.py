@@ -76,9 +76,11 @@ async def start_painting(
     budget: int | None = None,
     image_index: int | None = None,
     opponent: str | None = None,
+    client_key: str = "",
 ) -> PaintingRecord:
     """A new painting of an image the opponent gets right: the event's image for a player in a workshop, the one
-    asked for when it is eligible, else a random eligible one. Committed."""
+    asked for when it is eligible, else a random eligible one. Committed. ``client_key`` (opaque here, as in
+    rounds.start_round): whose fair share of the model worker the clean image and the answers take."""
     tool, budget = paint.check_tool(tool, budget)
     name = opponent or service.opponent_names()[0]
     info = service.opponent_info(name)
@@ -92,7 +94,9 @@ async def start_painting(
         image_index = random.choice(info.eligible_indices)
     elif image_index not in set(info.eligible_indices):
         raise Invalid(messages.PAINT_IMAGE_INVALID)
-    job = ImageJob(name, "pgd", (), image_index, 0.0, 0, any_image=False, condition="clean", client=player.id)
+    job = ImageJob(
+        name, "pgd", (), image_index, 0.0, 0, any_image=False, condition="clean", client=player.id, share=client_key
+    )
     async with connection_released(session, player):
         image = await service.generate(job)
     record = PaintingRecord(
@@ -131,11 +135,18 @@ async def painting_of(session: AsyncSession, *, player: PlayerRecord, painting_i
 
 
 async def add_stroke(
-    session: AsyncSession, service: ModelService, *, player: PlayerRecord, painting_id: str, stroke: Any
+    session: AsyncSession,
+    service: ModelService,
+    *,
+    player: PlayerRecord,
+    painting_id: str,
+    stroke: Any,
+    client_key: str = "",
 ) -> StrokeOutcome:
     """Apply one stroke on the server (the client's pixels are never taken), ask the opponent about the painted
-    image and store stroke, answer and pixels. Won when the answer is no longer the true label. A stroke sent
-    while another of the same painting was being answered is refused (409): strokes apply in one order."""
+    image (in ``client_key``'s fair share) and store stroke, answer and pixels. Won when the answer is no longer the
+    true label. A stroke sent while another of the same painting was being answered is refused (409): strokes apply
+    in one order."""
     record = await painting_of(session, player=player, painting_id=painting_id)
     paint.check_open(record.status, record.stroke_count)
     clean = from_png(record.clean_png)
@@ -146,7 +157,7 @@ async def add_stroke(
     info = service.opponent_info(record.opponent)
     # The session keeps its connection through this short wait (a forward pass, batched): giving it back would cost
     # a rollback and two reloads per stroke, a third of a stroke's time on SQLite (benchmarks/paint_load.py).
-    job = ClassifyJob(record.opponent, painted, top_k=len(info.class_names), client=player.id)
+    job = ClassifyJob(record.opponent, painted, top_k=len(info.class_names), client=player.id, share=client_key)
     result = await painter_service(service).classify(job)
     probs = [0.0] * len(info.class_names)
     for label, probability in zip(result.labels, result.probabilities, strict=True):

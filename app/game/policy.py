@@ -128,11 +128,15 @@ def episode_service(service: object) -> EpisodeService:
 # -- the jobs of a round -------------------------------------------------------------------------------------------
 
 
-def clean_job(record: PolicyRoundRecord, client: str = "") -> EpisodeJob:
-    return EpisodeJob(agent=record.agent, seed=record.seed, client=client)
+# ``client`` is who asks (a player id), ``share`` whose turns of the model worker the episode takes (opaque here: the
+# routes pass one key per client address, so that one address with many players takes one share).
 
 
-def heuristic_job(record: PolicyRoundRecord, client: str = "") -> EpisodeJob:
+def clean_job(record: PolicyRoundRecord, client: str = "", share: str = "") -> EpisodeJob:
+    return EpisodeJob(agent=record.agent, seed=record.seed, client=client, share=share)
+
+
+def heuristic_job(record: PolicyRoundRecord, client: str = "", share: str = "") -> EpisodeJob:
     return EpisodeJob(
         agent=record.agent,
         attack="timed",
@@ -141,10 +145,11 @@ def heuristic_job(record: PolicyRoundRecord, client: str = "") -> EpisodeJob:
         max_attacked_steps=record.max_attacked_steps,
         threshold=record.threshold,
         client=client,
+        share=share,
     )
 
 
-def player_job(record: PolicyRoundRecord, picks: Sequence[int], client: str = "") -> EpisodeJob:
+def player_job(record: PolicyRoundRecord, picks: Sequence[int], client: str = "", share: str = "") -> EpisodeJob:
     return EpisodeJob(
         agent=record.agent,
         attack="timed",
@@ -154,6 +159,7 @@ def player_job(record: PolicyRoundRecord, picks: Sequence[int], client: str = ""
         steps=tuple(picks),
         threshold=record.threshold,
         client=client,
+        share=share,
     )
 
 
@@ -183,10 +189,17 @@ async def check_event(session: AsyncSession, player: PlayerRecord, *, starting: 
 
 
 async def start_round(
-    session: AsyncSession, service: object, *, player: PlayerRecord, setting: PolicySetting, seed: int | None = None
+    session: AsyncSession,
+    service: object,
+    *,
+    player: PlayerRecord,
+    setting: PolicySetting,
+    seed: int | None = None,
+    client_key: str = "",
 ) -> PolicyRoundRecord:
     """The player's unplayed round if they have one (whatever they asked for: no shopping for an easy seed), else
-    a new one: a fresh seed, the clean and the heuristic's episodes run, the round stored; committed."""
+    a new one: a fresh seed, the clean and the heuristic's episodes run (in ``client_key``'s share), the round
+    stored; committed."""
     episodes = episode_service(service)
     player_id, event_id = player.id, player.event_id
     pending = await pending_policy_round(session, player_id)
@@ -205,7 +218,7 @@ async def start_round(
         threshold=DEFAULT_THRESHOLD,
     )
     # Nothing written yet: the episodes run without holding a database connection.
-    jobs = clean_job(record, player_id), heuristic_job(record, player_id)
+    jobs = clean_job(record, player_id, client_key), heuristic_job(record, player_id, client_key)
     async with connection_released(session, player):
         clean = await episodes.run_episode(jobs[0])
         heuristic = await episodes.run_episode(jobs[1])
@@ -236,7 +249,13 @@ async def player_round(session: AsyncSession, *, player: PlayerRecord, round_id:
 
 
 async def play_round(
-    session: AsyncSession, service: object, *, player: PlayerRecord, round_id: str, picks: Sequence[int]
+    session: AsyncSession,
+    service: object,
+    *,
+    player: PlayerRecord,
+    round_id: str,
+    picks: Sequence[int],
+    client_key: str = "",
 ) -> PolicyRoundRecord:
     """Run the episode with the player's picks, score it against the heuristic and store the one result; committed.
     A round already played is a Conflict, even when two plays race (the UPDATE only matches an unplayed round)."""
@@ -246,7 +265,7 @@ async def play_round(
         raise Conflict(messages.POLICY_ROUND_PLAYED)
     await check_event(session, player, starting=False)
     steps = parse_picks(list(picks), record.max_attacked_steps)
-    job, heuristic_return = player_job(record, steps, player.id), record.heuristic_return
+    job, heuristic_return = player_job(record, steps, player.id, client_key), record.heuristic_return
     async with connection_released(session, record, player):  # read before: the release expires what was loaded
         played = await episodes.run_episode(job)
     outcome, points = score_round(played.total_return, heuristic_return)
@@ -281,15 +300,17 @@ class RoundEpisodes:
     played: EpisodeResult | None = None
 
 
-async def round_episodes(service: object, record: PolicyRoundRecord, client: str = "") -> RoundEpisodes:
+async def round_episodes(
+    service: object, record: PolicyRoundRecord, client: str = "", share: str = ""
+) -> RoundEpisodes:
     """Replayed from the round's seed (bit for bit what was scored); the heuristic's only after the round was played,
     so the page never shows the player the moments the heuristic picked before they pick their own."""
     episodes = episode_service(service)
-    clean = await episodes.run_episode(clean_job(record, client))
+    clean = await episodes.run_episode(clean_job(record, client, share))
     if record.played_at is None or record.picks is None:
         return RoundEpisodes(clean=clean)
-    heuristic = await episodes.run_episode(heuristic_job(record, client))
-    played = await episodes.run_episode(player_job(record, record.picks, client))
+    heuristic = await episodes.run_episode(heuristic_job(record, client, share))
+    played = await episodes.run_episode(player_job(record, record.picks, client, share))
     return RoundEpisodes(clean=clean, heuristic=heuristic, played=played)
 
 
@@ -316,10 +337,12 @@ def check_lab_choice(attack: str, budget: float, seed: int, attacked_steps: int)
     return LabChoice(attack=attack, budget=budget, seed=seed, attacked_steps=min(attacked_steps, 100))
 
 
-async def lab_episodes(service: object, choice: LabChoice, client: str = "") -> tuple[EpisodeResult, EpisodeResult]:
+async def lab_episodes(
+    service: object, choice: LabChoice, client: str = "", share: str = ""
+) -> tuple[EpisodeResult, EpisodeResult]:
     """The same seeded episode clean and under the chosen attack, one after the other (one per client at a time)."""
     episodes = episode_service(service)
-    clean = await episodes.run_episode(EpisodeJob(seed=choice.seed, client=client))
+    clean = await episodes.run_episode(EpisodeJob(seed=choice.seed, client=client, share=share))
     attacked = await episodes.run_episode(
         EpisodeJob(
             attack=choice.attack,
@@ -327,6 +350,7 @@ async def lab_episodes(service: object, choice: LabChoice, client: str = "") -> 
             seed=choice.seed,
             max_attacked_steps=choice.attacked_steps,
             client=client,
+            share=share,
         )
     )
     return clean, attacked

@@ -156,8 +156,10 @@ class ReadyRoundPool:
     async def text(self, job: TextJob) -> TextResult:
         return await self.inner.text(job)
 
-    async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult:
-        return await self.inner.classify_text(opponent, texts, client)
+    async def classify_text(
+        self, opponent: str, texts: list[str], client: str = "", share: str = ""
+    ) -> TextClassifyResult:
+        return await self.inner.classify_text(opponent, texts, client, share)
 
     async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
         return await self.inner.text_opponents()

@@ -137,9 +137,17 @@ def text_columns(result: TextResult) -> dict[str, Any]:
 
 
 async def make_text(
-    source: TextSource, *, opponent: str, attack: str, budget: float, condition: str, client: str = ""
+    source: TextSource,
+    *,
+    opponent: str,
+    attack: str,
+    budget: float,
+    condition: str,
+    client: str = "",
+    share: str = "",
 ) -> TextResult:
-    job = TextJob(opponent, attack, budget, seed=secrets.randbits(31), condition=condition, client=client)
+    seed = secrets.randbits(31)
+    job = TextJob(opponent, attack, budget, seed=seed, condition=condition, client=client, share=share)
     return await source.text(job)
 
 
@@ -171,9 +179,11 @@ async def start_text_round(
     event_id: str | None = None,
     phase: int | None = None,
     release_connection: bool = False,
+    client_key: str = "",
 ) -> RoundRecord:
     """A text round at the player's step (or at ``budget``, as events choose), stored as their one pending round.
-    Two racing requests both ask the model service; the unique pending_player_id keeps one (as image rounds do)."""
+    Two racing requests both ask the model service; the unique pending_player_id keeps one (as image rounds do).
+    ``client_key`` (opaque here, as in rounds.start_round): whose fair share of the model worker the text takes."""
     info = await text_opponent(source, opponent)
     chosen, condition = text_plan(check_attack(attack), mix)
     level = await text_level(session, player.id) if budget is None else 0
@@ -182,7 +192,13 @@ async def start_text_round(
     client = player.id  # read before the connection goes: releasing it expires the player until it is reloaded
     async with connection_released(session, player) if release_connection else nullcontext():
         result = await make_text(
-            source, opponent=info.name, attack=chosen, budget=budget, condition=condition, client=client
+            source,
+            opponent=info.name,
+            attack=chosen,
+            budget=budget,
+            condition=condition,
+            client=client,
+            share=client_key,
         )
     record = RoundRecord(
         id=new_id(),

@@ -150,14 +150,18 @@ async def new_text_round(
     settings: Settings,
     opponent: str | None = None,
     attack: str | None = None,
+    client_key: str = "",
 ) -> RoundRecord:
     """The player's next round, committed: their pending round if one waits (of either kind: the caller shows it on
-    its own page), the event's next round for an event's player, else a new text round under ARENA_CONDITION_MIX."""
+    its own page), the event's next round for an event's player, else a new text round under ARENA_CONDITION_MIX.
+    ``client_key``: whose fair share of the model worker a new round takes (text.start_text_round)."""
     event = await events.event_of_player(session, player)
     if event is not None:
         if opponent is not None or attack is not None:
             raise Invalid(messages.ROUND_CHOICE_IN_EVENT)
-        record = await events.next_round(session, player=player, event=event, source=catalogue, release_connection=True)
+        record = await events.next_round(
+            session, player=player, event=event, source=catalogue, release_connection=True, client_key=client_key
+        )
     elif (pending := await pending_round(session, player.id)) is not None:
         record = pending
     else:
@@ -169,6 +173,7 @@ async def new_text_round(
             attack=attack,
             mix=text_mix(settings),
             release_connection=True,
+            client_key=client_key,
         )
     await session.commit()
     return record

@@ -211,8 +211,10 @@ class RemoteModelService:
         result: TextResult = await self._request("POST", "/v1/text", text_job_to_wire(job), text_result_from_wire)
         return result
 
-    async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult:
-        body = classify_to_wire(opponent, texts, client)
+    async def classify_text(
+        self, opponent: str, texts: list[str], client: str = "", share: str = ""
+    ) -> TextClassifyResult:
+        body = classify_to_wire(opponent, texts, client, share)
         result: TextClassifyResult = await self._request(
             "POST", "/v1/text/classify", body, text_classify_result_from_wire
         )

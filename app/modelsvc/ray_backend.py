@@ -160,8 +160,10 @@ class ReplicaModelService:
     async def text(self, job: TextJob) -> TextResult:
         return await self._replica.inner.text(job)
 
-    async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult:
-        return await self._replica.inner.classify_text(opponent, texts, client)
+    async def classify_text(
+        self, opponent: str, texts: list[str], client: str = "", share: str = ""
+    ) -> TextClassifyResult:
+        return await self._replica.inner.classify_text(opponent, texts, client, share)
 
     async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
         return await self._replica.inner.text_opponents()

@@ -27,7 +27,8 @@ The bodies are the contracts of app/ml/service/contracts.py in their wire form (
   POST /v1/text              body: one TextJob (app/ml/service/text_contracts.py). 200 TextResult; 422 (not a TextJob,
                              or the text opponent is not loaded), 503 as above; 501 when the backend has no text
                              opponents.
-  POST /v1/text/classify     body: {"opponent", "texts": [..], "client"}. 200 TextClassifyResult; 422, 501, 503.
+  POST /v1/text/classify     body: {"opponent", "texts": [..], "client", "share"}. 200 TextClassifyResult; 422, 501,
+                             503.
   GET  /v1/text/opponents    200 {"opponents": [TextOpponentInfo, ...]} (empty without text opponents)
   POST /v1/episodes          body: one EpisodeJob (app/ml/service/episode_contracts.py). 200 EpisodeResult; 422, 503
                              as above (503 busy also when the client already has an episode in the lane); 501
@@ -195,10 +196,10 @@ def create_server_app(service: ModelService, *, backend: str = "inprocess") -> F
     @app.post("/v1/text/classify")
     async def classify_text(request: Request) -> JSONResponse:
         try:
-            opponent, texts, client = classify_from_wire(await request.json())
+            opponent, texts, client, share = classify_from_wire(await request.json())
         except (WireError, ValueError) as error:
             return error_reply(422, "invalid", f"not a classify request: {error}")
-        return await text_reply(service, backend, "classify_text", opponent, texts, client)
+        return await text_reply(service, backend, "classify_text", opponent, texts, client, share)
 
     @app.post("/v1/episodes")
     async def episodes(request: Request) -> JSONResponse:

@@ -28,7 +28,9 @@ def images_of(record: RoundRecord) -> tuple[np.ndarray, np.ndarray]:
     return from_png(record.clean_png), from_png(record.adversarial_png)
 
 
-def explain_job(record: RoundRecord) -> ExplainJob:
+def explain_job(record: RoundRecord, share: str = "") -> ExplainJob:
+    """``share``: whose turns of the model worker's explain lane the job takes (opaque here: the routes pass one key
+    per client address); the one-waiting-explanation rule stays per player."""
     clean, shown = images_of(record)
     small = clean.size <= SMALL_IMAGE_VALUES
     return ExplainJob(
@@ -41,15 +43,16 @@ def explain_job(record: RoundRecord) -> ExplainJob:
         seed=int(record.seed),
         grid_size=GRID_SIZE if small else LARGE_GRID_SIZE,
         smoothgrad_samples=SMOOTHGRAD_SAMPLES if small else LARGE_SMOOTHGRAD_SAMPLES,
-        client=record.player_id,  # the model service's fair share and explanation lane are per player
+        client=record.player_id,
+        share=share,
     )
 
 
 async def explain_round(
-    session: AsyncSession, service: ModelService, *, player: PlayerRecord, round_id: str
+    session: AsyncSession, service: ModelService, *, player: PlayerRecord, round_id: str, client_key: str = ""
 ) -> tuple[RoundRecord, ExplainResult]:
     record = await explainable_round(session, player=player, round_id=round_id)
-    return record, await service.explain(explain_job(record))
+    return record, await service.explain(explain_job(record, client_key))
 
 
 def _rows(array: np.ndarray | None, digits: int = 6) -> list[Any] | None:

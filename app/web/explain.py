@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app import messages
+from app.api.limits import fair_share_key
 from app.deps import CookiePlayer, ServiceDep, SessionDep
 from app.errors import NotFound
 from app.stats import explain as explain_stats
@@ -47,7 +48,9 @@ async def explain_page(
 ) -> Response:
     if player is None:
         return see_other("/")
-    record, result = await explain_stats.explain_round(session, service, player=player, round_id=round_id)
+    record, result = await explain_stats.explain_round(
+        session, service, player=player, round_id=round_id, client_key=fair_share_key(request)
+    )
     class_names = tuple(service.opponent_info(record.opponent).class_names)
     charts = await asyncio.to_thread(_draw_all, record, result, class_names)
     context = {
@@ -66,12 +69,20 @@ async def explain_page(
 
 @router.get("/play/rounds/{round_id}/explain/{kind}.{fmt}", name="explain_chart")
 async def explain_chart_file(
-    round_id: str, kind: str, fmt: str, player: CookiePlayer, session: SessionDep, service: ServiceDep
+    request: Request,
+    round_id: str,
+    kind: str,
+    fmt: str,
+    player: CookiePlayer,
+    session: SessionDep,
+    service: ServiceDep,
 ) -> Response:
     """One chart as PNG or SVG, for download; the same rules as the page."""
     if kind not in EXPLAIN_KINDS or fmt not in CHART_FORMATS or player is None:
         raise NotFound(messages.ROUND_NOT_FOUND)
-    record, result = await explain_stats.explain_round(session, service, player=player, round_id=round_id)
+    record, result = await explain_stats.explain_round(
+        session, service, player=player, round_id=round_id, client_key=fair_share_key(request)
+    )
     class_names = tuple(service.opponent_info(record.opponent).class_names)
 
     data = await asyncio.to_thread(_draw, record, result, class_names, kind, fmt)

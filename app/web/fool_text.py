@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
+from app.api.limits import fair_share_key
 from app.db.tables import PlayerRecord
 from app.deps import CookiePlayer, HxRequest, ServiceDep, SessionDep, SettingsDep, check_csrf
 from app.errors import ArenaError, Invalid, NotFound
@@ -79,7 +80,12 @@ async def fool_text_new(
         return see_other("/")
     try:
         record = await edits.start_edit(
-            session, service, player=player, opponent=opponent, budget=settings.fool_text_budget
+            session,
+            service,
+            player=player,
+            opponent=opponent,
+            budget=settings.fool_text_budget,
+            client_key=fair_share_key(request),
         )
     except ArenaError as error:
         return editor(request, context(player, error=error.message), status_code=error.status_code)
@@ -162,7 +168,9 @@ async def judged(
         raise NotFound(edits.EDIT_NOT_FOUND)
     work = edits.submit_edit if submit else edits.check_edit
     try:
-        record, verdict = await work(session, service, player=player, edit_id=edit_id, edited=edited)
+        record, verdict = await work(
+            session, service, player=player, edit_id=edit_id, edited=edited, client_key=fair_share_key(request)
+        )
     except Invalid as error:
         record = await edits.player_edit(session, player=player, edit_id=edit_id)
         return player, record, None, error

@@ -11,6 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from jinja2_fragments import render_block
 
 from app import live
+from app.api.limits import fair_share_key
 from app.deps import CookiePlayer, HubDep, ServiceDep, SessionDep, check_csrf
 from app.errors import ArenaError
 from app.game import events, paint, paint_rounds
@@ -53,7 +54,9 @@ async def start_painting(
     check_csrf(request, csrf_token_field)
     if player is None:
         return see_other("/")
-    record = await paint_rounds.start_painting(session, service, player=player, tool=tool, image_index=image_index)
+    record = await paint_rounds.start_painting(
+        session, service, player=player, tool=tool, image_index=image_index, client_key=fair_share_key(request)
+    )
     return see_other(f"/paint/{record.id}")
 
 

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, Response
 
 from app import messages
+from app.api.limits import client_address, fair_share_key
 from app.deps import CookiePlayer, ServiceDep, SessionDep, SettingsDep, check_csrf
 from app.errors import ArenaError, NotFound
 from app.game import policy
@@ -57,10 +58,11 @@ async def lab_page(
     attacked_steps: Annotated[int, Query(ge=0, le=MAX_ATTACKED_STEPS)] = 10,
 ) -> Response:
     choice = policy.check_lab_choice(attack, budget, seed, attacked_steps)
-    client = request.client.host if request.client is not None else ""
     context: dict[str, Any] = {"player": player, "choice": choice, "words": policy.ATTACK_WORDS}
     try:
-        clean, attacked = await policy.lab_episodes(service, choice, client=f"lab:{client}")
+        clean, attacked = await policy.lab_episodes(
+            service, choice, client=f"lab:{client_address(request)}", share=fair_share_key(request)
+        )
         context.update(clean=clean, attacked=attacked, problem=None)
         context["episodes"] = {"clean": episode_data(clean), "attacked": episode_data(attacked)}
     except ArenaError as error:  # the page still explains the attacks and shows the plot
@@ -109,7 +111,9 @@ async def new_round(
     check_csrf(request, csrf_token_field)
     current = require_player(player)
     setting = policy.check_setting(budget, attacked_steps)
-    record = await policy.start_round(session, service, player=current, setting=setting)
+    record = await policy.start_round(
+        session, service, player=current, setting=setting, client_key=fair_share_key(request)
+    )
     return see_other(str(request.url_for("policy_round", round_id=record.id)))
 
 
@@ -119,7 +123,7 @@ async def round_page(
 ) -> Response:
     current = require_player(player)
     record = await policy.player_round(session, player=current, round_id=round_id)
-    shown = await policy.round_episodes(service, record, client=current.id)
+    shown = await policy.round_episodes(service, record, client=current.id, share=fair_share_key(request))
     episodes = {"clean": episode_data(shown.clean)}
     if shown.played is not None and shown.heuristic is not None:
         episodes.update(player=episode_data(shown.played), heuristic=episode_data(shown.heuristic))
@@ -141,5 +145,7 @@ async def picks(
     current = require_player(player)
     record = await policy.player_round(session, player=current, round_id=round_id)
     chosen = policy.parse_picks(steps, record.max_attacked_steps)
-    await policy.play_round(session, service, player=current, round_id=round_id, picks=chosen)
+    await policy.play_round(
+        session, service, player=current, round_id=round_id, picks=chosen, client_key=fair_share_key(request)
+    )
     return see_other(str(request.url_for("policy_round", round_id=round_id)))

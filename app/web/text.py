@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.api.limits import fair_share_key
 from app.db.tables import PlayerRecord
 from app.deps import CookiePlayer, HxRequest, ServiceDep, SessionDep, SettingsDep, check_csrf
 from app.game import text, text_play
@@ -95,7 +96,13 @@ async def new_text_round(
         chosen_opponent, chosen_attack = request.session.get("text_opponent"), request.session.get("text_attack")
     catalogue = Catalogue(service)
     record = await text_play.new_text_round(
-        session, catalogue, player=player, settings=settings, opponent=chosen_opponent, attack=chosen_attack
+        session,
+        catalogue,
+        player=player,
+        settings=settings,
+        opponent=chosen_opponent,
+        attack=chosen_attack,
+        client_key=fair_share_key(request),
     )
     if opponent is not None:
         request.session["text_opponent"], request.session["text_attack"] = chosen_opponent, chosen_attack

@@ -15,7 +15,7 @@ import pytest
 from app.game.fool_text import texts
 from tests.conftest import empty_tables
 from tests.fool_text import FOOLING, HOLDING, TOOTH, fool_client
-from tests.helpers import auth, new_player
+from tests.helpers import auth, from_address, new_player
 
 
 @pytest.fixture
@@ -132,4 +132,25 @@ def test_live_checks_are_rate_limited_per_player(database_url: str, monkeypatch:
         assert len(service.classified) == asked  # refused before any work
         # the other player's budget is their own (their check of a round not theirs is a 404, not a 429)
         assert client.post(url, headers=other, json={"edited": FOOLING}).status_code == 404
+    empty_tables(database_url)
+
+
+def test_the_editors_classifications_take_their_client_addresss_one_share(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 16: two writers behind one address and one behind another; each draws a round (the opponent is asked
+    # about candidate texts) and checks an edit. Each classification names its address's share, and its writer.
+    monkeypatch.setattr(texts, "draw_indices", lambda n: [TOOTH])
+    client, service = fool_client(database_url)
+    with client:
+        elsewhere = from_address(client, "192.0.2.7")
+        writers = [(client, new_player(client, "one")), (client, new_player(client, "two"))]
+        writers.append((elsewhere, new_player(elsewhere, "far")))
+        for http, writer in writers:
+            edit_id = http.post("/api/v1/fool/text/rounds", headers=auth(writer)).json()["edit_id"]
+            url = f"/api/v1/fool/text/rounds/{edit_id}/check"
+            assert http.post(url, headers=auth(writer), json={"edited": FOOLING}).status_code == 200
+        here, there = "address:testclient", "address:192.0.2.7"
+        assert service.shares == [here] * 4 + [there] * 2
+        assert [asked[2] for asked in service.classified] == [w["player_id"] for _, w in writers for _ in (1, 2)]
     empty_tables(database_url)

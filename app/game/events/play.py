@@ -73,7 +73,7 @@ async def next_round(
 ) -> RoundRecord:
     """The round an event player gets when they ask for one: their unanswered round again if there is one,
     otherwise a new one by the event's rules (own pace) or their copy of the room's current image (together).
-    ``client_key``: whose fair share of the model worker a new image takes (rounds.start_round)."""
+    ``client_key``: whose fair share of the model worker a new image or text takes (rounds.start_round)."""
     check_player_active(player)
     now = utcnow()
     require_running(event, now)
@@ -106,6 +106,7 @@ async def next_round(
             event_id=event.id,
             phase=event.phase,
             release_connection=release_connection,
+            client_key=client_key,
         )
     if settings.fixed_set:  # the next item of the set everyone sees: no model call, no connection to release
         return await start_fixed_round(session, player=player, event=event, settings=settings)

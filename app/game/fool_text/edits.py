@@ -66,9 +66,17 @@ async def player_edit(session: AsyncSession, *, player: PlayerRecord, edit_id: s
 
 
 async def start_edit(
-    session: AsyncSession, service: object, *, player: PlayerRecord, opponent: str | None, budget: float
+    session: AsyncSession,
+    service: object,
+    *,
+    player: PlayerRecord,
+    opponent: str | None,
+    budget: float,
+    client_key: str = "",
 ) -> TextEditRecord:
-    """The player's open round, or a new one (an open round on another opponent is skipped). Committed."""
+    """The player's open round, or a new one (an open round on another opponent is skipped). Committed.
+    ``client_key`` (opaque here, as in app/game/rounds.start_round): whose fair share of the model worker the
+    opponent's answers take, here and in check_edit and submit_edit."""
     chosen = texts.check_opponent(opponent)
     player_id = player.id
     current = await open_edit(session, player_id)
@@ -76,7 +84,7 @@ async def start_edit(
         return current
     current_id = current.id if current is not None else None
     async with connection_released(session, player):  # (expired inside: only locals are read there)
-        offer = await texts.draw_offer(service, chosen, player_id)
+        offer = await texts.draw_offer(service, chosen, player_id, client_key)
     if current_id is not None:
         await session.execute(
             update(TextEditRecord)
@@ -124,12 +132,12 @@ class Basis:
         return cls(record.original, record.opponent, record.budget, record.before_label)
 
 
-async def judge(service: object, record: Basis, raw: object, client: str) -> EditCheck:
+async def judge(service: object, record: Basis, raw: object, client: str, share: str = "") -> EditCheck:
     """Measure an edit and ask the model service about it (answer and similarity at once)."""
     edited = rules.clean_edit(raw)
     measure = rules.measure_edit(record.original, edited, record.budget)
     (answer,), measured = await asyncio.gather(
-        texts.classify(service, record.opponent, [edited], client),
+        texts.classify(service, record.opponent, [edited], client, share),
         texts.similarity(service, record.original, edited, client),
     )
     problems = rules.rule_problems(measure, measured.similarity, measured.floor)
@@ -145,7 +153,13 @@ async def judge(service: object, record: Basis, raw: object, client: str) -> Edi
 
 
 async def check_edit(
-    session: AsyncSession, service: object, *, player: PlayerRecord, edit_id: str, edited: object
+    session: AsyncSession,
+    service: object,
+    *,
+    player: PlayerRecord,
+    edit_id: str,
+    edited: object,
+    client_key: str = "",
 ) -> tuple[TextEditRecord, EditCheck]:
     """The live verdict on an edit of an open round; nothing is stored."""
     record = await player_edit(session, player=player, edit_id=edit_id)
@@ -153,17 +167,25 @@ async def check_edit(
         raise Conflict(EDIT_CLOSED)
     basis, player_id = Basis.of(record), player.id
     async with connection_released(session, record, player):
-        verdict = await judge(service, basis, edited, player_id)
+        verdict = await judge(service, basis, edited, player_id, client_key)
     return record, verdict
 
 
 async def submit_edit(
-    session: AsyncSession, service: object, *, player: PlayerRecord, edit_id: str, edited: object
+    session: AsyncSession,
+    service: object,
+    *,
+    player: PlayerRecord,
+    edit_id: str,
+    edited: object,
+    client_key: str = "",
 ) -> tuple[TextEditRecord, EditCheck]:
     """Re-check everything and close the round: won when the answer changed within the rules, lost when the rules
     held but the answer did not change. An edit that breaks a rule is refused (Invalid) and the round stays open.
     Committed; a second submission is a Conflict."""
-    record, verdict = await check_edit(session, service, player=player, edit_id=edit_id, edited=edited)
+    record, verdict = await check_edit(
+        session, service, player=player, edit_id=edit_id, edited=edited, client_key=client_key
+    )
     if verdict.problems:
         raise Invalid(" ".join(verdict.problems))
     status = WON if verdict.fooled else LOST

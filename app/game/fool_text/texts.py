@@ -27,7 +27,9 @@ TEXT_SERVICE_MISSING = "This model service cannot classify texts."
 class TextClassifier(Protocol):
     """``classify_text`` of app/ml/service/text_contracts.TextModelService: probabilities per text."""
 
-    async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult: ...
+    async def classify_text(
+        self, opponent: str, texts: list[str], client: str = "", share: str = ""
+    ) -> TextClassifyResult: ...
 
 
 @dataclass(frozen=True)
@@ -70,9 +72,9 @@ def measurer(service: object) -> TextSimilarityService:
     return service
 
 
-async def classify(service: object, opponent: str, texts: Sequence[str], client: str) -> list[Answer]:
+async def classify(service: object, opponent: str, texts: Sequence[str], client: str, share: str = "") -> list[Answer]:
     """The opponent's answers through the model service (batched there with everyone's texts)."""
-    result = await classifier(service).classify_text(opponent, list(texts), client)
+    result = await classifier(service).classify_text(opponent, list(texts), client, share)
     answers = []
     for row in result.probabilities:
         probabilities = tuple(float(p) for p in row)
@@ -97,11 +99,12 @@ def draw_indices(n_texts: int) -> list[int]:
     return [secrets.randbelow(n_texts) for _ in range(CANDIDATES)]
 
 
-async def draw_offer(service: object, opponent: str, client: str) -> Offer:
-    """A test definition the opponent classifies correctly: ``CANDIDATES`` drawn at random, asked in one call."""
+async def draw_offer(service: object, opponent: str, client: str, share: str = "") -> Offer:
+    """A test definition the opponent classifies correctly: ``CANDIDATES`` drawn at random, asked in one call (in
+    ``share``'s turns of the model worker)."""
     pack = await text_pack()
     indices = draw_indices(len(pack.test))
-    answers = await classify(service, opponent, [pack.test.texts[i] for i in indices], client)
+    answers = await classify(service, opponent, [pack.test.texts[i] for i in indices], client, share)
     for index, answer in zip(indices, answers, strict=True):
         if answer.label == int(pack.test.labels[index]):
             return Offer(index, pack.test.texts[index], int(pack.test.labels[index]), answer)

@@ -33,6 +33,14 @@ class ClassifyJob:
     image: np.ndarray
     top_k: int = TOP_K
     client: str = field(default="", compare=False)
+    # Whose turns the job takes (as ImageJob.share): an opaque key the caller chooses, shared by the clients that
+    # should share one fair share (the game's: one per client address). "" means the client's own.
+    share: str = field(default="", compare=False)
+
+    @property
+    def lane(self) -> str:
+        """The fair queue's lane of this job."""
+        return self.share or self.client
 
     @property
     def batch_key(self) -> tuple[str, str]:
@@ -45,8 +53,8 @@ class ClassifyJob:
             raise ValueError("ClassifyJob.image must be a uint8 image shaped (H,W) or (H,W,C)")
         if not 1 <= self.top_k <= MAX_TOP_K:
             raise ValueError(f"ClassifyJob.top_k must lie in 1..{MAX_TOP_K}, got {self.top_k}")
-        if not isinstance(self.client, str):
-            raise ValueError("ClassifyJob.client must be a string")
+        if not isinstance(self.client, str) or not isinstance(self.share, str):
+            raise ValueError("ClassifyJob.client and ClassifyJob.share must be strings")
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,9 @@ class ModelService(Protocol):
         """One text round: a definition shown clean, attacked or with random synonym swaps, and the answer."""
         ...
 
-    async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult:
+    async def classify_text(
+        self, opponent: str, texts: list[str], client: str = "", share: str = ""
+    ) -> TextClassifyResult:
         """A text opponent's probabilities for each of ``texts`` (no attack): the fool-the-machine editor."""
         ...
 

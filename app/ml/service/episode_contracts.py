@@ -45,6 +45,14 @@ class EpisodeJob:
     max_steps: int = MAX_STEPS
     # Who asks (a player id, as ImageJob.client): one episode per client runs or waits at a time.
     client: str = field(default="", compare=False)
+    # Whose turns the episode takes in the lane (as ImageJob.share): the game's key is one per client address, so
+    # that one address with many players takes one share. "" means the client's own.
+    share: str = field(default="", compare=False)
+
+    @property
+    def lane(self) -> str:
+        """The episode lane's turn this job waits for."""
+        return self.share or self.client
 
     def validate(self) -> None:
         """Raise ValueError with the fix when the job cannot be run."""
@@ -65,8 +73,8 @@ class EpisodeJob:
             raise ValueError("EpisodeJob.threshold must be a number")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"EpisodeJob.threshold must lie in [0, 1], got {self.threshold!r}")
-        if not isinstance(self.client, str):
-            raise ValueError("EpisodeJob.client must be a string")
+        if not isinstance(self.client, str) or not isinstance(self.share, str):
+            raise ValueError("EpisodeJob.client and EpisodeJob.share must be strings")
         if self.steps is not None:
             self.validate_steps(self.steps)
 

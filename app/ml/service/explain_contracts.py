@@ -38,6 +38,14 @@ class ExplainJob:
     smoothgrad_samples: int = SMOOTHGRAD_SAMPLES
     # Who asks (a player id, as ImageJob.client): one explanation per client waits in the service's explain lane.
     client: str = field(default="", compare=False)
+    # Whose turns the job takes (as ImageJob.share): an opaque key the caller chooses, shared by the clients that
+    # should share one fair share (the game's: one per client address). "" means the client's own.
+    share: str = field(default="", compare=False)
+
+    @property
+    def lane(self) -> str:
+        """The fair queue's lane of this job."""
+        return self.share or self.client
 
     def validate(self) -> None:
         """Raise ValueError with the fix when the job cannot be explained."""
@@ -47,8 +55,8 @@ class ExplainJob:
                 raise ValueError(f"ExplainJob.{name} must be a uint8 image shaped (H,W) or (H,W,C)")
         if self.clean.shape != self.shown.shape:
             raise ValueError(f"clean {self.clean.shape} and shown {self.shown.shape} images differ in shape")
-        if not isinstance(self.client, str):
-            raise ValueError("ExplainJob.client must be a string")
+        if not isinstance(self.client, str) or not isinstance(self.share, str):
+            raise ValueError("ExplainJob.client and ExplainJob.share must be strings")
         if self.norm not in ("linf", "l2", "l0"):
             raise ValueError(f"norm must be linf, l2 or l0, got {self.norm!r}")
         if not self.eps >= 0.0:

@@ -113,7 +113,11 @@ class FairQueue(Generic[Item]):
         return self.take_fair(force=True)
 
     def new_round(self) -> None:
-        """Every lane may be credited once more."""
+        """Every lane may be credited once more. A lane still in its visit (cheap jobs: its credit outlasted the
+        batch) goes to the back with what credit it has left, else it would head every round and be credited first
+        each time, and the other lanes would wait for as many of its jobs as it has queued."""
+        if self._visiting is not None and self._visiting in self._lanes:
+            self._lanes.move_to_end(self._visiting)
         self._visited.clear()
         self._visiting = None
 
@@ -134,6 +138,10 @@ class FairQueue(Generic[Item]):
     async def wait_for_arrival(self) -> None:
         self._arrived.clear()
         await self._arrived.wait()
+
+    def items(self) -> list[Item]:
+        """Every queued item, lane by lane (for a check over a small queue; nothing is taken)."""
+        return [item for lane in self._lanes.values() for item in lane]
 
     def drain(self) -> list[Item]:
         items = [item for lane in self._lanes.values() for item in lane]

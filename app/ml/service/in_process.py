@@ -242,8 +242,10 @@ class InProcessModelService:
     async def text(self, job: TextJob) -> TextResult:
         return await self._texts().text(job)
 
-    async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult:
-        return await self._texts().classify_text(opponent, texts, client)
+    async def classify_text(
+        self, opponent: str, texts: list[str], client: str = "", share: str = ""
+    ) -> TextClassifyResult:
+        return await self._texts().classify_text(opponent, texts, client, share)
 
     async def text_opponents(self) -> tuple[TextOpponentInfo, ...]:
         return self._text_ops.text_opponents() if self._text_ops is not None else ()

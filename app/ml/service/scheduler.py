@@ -18,12 +18,12 @@
 * Abandoned work is dropped: a job whose caller has gone (its future cancelled: timed out or disconnected) is skipped
   before it runs, and a group whose callers have all gone is not started.
 * Explanations: answered from a bounded LRU when the same round was explained before (app/ml/service/explain_cache.py),
-  shared when the same one is being computed, else queued in a small lane of their own (one per client) that the
-  worker serves when no image job waits, or once every ``EXPLAIN_EVERY`` batches while they do: explanations can
-  neither bypass the bound nor starve rounds.
+  shared when the same one is being computed, else queued in a small lane of their own (one waiting per client,
+  turns by the job's ``lane`` as for image jobs) that the worker serves when no image job waits, or once every
+  ``EXPLAIN_EVERY`` batches while they do: explanations can neither bypass the bound nor starve rounds.
 * Painters' answers (ClassifyJob, app/ml/service/classify_contracts.py) share the image queue, its admission and its
-  turns between clients: they are batched by opponent into one forward pass (``compute_classify``), beside image
-  jobs, at CLASSIFY_UNITS each.
+  turns (by the job's ``lane``, its share key when given): they are batched by opponent into one forward pass
+  (``compute_classify``), beside image jobs, at CLASSIFY_UNITS each.
 
 Plain asyncio, no torch: the compute steps are handed in, so the policy is tested with fakes.
 """
@@ -182,7 +182,7 @@ class Scheduler:
         ticket = self.admission.admit(job.client, CLASSIFY_UNITS)
         future = asyncio.get_running_loop().create_future()
         pending: Pending[ClassifyJob, ClassifyResult] = Pending(job, future, ticket, units=CLASSIFY_UNITS)
-        self._images.put_nowait(job.client, pending)  # type: ignore[arg-type]  # one queue: _run_group tells them apart
+        self._images.put_nowait(job.lane, pending)  # type: ignore[arg-type]  # one queue: _run_group tells them apart
         pending.future.add_done_callback(lambda _: self._release_unless_started(pending))
         return await self._await(pending)
 
@@ -205,13 +205,17 @@ class Scheduler:
         if shared is not None:  # the same round is being explained for someone else: wait for that one
             shared.waiters += 1
             return await self._await(shared)
-        if self._explain_lane.full() or (job.client != SERVER_CLIENT and self._explain_lane.holds(job.client)):
+        if self._explain_lane.full() or (job.client != SERVER_CLIENT and self._explanation_waits_for(job.client)):
             raise ServiceBusy(SERVICE_BUSY)
         pending: Pending[ExplainJob, ExplainResult] = Pending(job, asyncio.get_running_loop().create_future(), key=key)
         self._explaining[key] = pending
         pending.future.add_done_callback(lambda _: self._explaining.pop(key, None))
-        self._explain_lane.put_nowait(job.client, pending)
+        self._explain_lane.put_nowait(job.lane, pending)
         return await self._await(pending)
+
+    def _explanation_waits_for(self, client: str) -> bool:
+        """Whether ``client`` already has an explanation waiting: lanes are share keys, the limit is per client."""
+        return any(pending.job.client == client for pending in self._explain_lane.items())
 
     async def _await(self, pending: Pending[Any, Result]) -> Result:
         """The pending's result within the timeout. A caller that leaves (timeout, or its own task cancelled: the

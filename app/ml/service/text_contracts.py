@@ -8,8 +8,8 @@ Two operations:
   one it draws by the seed among those the opponent gets right when clean), shows it clean, attacked (the attack
   may change at most ``floor(budget * words)`` words) or with as many random synonym swaps (the control), and
   returns what the player sees, the words that changed and the opponent's answer on the shown text.
-* ``classify_text(opponent, texts, client)``: the opponent's class probabilities for texts a player wrote (the
-  fool-the-machine editor): no attack, just the model.
+* ``classify_text(opponent, texts, client, share)``: the opponent's class probabilities for texts a player wrote
+  (the fool-the-machine editor): no attack, just the model. ``share`` is whose turns it takes, as TextJob.share.
 """
 
 from __future__ import annotations
@@ -41,6 +41,14 @@ class TextJob:
     text_index: int = -1
     # Who asks (a player id, as ImageJob.client): the text lane takes turns between clients.
     client: str = field(default="", compare=False)
+    # Whose turns the job takes (as ImageJob.share): an opaque key the caller chooses, shared by the clients that
+    # should share one fair share (the game's: one per client address). "" means the client's own.
+    share: str = field(default="", compare=False)
+
+    @property
+    def lane(self) -> str:
+        """The fair queue's lane of this job."""
+        return self.share or self.client
 
     @property
     def batch_key(self) -> tuple[str, str, str]:
@@ -63,8 +71,8 @@ class TextJob:
                 raise ValueError(f"TextJob.{name} must be an integer")
         if self.text_index < -1:
             raise ValueError("TextJob.text_index must be -1 (any) or a test text's index")
-        if not isinstance(self.client, str):
-            raise ValueError("TextJob.client must be a string")
+        if not isinstance(self.client, str) or not isinstance(self.share, str):
+            raise ValueError("TextJob.client and TextJob.share must be strings")
 
 
 @dataclass(frozen=True)
@@ -129,7 +137,9 @@ class TextModelService(Protocol):
 
     async def text(self, job: TextJob) -> TextResult: ...
 
-    async def classify_text(self, opponent: str, texts: list[str], client: str = "") -> TextClassifyResult: ...
+    async def classify_text(
+        self, opponent: str, texts: list[str], client: str = "", share: str = ""
+    ) -> TextClassifyResult: ...
 
     async def text_opponents(self) -> tuple[TextOpponentInfo, ...]: ...
 
@@ -176,21 +186,22 @@ def text_result_from_wire(data: Any) -> TextResult:
     return result
 
 
-def classify_to_wire(opponent: str, texts: list[str], client: str) -> dict[str, Any]:
-    return {"opponent": opponent, "texts": list(texts), "client": client}
+def classify_to_wire(opponent: str, texts: list[str], client: str, share: str = "") -> dict[str, Any]:
+    return {"opponent": opponent, "texts": list(texts), "client": client, "share": share}
 
 
-def classify_from_wire(data: Any) -> tuple[str, list[str], str]:
+def classify_from_wire(data: Any) -> tuple[str, list[str], str, str]:
+    """(opponent, texts, client, share) of a classify request, or WireError."""
     if not isinstance(data, dict):
         raise WireError("a classify request must be a JSON object")
-    client = data.get("client", "")
-    if not isinstance(client, str):
-        raise WireError("client must be a string")
+    client, share = data.get("client", ""), data.get("share", "")
+    if not isinstance(client, str) or not isinstance(share, str):
+        raise WireError("client and share must be strings")
     try:
         texts = check_classify(data.get("opponent"), data.get("texts"))  # type: ignore[arg-type]
     except ValueError as error:
         raise WireError(str(error)) from None
-    return str(data["opponent"]), texts, client
+    return str(data["opponent"]), texts, client, share
 
 
 def classify_result_to_wire(result: TextClassifyResult) -> dict[str, Any]:

@@ -3,10 +3,11 @@
 Like the image scheduler (app/ml/service/scheduler.py), and beside it: a job is admitted against the same compute
 budget (app/ml/service/admission.py; a text round is held at one default round's units, a classification at one
 unit per text, a policy rather than a measurement), queued in a bounded queue that takes turns between clients
-(app/ml/service/fair_queue.py), and collected into batches of up to ``max_batch`` jobs that are split into groups
-of one kind (``TextJob.batch_key``, or one opponent's classifications, which run as one call of the model). Each
-group is handed to the service's single worker thread, the one that runs the image batches, so text and images
-never run at once. A job whose caller has gone is dropped before it runs. Plain asyncio, no torch.
+(app/ml/service/fair_queue.py; by share key when the caller gives one, so that clients behind one key share its
+turns), and collected into batches of up to ``max_batch`` jobs that are split into groups of one kind
+(``TextJob.batch_key``, or one opponent's classifications, which run as one call of the model). Each group is handed
+to the service's single worker thread, the one that runs the image batches, so text and images never run at once.
+A job whose caller has gone is dropped before it runs. Plain asyncio, no torch.
 """
 
 from __future__ import annotations
@@ -90,22 +91,25 @@ class TextLane:
     # -- requests ----------------------------------------------------------------------------------------------
 
     async def text(self, job: TextJob) -> TextResult:
-        result: TextResult = await self._submit(job, job.client, TEXT_ROUND_UNITS)
+        result: TextResult = await self._submit(job, job.client, job.lane, TEXT_ROUND_UNITS)
         return result
 
-    async def classify(self, opponent: str, texts: list[str], client: str) -> TextClassifyResult:
+    async def classify(self, opponent: str, texts: list[str], client: str, share: str = "") -> TextClassifyResult:
+        """``share``: whose turns the classification takes (as TextJob.share); "" means the client's own."""
         units = CLASSIFY_UNITS_PER_TEXT * len(texts)
-        result: TextClassifyResult = await self._submit(ClassifyJob(opponent, texts, client), client, units)
+        job = ClassifyJob(opponent, texts, client)
+        result: TextClassifyResult = await self._submit(job, client, share or client, units)
         return result
 
-    async def _submit(self, job: Any, client: str, units: float) -> Any:
+    async def _submit(self, job: Any, client: str, lane: str, units: float) -> Any:
+        """Admitted against ``client``'s budget, queued in ``lane``'s turns."""
         if not self.running:
             raise ServiceUnavailable(SERVICE_DOWN)
         if self._queue.full():
             raise ServiceBusy(SERVICE_BUSY)
         ticket = self.admission.admit(client, units)
         pending: TextPending = Pending(job, asyncio.get_running_loop().create_future(), ticket, units=units)
-        self._queue.put_nowait(client, pending)
+        self._queue.put_nowait(lane, pending)
         pending.future.add_done_callback(lambda _: None if pending.started else self._release(pending))
         try:
             return await asyncio.wait_for(asyncio.shield(pending.future), self.timeout_s)

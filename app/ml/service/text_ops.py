@@ -62,11 +62,12 @@ class TextOps:
         self.worker.check(job.opponent)  # an opponent that is not here is refused before it queues
         return await self.lane.text(job)
 
-    async def classify_text(self, opponent: str, texts: list[str], client: str) -> TextClassifyResult:
-        """A text opponent's probabilities for each text, in the order of the result's labels (no attack)."""
+    async def classify_text(self, opponent: str, texts: list[str], client: str, share: str = "") -> TextClassifyResult:
+        """A text opponent's probabilities for each text, in the order of the result's labels (no attack), in
+        ``share``'s turns of the text lane."""
         texts = check_classify(opponent, texts)
         self.worker.check(opponent)
-        return await self.lane.classify(opponent, texts, client)
+        return await self.lane.classify(opponent, texts, client, share)
 
     async def text_similarity(self, original: str, edited: str, client: str) -> TextSimilarityResult:
         """MiniLM cosine of an edit to its original and the attacks' floor, batched with every player's edits."""

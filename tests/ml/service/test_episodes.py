@@ -233,3 +233,52 @@ async def test_the_in_process_service_runs_episodes_on_its_worker_deterministica
         assert (await service.health())["episodes_run"] == 2
         with pytest.raises(ValueError, match="budget"):
             await service.run_episode(EpisodeJob(budget=-1.0))
+
+
+@pytest.mark.anyio
+async def test_players_behind_one_share_key_take_one_share_of_the_episode_lane() -> None:
+    # Three players from one address (share "A") queue an episode each behind one of theirs on the worker; a player
+    # from another address ("B") asks for one last. In arrival order it would wait for all three; taking turns by
+    # share key, it runs next, the address's turn being the one that just ended.
+    gate = asyncio.Event()
+    order: list[str] = []
+
+    async def compute(job: EpisodeJob) -> EpisodeResult:
+        order.append(job.client)
+        await gate.wait()
+        return fake_result(job)
+
+    lane = EpisodeLane(compute, capacity=8, timeout_s=5.0)
+    first = asyncio.create_task(lane.run(EpisodeJob(client="a0", share="A")))
+    await asyncio.sleep(0)
+    flood = [asyncio.create_task(lane.run(EpisodeJob(client=f"a{k}", share="A"))) for k in (1, 2, 3)]
+    await asyncio.sleep(0)
+    honest = asyncio.create_task(lane.run(EpisodeJob(client="b", share="B")))
+    await asyncio.sleep(0)
+    assert order == ["a0"] and lane.admitted == 5
+    gate.set()
+    await asyncio.gather(first, *flood, honest)
+    assert order == ["a0", "b", "a1", "a2", "a3"] and lane.admitted == 0 and lane.episodes_run == 5
+
+
+@pytest.mark.anyio
+async def test_a_caller_that_leaves_while_waiting_for_its_turn_passes_it_on() -> None:
+    gate = asyncio.Event()
+    order: list[str] = []
+
+    async def compute(job: EpisodeJob) -> EpisodeResult:
+        order.append(job.client)
+        await gate.wait()
+        return fake_result(job)
+
+    lane = EpisodeLane(compute, capacity=8, timeout_s=5.0)
+    first = asyncio.create_task(lane.run(EpisodeJob(client="a", share="A")))
+    await asyncio.sleep(0)
+    leaving = asyncio.create_task(lane.run(EpisodeJob(client="b", share="B")))
+    staying = asyncio.create_task(lane.run(EpisodeJob(client="c", share="C")))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    gate.set()
+    await asyncio.gather(first, staying)
+    assert leaving.cancelled() and order == ["a", "c"] and lane.admitted == 0
+    assert (await lane.run(EpisodeJob(client="b", share="B"))).seed == 0, "the lane is free again"

@@ -16,8 +16,9 @@ import pytest
 
 from app.errors import ServiceBusy
 from app.ml.service.admission import AdmissionBudget
+from app.ml.service.classify_contracts import CLASSIFY_UNITS, ClassifyJob, ClassifyResult
 from app.ml.service.contracts import ImageJob, ImageResult, job_from_wire, job_to_wire
-from app.ml.service.cost import job_units
+from app.ml.service.cost import DEFAULT_ROUND_UNITS, job_units
 from app.ml.service.explain_contracts import ExplainJob
 from app.ml.service.scheduler import DEAR_UNITS, EXPLAIN_EVERY, Scheduler
 
@@ -367,3 +368,53 @@ def test_the_share_key_travels_to_a_separate_model_service() -> None:
     job = replace(image_job("p1"), share="address:10.0.0.7")
     back = job_from_wire(json.loads(json.dumps(job_to_wire(job))))
     assert (back.client, back.share, back.lane) == ("p1", "address:10.0.0.7", "address:10.0.0.7")
+
+
+async def test_painters_behind_one_share_key_take_one_share_of_turns() -> None:
+    # Forty painters from one address (share "A") each wait for an answer on their painting behind a batch on the
+    # worker; a painter from another address ("B") asks last. Per painter, the honest answer would be the 41st lane
+    # in line; per share key, the address gets one turn's units (one default round, CLASSIFY_UNITS each) before it.
+    worker = FakeWorker()
+    answered: list[str] = []
+
+    async def compute_classify(jobs: list[ClassifyJob]) -> list[ClassifyResult]:
+        answered.extend(job.client for job in jobs)
+        return [ClassifyResult(0, 1.0, (0,), (1.0,)) for _ in jobs]
+
+    image = np.zeros((4, 4), dtype=np.uint8)
+    async with running(worker, max_batch=8, compute_classify=compute_classify) as s:
+        blocker = await hold_the_worker(s, worker)
+        flood = [
+            asyncio.create_task(s.classify(ClassifyJob("fashion-cnn", image, client=f"a{k}", share="A")))
+            for k in range(40)
+        ]
+        await settle()
+        honest = asyncio.create_task(s.classify(ClassifyJob("fashion-cnn", image, client="b", share="B")))
+        await settle()
+        worker.release()
+        await asyncio.gather(blocker, honest, *flood)
+    assert len(answered) == 41
+    assert answered.index("b") <= DEFAULT_ROUND_UNITS / CLASSIFY_UNITS, f"behind the whole flood: {answered}"
+
+
+async def test_explanations_behind_one_share_key_take_one_share_of_the_explain_lane() -> None:
+    worker = FakeWorker()
+    async with running(worker) as s:
+        blocker = await hold_the_worker(s, worker)
+        flood = [asyncio.create_task(s.explain(replace(explain_job(f"a{k}", seed=k), share="A"))) for k in (1, 2, 3)]
+        await settle()
+        honest = asyncio.create_task(s.explain(replace(explain_job("b", seed=9), share="B")))
+        await settle()
+        worker.release()
+        await asyncio.gather(blocker, honest, *flood)
+        with pytest.raises(ServiceBusy):  # still one waiting explanation per player, whatever their share
+            worker.hold(1)
+            blocker = await hold_the_worker(s, worker)
+            mine = asyncio.create_task(s.explain(replace(explain_job("a1", seed=20), share="A")))
+            await settle()
+            try:
+                await s.explain(replace(explain_job("a1", seed=21), share="A"))
+            finally:
+                worker.release()
+                await asyncio.gather(blocker, mine)
+    assert [job.client for job in worker.explained] == ["a1", "b", "a2", "a3", "a1"]

@@ -99,3 +99,44 @@ async def test_over_its_share_a_client_is_refused_and_worker_refusals_reach_the_
         assert lane.admission.in_flight == 0
     finally:
         await lane.stop()
+
+
+async def test_players_behind_one_share_key_take_one_share_of_the_text_lane() -> None:
+    # Six players from one address (share key "A") queue a text round each behind a batch on the worker; an honest
+    # player from another address ("B") asks for one. Per player the honest round would be the seventh lane, behind
+    # a whole batch of the flood; per share key it takes turns with the address as a whole.
+    batches: list[list[str]] = []
+    gate = asyncio.Event()
+
+    async def run_texts(jobs: list[TextJob]) -> list[TextResult]:
+        batches.append([job.client for job in jobs])
+        await gate.wait()
+        return [result_for(job) for job in jobs]
+
+    async def run_classify(opponent: str, texts: list[list[str]]) -> list[TextClassifyResult]:
+        batches.append(["classify"])
+        return [TextClassifyResult([[1.0]] * len(t), ("x",)) for t in texts]
+
+    unlimited = AdmissionBudget(global_units=1e12, per_client_units=1e12)
+    lane = TextLane(
+        run_texts, run_classify, max_batch=4, max_wait_s=0.01, queue_size=64, timeout_s=5, admission=unlimited
+    )
+    lane.start()
+    try:
+        first = asyncio.create_task(lane.text(TextJob("o", "textfooler", 0.1, seed=0, client="a0", share="A")))
+        await asyncio.sleep(0.05)
+        flood = [
+            asyncio.create_task(lane.text(TextJob("o", "textfooler", 0.1, seed=k, client=f"a{k}", share="A")))
+            for k in range(1, 7)
+        ]
+        honest = asyncio.create_task(lane.text(TextJob("o", "textfooler", 0.1, seed=9, client="b", share="B")))
+        words = asyncio.create_task(lane.classify("o", ["one"], "b2", share="B"))
+        await asyncio.sleep(0.01)
+        gate.set()
+        await asyncio.gather(first, *flood, honest, words)
+    finally:
+        await lane.stop()
+    assert batches[0] == ["a0"]
+    served = [client for batch in batches[1:] for client in batch]
+    assert served.index("b") <= 1 and served.index("classify") <= 3, f"not behind the flood: {batches}"
+    assert served.count("b") == 1 and sum(client.startswith("a") for client in served) == 6

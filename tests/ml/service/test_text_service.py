@@ -18,6 +18,7 @@ from app.ml.service.text_contracts import (
     classify_from_wire,
     classify_result_from_wire,
     classify_result_to_wire,
+    classify_to_wire,
     text_job_from_wire,
     text_job_to_wire,
     text_result_from_wire,
@@ -75,13 +76,17 @@ async def test_text_rounds_show_what_their_condition_says(model_service: StartMo
 
 
 def test_the_text_contracts_survive_the_wire() -> None:
-    job = TextJob("definitions-minilm", "transfer", 0.2, seed=9, condition="random_swap", text_index=4, client="p")
+    job = TextJob(
+        "definitions-minilm", "transfer", 0.2, seed=9, condition="random_swap", text_index=4, client="p", share="s"
+    )
     back = text_job_from_wire(json.loads(json.dumps(text_job_to_wire(job))))
-    assert back == job and back.client == "p"
+    assert back == job and (back.client, back.share, back.lane) == ("p", "s", "s")
     for broken in ({"attack": "pgd"}, {"condition": "noise"}, {"budget": 2.0}, {"seed": "1"}, {"text_index": -5}):
         with pytest.raises(WireError):
             text_job_from_wire({**text_job_to_wire(job), **broken})
-    assert classify_from_wire({"opponent": TFIDF, "texts": ["a b"], "client": "c"}) == (TFIDF, ["a b"], "c")
+    assert classify_from_wire({"opponent": TFIDF, "texts": ["a b"], "client": "c"}) == (TFIDF, ["a b"], "c", "")
+    wire = json.loads(json.dumps(classify_to_wire(TFIDF, ["a b"], "c", "address:10.0.0.7")))
+    assert classify_from_wire(wire) == (TFIDF, ["a b"], "c", "address:10.0.0.7")
     for bad in ({"opponent": TFIDF, "texts": "a b"}, {"opponent": TFIDF, "texts": ["x" * 3000]}, {"texts": ["a"]}):
         with pytest.raises(WireError):
             classify_from_wire(bad)
