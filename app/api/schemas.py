@@ -206,10 +206,18 @@ class EventCreate(BaseModel):
     rounded to whole grey levels); give ``rounds`` or ``time_limit_s`` or neither (the host ends it)."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(max_length=200)
+    # The documented rules, checked by app.game.events.settings (its messages say why): the spec states them too.
+    name: str = Field(
+        max_length=200,
+        description="1 to 80 printable characters (spaces at the ends are dropped)",
+        json_schema_extra={"minLength": 1, "maxLength": 80, "pattern": r"^\S(.{0,78}\S)?$"},
+    )
     pack: str | None = Field(None, max_length=40, description="Data pack; defaults to the first opponent's")
     phases: list[PhaseIn] | None = Field(
-        None, max_length=10, description="Opponent and attack per phase; the host switches with next-phase"
+        None,
+        max_length=10,
+        description="Opponent and attack per phase; the host switches with next-phase",
+        json_schema_extra={"minItems": 1},
     )
     opponent: str | None = Field(None, max_length=60, description="Shortcut for a single phase")
     attack: str | None = Field(None, max_length=40, description="Shortcut for a single phase")

@@ -61,3 +61,22 @@ def test_events_the_spec_allows_with_defaults_left_out_are_created(client: TestC
         if response.status_code != 201:
             refused.append((body, response.status_code, response.json()["detail"]))
     assert refused == [], "the spec allows these events, the server refuses them"
+
+
+EVENTS_REFUSED: list[dict[str, Any]] = [
+    {"name": ""},
+    {"name": "   "},
+    {"name": "x" * 81},
+    {"name": "line\nbreak"},
+    {"name": "Workshop", "phases": []},
+]
+
+
+def test_events_the_server_refuses_for_their_name_or_phases_are_outside_the_spec(client: TestClient) -> None:
+    valid = request_body_validator(client, "/api/v1/events")
+    refused_yet_valid = []
+    for body in EVENTS_REFUSED:
+        assert client.post("/api/v1/events", json=body).status_code == 422, body
+        if valid.is_valid(body):
+            refused_yet_valid.append(body)
+    assert refused_yet_valid == [], "the spec allows these events, the server refuses them"
