@@ -41,6 +41,7 @@ REQUESTS_PER_ROUND = 3  # new round, its image, the answer (benchmarks/players_l
 @dataclass
 class Ceiling:
     web_processes: int
+    generator: str = "httpx"
     latencies_s: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     errors: int = 0
@@ -56,8 +57,35 @@ class Ceiling:
         return sum(n for status, n in self.statuses.items() if not 200 <= status < 300)
 
 
+class RawClient:
+    """One keep-alive HTTP/1.1 connection that sends a GET and reads the status line, headers and a
+    Content-Length body, nothing more: a generator cheaper than httpx, to tell its cost from the server's."""
+
+    def __init__(self, base: str) -> None:
+        url = httpx.URL(base)
+        self.host, self.port = url.host, url.port or 80
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> int:
+        if self.writer is None or self.reader is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        length = next((int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:")), 0)
+        await self.reader.readexactly(length)
+        return int(lines[0].split()[1])
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+
+
 async def closed_loop(
-    bases: list[str], clients: int, path: str, seconds: float, warmup_s: float, account: CpuAccount
+    bases: list[str], clients: int, path: str, seconds: float, warmup_s: float, account: CpuAccount, raw: bool = False
 ) -> Ceiling:
     """``clients`` clients, client i on base i mod N, each sending its next request as soon as the last one came
     back, for ``warmup_s`` (not counted) and then ``seconds``, over which ``account`` counts the CPU."""
@@ -70,18 +98,29 @@ async def closed_loop(
             await stack.enter_async_context(httpx.AsyncClient(base_url=b, limits=limits, timeout=60.0)) for b in bases
         ]
 
+        async def send(http: httpx.AsyncClient, own: RawClient | None) -> int:
+            try:
+                return await own.get(path) if own is not None else (await http.get(path)).status_code
+            except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, ValueError):
+                if own is not None:  # a fresh connection next time
+                    await own.close()
+                    own.writer = own.reader = None
+                return -1
+
         async def client(index: int) -> None:
             http = pools[index % len(pools)]
-            while not done.is_set():
-                started = time.perf_counter()
-                try:
-                    status = (await http.get(path)).status_code
-                except httpx.HTTPError:
-                    status = -1
-                if counting.is_set() and not done.is_set():
-                    result.latencies_s.append(time.perf_counter() - started)
-                    result.statuses[status] += 1
-                    result.errors += status == -1
+            own = RawClient(bases[index % len(bases)]) if raw else None
+            try:
+                while not done.is_set():
+                    started = time.perf_counter()
+                    status = await send(http, own)
+                    if counting.is_set() and not done.is_set():
+                        result.latencies_s.append(time.perf_counter() - started)
+                        result.statuses[status] += 1
+                        result.errors += status == -1
+            finally:
+                if own is not None:
+                    await own.close()
 
         tasks = [asyncio.create_task(client(i)) for i in range(clients)]
         await asyncio.sleep(warmup_s)
@@ -141,7 +180,7 @@ def table(results: list[Ceiling], clients: int, target_ms: float) -> str:
             ],
         )
     )
-    header = ["", *[f"{r.web_processes} web process{'es' if r.web_processes > 1 else ''}" for r in results]]
+    header = ["", *[f"{r.web_processes} web proc., {r.generator} client" for r in results]]
     widths = [max(len(row[0]) for row in rows), *[max(24, len(h)) for h in header[1:]]]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     lines += ["  ".join(c.ljust(w) for c, w in zip([name, *cells], widths, strict=True)) for name, cells in rows]
@@ -170,6 +209,13 @@ def main() -> int:
     parser.add_argument("--web-processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--path", default="/livez")
     parser.add_argument("--target-ms", type=float, default=150.0)
+    parser.add_argument(
+        "--generator",
+        choices=["httpx", "raw", "both"],
+        default="both",
+        help="httpx: the players' load generator (benchmarks/players_load.py); raw: a bare keep-alive HTTP/1.1 client, "
+        "to tell the generator's cost from the server's",
+    )
     args = parser.parse_args()
     if not args.database_url.startswith("postgresql"):
         parser.error("--database-url must be a PostgreSQL URL")
@@ -179,7 +225,7 @@ def main() -> int:
     print(
         f"{args.clients} closed-loop clients, GET {args.path}, {args.seconds:.0f} s per row after {args.warmup:.0f} s"
     )
-    results = []
+    results: list[Ceiling] = []
     with tempfile.TemporaryDirectory(prefix="arena-ceiling-") as tmp:
         with running_model_service(Path(tmp)) as (url, model):
             for count in args.web_processes:
@@ -192,12 +238,17 @@ def main() -> int:
                     }
                     bases = [base for base, _ in servers]
                     load_before = os.getloadavg()
-                    account = CpuAccount(roots, postgres_database=make_url(args.database_url).database)
-                    result = asyncio.run(
-                        closed_loop(bases, args.clients, args.path, args.seconds, args.warmup, account)
-                    )
-                    print(f"{count} web process(es): load average {load_before} -> {os.getloadavg()}")
-                    results.append(result)
+                    for generator in ["httpx", "raw"] if args.generator == "both" else [args.generator]:
+                        account = CpuAccount(roots, postgres_database=make_url(args.database_url).database)
+                        result = asyncio.run(
+                            closed_loop(
+                                bases, args.clients, args.path, args.seconds, args.warmup, account, generator == "raw"
+                            )
+                        )
+                        result.generator = generator
+                        print(f"{count} web process(es), {generator}: load average {load_before} -> {os.getloadavg()}")
+                        load_before = os.getloadavg()
+                        results.append(result)
     print(table(results, args.clients, args.target_ms))
     return 0
 
