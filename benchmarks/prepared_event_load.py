@@ -34,11 +34,13 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import httpx
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, insert, literal, null, select, true
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,13 +60,52 @@ from app.db.tables import EventRecord, RoundRecord, StockImageRecord  # noqa: E4
 EVENT_EPS = {"eps_min": 4 / 255, "eps_max": 12 / 255}  # five budgets, as a workshop range plays them
 
 
-async def prepared_event(base: str, players: int, rounds: int, timeout_s: float, progress: Progress) -> dict:
+def borrow_stock(database_url: str, from_code: str, to_code: str, count: int) -> int:
+    """Give the event ``to_code`` ``count`` stock images copied from those prepared for ``from_code`` (the same
+    settings, hence the same keys), the same ones again once each has been copied: for a run whose own preparation
+    would take longer than there is time for. How many images the event holds then."""
+    engine = create_engine(sync_url(database_url))
+    table = StockImageRecord.__table__
+    try:
+        with engine.begin() as conn:
+            source_id, target_id = (
+                conn.scalar(select(EventRecord.id).where(EventRecord.code == code)) for code in (from_code, to_code)
+            )
+            available = conn.scalar(select(func.count()).select_from(table).where(table.c.event_id == source_id))
+            if not available:
+                raise RuntimeError(f"event {from_code} has no stock to borrow")
+            copies = func.generate_series(1, -(-count // available)).table_valued("n").render_derived(name="copies")
+            replaced = {"event_id": literal(target_id), "made_at": func.now(), "claimed_at": null()}
+            names = [column.name for column in table.columns if column.name != "id"]
+            chosen = (
+                select(*(replaced.get(name, table.c[name]) for name in names))
+                .select_from(table.join(copies, true()))
+                .where(table.c.event_id == source_id)
+                .order_by(copies.c.n, table.c.id)
+                .limit(count)
+            )
+            conn.execute(insert(table).from_select(names, chosen))
+            return int(conn.scalar(select(func.count()).select_from(table).where(table.c.event_id == target_id)) or 0)
+    finally:
+        engine.dispose()
+
+
+async def prepared_event(
+    base: str,
+    players: int,
+    rounds: int,
+    timeout_s: float,
+    progress: Progress,
+    borrow: Callable[[str], object] | None = None,
+) -> dict:
     """Create the event and wait until its stock is made (still in the lobby); its code, host token and
     preparation time."""
     async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(60.0)) as client:
         body = {"name": "Prepared load", "rounds": rounds, "expected_players": players, **EVENT_EPS}
         created = (await client.post("/api/v1/events", json=body)).raise_for_status().json()
         started = time.perf_counter()
+        if borrow is not None:
+            created["borrowed"] = await asyncio.to_thread(borrow, created["code"])
         task = progress.add_task("preparing", total=players * rounds)
         while True:
             state = (await client.get(f"/api/v1/events/{created['code']}")).raise_for_status().json()
@@ -134,6 +175,12 @@ def main() -> int:
     )
     parser.add_argument("--event-file", type=Path, help="the prepared event's code and host token (kept or reused)")
     parser.add_argument("--prepare-only", action="store_true", help="prepare the event and stop (needs --event-file)")
+    parser.add_argument(
+        "--borrow-stock-from",
+        type=Path,
+        help="an --event-file of an event prepared in this database with the same settings: the new event's stock "
+        "is copied from its images (repeating them as needed) instead of made, and no web process prepares",
+    )
     args = parser.parse_args()
     if not args.database_url.startswith("postgresql"):
         parser.error("--database-url must be a PostgreSQL URL (postgresql://user@127.0.0.1:5432/db)")
@@ -151,6 +198,11 @@ def main() -> int:
         event = json.loads(args.event_file.read_text())
     with tempfile.TemporaryDirectory(prefix="arena-prepared-") as tmp, contextlib.ExitStack() as stack:
         env: dict[str, str] = {}
+        borrow = None
+        if args.borrow_stock_from is not None:
+            lender = json.loads(args.borrow_stock_from.read_text())["code"]
+            borrow = partial(borrow_stock, args.database_url, lender, count=args.players * args.rounds)
+            env["ARENA_STOCK_INTERVAL_S"] = "0"
         model_health_url = None
         roots: dict[str, list[int]] = {"load generator": [os.getpid()]}
         if placement == "process":
@@ -164,11 +216,15 @@ def main() -> int:
         roots["web processes"] = [process.pid for _, process in servers]
         with progress_bars() as progress:
             if event is None:
-                event = asyncio.run(prepared_event(bases[0], args.players, args.rounds, args.prepare_timeout, progress))
-                made = args.players * args.rounds
-                print(
-                    f"prepared {made} images in {event['prepare_s']:.1f} s = {made / event['prepare_s']:.1f} images/s"
+                event = asyncio.run(
+                    prepared_event(bases[0], args.players, args.rounds, args.prepare_timeout, progress, borrow)
                 )
+                made = args.players * args.rounds
+                if "borrowed" in event:
+                    print(f"stock: {event['borrowed']} images copied from event {lender}'s, none made")
+                else:
+                    rate = made / event["prepare_s"]
+                    print(f"prepared {made} images in {event['prepare_s']:.1f} s = {rate:.1f} images/s")
                 if args.event_file is not None:
                     args.event_file.write_text(json.dumps(event))
             if args.prepare_only:
