@@ -39,6 +39,7 @@ from sqlalchemy import create_engine, func, select
 
 from app.db.session import sync_url
 from app.db.tables import AnswerRecord, RoundRecord
+from benchmarks.bare_http import BareConnection
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -240,7 +241,7 @@ def running_model_service(workdir: Path, torch_threads: int = 1, startup_timeout
 
 
 async def play(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient | BareConnection,
     result: LevelResult,
     index: int,
     rounds: int,
@@ -316,6 +317,7 @@ async def run_level(
     progress: Progress,
     event_code: str | None = None,
     model_health_url: str | None = None,
+    bare: bool = False,
 ) -> LevelResult:
     """``players`` players with no pause, ``rounds`` rounds each. With several base URLs (web processes on one
     database) player i plays on base i mod N, as a round-robin load balancer would place them; ``model_health_url``
@@ -338,10 +340,15 @@ async def run_level(
         started = time.perf_counter()
 
         async def guarded(index: int) -> None:
+            # bare: each player on a connection of its own (benchmarks/bare_http.py), the generator's CPU cut tenfold
+            own = BareConnection(bases[index % len(bases)]) if bare else None
             try:
-                await play(clients[index % len(clients)], result, index, rounds, progress, task, event_code)
+                await play(own or clients[index % len(clients)], result, index, rounds, progress, task, event_code)
             except httpx.HTTPError as error:
                 result.errors.append(f"player {index}: {type(error).__name__}: {error}")
+            finally:
+                if own is not None:
+                    await own.close()
 
         try:
             await asyncio.wait_for(asyncio.gather(*(guarded(i) for i in range(players))), timeout_s)

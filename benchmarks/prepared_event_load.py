@@ -173,6 +173,14 @@ def main() -> int:
         help="inprocess: torch in each web server; process: one `arena modelsvc` for all of them (the default with "
         "--web-processes above 1, and the only choice there)",
     )
+    parser.add_argument(
+        "--client",
+        choices=["httpx", "bare"],
+        default="httpx",
+        help="the players' HTTP client: httpx, or a bare keep-alive HTTP/1.1 connection each "
+        "(benchmarks/bare_http.py), "
+        "a tenth of httpx's CPU per request on the cores the server needs",
+    )
     parser.add_argument("--event-file", type=Path, help="the prepared event's code and host token (kept or reused)")
     parser.add_argument("--prepare-only", action="store_true", help="prepare the event and stop (needs --event-file)")
     parser.add_argument(
@@ -192,7 +200,10 @@ def main() -> int:
     if args.prepare_only and args.event_file is None:
         parser.error("--prepare-only keeps the event in --event-file")
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {machine()}; load {os.getloadavg()}")
-    print(f"{args.web_processes} web process(es), model service {placement}; {args.players} x {args.rounds}")
+    print(
+        f"{args.web_processes} web process(es), model service {placement}; {args.players} x {args.rounds}; "
+        f"{args.client} client"
+    )
     event: dict | None = None
     if args.event_file is not None and args.event_file.exists():
         event = json.loads(args.event_file.read_text())
@@ -242,6 +253,7 @@ def main() -> int:
                     progress,
                     event_code=event["code"],
                     model_health_url=model_health_url,
+                    bare=args.client == "bare",
                 )
             )
             account.stop()
