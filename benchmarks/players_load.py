@@ -39,6 +39,7 @@ from sqlalchemy import create_engine, func, select
 
 from app.db.session import sync_url
 from app.db.tables import AnswerRecord, RoundRecord
+from benchmarks.bare_http import BareConnection
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,6 +64,7 @@ class LevelResult:
     lost: int = -1  # acknowledged answers the database does not hold
     batches: int = 0
     jobs: int = 0
+    pool_made: int = 0  # of ``jobs``: made by the ready-round pool in the background, for no player of this level
 
     @property
     def non_2xx(self) -> int:
@@ -119,6 +121,22 @@ def running_server(
 ) -> Iterator[str]:
     """`arena serve` on 127.0.0.1 and a free port, on ``database_url`` (migrated at start); yields its base URL.
     Start-up (loading the opponent, finding its eligible test images) took over 120 s at load average 15."""
+    with running_server_process(database_url, workdir, torch_threads, startup_timeout_s, **env_extra) as (base, _):
+        yield base
+
+
+@contextlib.contextmanager
+def running_server_process(
+    database_url: str,
+    workdir: Path,
+    torch_threads: int = 1,
+    startup_timeout_s: float = 300.0,
+    migrate: bool = True,
+    name: str = "server",
+    **env_extra: str,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``running_server``, yielding the process too (for its pid); ``migrate=False`` for every web process but the
+    first on one database, as a deployment's replicas start after its migrate job."""
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -131,14 +149,11 @@ def running_server(
     )
     # Load only the opponent rounds are played against (ARENA_OPPONENTS=auto would load every checkpoint).
     env.setdefault("ARENA_OPPONENTS", env.get("ARENA_OPPONENT", "fashion-cnn"))
-    log_path = workdir / "server.log"
+    log_path = workdir / f"{name}-{port}.log"
+    command = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            command + ([] if migrate else ["--no-migrate"]), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         base = f"http://127.0.0.1:{port}"
         try:
@@ -154,7 +169,7 @@ def running_server(
                         f"server not healthy after {startup_timeout_s:.0f} s:\n{log_path.read_text()[-4000:]}"
                     )
                 time.sleep(0.25)
-            yield base
+            yield base, server
         finally:
             server.terminate()
             try:
@@ -163,9 +178,28 @@ def running_server(
                 server.kill()
                 server.wait()
             # The server's side of any 5xx, after the temporary folder is gone (one file per run: others use this too).
-            kept = Path(tempfile.gettempdir()) / f"players_load_server_{os.getpid()}_{port}.log"
+            kept = Path(tempfile.gettempdir()) / f"players_load_{name}_{os.getpid()}_{port}.log"
             shutil.copyfile(log_path, kept)
             print(f"server log: {kept}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def running_web_processes(
+    database_url: str, workdir: Path, count: int, torch_threads: int = 1, **env_extra: str
+) -> Iterator[list[tuple[str, subprocess.Popen[bytes]]]]:
+    """``count`` `arena serve` processes on their own loopback ports, sharing ``database_url``: the first migrates
+    it, the others start once it is healthy. Yields each one's base URL and process."""
+    with contextlib.ExitStack() as stack:
+        first = stack.enter_context(
+            running_server_process(database_url, workdir, torch_threads, name="web0", **env_extra)
+        )
+        others = [
+            stack.enter_context(
+                running_server_process(database_url, workdir, torch_threads, migrate=False, name=f"web{n}", **env_extra)
+            )
+            for n in range(1, count)
+        ]
+        yield [first, *others]
 
 
 @contextlib.contextmanager
@@ -207,7 +241,7 @@ def running_model_service(workdir: Path, torch_threads: int = 1, startup_timeout
 
 
 async def play(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient | BareConnection,
     result: LevelResult,
     index: int,
     rounds: int,
@@ -256,33 +290,73 @@ async def play(
         progress.advance(task)
 
 
+def model_counts(health: dict) -> tuple[int, int, int]:
+    """(batches run, images made, images the ready-round pool made) from a web process's /healthz "model" part, or
+    from `arena modelsvc`'s own /v1/health (no pool there)."""
+    counters = health.get("remote", health)  # behind a remote model service, its counters are the remote's
+    pool = health.get("pool", {})
+    return int(counters.get("batches_run", 0)), int(counters.get("jobs_run", 0)), int(pool.get("made", 0))
+
+
+async def model_totals(clients: list[httpx.AsyncClient], model_health_url: str | None) -> tuple[int, int, int]:
+    """``model_counts`` over the web processes; one model service's counters when they share it."""
+    counts = [model_counts((await client.get("/healthz")).json()["model"]) for client in clients]
+    pool_made = sum(made for _, _, made in counts)
+    if model_health_url is not None:
+        async with httpx.AsyncClient(timeout=30) as client:
+            batches, jobs, _ = model_counts((await client.get(model_health_url)).json())
+        return batches, jobs, pool_made
+    return sum(batches for batches, _, _ in counts), sum(jobs for _, jobs, _ in counts), pool_made
+
+
 async def run_level(
-    base: str, players: int, rounds: int, timeout_s: float, progress: Progress, event_code: str | None = None
+    base: str | list[str],
+    players: int,
+    rounds: int,
+    timeout_s: float,
+    progress: Progress,
+    event_code: str | None = None,
+    model_health_url: str | None = None,
+    bare: bool = False,
 ) -> LevelResult:
+    """``players`` players with no pause, ``rounds`` rounds each. With several base URLs (web processes on one
+    database) player i plays on base i mod N, as a round-robin load balancer would place them; ``model_health_url``
+    is the shared model service's /v1/health, whose counters then count once."""
+    bases = [base] if isinstance(base, str) else base
     result = LevelResult(players=players, rounds_per_player=rounds)
     # Idle connections expire on our side before uvicorn's 5 s keep-alive closes them, so a transport error is the
     # server's doing, not a race with its keep-alive timer. (After an unhandled exception uvicorn closes the
     # connection although the 500 it sent did not say `Connection: close`: the next request on it gets ReadError.)
     limits = httpx.Limits(max_connections=players + 10, max_keepalive_connections=players + 10, keepalive_expiry=2.0)
     task = progress.add_task(f"{players} players", total=players * rounds)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=httpx.Timeout(120.0)) as client:
-        before = (await client.get("/healthz")).json()["model"]
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(120.0))
+            )
+            for url in bases
+        ]
+        before = await model_totals(clients, model_health_url)
         started = time.perf_counter()
 
         async def guarded(index: int) -> None:
+            # bare: each player on a connection of its own (benchmarks/bare_http.py), the generator's CPU cut tenfold
+            own = BareConnection(bases[index % len(bases)]) if bare else None
             try:
-                await play(client, result, index, rounds, progress, task, event_code)
+                await play(own or clients[index % len(clients)], result, index, rounds, progress, task, event_code)
             except httpx.HTTPError as error:
                 result.errors.append(f"player {index}: {type(error).__name__}: {error}")
+            finally:
+                if own is not None:
+                    await own.close()
 
         try:
             await asyncio.wait_for(asyncio.gather(*(guarded(i) for i in range(players))), timeout_s)
         except TimeoutError:
             result.timed_out = True
         result.elapsed_s = time.perf_counter() - started
-        after = (await client.get("/healthz")).json()["model"]
-    result.batches = int(after.get("batches_run", 0)) - int(before.get("batches_run", 0))
-    result.jobs = int(after.get("jobs_run", 0)) - int(before.get("jobs_run", 0))
+        after = await model_totals(clients, model_health_url)
+    result.batches, result.jobs, result.pool_made = (a - b for a, b in zip(after, before, strict=True))
     progress.remove_task(task)
     return result
 
@@ -329,7 +403,8 @@ def report(result: LevelResult) -> str:
         f"{percentile(result.answer_s, 0.95) * ms:.0f} / {percentile(result.answer_s, 0.99) * ms:.0f}",
         f"  non-2xx replies: {result.non_2xx} ({statuses}); 5xx: {result.server_errors}; "
         f"transport errors: {len(result.errors)}",
-        f"  model service: {result.jobs} images in {result.batches} batches (mean batch {mean_batch:.1f})",
+        f"  model service: {result.jobs} images in {result.batches} batches (mean batch {mean_batch:.1f}), "
+        f"{result.pool_made} of them the ready-round pool's background refills",
         f"  database: {result.answers_in_db} answers and {result.rounds_in_db} rounds from these players; "
         f"{result.answers_acked} acknowledged, {result.lost} of them missing: "
         + ("OK" if result.lost == 0 and result.answers_in_db == result.answers_acked else "MISMATCH"),
