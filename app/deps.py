@@ -33,15 +33,18 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
                 await session.rollback()
 
 
-def get_settings_dep(request: Request) -> Settings:
+# The dependencies below only read app.state or the request: async, because FastAPI runs a plain ``def`` dependency
+# in its thread pool, a thread hop per dependency per request (benchmarks/RESULTS.md, "Prepared rounds: per-request
+# cost").
+async def get_settings_dep(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
 
-def get_model_service(request: Request) -> ModelService:
+async def get_model_service(request: Request) -> ModelService:
     return cast(ModelService, request.app.state.model_service)
 
 
-def get_hub(request: Request) -> EventHub:
+async def get_hub(request: Request) -> EventHub:
     return cast(EventHub, request.app.state.hub)
 
 
@@ -76,7 +79,7 @@ def stripped_token(credentials: HTTPAuthorizationCredentials | None) -> str | No
     return token or None
 
 
-def host_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(host_bearer)]) -> str | None:
+async def host_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(host_bearer)]) -> str | None:
     return stripped_token(credentials)
 
 
@@ -85,7 +88,7 @@ admin_bearer = HTTPBearer(
 )
 
 
-def admin_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_bearer)]) -> str | None:
+async def admin_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_bearer)]) -> str | None:
     return stripped_token(credentials)
 
 
@@ -98,7 +101,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 ServiceDep = Annotated[ModelService, Depends(get_model_service)]
 
 
-def is_htmx(request: Request) -> bool:
+async def is_htmx(request: Request) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 

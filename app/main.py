@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -51,6 +50,7 @@ from app.web.paint import router as web_paint_router
 from app.web.policy import router as web_policy_router
 from app.web.routes import render
 from app.web.routes import router as web_router
+from app.web.security_headers import SecurityHeaders
 from app.web.session_cookie import session_cookies
 from app.web.stats import router as web_stats_router
 from app.web.templating import STATIC_DIR, build_templates
@@ -69,16 +69,6 @@ def default_cloak_service(settings: Settings) -> CloakService:
         with_transfer=settings.cloak_transfer,
         natural_dir=settings.natural_dir,
         device=settings.device,
-    )
-
-
-def security_headers(response: Response) -> None:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
     )
 
 
@@ -140,12 +130,7 @@ def create_app(
     relay = None if settings.is_sqlite else NotifyChannel(settings.live_database_url or settings.database_url)
     app.state.hub = EventHub(relay)
     app.add_middleware(session_cookies, settings=settings)  # off loopback never the built-in key (session_cookie.py)
-
-    @app.middleware("http")
-    async def add_security_headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        security_headers(response)
-        return response
+    app.add_middleware(SecurityHeaders)  # outside the session cookies: on every response, errors included
 
     @app.exception_handler(ArenaError)
     async def arena_error(request: Request, error: ArenaError) -> Response:

@@ -49,8 +49,25 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: cast(dict[str, Any], ERRORS[code]) for code in codes}
 
 
+# The URLs a round's replies carry, built as url_for builds them but without it: url_for walks every route of the
+# app until one matches, 3% of a prepared event's request time (benchmarks/RESULTS.md, "Prepared rounds: where the
+# time goes"). tests/api/test_api_contract.py checks them against url_for.
+ROUND_IMAGE_PATH = "/rounds/{round_id}/{kind}.png"  # app/web/routes.round_image
+ANSWER_PATH = "/rounds/{round_id}/answer"  # answer_round below
+
+
+def absolute_url(request: Request, path: str) -> str:
+    """``path`` (from the app's root) as an absolute URL on the request's base, as ``request.url_for`` gives it."""
+    return str(request.base_url).rstrip("/") + path
+
+
 def image_urls(request: Request, round_id: str) -> dict[str, str]:
-    return {kind: str(request.url_for("round_image", round_id=round_id, kind=kind)) for kind in play.IMAGE_KINDS}
+    base = str(request.base_url).rstrip("/")
+    return {kind: base + ROUND_IMAGE_PATH.format(round_id=round_id, kind=kind) for kind in play.IMAGE_KINDS}
+
+
+def answer_url(request: Request, round_id: str) -> str:
+    return absolute_url(request, router.prefix + ANSWER_PATH.format(round_id=round_id))
 
 
 @router.post(
@@ -103,7 +120,7 @@ async def create_round(
         norm=record.norm,
         eps=record.eps,
         eps_text=budget_text(record.norm, record.eps, record.attack_params),
-        answer_url=str(request.url_for("answer_round", round_id=record.id)),
+        answer_url=answer_url(request, record.id),
     )
 
 
@@ -142,7 +159,7 @@ def answer_out(request: Request, view: play.RoundView, player: PlayerRecord, sco
 
 
 @router.post(
-    "/rounds/{round_id}/answer",
+    ANSWER_PATH,
     response_model=AnswerOut | AnswerLocked,
     responses=errors(401, 404, 409, 422),
 )

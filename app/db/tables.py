@@ -194,6 +194,9 @@ class PlayerRecord(Base):
     level: Mapped[int] = mapped_column(Integer, default=0)
 
     rounds: Mapped[list[RoundRecord]] = relationship(back_populates="player")
+    # Read only with the player (app/game/players.player_by_token), so that the session holds the event for the
+    # request's next steps; never loaded on access.
+    event: Mapped[EventRecord | None] = relationship(viewonly=True, lazy="raise")
 
 
 class RoundRecord(AttackedImage, Base):

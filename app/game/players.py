@@ -8,6 +8,7 @@ import uuid
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import contains_eager
 
 from app import messages
 from app.db.tables import PlayerRecord
@@ -47,7 +48,14 @@ async def create_player(session: AsyncSession, *, nickname: str) -> tuple[Player
 
 
 async def player_by_token(session: AsyncSession, token: str) -> PlayerRecord:
-    player = await session.scalar(select(PlayerRecord).where(PlayerRecord.token_hash == hash_token(token)))
+    """The token's player, with their event (if any) read in the same statement: nearly every request that signs in
+    by token reads the event next (a new event round, an answer's event check) and then finds it in the session."""
+    player = await session.scalar(
+        select(PlayerRecord)
+        .outerjoin(PlayerRecord.event)
+        .options(contains_eager(PlayerRecord.event))
+        .where(PlayerRecord.token_hash == hash_token(token))
+    )
     if player is None:
         raise Unauthorized(messages.TOKEN_INVALID)
     return player

@@ -207,3 +207,36 @@ def test_attack_catalog_lists_every_attack_with_its_parameters(client: TestClien
     assert len(pgd["explanation"]) > 80, "a plain-words paragraph for the reveal"
     assert attacks["hopskipjump"]["playable_in_rounds"] is True and attacks["cw"]["norm"] == "l2"
     assert "fashion-cnn" in attacks["hopskipjump"]["playable_against"]
+
+
+def test_round_urls_are_those_url_for_builds_behind_a_root_path_too(client: TestClient) -> None:
+    """The round replies build their URLs without url_for (it walks every route): the same URLs it gives."""
+    for base, root_path in (("http://testserver", ""), ("https://arena.example:8443", "/arena")):
+        browser = TestClient(client.app, base_url=base, root_path=root_path)
+        browser.portal = client.portal  # the running app's event loop, where its model service lives
+        player = new_player(browser)
+        round_ = new_round(browser, player)
+        app = client.app
+        expected = {
+            kind: str(
+                app.url_path_for("round_image", round_id=round_["round_id"], kind=kind).make_absolute_url(
+                    f"{base}{root_path}/"
+                )
+            )
+            for kind in ("adversarial", "original", "perturbation")
+        }
+        assert round_["image_url"] == expected["adversarial"]
+        answer_url = app.url_path_for("answer_round", round_id=round_["round_id"]).make_absolute_url(
+            f"{base}{root_path}/"
+        )
+        assert round_["answer_url"] == str(answer_url)
+        reveal = browser.post(
+            round_["answer_url"].removeprefix(base + root_path), headers=auth(player), json={"choice": "Bag"}
+        )
+        assert reveal.status_code == 200, reveal.text
+        urls = reveal.json()
+        assert (urls["original_url"], urls["adversarial_url"], urls["perturbation_url"]) == (
+            expected["original"],
+            expected["adversarial"],
+            expected["perturbation"],
+        )
