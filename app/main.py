@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app import messages
@@ -161,6 +162,16 @@ def create_app(
         # Every connection is in use (a crowd on saturated cores): nothing was written for this request, so it is
         # safe to ask the client to retry, as when the model service is busy, rather than fail with a 500.
         logger.warning("database pool exhausted: %s", error)
+        return await arena_error(request, DatabaseBusy(messages.DATABASE_BUSY))
+
+    @app.exception_handler(OperationalError)
+    async def database_refused(request: Request, error: OperationalError) -> Response:
+        # No statement means the database refused the connection itself (PostgreSQL at max_connections, restarting,
+        # unreachable): nothing was written, so the client may retry, as for a full pool. A failure during a
+        # statement may have written something and stays a 500.
+        if error.statement is not None:
+            raise error
+        logger.warning("database refused a connection: %s", error.orig)
         return await arena_error(request, DatabaseBusy(messages.DATABASE_BUSY))
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

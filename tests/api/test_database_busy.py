@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app import messages
+from app.db.session import open_database
 from tests.helpers import auth, new_player
 
 
@@ -32,6 +36,30 @@ def test_an_exhausted_pool_answers_503_with_retry_after(client: TestClient) -> N
         page = client.get("/leaderboard", headers={"accept": "text/html"})
     finally:
         database.sessionmaker = real
+    assert api.status_code == 503 and api.headers["retry-after"] == "2"
+    assert api.json()["detail"] == messages.DATABASE_BUSY
+    assert page.status_code == 503 and "try again" in page.text
+    assert client.post("/api/v1/rounds", headers=auth(player)).status_code == 201, "back to normal afterwards"
+
+
+def test_a_database_that_refuses_connections_answers_503_not_500(client: TestClient, tmp_path: Path) -> None:
+    """PostgreSQL at max_connections refuses at connect ("too many clients"): nothing was written, so 503 + retry."""
+    database = client.app.state.database
+    player = new_player(client)
+    real_url = database.engine.url
+    if real_url.get_backend_name() == "sqlite":
+        refusing_url = f"sqlite+aiosqlite:///{tmp_path}"  # a folder: SQLite cannot open it
+    else:  # a database that does not exist: the server answers FATAL at connect, as it does when it is full
+        refusing_url = make_url(str(real_url)).set(database="arena_no_such_database").render_as_string(False)
+    refusing = open_database(refusing_url)
+    real = database.sessionmaker
+    database.sessionmaker = refusing.sessionmaker
+    try:
+        api = client.post("/api/v1/rounds", headers=auth(player))
+        page = client.get("/leaderboard", headers={"accept": "text/html"})
+    finally:
+        database.sessionmaker = real
+        client.portal.call(refusing.dispose)  # type: ignore[union-attr]
     assert api.status_code == 503 and api.headers["retry-after"] == "2"
     assert api.json()["detail"] == messages.DATABASE_BUSY
     assert page.status_code == 503 and "try again" in page.text
