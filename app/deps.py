@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
+from types import MappingProxyType
 from typing import Annotated, cast
 
 from fastapi import Depends, Header, Request
@@ -110,6 +111,10 @@ HxRequest = Annotated[bool, Depends(is_htmx)]
 
 def csrf_token(request: Request) -> str:
     token = request.session.get("csrf")
+    if not token and isinstance(request.session, MappingProxyType):
+        # A request the session middleware skipped (a round image, say: app/web/session_cookie.py) has no session to
+        # keep a token in; the error page it may get has no form to protect.
+        return ""
     if not token:
         token = secrets.token_urlsafe(24)
         request.session["csrf"] = token

@@ -11,6 +11,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from app import messages
 from app.db.session import open_database
 from tests.helpers import auth, new_player
+from tests.web.events.builders import swap_cookies
 
 
 class ExhaustedPool:
@@ -64,3 +65,21 @@ def test_a_database_that_refuses_connections_answers_503_not_500(client: TestCli
     assert api.json()["detail"] == messages.DATABASE_BUSY
     assert page.status_code == 503 and "try again" in page.text
     assert client.post("/api/v1/rounds", headers=auth(player)).status_code == 201, "back to normal afterwards"
+
+
+def test_a_round_image_without_a_session_gets_the_busy_page_not_a_500(client: TestClient) -> None:
+    """A round image skips the session middleware; its error page, as HTML for a client that asks none in particular,
+    must not try to keep a form token in the session it does not have."""
+    player = new_player(client)
+    created = client.post("/api/v1/rounds", headers=auth(player)).json()
+    jar = swap_cookies(client, [])
+    database = client.app.state.database
+    real = database.sessionmaker
+    database.sessionmaker = ExhaustedPool()
+    try:
+        image = client.get(created["image_url"], headers={"accept": "text/html"})
+    finally:
+        database.sessionmaker = real
+        swap_cookies(client, jar)
+    assert image.status_code == 503 and image.headers["retry-after"] == "2"
+    assert "try again" in image.text
