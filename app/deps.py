@@ -111,7 +111,8 @@ HxRequest = Annotated[bool, Depends(is_htmx)]
 
 def csrf_token(request: Request) -> str:
     token = request.session.get("csrf")
-    if not token and isinstance(request.session, MappingProxyType):
+    session: object = request.session  # typed as a dict by Starlette; the skipped requests' one is read-only
+    if not token and isinstance(session, MappingProxyType):
         # A request the session middleware skipped (a round image, say: app/web/session_cookie.py) has no session to
         # keep a token in; the error page it may get has no form to protect.
         return ""
