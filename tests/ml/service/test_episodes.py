@@ -183,8 +183,8 @@ def fake_result(job: EpisodeJob) -> EpisodeResult:
     )
 
 
-@pytest.mark.anyio
-async def test_the_lane_is_bounded_takes_turns_and_holds_each_client_to_one_episode() -> None:
+def held_lane(*, capacity: int) -> tuple[EpisodeLane, asyncio.Event, list[str]]:
+    """A lane whose episodes record their client, then wait for the gate: the test decides when the worker frees."""
     gate = asyncio.Event()
     order: list[str] = []
 
@@ -193,7 +193,12 @@ async def test_the_lane_is_bounded_takes_turns_and_holds_each_client_to_one_epis
         await gate.wait()
         return fake_result(job)
 
-    lane = EpisodeLane(compute, capacity=3, timeout_s=5.0)
+    return EpisodeLane(compute, capacity=capacity, timeout_s=5.0), gate, order
+
+
+@pytest.mark.anyio
+async def test_the_lane_is_bounded_takes_turns_and_holds_each_client_to_one_episode() -> None:
+    lane, gate, order = held_lane(capacity=3)
     first = asyncio.create_task(lane.run(EpisodeJob(client="a")))
     await asyncio.sleep(0)
     with pytest.raises(ServiceBusy):  # a's second episode while its first is in the lane
@@ -240,15 +245,7 @@ async def test_players_behind_one_share_key_take_one_share_of_the_episode_lane()
     # Three players from one address (share "A") queue an episode each behind one of theirs on the worker; a player
     # from another address ("B") asks for one last. In arrival order it would wait for all three; taking turns by
     # share key, it runs next, the address's turn being the one that just ended.
-    gate = asyncio.Event()
-    order: list[str] = []
-
-    async def compute(job: EpisodeJob) -> EpisodeResult:
-        order.append(job.client)
-        await gate.wait()
-        return fake_result(job)
-
-    lane = EpisodeLane(compute, capacity=8, timeout_s=5.0)
+    lane, gate, order = held_lane(capacity=8)
     first = asyncio.create_task(lane.run(EpisodeJob(client="a0", share="A")))
     await asyncio.sleep(0)
     flood = [asyncio.create_task(lane.run(EpisodeJob(client=f"a{k}", share="A"))) for k in (1, 2, 3)]
@@ -263,15 +260,7 @@ async def test_players_behind_one_share_key_take_one_share_of_the_episode_lane()
 
 @pytest.mark.anyio
 async def test_a_caller_that_leaves_while_waiting_for_its_turn_passes_it_on() -> None:
-    gate = asyncio.Event()
-    order: list[str] = []
-
-    async def compute(job: EpisodeJob) -> EpisodeResult:
-        order.append(job.client)
-        await gate.wait()
-        return fake_result(job)
-
-    lane = EpisodeLane(compute, capacity=8, timeout_s=5.0)
+    lane, gate, order = held_lane(capacity=8)
     first = asyncio.create_task(lane.run(EpisodeJob(client="a", share="A")))
     await asyncio.sleep(0)
     leaving = asyncio.create_task(lane.run(EpisodeJob(client="b", share="B")))
